@@ -1,0 +1,84 @@
+//! Network egress: the step's `net` grant, as `host:port` pairs.
+//!
+//! The plugin may open TCP connections only to the addresses the granted hosts
+//! resolve to (resolved once, when the step starts), and only on the granted ports.
+//! UDP and listening sockets are never allowed. Native programs are held to the granted
+//! ports by Landlock, and run in a network namespace of their own (no network at all)
+//! when the step has no `net` grant.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::capabilities::logs::{Source, StepLog};
+use crate::config::NetGrant;
+
+/// Resolved network grants.
+#[derive(Debug, Clone, Default)]
+pub struct NetAccess {
+    grants: Vec<NetGrant>,
+    addrs: Arc<Vec<SocketAddr>>,
+}
+
+impl NetAccess {
+    /// Resolve every granted host now; a host that does not resolve is noted in the log.
+    pub fn resolve(grants: &[NetGrant], log: &StepLog) -> NetAccess {
+        let mut addrs = Vec::new();
+        for g in grants {
+            match (g.host.as_str(), g.port).to_socket_addrs() {
+                Ok(found) => addrs.extend(found),
+                Err(e) => log.line(Source::Runner, &format!("net grant {g} does not resolve: {e}")),
+            }
+        }
+        NetAccess { grants: grants.to_vec(), addrs: Arc::new(addrs) }
+    }
+
+    /// Whether the step has any network grant.
+    pub fn any(&self) -> bool {
+        !self.grants.is_empty()
+    }
+
+    /// The granted ports (for confining native programs).
+    pub fn ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self.grants.iter().map(|g| g.port).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// Let the plugin connect to granted addresses only; denials are logged with the
+    /// grant that would have allowed them.
+    pub fn apply(&self, wasi: &mut WasiCtxBuilder, log: &StepLog) {
+        if !self.any() {
+            // wasmtime-wasi denies every socket by default.
+            return;
+        }
+        wasi.allow_tcp(true);
+        wasi.allow_udp(false);
+        wasi.allow_ip_name_lookup(true);
+        let addrs = self.addrs.clone();
+        let log = log.clone();
+        wasi.socket_addr_check(move |addr, use_| {
+            let allowed = match use_ {
+                SocketAddrUse::TcpConnect => addrs.contains(&addr),
+                // `connect` binds implicitly to the wildcard address first.
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            if !allowed {
+                let what = match use_ {
+                    SocketAddrUse::TcpConnect => "TCP connection to",
+                    SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => "listening on",
+                    _ => "UDP traffic with",
+                };
+                log.line(
+                    Source::Runner,
+                    &format!("denied {what} {addr}: not in the step's `net` grant (add \"{addr}\" under [stage.step.grants] net)"),
+                );
+            }
+            Box::pin(async move { allowed })
+        });
+    }
+}

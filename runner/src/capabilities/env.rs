@@ -1,0 +1,31 @@
+//! Environment variables: a step sees only the variables named in its `env` grant,
+//! with the runner's values. The runner's environment is never inherited wholesale.
+
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// The granted variables that are set in the runner's environment.
+#[derive(Debug, Clone, Default)]
+pub struct EnvAccess {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvAccess {
+    /// Take the granted variables from the runner's environment (unset ones are absent).
+    pub fn resolve(granted: &[String]) -> EnvAccess {
+        let vars = granted
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .collect();
+        EnvAccess { vars }
+    }
+
+    /// The variables, as `name`, `value`.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
+    /// Give them to the plugin.
+    pub fn apply(&self, wasi: &mut WasiCtxBuilder) {
+        wasi.envs(&self.vars);
+    }
+}

@@ -1,0 +1,364 @@
+//! The step log: everything a step prints (its WASI stdout and stderr, its `log` and
+//! `progress` calls, and the output of native programs it runs) goes into one log file
+//! per step, with a size cap.
+//!
+//! Once the cap is reached one `[output truncated after N bytes]` marker is written and
+//! the rest is dropped while the step keeps running, so a plugin that floods its output
+//! costs the runner neither memory nor disk beyond the cap.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::events::{Event, EventSink};
+use crate::host::bindings::sluice::plugin::log as wit_log;
+
+/// Default cap of one step's log.
+pub const DEFAULT_LOG_LIMIT: u64 = 16 << 20;
+
+/// Lines kept in memory to show under a failed step.
+const TAIL_LINES: usize = 40;
+
+/// Longest line kept as one; longer ones are split.
+const MAX_LINE: usize = 16 << 10;
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Stdout,
+    Stderr,
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    /// A native program's standard output, through the `process` capability.
+    Exec,
+    /// A native program's standard error.
+    ExecStderr,
+    /// The runner itself (retries, denials, limits).
+    Runner,
+}
+
+impl Source {
+    /// The tag written in front of the line in the log file.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Source::Stdout => "stdout",
+            Source::Stderr => "stderr",
+            Source::Trace => "trace",
+            Source::Debug => "debug",
+            Source::Info => "info",
+            Source::Warn => "warn",
+            Source::Error => "error",
+            Source::Exec => "exec",
+            Source::ExecStderr => "exec:stderr",
+            Source::Runner => "sluice",
+        }
+    }
+}
+
+/// A handle to one step's log; clones share it.
+#[derive(Clone)]
+pub struct StepLog {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+struct LogInner {
+    path: Option<PathBuf>,
+    file: Option<BufWriter<File>>,
+    written: u64,
+    limit: u64,
+    truncated: bool,
+    tail: VecDeque<String>,
+    /// Unfinished last line of each raw output stream.
+    partial: HashMap<Source, Vec<u8>>,
+    events: Option<(EventSink, String, String)>,
+}
+
+impl StepLog {
+    /// A log written to `path` (created, with its folder), capped at `limit` bytes.
+    /// Lines are also sent as [`Event::StepLog`] when `events` is given.
+    pub fn create(path: &Path, limit: u64, events: Option<(EventSink, String, String)>) -> std::io::Result<StepLog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::create(path)?;
+        Ok(StepLog::with_file(Some(path.to_path_buf()), Some(BufWriter::new(file)), limit, events))
+    }
+
+    /// A log that keeps only its tail in memory (used for `describe` calls).
+    pub fn in_memory(limit: u64) -> StepLog {
+        StepLog::with_file(None, None, limit, None)
+    }
+
+    fn with_file(
+        path: Option<PathBuf>,
+        file: Option<BufWriter<File>>,
+        limit: u64,
+        events: Option<(EventSink, String, String)>,
+    ) -> StepLog {
+        StepLog {
+            inner: Arc::new(Mutex::new(LogInner {
+                path,
+                file,
+                written: 0,
+                limit,
+                truncated: false,
+                tail: VecDeque::with_capacity(TAIL_LINES),
+                partial: HashMap::new(),
+                events,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        // A panic while holding the lock cannot leave the log inconsistent in a way
+        // that matters more than losing it; keep logging.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write one complete line.
+    pub fn line(&self, source: Source, text: &str) {
+        self.lock().push_line(source, text);
+    }
+
+    /// Write raw output, split into lines; an unfinished last line waits for more.
+    pub fn output(&self, source: Source, bytes: &[u8]) {
+        let mut inner = self.lock();
+        if inner.truncated {
+            return;
+        }
+        let mut rest = bytes;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let mut line = inner.partial.remove(&source).unwrap_or_default();
+            line.extend_from_slice(&rest[..nl]);
+            rest = &rest[nl + 1..];
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\r').unwrap_or(&text).to_string();
+            inner.push_line(source, &text);
+        }
+        if rest.is_empty() {
+            return;
+        }
+        let partial = inner.partial.entry(source).or_default();
+        partial.extend_from_slice(rest);
+        if partial.len() > MAX_LINE {
+            let line = inner.partial.remove(&source).unwrap_or_default();
+            inner.push_line(source, &String::from_utf8_lossy(&line));
+        }
+    }
+
+    /// Flush unfinished lines and the file.
+    pub fn finish(&self) {
+        let mut inner = self.lock();
+        let mut partial: Vec<(Source, Vec<u8>)> = inner.partial.drain().collect();
+        partial.sort_by_key(|(s, _)| s.tag());
+        for (source, line) in partial {
+            if !line.is_empty() {
+                inner.push_line(source, &String::from_utf8_lossy(&line));
+            }
+        }
+        if let Some(f) = inner.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+
+    /// The last lines written, oldest first.
+    pub fn tail(&self) -> Vec<String> {
+        self.lock().tail.iter().cloned().collect()
+    }
+
+    /// Whether the cap was reached.
+    pub fn truncated(&self) -> bool {
+        self.lock().truncated
+    }
+
+    /// The log file, if this log has one.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.lock().path.clone()
+    }
+
+    /// Send a progress event.
+    pub fn progress(&self, done: u64, total: Option<u64>, message: &str) {
+        let inner = self.lock();
+        if let Some((sink, stage, step)) = &inner.events {
+            sink.send(Event::StepProgress {
+                stage: stage.clone(),
+                step: step.clone(),
+                done,
+                total,
+                message: message.to_string(),
+            });
+        }
+    }
+
+    /// A WASI output stream that writes into this log.
+    pub fn stream(&self, source: Source) -> LogStream {
+        LogStream { log: self.clone(), source }
+    }
+}
+
+impl LogInner {
+    fn push_line(&mut self, source: Source, text: &str) {
+        if self.truncated {
+            return;
+        }
+        let tag = source.tag();
+        let cost = (text.len() + tag.len() + 4) as u64;
+        if self.written + cost > self.limit {
+            self.truncated = true;
+            let marker = format!("[output truncated after {} bytes]", self.written);
+            if let Some(f) = self.file.as_mut() {
+                let _ = writeln!(f, "[sluice] {marker}");
+            }
+            self.remember(marker.clone());
+            self.emit(Source::Runner, &marker);
+            return;
+        }
+        self.written += cost;
+        if let Some(f) = self.file.as_mut() {
+            let _ = writeln!(f, "[{tag}] {text}");
+        }
+        self.remember(format!("[{tag}] {text}"));
+        self.emit(source, text);
+    }
+
+    fn remember(&mut self, line: String) {
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+
+    fn emit(&self, source: Source, text: &str) {
+        if let Some((sink, stage, step)) = &self.events {
+            if sink.wants_log_lines() {
+                sink.send(Event::StepLog {
+                    stage: stage.clone(),
+                    step: step.clone(),
+                    source: source.tag().to_string(),
+                    line: text.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The guest's stdout or stderr, writing into a [`StepLog`].
+pub struct LogStream {
+    log: StepLog,
+    source: Source,
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LogStream { log: self.log.clone(), source: self.source })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LogStream { log: self.log.clone(), source: self.source })
+    }
+}
+
+/// Largest write the guest is invited to make at once.
+const WRITE_PERMIT: usize = 64 << 10;
+
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log.output(self.source, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_PERMIT)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for LogStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.log.output(self.source, buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The `log` import: structured lines and progress from the plugin.
+impl wit_log::Host for crate::host::step::StepState {
+    fn write(&mut self, level: wit_log::Level, message: String, fields: Vec<(String, String)>) {
+        let source = match level {
+            wit_log::Level::Trace => Source::Trace,
+            wit_log::Level::Debug => Source::Debug,
+            wit_log::Level::Info => Source::Info,
+            wit_log::Level::Warn => Source::Warn,
+            wit_log::Level::Error => Source::Error,
+        };
+        if fields.is_empty() {
+            self.log.line(source, &message);
+        } else {
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            self.log.line(source, &format!("{message} {}", fields.join(" ")));
+        }
+    }
+
+    fn progress(&mut self, done: u64, total: Option<u64>, message: String) {
+        self.log.progress(done, total, &message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_split_into_lines_and_capped() {
+        let log = StepLog::in_memory(64);
+        log.output(Source::Stdout, b"hello\nwor");
+        log.output(Source::Stdout, b"ld\n");
+        assert_eq!(log.tail(), vec!["[stdout] hello", "[stdout] world"]);
+        for _ in 0..10 {
+            log.output(Source::Stdout, b"0123456789\n");
+        }
+        assert!(log.truncated());
+        let tail = log.tail();
+        assert!(tail.last().unwrap().starts_with("[output truncated after "), "{tail:?}");
+    }
+}

@@ -1,0 +1,107 @@
+//! What a step may do, one module per capability. Each module owns its state and
+//! limits and turns the step's grants into WASI settings or host-function checks.
+//! Everything not granted is denied.
+//!
+//! - [`files`]: `read` / `write` grants as preopened folders;
+//! - [`env`]: `env` grant;
+//! - [`egress`]: `net` grant for TCP sockets;
+//! - [`exec`]: `exec` grant, the `process` import; [`confine`] confines the programs;
+//! - [`logs`]: the step log (stdout, stderr, `log` import, program output).
+
+pub mod confine;
+pub mod egress;
+pub mod env;
+pub mod exec;
+pub mod files;
+pub mod logs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+use crate::config::{Grants, Step};
+use logs::{Source, StepLog};
+
+/// A grant that cannot be honoured as written.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("`{grant}` grant {}: {reason}", path.display())]
+    Path { grant: &'static str, path: PathBuf, reason: String },
+    #[error("cannot create the step's scratch folder {}: {reason}", path.display())]
+    Scratch { path: PathBuf, reason: String },
+}
+
+/// A step's grants, resolved against the machine once per step.
+#[derive(Clone)]
+pub struct StepSandbox {
+    files: Arc<files::FileAccess>,
+    env: Arc<env::EnvAccess>,
+    net: Arc<egress::NetAccess>,
+    exec: Arc<Vec<String>>,
+    workdir: PathBuf,
+    scratch: PathBuf,
+    allow_unconfined_exec: bool,
+}
+
+impl StepSandbox {
+    /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `scratch` a fresh
+    /// folder private to the step, used as TMPDIR for its programs.
+    pub fn resolve(
+        step: &Step,
+        workdir: PathBuf,
+        scratch: PathBuf,
+        allow_unconfined_exec: bool,
+        log: &StepLog,
+    ) -> Result<StepSandbox, GrantError> {
+        let Grants { read, write, exec, net, env } = &step.grants;
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| GrantError::Scratch { path: scratch.clone(), reason: e.to_string() })?;
+        let scratch = std::fs::canonicalize(&scratch)
+            .map_err(|e| GrantError::Scratch { path: scratch.clone(), reason: e.to_string() })?;
+        Ok(StepSandbox {
+            files: Arc::new(files::FileAccess::resolve(read, write, log)?),
+            env: Arc::new(env::EnvAccess::resolve(env)),
+            net: Arc::new(egress::NetAccess::resolve(net, log)),
+            exec: Arc::new(exec.clone()),
+            workdir,
+            scratch,
+            allow_unconfined_exec,
+        })
+    }
+
+    /// The files capability.
+    pub fn files(&self) -> &files::FileAccess {
+        &self.files
+    }
+
+    /// The WASI context of one attempt: preopens, env, sockets, stdio into `log`.
+    pub fn wasi(&self, log: &StepLog) -> Result<WasiCtx, GrantError> {
+        let mut b = WasiCtxBuilder::new();
+        self.files.preopen(&mut b)?;
+        self.env.apply(&mut b);
+        self.net.apply(&mut b, log);
+        if let Some(cwd) = self.workdir.to_str() {
+            b.initial_cwd(cwd);
+        }
+        b.stdout(log.stream(Source::Stdout));
+        b.stderr(log.stream(Source::Stderr));
+        Ok(b.build())
+    }
+
+    /// The `process` capability of one attempt.
+    pub fn exec(&self, log: &StepLog, deadline: Instant) -> exec::ExecAccess {
+        exec::ExecAccess {
+            granted: self.exec.clone(),
+            files: self.files.clone(),
+            env: self.env.clone(),
+            net: self.net.clone(),
+            workdir: self.workdir.clone(),
+            scratch: self.scratch.clone(),
+            allow_unconfined: self.allow_unconfined_exec,
+            deadline,
+            log: log.clone(),
+        }
+    }
+}

@@ -1,0 +1,707 @@
+//! The pipeline file (`sluice.toml`): parsing it into a [`Pipeline`] and checking
+//! everything that can be checked without running a plugin.
+//!
+//! Every error carries the file, line and column of the offending key, so that a user
+//! can fix the file without guessing. Checks that need a plugin's schema live in
+//! [`crate::validate`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// Default wall-clock limit of a step.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default memory limit of a step (all linear memories of its component together).
+pub const DEFAULT_STEP_MEMORY: u64 = 1 << 30;
+/// Default pause before the first retry; it doubles on each further retry.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A place in a file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePos {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for SourcePos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A problem with the pipeline file, located at a key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{pos}: {message}")]
+pub struct ConfigError {
+    pub pos: SourcePos,
+    pub message: String,
+}
+
+/// All the problems found in a pipeline file; never empty.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineFileError {
+    #[error("cannot read pipeline file {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+/// The source text of a pipeline file, kept to turn byte offsets into line and column.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// Line and column (1-based, column in characters) of a byte offset.
+    pub fn pos(&self, offset: usize) -> SourcePos {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        SourcePos { file: self.path.clone(), line, column }
+    }
+
+    /// An error at a byte offset.
+    pub fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError { pos: self.pos(offset), message: message.into() }
+    }
+
+    /// The byte span of a nested value, following `path` (table keys and array indexes)
+    /// from the document root. Falls back to the deepest value found.
+    pub fn span_of(&self, path: &[PathSegment]) -> Option<std::ops::Range<usize>> {
+        let root = toml::de::DeTable::parse(&self.text).ok()?;
+        let mut span = root.span();
+        let mut table = Some(root.get_ref());
+        let mut value: Option<&toml::de::DeValue<'_>> = None;
+        for seg in path {
+            let next = match (seg, table, value) {
+                (PathSegment::Key(k), Some(t), _) => t.get(k.as_str()),
+                (PathSegment::Key(k), None, Some(v)) => v.get(k.as_str()),
+                (PathSegment::Index(i), _, Some(v)) => v.get(*i),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            span = next.span();
+            value = Some(next.get_ref());
+            table = None;
+        }
+        Some(span)
+    }
+}
+
+/// One step of a path into the TOML document.
+#[derive(Debug, Clone)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// A validated pipeline, ready to plan and run.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    /// Folder of the pipeline file; relative paths are resolved against it.
+    pub dir: PathBuf,
+    pub source: SourceFile,
+    /// Run native programs without Landlock confinement when the kernel lacks it.
+    pub allow_unconfined_exec: bool,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub steps: Vec<Step>,
+}
+
+/// Where a step's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginRef {
+    /// Embedded in the runner: `builtin:<name>`.
+    Builtin(String),
+    /// A `.wasm` component on disk (absolute, resolved against the pipeline folder).
+    File(PathBuf),
+}
+
+impl PluginRef {
+    /// Parse a `uses` value; relative paths are resolved against `base`.
+    pub fn parse(uses: &str, base: &Path) -> PluginRef {
+        match uses.strip_prefix("builtin:") {
+            Some(name) => PluginRef::Builtin(name.to_string()),
+            None => PluginRef::File(base.join(expand_home(uses))),
+        }
+    }
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginRef::Builtin(n) => write!(f, "builtin:{n}"),
+            PluginRef::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub uses: PluginRef,
+    /// The `with` table as JSON.
+    pub with: serde_json::Value,
+    pub needs: Vec<String>,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub allow_failure: bool,
+    pub grants: Grants,
+    /// Indexes into the file: `stage`, `step` array positions (for error locations).
+    pub stage_index: usize,
+    pub step_index: usize,
+}
+
+impl Step {
+    /// The `uses` value as written (built-ins by name, files by path).
+    pub fn uses_display(&self) -> String {
+        self.uses.to_string()
+    }
+
+    /// The path of a key of this step inside the pipeline file.
+    pub fn key_path(&self, keys: &[PathSegment]) -> Vec<PathSegment> {
+        let mut p = vec![
+            PathSegment::Key("stage".into()),
+            PathSegment::Index(self.stage_index),
+            PathSegment::Key("step".into()),
+            PathSegment::Index(self.step_index),
+        ];
+        p.extend_from_slice(keys);
+        p
+    }
+}
+
+/// What a step may touch. Everything not listed is denied.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Folders the step may read (absolute).
+    pub read: Vec<PathBuf>,
+    /// Folders the step may read and write (absolute).
+    pub write: Vec<PathBuf>,
+    /// Programs the step may start: bare names (looked up on PATH) or absolute paths.
+    pub exec: Vec<String>,
+    /// `host:port` pairs the step may connect to.
+    pub net: Vec<NetGrant>,
+    /// Environment variables passed through from the runner.
+    pub env: Vec<String>,
+}
+
+/// One `host:port` network grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetGrant {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for NetGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl NetGrant {
+    fn parse(s: &str) -> Result<NetGrant, String> {
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("`{s}` is not `[ipv6]:port`"))?;
+            (h, p)
+        } else {
+            s.rsplit_once(':').ok_or_else(|| format!("`{s}` is not `host:port`"))?
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("`{s}` has no valid port (1-65535)"))?;
+        if port == 0 {
+            return Err(format!("`{s}` has port 0; name the port the step connects to"));
+        }
+        Ok(NetGrant { host: host.to_string(), port })
+    }
+}
+
+/// Expand a leading `~/` to the user's home folder.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ if p == "~" => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| p.into()),
+        _ => PathBuf::from(p),
+    }
+}
+
+// ---- raw, span-carrying shape of the file -------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    pipeline: Spanned<RawPipeline>,
+    #[serde(default, rename = "stage")]
+    stages: Vec<Spanned<RawStage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPipeline {
+    name: Spanned<String>,
+    #[serde(default)]
+    allow_unconfined_exec: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: Spanned<String>,
+    #[serde(default, rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStep {
+    id: Spanned<String>,
+    uses: Spanned<String>,
+    #[serde(default)]
+    with: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+    #[serde(default)]
+    retries: u32,
+    retry_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_failure: bool,
+    #[serde(default)]
+    grants: RawGrants,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    #[serde(default)]
+    read: Vec<Spanned<String>>,
+    #[serde(default)]
+    write: Vec<Spanned<String>>,
+    #[serde(default)]
+    exec: Vec<Spanned<String>>,
+    #[serde(default)]
+    net: Vec<Spanned<String>>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+}
+
+/// Highest number of retries a step may ask for.
+const MAX_RETRIES: u32 = 10;
+
+/// Read and check a pipeline file. Plugins are not loaded here.
+pub fn load(path: &Path) -> Result<Pipeline, PipelineFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| PipelineFileError::Unreadable { path: path.to_path_buf(), source })?;
+    parse(path, text)
+}
+
+/// Check pipeline text that came from `path`.
+pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
+    let dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let display_path = path.to_path_buf();
+    let source = SourceFile { path: display_path, text };
+    let raw: RawFile = match toml::from_str(&source.text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let message = e.message().trim().to_string();
+            return Err(PipelineFileError::Invalid(vec![source.error(offset, message)]));
+        }
+    };
+    let mut errors = Vec::new();
+    let pipeline = build(&source, &dir, raw, &mut errors);
+    if errors.is_empty() {
+        Ok(pipeline)
+    } else {
+        errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+        Err(PipelineFileError::Invalid(errors))
+    }
+}
+
+fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigError>) -> Pipeline {
+    let name = raw.pipeline.get_ref().name.get_ref().trim().to_string();
+    if name.is_empty() {
+        errors.push(source.error(raw.pipeline.get_ref().name.span().start, "`pipeline.name` is empty"));
+    }
+    if raw.stages.is_empty() {
+        errors.push(source.error(
+            raw.pipeline.span().start,
+            "the pipeline has no stages; add a `[[stage]]` table with at least one `[[stage.step]]`",
+        ));
+    }
+    let mut stage_names: HashMap<String, ()> = HashMap::new();
+    let mut step_ids: HashSet<String> = HashSet::new();
+    let mut stages = Vec::new();
+    for (stage_index, raw_stage) in raw.stages.into_iter().enumerate() {
+        let span = raw_stage.span();
+        let raw_stage = raw_stage.into_inner();
+        let stage_name = raw_stage.name.get_ref().clone();
+        check_ident(source, &raw_stage.name, "stage name", errors);
+        if stage_names.insert(stage_name.clone(), ()).is_some() {
+            errors.push(source.error(raw_stage.name.span().start, format!("stage `{stage_name}` is defined twice")));
+        }
+        if raw_stage.steps.is_empty() {
+            errors.push(source.error(span.start, format!("stage `{stage_name}` has no steps; add a `[[stage.step]]`")));
+        }
+        let mut steps = Vec::new();
+        for (step_index, raw_step) in raw_stage.steps.into_iter().enumerate() {
+            let raw_step = raw_step.into_inner();
+            let id = raw_step.id.get_ref().clone();
+            check_ident(source, &raw_step.id, "step id", errors);
+            if !step_ids.insert(id.clone()) {
+                errors.push(source.error(
+                    raw_step.id.span().start,
+                    format!("step id `{id}` is used twice; step ids must be unique in the pipeline"),
+                ));
+            }
+            steps.push(build_step(source, dir, raw_step, stage_index, step_index, errors));
+        }
+        check_needs(source, &stage_name, &steps, errors);
+        stages.push(Stage { name: stage_name, steps });
+    }
+    Pipeline {
+        name,
+        dir: dir.to_path_buf(),
+        source: source.clone(),
+        allow_unconfined_exec: raw.pipeline.get_ref().allow_unconfined_exec,
+        stages,
+    }
+}
+
+fn check_ident(source: &SourceFile, s: &Spanned<String>, what: &str, errors: &mut Vec<ConfigError>) {
+    let v = s.get_ref();
+    let ok = !v.is_empty()
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        errors.push(source.error(
+            s.span().start,
+            format!("{what} `{v}` must start with a letter or digit and use only letters, digits, `-`, `_` and `.`"),
+        ));
+    }
+}
+
+fn build_step(
+    source: &SourceFile,
+    dir: &Path,
+    raw: RawStep,
+    stage_index: usize,
+    step_index: usize,
+    errors: &mut Vec<ConfigError>,
+) -> Step {
+    let id = raw.id.get_ref().clone();
+    let uses_text = raw.uses.get_ref().trim();
+    let uses = PluginRef::parse(uses_text, dir);
+    match &uses {
+        PluginRef::Builtin(name) if name.is_empty() => {
+            errors.push(source.error(raw.uses.span().start, "`builtin:` needs a plugin name, e.g. `builtin:command`"))
+        }
+        PluginRef::File(p) if uses_text.is_empty() => {
+            let _ = p;
+            errors.push(source.error(raw.uses.span().start, "`uses` is empty"))
+        }
+        _ => {}
+    }
+    let with = match raw.with {
+        Some(t) => match serde_json::to_value(t.get_ref()) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(source.error(t.span().start, format!("`with` cannot be expressed as JSON: {e}")));
+                serde_json::Value::Null
+            }
+        },
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let timeout = parse_duration(source, raw.timeout.as_ref(), "timeout", DEFAULT_STEP_TIMEOUT, errors);
+    let retry_delay = parse_duration(source, raw.retry_delay.as_ref(), "retry-delay", DEFAULT_RETRY_DELAY, errors);
+    let memory = match &raw.memory {
+        None => DEFAULT_STEP_MEMORY,
+        Some(m) => match m.get_ref().parse::<bytesize::ByteSize>() {
+            Ok(b) if b.as_u64() >= 1 << 20 => b.as_u64(),
+            Ok(_) => {
+                errors.push(source.error(m.span().start, format!("memory `{}` is below the 1MiB minimum", m.get_ref())));
+                DEFAULT_STEP_MEMORY
+            }
+            Err(_) => {
+                errors.push(source.error(
+                    m.span().start,
+                    format!("memory `{}` is not a size; write e.g. \"512MiB\" or \"2GiB\"", m.get_ref()),
+                ));
+                DEFAULT_STEP_MEMORY
+            }
+        },
+    };
+    if raw.retries > MAX_RETRIES {
+        let off = source
+            .span_of(&step_path(stage_index, step_index, "retries"))
+            .map_or(raw.id.span().start, |s| s.start);
+        errors.push(source.error(off, format!("retries = {} is above the limit of {MAX_RETRIES}", raw.retries)));
+    }
+    let grants = build_grants(source, dir, &raw.grants, errors);
+    Step {
+        id,
+        uses,
+        with,
+        needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
+        timeout,
+        memory,
+        retries: raw.retries,
+        retry_delay,
+        allow_failure: raw.allow_failure,
+        grants,
+        stage_index,
+        step_index,
+    }
+}
+
+fn step_path(stage: usize, step: usize, key: &str) -> Vec<PathSegment> {
+    vec![
+        PathSegment::Key("stage".into()),
+        PathSegment::Index(stage),
+        PathSegment::Key("step".into()),
+        PathSegment::Index(step),
+        PathSegment::Key(key.into()),
+    ]
+}
+
+fn parse_duration(
+    source: &SourceFile,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: Duration,
+    errors: &mut Vec<ConfigError>,
+) -> Duration {
+    let Some(v) = value else { return default };
+    match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            errors.push(source.error(v.span().start, format!("`{key}` must be longer than zero")));
+            default
+        }
+        Err(_) => {
+            errors.push(source.error(
+                v.span().start,
+                format!("`{key}` = \"{}\" is not a duration; write e.g. \"90s\", \"10m\" or \"1h 30m\"", v.get_ref()),
+            ));
+            default
+        }
+    }
+}
+
+fn build_grants(source: &SourceFile, dir: &Path, raw: &RawGrants, errors: &mut Vec<ConfigError>) -> Grants {
+    let mut path_list = |list: &[Spanned<String>], key: &str| -> Vec<PathBuf> {
+        list.iter()
+            .filter_map(|p| {
+                let s = p.get_ref();
+                if s.trim().is_empty() || s.contains('\0') {
+                    errors.push(source.error(p.span().start, format!("`{key}` grant `{s}` is not a path")));
+                    return None;
+                }
+                Some(normalize(&dir.join(expand_home(s))))
+            })
+            .collect()
+    };
+    let read = path_list(&raw.read, "read");
+    let write = path_list(&raw.write, "write");
+    let mut exec = Vec::new();
+    for e in &raw.exec {
+        let s = e.get_ref();
+        if s.is_empty() || (s.contains('/') && !s.starts_with('/')) {
+            errors.push(source.error(
+                e.span().start,
+                format!("`exec` grant `{s}` must be a program name (found on PATH) or an absolute path"),
+            ));
+        } else {
+            exec.push(s.clone());
+        }
+    }
+    let mut net = Vec::new();
+    for n in &raw.net {
+        match NetGrant::parse(n.get_ref()) {
+            Ok(g) => net.push(g),
+            Err(m) => errors.push(source.error(n.span().start, format!("`net` grant {m}"))),
+        }
+    }
+    let mut env = Vec::new();
+    for v in &raw.env {
+        let s = v.get_ref();
+        if s.is_empty() || s.contains('=') || s.contains('\0') {
+            errors.push(source.error(v.span().start, format!("`env` grant `{s}` is not a variable name")));
+        } else {
+            env.push(s.clone());
+        }
+    }
+    Grants { read, write, exec, net, env }
+}
+
+/// Remove `.` and resolve `..` lexically (the path need not exist yet).
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `needs` must name steps of the same stage and must not form a cycle.
+fn check_needs(source: &SourceFile, stage: &str, steps: &[Step], errors: &mut Vec<ConfigError>) {
+    let ids: HashSet<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+    let mut ok = true;
+    for s in steps {
+        for (i, need) in s.needs.iter().enumerate() {
+            let bad = if need == &s.id {
+                Some(format!("step `{}` needs itself", s.id))
+            } else if !ids.contains(need.as_str()) {
+                Some(format!(
+                    "step `{}` needs `{need}`, which is not a step of stage `{stage}` (steps: {})",
+                    s.id,
+                    steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = bad {
+                ok = false;
+                let span = source.span_of(&s.key_path(&[PathSegment::Key("needs".into()), PathSegment::Index(i)]));
+                errors.push(source.error(span.map_or(0, |r| r.start), msg));
+            }
+        }
+    }
+    if !ok {
+        return;
+    }
+    if let Some(cycle) = find_cycle(steps) {
+        let first = steps.iter().find(|s| s.id == cycle[0]).expect("cycle names a step");
+        let span = source.span_of(&first.key_path(&[PathSegment::Key("needs".into())]));
+        errors.push(source.error(
+            span.map_or(0, |r| r.start),
+            format!("steps of stage `{stage}` need each other in a cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+}
+
+/// A cycle in the `needs` graph, as step ids with the first repeated at the end.
+fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
+    let graph: BTreeMap<&str, &[String]> = steps.iter().map(|s| (s.id.as_str(), s.needs.as_slice())).collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit<'a>(
+        n: &'a str,
+        graph: &BTreeMap<&'a str, &'a [String]>,
+        marks: &mut HashMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        match marks.get(n) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Visiting) => {
+                let start = stack.iter().position(|s| *s == n).expect("visiting node is on the stack");
+                let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                cycle.push(n.to_string());
+                return Some(cycle);
+            }
+            None => {}
+        }
+        marks.insert(n, Mark::Visiting);
+        stack.push(n);
+        for m in graph.get(n).copied().unwrap_or_default() {
+            if let Some(c) = visit(m.as_str(), graph, marks, stack) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        marks.insert(n, Mark::Done);
+        None
+    }
+    let mut marks = HashMap::new();
+    for n in graph.keys() {
+        if let Some(c) = visit(n, &graph, &mut marks, &mut Vec::new()) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errs(text: &str) -> Vec<String> {
+        match parse(Path::new("sluice.toml"), text.to_string()) {
+            Ok(_) => vec![],
+            Err(PipelineFileError::Invalid(e)) => e.iter().map(|e| e.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = errs("[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\ntimout = \"1s\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("sluice.toml:8:1: unknown field `timout`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn cycle_is_reported_with_its_path() {
+        let e = errs(
+            "[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n\
+             [[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\nneeds = [\"b\"]\n\
+             [[stage.step]]\nid = \"b\"\nuses = \"builtin:command\"\nneeds = [\"a\"]\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("cycle: a -> b -> a"), "{}", e[0]);
+        assert!(e[0].starts_with("sluice.toml:8:"), "{}", e[0]);
+    }
+
+    #[test]
+    fn net_grants_parse() {
+        assert_eq!(NetGrant::parse("127.0.0.1:80").unwrap().port, 80);
+        assert_eq!(NetGrant::parse("[::1]:8080").unwrap().host, "::1");
+        assert!(NetGrant::parse("localhost").is_err());
+        assert!(NetGrant::parse("h:0").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! What happens during a run, as a stream of events: the executor sends them, the
+//! reporters (live progress, plain lines, JSON lines) render them. With
+//! `--format json` each event is one line of JSON, tagged by `"event"`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// Final state of a step or stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Passed with a warning, or failed where failure was allowed.
+    Warned,
+    /// Not run: a step it needs failed, or an earlier stage failed.
+    Skipped,
+}
+
+impl Status {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Warned => "warned",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One event of a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        pipeline: String,
+        run_dir: String,
+        stages: Vec<StagePlan>,
+    },
+    StageStarted {
+        stage: String,
+    },
+    StepStarted {
+        stage: String,
+        step: String,
+        attempt: u32,
+    },
+    StepLog {
+        stage: String,
+        step: String,
+        source: String,
+        line: String,
+    },
+    StepProgress {
+        stage: String,
+        step: String,
+        done: u64,
+        total: Option<u64>,
+        message: String,
+    },
+    StepRetrying {
+        stage: String,
+        step: String,
+        attempt: u32,
+        #[serde(with = "millis")]
+        delay: Duration,
+        reason: String,
+    },
+    StepFinished {
+        stage: String,
+        step: String,
+        status: Status,
+        summary: String,
+        attempts: u32,
+        #[serde(with = "millis")]
+        duration: Duration,
+        /// Last lines of the step log, for failed steps.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        log_tail: Vec<String>,
+        log: Option<String>,
+    },
+    StageFinished {
+        stage: String,
+        status: Status,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    RunFinished {
+        run_id: String,
+        status: Status,
+        #[serde(with = "millis")]
+        duration: Duration,
+        /// Why the run stopped, when it failed.
+        reason: Option<String>,
+    },
+}
+
+/// The steps of a stage, as announced at the start of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagePlan {
+    pub name: String,
+    pub steps: Vec<String>,
+}
+
+mod millis {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0)
+    }
+}
+
+/// Where events go. Clones share the channel.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<Event>,
+    log_lines: bool,
+}
+
+impl EventSink {
+    /// A sink and the receiving end; `log_lines` says whether every log line is sent.
+    pub fn channel(log_lines: bool) -> (EventSink, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (EventSink { tx, log_lines }, rx)
+    }
+
+    /// Send an event; a receiver that has gone away is ignored.
+    pub fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Whether log lines are wanted as events.
+    pub fn wants_log_lines(&self) -> bool {
+        self.log_lines
+    }
+}

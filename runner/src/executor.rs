@@ -1,0 +1,439 @@
+//! Running a validated pipeline: stages in order, the steps of a stage as a DAG of
+//! `needs` with bounded parallelism, retries with backoff, `allow-failure`, and a
+//! record of every step (its log, its report, its artifacts' digests) in the run's
+//! folder as soon as the step ends.
+//!
+//! A step failing never stops its independent siblings; the steps that need it are
+//! skipped, and the stages after a failed stage do not run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::capabilities::StepSandbox;
+use crate::capabilities::logs::{Source, StepLog};
+use crate::config::{Pipeline, PluginRef, Stage, Step};
+use crate::events::{Event, EventSink, StagePlan, Status};
+use crate::host::bindings::types;
+use crate::host::plugin::LoadedPlugin;
+use crate::host::step::{AttemptLimits, StepFailure, run_attempt};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Steps running at once, at most.
+    pub jobs: usize,
+    /// Folder under which the run's folder is created.
+    pub runs_root: PathBuf,
+    /// Cap of each step's log, in bytes.
+    pub log_limit: u64,
+    pub events: EventSink,
+}
+
+/// A file a step produced, as the host recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRecord {
+    pub path: String,
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// Everything known about one step after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub stage: String,
+    pub step: String,
+    pub uses: String,
+    pub plugin_digest: Option<String>,
+    pub status: Status,
+    pub summary: String,
+    pub attempts: u32,
+    pub duration_ms: u128,
+    /// The report of the last attempt, when the plugin returned one.
+    pub report: Option<types::Report>,
+    pub artifacts: Vec<ArtifactRecord>,
+    pub log: Option<String>,
+    #[serde(skip)]
+    pub log_tail: Vec<String>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub run_dir: PathBuf,
+    pub duration_ms: u128,
+    pub steps: Vec<StepRecord>,
+}
+
+/// A new run id: UTC time plus a random suffix, e.g. `20261122T153700Z-3f9a`.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now).to_string().replace(['-', ':'], "");
+    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mut h = Sha256::new();
+    h.update(nanos.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    format!("{stamp}-{}", &hex::encode(h.finalize())[..6])
+}
+
+/// Run `pipeline`, whose plugins are all in `plugins`.
+pub async fn run(
+    pipeline: &Pipeline,
+    plugins: &HashMap<PluginRef, Arc<LoadedPlugin>>,
+    opts: RunOptions,
+) -> std::io::Result<RunResult> {
+    let started = Instant::now();
+    let run_id = new_run_id();
+    let run_dir = opts.runs_root.join(&run_id);
+    std::fs::create_dir_all(&run_dir)?;
+    opts.events.send(Event::RunStarted {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        run_dir: run_dir.display().to_string(),
+        stages: pipeline
+            .stages
+            .iter()
+            .map(|s| StagePlan { name: s.name.clone(), steps: s.steps.iter().map(|s| s.id.clone()).collect() })
+            .collect(),
+    });
+    let ctx = Arc::new(RunContext {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        workdir: pipeline.dir.clone(),
+        run_dir: run_dir.clone(),
+        allow_unconfined_exec: pipeline.allow_unconfined_exec,
+        log_limit: opts.log_limit,
+        events: opts.events.clone(),
+        outputs: Mutex::new(Vec::new()),
+    });
+    let semaphore = Arc::new(Semaphore::new(opts.jobs.max(1)));
+    let mut records = Vec::new();
+    let mut failed_stage: Option<String> = None;
+    for stage in &pipeline.stages {
+        if let Some(failed) = &failed_stage {
+            for step in &stage.steps {
+                let rec = skipped(&ctx, stage, step, format!("not run: stage `{failed}` failed"));
+                records.push(rec);
+            }
+            continue;
+        }
+        let stage_started = Instant::now();
+        ctx.events.send(Event::StageStarted { stage: stage.name.clone() });
+        let stage_records = run_stage(&ctx, stage, plugins, &semaphore).await;
+        let status = if stage_records.iter().any(|r| r.status == Status::Failed) {
+            Status::Failed
+        } else if stage_records.iter().any(|r| r.status == Status::Warned) {
+            Status::Warned
+        } else {
+            Status::Passed
+        };
+        ctx.events.send(Event::StageFinished {
+            stage: stage.name.clone(),
+            status,
+            duration: stage_started.elapsed(),
+        });
+        if status == Status::Failed {
+            failed_stage = Some(stage.name.clone());
+        }
+        records.extend(stage_records);
+    }
+    let status = if failed_stage.is_some() {
+        Status::Failed
+    } else if records.iter().any(|r| r.status == Status::Warned) {
+        Status::Warned
+    } else {
+        Status::Passed
+    };
+    let reason = failed_stage.as_ref().map(|stage| {
+        let failed: Vec<&str> = records
+            .iter()
+            .filter(|r| &r.stage == stage && r.status == Status::Failed)
+            .map(|r| r.step.as_str())
+            .collect();
+        format!("stage `{stage}` failed (step {})", failed.join(", "))
+    });
+    let result = RunResult {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        status,
+        reason: reason.clone(),
+        run_dir: run_dir.clone(),
+        duration_ms: started.elapsed().as_millis(),
+        steps: records,
+    };
+    write_json(&run_dir.join("run.json"), &result)?;
+    ctx.events.send(Event::RunFinished { run_id, status, duration: started.elapsed(), reason });
+    Ok(result)
+}
+
+/// What every step of a run shares.
+struct RunContext {
+    run_id: String,
+    pipeline: String,
+    workdir: PathBuf,
+    run_dir: PathBuf,
+    allow_unconfined_exec: bool,
+    log_limit: u64,
+    events: EventSink,
+    /// Named outputs of the steps finished so far.
+    outputs: Mutex<Vec<types::StepOutput>>,
+}
+
+fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRecord {
+    ctx.events.send(Event::StepFinished {
+        stage: stage.name.clone(),
+        step: step.id.clone(),
+        status: Status::Skipped,
+        summary: why.clone(),
+        attempts: 0,
+        duration: Duration::ZERO,
+        log_tail: vec![],
+        log: None,
+    });
+    StepRecord {
+        stage: stage.name.clone(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: None,
+        status: Status::Skipped,
+        summary: why,
+        attempts: 0,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: None,
+        log_tail: vec![],
+    }
+}
+
+async fn run_stage(
+    ctx: &Arc<RunContext>,
+    stage: &Stage,
+    plugins: &HashMap<PluginRef, Arc<LoadedPlugin>>,
+    semaphore: &Arc<Semaphore>,
+) -> Vec<StepRecord> {
+    let mut done: HashMap<String, Status> = HashMap::new();
+    let mut started: Vec<bool> = vec![false; stage.steps.len()];
+    let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
+    let mut running: JoinSet<(usize, StepRecord)> = JoinSet::new();
+    loop {
+        for (i, step) in stage.steps.iter().enumerate() {
+            if started[i] || !step.needs.iter().all(|n| done.contains_key(n)) {
+                continue;
+            }
+            started[i] = true;
+            let blocked: Vec<&str> = step
+                .needs
+                .iter()
+                .filter(|n| matches!(done[n.as_str()], Status::Failed | Status::Skipped))
+                .map(String::as_str)
+                .collect();
+            if !blocked.is_empty() {
+                let rec = skipped(ctx, stage, step, format!("not run: it needs {} which did not pass", blocked.join(", ")));
+                done.insert(step.id.clone(), Status::Skipped);
+                records[i] = Some(rec);
+                continue;
+            }
+            let plugin = plugins.get(&step.uses).expect("every plugin was loaded before the run").clone();
+            let (ctx, step, stage_name, sem) = (ctx.clone(), step.clone(), stage.name.clone(), semaphore.clone());
+            running.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("the semaphore is never closed");
+                (i, run_step(&ctx, &stage_name, &step, &plugin).await)
+            });
+        }
+        // Steps that were skipped may have unblocked others; loop again before waiting.
+        if started.iter().all(|s| *s) && running.is_empty() {
+            break;
+        }
+        if stage.steps.iter().enumerate().any(|(i, s)| !started[i] && s.needs.iter().all(|n| done.contains_key(n))) {
+            continue;
+        }
+        match running.join_next().await {
+            Some(Ok((i, rec))) => {
+                done.insert(stage.steps[i].id.clone(), rec.status);
+                records[i] = Some(rec);
+            }
+            Some(Err(e)) => panic!("a step task panicked: {e}"),
+            None => break,
+        }
+    }
+    records.into_iter().map(|r| r.expect("every step of the stage ends with a record")).collect()
+}
+
+async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
+    let started = Instant::now();
+    let log_path = ctx.run_dir.join("logs").join(stage).join(format!("{}.log", step.id));
+    let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
+    let log = StepLog::create(&log_path, ctx.log_limit, events.clone())
+        .unwrap_or_else(|_| StepLog::in_memory(ctx.log_limit));
+    let mut record = StepRecord {
+        stage: stage.to_string(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: Some(plugin.digest().to_string()),
+        status: Status::Failed,
+        summary: String::new(),
+        attempts: 0,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: log.path().map(|p| p.display().to_string()),
+        log_tail: vec![],
+    };
+    let scratch = ctx.run_dir.join("tmp").join(&step.id);
+    let outcome = match StepSandbox::resolve(step, ctx.workdir.clone(), scratch, ctx.allow_unconfined_exec, &log) {
+        Err(e) => Err(StepFailure::Setup(e.to_string())),
+        Ok(sandbox) => attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await,
+    };
+    match outcome {
+        Ok((report, artifacts)) => {
+            record.status = match report.status {
+                types::Status::Passed => Status::Passed,
+                types::Status::Warned => Status::Warned,
+                types::Status::Skipped => Status::Skipped,
+                types::Status::Failed => Status::Failed,
+            };
+            record.summary = report.summary.clone();
+            record.artifacts = artifacts;
+            let mut outputs = ctx.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, value) in &report.outputs {
+                outputs.push(types::StepOutput { step: step.id.clone(), name: name.clone(), value: value.clone() });
+            }
+            record.report = Some(report);
+        }
+        Err(failure) => {
+            record.status = Status::Failed;
+            record.summary = failure.to_string();
+            log.line(Source::Runner, &format!("step failed: {failure}"));
+        }
+    }
+    if record.status == Status::Failed && step.allow_failure {
+        record.status = Status::Warned;
+        record.summary = format!("failed (allowed): {}", record.summary);
+    }
+    log.finish();
+    record.duration_ms = started.elapsed().as_millis();
+    if record.status == Status::Failed {
+        record.log_tail = log.tail();
+    }
+    let _ = write_json(&ctx.run_dir.join("steps").join(format!("{}.json", step.id)), &record);
+    ctx.events.send(Event::StepFinished {
+        stage: stage.to_string(),
+        step: step.id.clone(),
+        status: record.status,
+        summary: record.summary.clone(),
+        attempts: record.attempts,
+        duration: started.elapsed(),
+        log_tail: record.log_tail.clone(),
+        log: record.log.clone(),
+    });
+    record
+}
+
+/// Run attempts until one passes or the retries are used up.
+async fn attempts(
+    ctx: &RunContext,
+    stage: &str,
+    step: &Step,
+    plugin: &LoadedPlugin,
+    sandbox: &StepSandbox,
+    log: &StepLog,
+    record: &mut StepRecord,
+) -> Result<(types::Report, Vec<ArtifactRecord>), StepFailure> {
+    let limits = AttemptLimits { timeout: step.timeout, memory: step.memory };
+    let config = step.with.to_string();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        record.attempts = attempt;
+        ctx.events.send(Event::StepStarted { stage: stage.to_string(), step: step.id.clone(), attempt });
+        let input = types::StepInput {
+            run_id: ctx.run_id.clone(),
+            pipeline: ctx.pipeline.clone(),
+            stage: stage.to_string(),
+            step: step.id.clone(),
+            config: config.clone(),
+            artifact: None,
+            outputs: ctx.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            workdir: ctx.workdir.display().to_string(),
+            attempt,
+        };
+        let wasi = sandbox.wasi(log).map_err(|e| StepFailure::Setup(e.to_string()))?;
+        let result = run_attempt(plugin, wasi, log.clone(), |deadline| sandbox.exec(log, deadline), input, limits)
+            .await
+            .and_then(|report| {
+                let artifacts = record_artifacts(&ctx.workdir, sandbox, &report)?;
+                Ok((report, artifacts))
+            });
+        let reason = match &result {
+            Ok((report, _)) if report.status == types::Status::Failed => Some(report.summary.clone()),
+            Ok(_) => None,
+            Err(f) if f.retryable() => Some(f.to_string()),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) if attempt <= step.retries => {
+                let delay = step.retry_delay.saturating_mul(1 << (attempt - 1).min(16));
+                log.line(
+                    Source::Runner,
+                    &format!("attempt {attempt} failed: {reason}; retrying in {}", humantime::format_duration(delay)),
+                );
+                ctx.events.send(Event::StepRetrying {
+                    stage: stage.to_string(),
+                    step: step.id.clone(),
+                    attempt,
+                    delay,
+                    reason,
+                });
+                tokio::time::sleep(delay).await;
+            }
+            _ => return result,
+        }
+    }
+}
+
+/// Hash every artifact the report names; each must lie inside the step's grants.
+fn record_artifacts(workdir: &Path, sandbox: &StepSandbox, report: &types::Report) -> Result<Vec<ArtifactRecord>, StepFailure> {
+    let mut out = Vec::new();
+    for a in &report.artifacts {
+        let path = workdir.join(&a.path);
+        let canonical = std::fs::canonicalize(&path)
+            .map_err(|e| StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path)))?;
+        if !sandbox.files().can_read(&canonical) {
+            return Err(StepFailure::Plugin(format!(
+                "reported artifact {} is outside the step's grants; artifacts must be files the step may read",
+                a.path
+            )));
+        }
+        let unreadable = |e: std::io::Error| StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path));
+        let mut file = std::fs::File::open(&canonical).map_err(unreadable)?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher).map_err(unreadable)?;
+        out.push(ArtifactRecord {
+            path: a.path.clone(),
+            media_type: a.media_type.clone(),
+            digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+            size,
+        });
+    }
+    Ok(out)
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
+}

@@ -1,0 +1,226 @@
+//! One attempt of one step: a fresh [`Store`] from the plugin's cached `InstancePre`,
+//! with the step's capabilities and limits, and the classification of everything that
+//! can go wrong into a [`StepFailure`] a person can act on.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::exec::ExecAccess;
+use crate::capabilities::logs::StepLog;
+use crate::host::bindings::types;
+use crate::host::plugin::LoadedPlugin;
+
+/// Most data a single guest-to-host call may make the host allocate.
+const HOSTCALL_FUEL: usize = 64 << 20;
+/// Most resources (streams, files, sockets...) a step may hold at once.
+const MAX_RESOURCES: usize = 100_000;
+/// Time allowed past the deadline for a host call (e.g. a program being killed) to end.
+const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+/// Most table elements and instances a step may create.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+const MAX_INSTANCES: usize = 1_000;
+
+/// The data of a step's store: its capabilities and limits.
+pub struct StepState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: MemoryLimiter,
+    pub(crate) log: StepLog,
+    /// The `process` capability; absent for `describe`.
+    pub(crate) exec: Option<ExecAccess>,
+    deadline: Instant,
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The `types` interface has no functions; its host side is empty.
+impl crate::host::bindings::types::Host for StepState {}
+
+/// Caps the total of all linear memories of a step (a component may have several),
+/// and remembers that the cap was hit so the failure can say so.
+struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let next = self.used.saturating_sub(current).saturating_add(desired);
+        if next > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.used = next;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_INSTANCES
+    }
+}
+
+/// Marker error raised from the epoch callback when the deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("step deadline passed")]
+struct DeadlinePassed;
+
+/// Why a step attempt did not produce a report.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StepFailure {
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("exceeded its memory limit of {}", bytesize::ByteSize::b(*.0))]
+    MemoryLimit(u64),
+    #[error("plugin crashed: {0}")]
+    Trap(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("{0}")]
+    Plugin(String),
+    #[error("could not start: {0}")]
+    Setup(String),
+}
+
+impl StepFailure {
+    /// Whether retrying could help (it cannot for bad configuration or denials).
+    pub fn retryable(&self) -> bool {
+        !matches!(self, StepFailure::InvalidConfig(_) | StepFailure::Denied(_) | StepFailure::Setup(_))
+    }
+}
+
+/// Limits of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    pub timeout: Duration,
+    pub memory: u64,
+}
+
+fn new_store(engine: &wasmtime::Engine, wasi: WasiCtx, log: StepLog, exec: Option<ExecAccess>, limits: AttemptLimits, deadline: Instant) -> Store<StepState> {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let state = StepState {
+        wasi,
+        table,
+        limits: MemoryLimiter { limit: usize::try_from(limits.memory).unwrap_or(usize::MAX), used: 0, hit: false },
+        log,
+        exec,
+        deadline,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_hostcall_fuel(HOSTCALL_FUEL);
+    store.set_epoch_deadline(1);
+    // Yield to other steps every tick; stop once the wall-clock deadline has passed.
+    store.epoch_deadline_callback(|cx| {
+        if Instant::now() >= cx.data().deadline {
+            return Err(wasmtime::Error::new(DeadlinePassed));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Turn a wasmtime error from a call into a failure, using what the store saw.
+fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimits) -> StepFailure {
+    if err.downcast_ref::<DeadlinePassed>().is_some() || Instant::now() >= store.data().deadline {
+        return StepFailure::Timeout(limits.timeout);
+    }
+    if store.data().limits.hit {
+        return StepFailure::MemoryLimit(limits.memory);
+    }
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return StepFailure::Trap(format!("the plugin called exit({}) instead of returning a report", exit.0));
+    }
+    let mut text = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => format!("{trap}"),
+        None => format!("{err}"),
+    };
+    // Keep the chain (e.g. the guest backtrace) but only its first lines.
+    let chain = format!("{err:?}");
+    let extra: Vec<&str> = chain.lines().skip(1).filter(|l| !l.trim().is_empty()).take(12).collect();
+    if !extra.is_empty() {
+        text.push_str("\n");
+        text.push_str(&extra.join("\n"));
+    }
+    StepFailure::Trap(text)
+}
+
+/// Run one attempt of a step: instantiate `plugin` in a fresh store and call `run`.
+pub async fn run_attempt(
+    plugin: &LoadedPlugin,
+    wasi: WasiCtx,
+    log: StepLog,
+    exec: impl FnOnce(Instant) -> ExecAccess,
+    input: types::StepInput,
+    limits: AttemptLimits,
+) -> Result<types::Report, StepFailure> {
+    let deadline = Instant::now() + limits.timeout;
+    let exec = exec(deadline);
+    let mut store = new_store(plugin.engine(), wasi, log, Some(exec), limits, deadline);
+    let call = async {
+        let instance = plugin.pre().instantiate_async(&mut store).await?;
+        instance.sluice_plugin_plugin().call_run(&mut store, &input).await
+    };
+    let outcome = tokio::time::timeout(limits.timeout + DEADLINE_GRACE, call).await;
+    match outcome {
+        Err(_elapsed) => Err(StepFailure::Timeout(limits.timeout)),
+        Ok(Err(e)) => Err(classify(e, &store, limits)),
+        Ok(Ok(Ok(report))) => Ok(report),
+        Ok(Ok(Err(e))) => Err(match e {
+            types::RunError::InvalidConfig(m) => StepFailure::InvalidConfig(m),
+            types::RunError::Denied(m) => StepFailure::Denied(m),
+            types::RunError::Failed(m) => StepFailure::Plugin(m),
+        }),
+    }
+}
+
+/// Call `describe` on a fresh instance with no capabilities.
+pub async fn describe(plugin_pre: &crate::host::bindings::StepPre<StepState>, engine: &wasmtime::Engine) -> Result<types::Descriptor, StepFailure> {
+    let limits = AttemptLimits { timeout: Duration::from_secs(10), memory: 512 << 20 };
+    let deadline = Instant::now() + limits.timeout;
+    let log = StepLog::in_memory(64 << 10);
+    let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+    b.stdout(log.stream(crate::capabilities::logs::Source::Stdout));
+    b.stderr(log.stream(crate::capabilities::logs::Source::Stderr));
+    let mut store = new_store(engine, b.build(), log.clone(), None, limits, deadline);
+    let call = async {
+        let instance = plugin_pre.instantiate_async(&mut store).await?;
+        instance.sluice_plugin_plugin().call_describe(&mut store).await
+    };
+    match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, call).await {
+        Err(_) => Err(StepFailure::Timeout(limits.timeout)),
+        Ok(Err(e)) => {
+            let mut f = classify(e, &store, limits);
+            if let StepFailure::Trap(t) = &mut f {
+                for l in log.tail() {
+                    t.push('\n');
+                    t.push_str(&l);
+                }
+            }
+            Err(f)
+        }
+        Ok(Ok(d)) => Ok(d),
+    }
+}

@@ -1,0 +1,20 @@
+//! Sluice: a pipeline runner whose every step is a sandboxed WebAssembly component.
+//!
+//! The binary (`main.rs`) only calls [`cli::main`]. The pieces, in the order a run
+//! uses them:
+//! - [`config`] reads `sluice.toml` into a [`config::Pipeline`];
+//! - [`host`] owns the wasmtime engine, the compiled-component cache and plugin loading;
+//! - [`validate`] loads every plugin and checks each step's `with` against its schema;
+//! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
+//!   step may touch;
+//! - [`events`] and [`render`] show the run.
+
+pub mod builtins;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod executor;
+pub mod host;
+pub mod render;
+pub mod validate;

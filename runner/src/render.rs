@@ -1,0 +1,188 @@
+//! Showing a run to a person or a program: live progress on a terminal (a spinner per
+//! running step, a line per finished step), plain lines when output is not a terminal
+//! (CI logs), or one JSON object per event with `--format json`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::events::{Event, Status};
+
+/// How to show a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Live progress on a terminal, plain lines otherwise.
+    Auto,
+    /// Live progress (spinners) even when not detected as a terminal.
+    Tty,
+    /// One line per stage start and step end; suits CI logs.
+    Plain,
+    /// One JSON object per event and line.
+    Json,
+}
+
+/// Render events until the channel closes.
+pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Event>) {
+    let format = match format {
+        Format::Auto if std::io::IsTerminal::is_terminal(&std::io::stderr()) => Format::Tty,
+        Format::Auto => Format::Plain,
+        f => f,
+    };
+    match format {
+        Format::Json => {
+            while let Some(e) = rx.recv().await {
+                let line = serde_json::to_string(&e).expect("events serialise");
+                if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                    break;
+                }
+            }
+        }
+        Format::Tty => {
+            let mut live = Live::new();
+            while let Some(e) = rx.recv().await {
+                live.event(&e, verbose);
+            }
+        }
+        _ => {
+            while let Some(e) = rx.recv().await {
+                if let Some(text) = plain_line(&e, verbose) {
+                    let mut err = std::io::stderr().lock();
+                    let _ = writeln!(err, "{text}");
+                }
+            }
+        }
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    if d.as_secs() >= 60 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else if d.as_millis() >= 100 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn mark(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "PASS",
+        Status::Failed => "FAIL",
+        Status::Warned => "WARN",
+        Status::Skipped => "SKIP",
+    }
+}
+
+/// The plain-text rendering of an event (None: not shown).
+pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
+    match e {
+        Event::RunStarted { pipeline, run_id, .. } => Some(format!("pipeline {pipeline} (run {run_id})")),
+        Event::StageStarted { stage } => Some(format!("stage {stage}")),
+        Event::StepStarted { .. } | Event::StepProgress { .. } => None,
+        Event::StepLog { stage, step, source, line } => {
+            verbose.then(|| format!("       {stage}/{step} [{source}] {line}"))
+        }
+        Event::StepRetrying { stage, step, attempt, delay, reason } => Some(format!(
+            "  RETRY {stage}/{step}: attempt {attempt} failed ({}); retrying in {}",
+            first_line(reason),
+            seconds(*delay)
+        )),
+        Event::StepFinished { stage, step, status, summary, attempts, duration, log_tail, log } => {
+            let mut s = format!("  {} {stage}/{step} [{}]", mark(*status), seconds(*duration));
+            if *attempts > 1 {
+                s.push_str(&format!(" after {attempts} attempts"));
+            }
+            if !summary.is_empty() {
+                s.push_str(": ");
+                s.push_str(first_line(summary));
+            }
+            if *status == Status::Failed {
+                for l in summary.lines().skip(1) {
+                    s.push_str(&format!("\n         {l}"));
+                }
+                if !log_tail.is_empty() {
+                    s.push_str("\n       last lines of the step log:");
+                    for l in log_tail {
+                        s.push_str(&format!("\n         {l}"));
+                    }
+                }
+                if let Some(log) = log {
+                    s.push_str(&format!("\n       full log: {log}"));
+                }
+            }
+            Some(s)
+        }
+        Event::StageFinished { .. } => None,
+        Event::RunFinished { status, duration, reason, run_id } => Some(match reason {
+            Some(r) => format!("pipeline {} in {}: {r} (run {run_id})", status.as_str(), seconds(*duration)),
+            None => format!("pipeline {} in {} (run {run_id})", status.as_str(), seconds(*duration)),
+        }),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Spinners for running steps, lines for finished ones.
+struct Live {
+    multi: MultiProgress,
+    bars: HashMap<(String, String), ProgressBar>,
+    style: ProgressStyle,
+}
+
+impl Live {
+    fn new() -> Live {
+        let style = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
+            .expect("the template is valid")
+            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
+        Live {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: HashMap::new(),
+            style,
+        }
+    }
+
+    fn event(&mut self, e: &Event, verbose: bool) {
+        match e {
+            Event::StepStarted { stage, step, attempt } => {
+                let key = (stage.clone(), step.clone());
+                let bar = self.bars.entry(key).or_insert_with(|| {
+                    let b = self.multi.add(ProgressBar::new_spinner());
+                    b.set_style(self.style.clone());
+                    b.set_prefix(format!("{stage}/{step}"));
+                    b.enable_steady_tick(Duration::from_millis(100));
+                    b
+                });
+                if *attempt > 1 {
+                    bar.set_message(format!("attempt {attempt}"));
+                }
+            }
+            Event::StepProgress { stage, step, done, total, message } => {
+                if let Some(b) = self.bars.get(&(stage.clone(), step.clone())) {
+                    match total {
+                        Some(t) => b.set_message(format!("{done}/{t} {message}")),
+                        None => b.set_message(message.clone()),
+                    }
+                }
+            }
+            Event::StepFinished { stage, step, .. } => {
+                if let Some(b) = self.bars.remove(&(stage.clone(), step.clone())) {
+                    b.finish_and_clear();
+                    self.multi.remove(&b);
+                }
+                if let Some(line) = plain_line(e, verbose) {
+                    let _ = self.multi.println(line);
+                }
+            }
+            other => {
+                if let Some(line) = plain_line(other, verbose) {
+                    let _ = self.multi.println(line);
+                }
+            }
+        }
+    }
+}

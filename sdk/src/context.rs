@@ -1,0 +1,125 @@
+//! [`StepContext`]: what a running step knows about itself, its pipeline and the steps
+//! that ran before it, taken from the host's `step-input`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Artifact, StepInput, StepOutput};
+
+/// Who and where the running step is. Built from the host's [`StepInput`] (minus the
+/// configuration, which the plugin receives already parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepContext {
+    run_id: String,
+    pipeline: String,
+    stage: String,
+    step: String,
+    workdir: PathBuf,
+    attempt: u32,
+    artifact: Option<Artifact>,
+    outputs: Vec<StepOutput>,
+}
+
+impl StepContext {
+    /// Unique id of this run of the pipeline.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Name of the pipeline.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Name of the stage the step belongs to.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// Id of the step.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
+    /// Absolute path of the folder that holds the pipeline file. It is the working
+    /// directory, and relative grants are resolved against it.
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// `path` resolved against [`workdir`](Self::workdir): relative paths are joined to
+    /// it, absolute ones are returned as they are.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.workdir.join(path)
+    }
+
+    /// 1 on the first attempt, 2 on the first retry, and so on.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether this attempt is a retry of a failed one.
+    pub fn is_retry(&self) -> bool {
+        self.attempt > 1
+    }
+
+    /// The artifact under test, when the pipeline has one.
+    pub fn artifact(&self) -> Option<&Artifact> {
+        self.artifact.as_ref()
+    }
+
+    /// Every output published by the steps that finished before this one.
+    pub fn outputs(&self) -> &[StepOutput] {
+        &self.outputs
+    }
+
+    /// The value that step `step` published as `name`, if it did.
+    pub fn output(&self, step: &str, name: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|output| output.step == step && output.name == name)
+            .map(|output| output.value.as_str())
+    }
+}
+
+impl From<StepInput> for StepContext {
+    fn from(input: StepInput) -> Self {
+        StepContext {
+            run_id: input.run_id,
+            pipeline: input.pipeline,
+            stage: input.stage,
+            step: input.step,
+            workdir: PathBuf::from(input.workdir),
+            attempt: input.attempt,
+            artifact: input.artifact,
+            outputs: input.outputs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_up_outputs_by_step_and_name() {
+        let ctx = StepContext::from(StepInput {
+            run_id: "r".into(),
+            pipeline: "p".into(),
+            stage: "s".into(),
+            step: "t".into(),
+            config: "{}".into(),
+            artifact: None,
+            outputs: vec![
+                StepOutput { step: "a".into(), name: "x".into(), value: "1".into() },
+                StepOutput { step: "b".into(), name: "x".into(), value: "2".into() },
+            ],
+            workdir: "/w".into(),
+            attempt: 2,
+        });
+        assert_eq!(ctx.output("b", "x"), Some("2"));
+        assert_eq!(ctx.output("a", "y"), None);
+        assert!(ctx.is_retry());
+        assert_eq!(ctx.resolve("src/main.rs"), PathBuf::from("/w/src/main.rs"));
+        assert_eq!(ctx.resolve("/etc/hosts"), PathBuf::from("/etc/hosts"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared test support lives in tests/all.
