@@ -1,1 +1,12 @@
-//! Shared test support lives in tests/all.
+//! Paths of the components the end-to-end tests (`tests/all`) run, built from source
+//! by this crate's build script.
+
+/// The adversarial fixture (`tests/fixtures/adversary`): one plugin that, depending on
+/// its `mode`, behaves or attacks the sandbox.
+pub const ADVERSARY: &str = env!("SLUICE_FIXTURE_ADVERSARY");
+
+/// The Rust example plugin (`examples/rust-plugin`).
+pub const FILE_BUDGET: &str = env!("SLUICE_EXAMPLE_FILE_BUDGET");
+
+/// The workspace's top folder.
+pub const WORKSPACE_ROOT: &str = env!("SLUICE_WORKSPACE_ROOT");

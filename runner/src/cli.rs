@@ -156,8 +156,7 @@ async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
         }
         Command::Validate { file } => {
             let host = start_host(1, &cache_root)?;
-            let pipeline = load_pipeline(&file)?;
-            check(&pipeline, &host).await?;
+            let (pipeline, _) = load_and_check(&file, &host).await?;
             let steps: usize = pipeline.stages.iter().map(|s| s.steps.len()).sum();
             println!(
                 "{}: pipeline `{}` is valid ({} stages, {steps} steps)",
@@ -245,22 +244,31 @@ fn start_host(jobs: usize, cache_root: &Path) -> Result<PluginHost, ExpectedErro
     PluginHost::new(profile, cache_root).map_err(|e| ExpectedError::Internal(e.to_string()))
 }
 
-fn load_pipeline(file: &Path) -> Result<config::Pipeline, ExpectedError> {
-    config::load(file).map_err(|e| match e {
-        PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
-        PipelineFileError::Invalid(errors) => ExpectedError::Config(
-            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: "),
-        ),
-    })
+fn config_error(errors: &[config::ConfigError]) -> ExpectedError {
+    ExpectedError::Config(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: "))
 }
 
-async fn check(
-    pipeline: &config::Pipeline,
+/// Read the pipeline file and check it whole, plugins and schemas included. Every
+/// problem found is reported at once.
+async fn load_and_check(
+    file: &Path,
     host: &PluginHost,
-) -> Result<std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>, ExpectedError> {
-    validate::validate(pipeline, host).await.map_err(|errors| {
-        ExpectedError::Config(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: "))
-    })
+) -> Result<(config::Pipeline, std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>), ExpectedError> {
+    let (pipeline, mut errors) = config::load_lenient(file).map_err(|e| match e {
+        PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
+        PipelineFileError::Invalid(errors) => config_error(&errors),
+    })?;
+    match validate::validate(&pipeline, host).await {
+        Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
+        Ok(_) => Err(config_error(&errors)),
+        Err(more) => {
+            // A step whose `uses` is already reported needs no second error.
+            let lines: std::collections::HashSet<usize> = errors.iter().map(|e| e.pos.line).collect();
+            errors.extend(more.into_iter().filter(|e| !lines.contains(&e.pos.line)));
+            errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+            Err(config_error(&errors))
+        }
+    }
 }
 
 async fn run(
@@ -272,9 +280,8 @@ async fn run(
     log_limit: u64,
     cache_root: &Path,
 ) -> Result<u8, ExpectedError> {
-    let pipeline = load_pipeline(file)?;
     let host = start_host(jobs, cache_root)?;
-    let plugins = check(&pipeline, &host).await?;
+    let (pipeline, plugins) = load_and_check(file, &host).await?;
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
     let renderer = tokio::spawn(render::render(format, verbose, rx));
     let opts = RunOptions {

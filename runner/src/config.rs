@@ -328,6 +328,21 @@ pub fn load(path: &Path) -> Result<Pipeline, PipelineFileError> {
 
 /// Check pipeline text that came from `path`.
 pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
+    let (pipeline, errors) = parse_lenient(path, text)?;
+    if errors.is_empty() { Ok(pipeline) } else { Err(PipelineFileError::Invalid(errors)) }
+}
+
+/// Like [`load`], but a file whose structure is sound comes back as a pipeline along
+/// with the problems in its values, so that later checks (plugins, schemas) can add
+/// theirs and the user sees every problem at once.
+pub fn load_lenient(path: &Path) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| PipelineFileError::Unreadable { path: path.to_path_buf(), source })?;
+    parse_lenient(path, text)
+}
+
+/// See [`load_lenient`].
+pub fn parse_lenient(path: &Path, text: String) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
     let dir = path
         .parent()
         .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
@@ -345,12 +360,8 @@ pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
     };
     let mut errors = Vec::new();
     let pipeline = build(&source, &dir, raw, &mut errors);
-    if errors.is_empty() {
-        Ok(pipeline)
-    } else {
-        errors.sort_by_key(|e| (e.pos.line, e.pos.column));
-        Err(PipelineFileError::Invalid(errors))
-    }
+    errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+    Ok((pipeline, errors))
 }
 
 fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigError>) -> Pipeline {

@@ -81,6 +81,23 @@ impl StepContext {
     }
 }
 
+/// Make `workdir` the process's working directory, as the contract promises.
+///
+/// WASI preview 2 has no working directory of its own: wasi-libc starts every component
+/// at `/` and resolves relative paths against that. Changing to the pipeline's folder
+/// makes `std::fs::read("Cargo.toml")` mean the file next to the pipeline. It works when
+/// the folder lies inside a granted (preopened) path; otherwise relative paths stay
+/// unusable, which is right, since the step was granted nothing there.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn enter_workdir(workdir: &Path) {
+    if let Err(err) = std::env::set_current_dir(workdir) {
+        crate::log::debug(format!(
+            "relative paths stay unresolved: cannot enter the pipeline's folder {}: {err}",
+            workdir.display()
+        ));
+    }
+}
+
 impl From<StepInput> for StepContext {
     fn from(input: StepInput) -> Self {
         StepContext {

@@ -72,7 +72,7 @@ impl fmt::Display for HumanDuration {
         }
         if millis < 60_000 {
             let tenths = (millis + 50) / 100;
-            return if tenths % 10 == 0 { write!(f, "{}s", tenths / 10) } else { write!(f, "{}.{}s", tenths / 10, tenths % 10) };
+            return if tenths.is_multiple_of(10) { write!(f, "{}s", tenths / 10) } else { write!(f, "{}.{}s", tenths / 10, tenths % 10) };
         }
         let seconds = self.0.as_secs();
         let (hours, minutes, seconds) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);

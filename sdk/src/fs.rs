@@ -15,32 +15,57 @@
 
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::RunError;
 
 /// Read a whole file.
 pub fn read(path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
     let path = path.as_ref();
-    std::fs::read(path).map_err(|source| Error::new(path, Access::Read, source))
+    std::fs::read(resolve(path)).map_err(|source| Error::new(path, Access::Read, source))
 }
 
 /// Read a whole file as UTF-8 text.
 pub fn read_to_string(path: impl AsRef<Path>) -> Result<String, Error> {
     let path = path.as_ref();
-    std::fs::read_to_string(path).map_err(|source| Error::new(path, Access::Read, source))
+    std::fs::read_to_string(resolve(path)).map_err(|source| Error::new(path, Access::Read, source))
 }
 
 /// Create or replace a file with `contents`.
 pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), Error> {
     let path = path.as_ref();
-    std::fs::write(path, contents).map_err(|source| Error::new(path, Access::Write, source))
+    std::fs::write(resolve(path), contents).map_err(|source| Error::new(path, Access::Write, source))
 }
 
 /// Create a folder and any missing parents.
 pub fn create_dir_all(path: impl AsRef<Path>) -> Result<(), Error> {
     let path = path.as_ref();
-    std::fs::create_dir_all(path).map_err(|source| Error::new(path, Access::Write, source))
+    std::fs::create_dir_all(resolve(path)).map_err(|source| Error::new(path, Access::Write, source))
+}
+
+/// The path to hand to WASI. wasi-libc joins a relative path to its working directory
+/// and matches the result against the preopened folders without resolving `..`, so
+/// `../out/report.json` fails even when `../out` is granted. Resolve it here, lexically,
+/// the way the host resolved the grants. Natively the path is used as it is.
+fn resolve(path: &Path) -> PathBuf {
+    if !cfg!(target_arch = "wasm32") {
+        return path.to_path_buf();
+    }
+    let absolute = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_path_buf(),
+    };
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            other => resolved.push(other),
+        }
+    }
+    resolved
 }
 
 /// What a step tried to do with a path; each needs its own kind of grant.
@@ -76,7 +101,7 @@ impl Error {
     /// helpful messages for `std::fs` calls this module does not wrap.
     pub fn new(path: impl Into<PathBuf>, access: Access, source: io::Error) -> Self {
         let path = path.into();
-        let missing_grant = is_missing_grant(&path, &source);
+        let missing_grant = is_missing_grant(&resolve(&path), &source);
         Error { path, access, missing_grant, source }
     }
 

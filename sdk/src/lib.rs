@@ -136,11 +136,15 @@ pub fn describe_plugin<P: Plugin>() -> Descriptor {
 }
 
 /// Run `P` on one step input, exactly as the exported `run()` does: parse the config,
-/// build the [`StepContext`], call [`Plugin::run`] and give every finding without a
-/// fingerprint its automatic one. Useful to test a plugin natively.
+/// build the [`StepContext`], make the pipeline's folder the working directory (on
+/// wasm32, so that relative paths resolve against it), call [`Plugin::run`] and give
+/// every finding without a fingerprint its automatic one. Useful to test a plugin
+/// natively, where the working directory is left alone.
 pub fn run_plugin<P: Plugin>(input: StepInput) -> Result<Report, RunError> {
     let config: P::Config = parse_config(&input.config)?;
     let ctx = StepContext::from(input);
+    #[cfg(target_arch = "wasm32")]
+    context::enter_workdir(ctx.workdir());
     let mut report = P::run(config, &ctx)?;
     report.fill_missing_fingerprints();
     Ok(report)

@@ -105,9 +105,21 @@ impl Report {
         self
     }
 
+    /// Add several metrics.
+    pub fn with_metrics(mut self, metrics: impl IntoIterator<Item = Metric>) -> Self {
+        self.metrics.extend(metrics);
+        self
+    }
+
     /// Add a data point.
     pub fn with_data_point(mut self, data_point: DataPoint) -> Self {
         self.data_points.push(data_point);
+        self
+    }
+
+    /// Add several data points.
+    pub fn with_data_points(mut self, data_points: impl IntoIterator<Item = DataPoint>) -> Self {
+        self.data_points.extend(data_points);
         self
     }
 

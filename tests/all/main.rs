@@ -1,1 +1,11 @@
-fn main(){}
+//! End-to-end tests: each drives the real `sluice` binary on a real pipeline whose
+//! steps are real components built from source (`tests/fixtures`, `examples/`).
+//! One test binary, so the fixtures and the compiled-component cache are shared.
+
+mod cli;
+mod examples;
+mod limits;
+mod pipeline;
+mod sandbox;
+mod support;
+mod validation;

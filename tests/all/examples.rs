@@ -1,0 +1,99 @@
+//! The pipelines under `examples/` run as the README says they do.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::{Outcome, Project, cache_dir, sluice_bin};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(sluice_tests::WORKSPACE_ROOT).join("examples").join(name)
+}
+
+fn run_example(dir: &Path) -> (Outcome, tempfile::TempDir) {
+    let runs = tempfile::tempdir().unwrap();
+    let out = Command::new(sluice_bin())
+        .args(["run", "--format", "plain", "--runs-dir"])
+        .arg(runs.path())
+        .current_dir(dir)
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .output()
+        .expect("run sluice");
+    let out = Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (out, runs)
+}
+
+#[test]
+fn quickstart_passes() {
+    let (out, _runs) = run_example(&example("quickstart"));
+    out.expect_code(0);
+    assert!(out.stderr.contains("pipeline passed"), "{}", out.stderr);
+}
+
+#[test]
+fn rust_example_plugin_runs() {
+    // The example's pipeline points at the component the tests' build script built.
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "budget"
+
+[[stage]]
+name = "check"
+
+[[stage.step]]
+id = "sizes"
+uses = "{}"
+with = {{ files = ["small.txt", "big.txt"], max-bytes = 100 }}
+
+[stage.step.grants]
+read = ["."]
+"#,
+        sluice_tests::FILE_BUDGET
+    ));
+    p.write("small.txt", "tiny");
+    p.write("big.txt", &"x".repeat(500));
+    p.run(&[]).expect_code(1);
+    let step = p.step("sizes");
+    let findings = step["report"]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{step:#}");
+    assert_eq!(findings[0]["location"]["path"], "big.txt");
+    let metrics = step["report"]["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 2, "{step:#}");
+}
+
+/// Build the Python example with componentize-py (installed from PyPI when missing).
+fn python_component() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = example("python-plugin");
+        let status = Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .current_dir(&dir)
+            .status()
+            .expect("run examples/python-plugin/build.sh");
+        assert!(status.success(), "examples/python-plugin/build.sh failed");
+        let wasm = dir.join("build").join("todo_scan.wasm");
+        assert!(wasm.exists(), "build.sh made no {}", wasm.display());
+        wasm
+    })
+}
+
+#[test]
+fn python_example_plugin_runs() {
+    python_component();
+    let (out, runs) = run_example(&example("python-plugin"));
+    // The sample sources hold TODO markers, which the plugin reports as a warning.
+    out.expect_code(0);
+    let run_dir = std::fs::read_dir(runs.path()).unwrap().next().unwrap().unwrap().path();
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let step = &run["steps"][0];
+    assert_eq!(step["status"], "warned", "{step:#}");
+    let findings = step["report"]["findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "{step:#}");
+    assert!(findings.iter().all(|f| f["location"]["line"].as_u64().unwrap() > 0));
+}

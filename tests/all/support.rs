@@ -1,0 +1,157 @@
+//! Helpers shared by the end-to-end tests: a scratch project folder with a pipeline
+//! file, a way to run the real `sluice` binary on it, and readers for what a run
+//! leaves behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `sluice` binary under test.
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// One compiled-component cache for the whole test run, so each fixture compiles once.
+pub fn cache_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sluice-test-cache");
+        std::fs::create_dir_all(&d).expect("create the test cache folder");
+        d
+    })
+    .clone()
+}
+
+/// The adversarial fixture component, as an absolute path.
+pub fn adversary() -> &'static str {
+    sluice_tests::ADVERSARY
+}
+
+/// A throwaway project folder holding a `sluice.toml`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one `sluice` invocation did.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn from(out: Output) -> Outcome {
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panic with both streams unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Outcome {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Project {
+    /// A project whose pipeline file is `toml`, with `{adversary}` replaced by the
+    /// fixture's path.
+    pub fn new(toml: &str) -> Project {
+        let dir = tempfile::Builder::new().prefix("sluice-e2e-").tempdir().expect("create a temp folder");
+        let p = Project { dir };
+        p.write("sluice.toml", &toml.replace("{adversary}", adversary()));
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a file (folders created) relative to the project.
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("a file has a folder")).expect("create folders");
+        std::fs::write(p, content).expect("write a project file");
+    }
+
+    /// `sluice <args>` in the project folder, with the shared cache.
+    pub fn sluice(&self, args: &[&str]) -> Outcome {
+        let out = Command::new(sluice_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env("SLUICE_CACHE_DIR", cache_dir())
+            .env_remove("SLUICE_LOG")
+            .output()
+            .expect("run sluice");
+        Outcome::from(out)
+    }
+
+    /// `sluice run --format plain` plus `extra` arguments.
+    pub fn run(&self, extra: &[&str]) -> Outcome {
+        let mut args = vec!["run", "--format", "plain"];
+        args.extend_from_slice(extra);
+        self.sluice(&args)
+    }
+
+    /// The `run.json` of the only run so far.
+    pub fn run_record(&self) -> serde_json::Value {
+        let runs = self.path().join(".sluice").join("runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .expect("the run folder exists")
+            .map(|e| e.expect("list runs").path())
+            .collect();
+        dirs.sort();
+        let last = dirs.last().expect("at least one run");
+        let text = std::fs::read_to_string(last.join("run.json")).expect("run.json exists");
+        serde_json::from_str(&text).expect("run.json is JSON")
+    }
+
+    /// The record of step `id` in the last run.
+    pub fn step(&self, id: &str) -> serde_json::Value {
+        let run = self.run_record();
+        run["steps"]
+            .as_array()
+            .expect("steps is a list")
+            .iter()
+            .find(|s| s["step"] == id)
+            .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+            .clone()
+    }
+
+    /// The full log of step `id` in the last run.
+    pub fn step_log(&self, id: &str) -> String {
+        let step = self.step(id);
+        let path = step["log"].as_str().unwrap_or_else(|| panic!("step {id} has no log: {step:#}"));
+        std::fs::read_to_string(path).expect("read the step log")
+    }
+}
+
+/// The value of output `name` of a step record.
+pub fn output(step: &serde_json::Value, name: &str) -> String {
+    step["report"]["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|pair| pair[0] == name))
+        .and_then(|pair| pair[1].as_str())
+        .unwrap_or_else(|| panic!("no output {name} in {step:#}"))
+        .to_string()
+}
+
+/// Replace what changes from run to run (times, run ids, temp paths) in text that is
+/// compared to a snapshot.
+pub fn normalize(text: &str, project: &Path) -> String {
+    let text = text.replace(&project.display().to_string(), "[PROJECT]");
+    let text = text.replace(adversary(), "[ADVERSARY]");
+    let re_time = regex::Regex::new(r"\[\d+(\.\d+)?(ms|s|m\d+s)\]").expect("valid regex");
+    let re_run = regex::Regex::new(r"\d{8}T\d{6}Z-[0-9a-f]{6}").expect("valid regex");
+    let re_dur = regex::Regex::new(r" in \d+(\.\d+)?(ms|s|m\d+s)").expect("valid regex");
+    let text = re_time.replace_all(&text, "[TIME]");
+    let text = re_run.replace_all(&text, "[RUN]");
+    re_dur.replace_all(&text, " in [TIME]").into_owned()
+}

@@ -1,0 +1,169 @@
+//! A pipeline file is checked whole before any step runs; each problem names the
+//! file, line and column, and the run exits with code 2.
+
+use crate::support::{Project, normalize};
+
+fn validate(toml: &str) -> String {
+    let p = Project::new(toml);
+    let out = p.sluice(&["validate"]);
+    out.expect_code(2);
+    // `run` must refuse the same file the same way, before running anything.
+    let run = p.sluice(&["run", "--format", "plain"]);
+    run.expect_code(2);
+    assert_eq!(run.stderr, out.stderr);
+    assert!(!p.path().join(".sluice").exists(), "nothing ran");
+    normalize(&out.stderr, p.path())
+}
+
+#[test]
+fn toml_syntax_error() {
+    insta::assert_snapshot!(validate("[pipeline]\nname = \"x\n"));
+}
+
+#[test]
+fn unknown_key() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:command"
+with = { program = "echo" }
+retrys = 2
+"#
+    ));
+}
+
+#[test]
+fn unknown_plugin_and_bad_values() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:compiler"
+timeout = "ten minutes"
+memory = "lots"
+
+[[stage.step]]
+id = "missing"
+uses = "plugins/none.wasm"
+
+[stage.step.grants]
+net = ["localhost"]
+exec = ["./build.sh"]
+"#
+    ));
+}
+
+#[test]
+fn cycle_and_unknown_needs() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "test"
+
+[[stage.step]]
+id = "a"
+uses = "builtin:command"
+with = { program = "true" }
+needs = ["c"]
+
+[[stage.step]]
+id = "b"
+uses = "builtin:command"
+with = { program = "true" }
+needs = ["a"]
+
+[[stage.step]]
+id = "c"
+uses = "builtin:command"
+with = { program = "true" }
+needs = ["b"]
+
+[[stage]]
+name = "deploy"
+
+[[stage.step]]
+id = "d"
+uses = "builtin:command"
+with = { program = "true" }
+needs = ["a"]
+"#
+    ));
+}
+
+#[test]
+fn with_is_checked_against_the_plugin_schema() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:command"
+
+[stage.step.with]
+args = ["build", 7]
+colour = "always"
+"#
+    ));
+}
+
+#[test]
+fn duplicate_ids_and_empty_stage() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "x"
+uses = "builtin:command"
+with = { program = "true" }
+
+[[stage.step]]
+id = "x"
+uses = "builtin:command"
+with = { program = "true" }
+
+[[stage]]
+name = "empty"
+"#
+    ));
+}
+
+#[test]
+fn valid_file_is_accepted() {
+    let p = Project::new(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:command"
+with = { program = "echo", args = ["hi"] }
+"#,
+    );
+    let out = p.sluice(&["validate"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "sluice.toml: pipeline `web` is valid (1 stages, 1 steps)\n");
+}
