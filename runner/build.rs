@@ -4,8 +4,13 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("runner/ sits in the workspace").to_path_buf();
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest
+        .parent()
+        .expect("runner/ sits in the workspace")
+        .to_path_buf();
     let plugins = plugin_packages(&root.join("plugins"));
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
@@ -18,14 +23,19 @@ fn main() {
         Ok(b) => b,
         Err(e) => panic!("\n\nbuilding the built-in plugins failed:\n{e}\n\n"),
     };
-    let mut out = String::from("/// `(name, component bytes)` of every built-in plugin.\npub static BUILTINS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// `(name, component bytes)` of every built-in plugin.\npub static BUILTINS: &[(&str, &[u8])] = &[\n",
+    );
     for (name, package) in &plugins {
         let wasm = &built
             .iter()
             .find(|c| &c.package == package)
             .unwrap_or_else(|| panic!("no component was built for {package}"))
             .wasm;
-        out.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -35,10 +45,13 @@ fn main() {
 /// `(builtin name, package name)` for each plugin folder, sorted by name.
 fn plugin_packages(dir: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries.flatten() {
         let manifest = entry.path().join("Cargo.toml");
-        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
         let package = text
             .lines()
             .find_map(|l| {

@@ -11,11 +11,22 @@ const COMPONENTS: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().expect("tests/ sits in the workspace").to_path_buf();
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf();
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed={}", manifest.join("fixtures").display());
-    println!("cargo:rerun-if-changed={}", root.join("examples").join("rust-plugin").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("fixtures").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("examples").join("rust-plugin").display()
+    );
     if let Err(e) = sluice_component_build::ensure_wasm_target() {
         panic!("\n\n{e}\n\n");
     }

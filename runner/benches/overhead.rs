@@ -52,13 +52,30 @@ fn trivial_step() -> Step {
 
 fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
     let cache = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(EngineProfile { max_concurrent_steps: 4, pooling }, cache.path()).unwrap();
+    let host = PluginHost::new(
+        EngineProfile {
+            max_concurrent_steps: 4,
+            pooling,
+        },
+        cache.path(),
+    )
+    .unwrap();
     let step = trivial_step();
     let plugin = runtime.block_on(host.load(&step.uses)).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let log = StepLog::in_memory(1 << 20);
-    let sandbox = StepSandbox::resolve(&step, scratch.path().to_path_buf(), scratch.path().join("tmp"), false, &log).unwrap();
-    let limits = AttemptLimits { timeout: step.timeout, memory: step.memory };
+    let sandbox = StepSandbox::resolve(
+        &step,
+        scratch.path().to_path_buf(),
+        scratch.path().join("tmp"),
+        false,
+        &log,
+    )
+    .unwrap();
+    let limits = AttemptLimits {
+        timeout: step.timeout,
+        memory: step.memory,
+    };
     let input = StepInput {
         run_id: "bench".into(),
         pipeline: "bench".into(),
@@ -75,7 +92,14 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
         let started = Instant::now();
         let wasi = sandbox.wasi(&log).unwrap();
         let report = runtime
-            .block_on(run_attempt(&plugin, wasi, log.clone(), |d| sandbox.exec(&log, d), input.clone(), limits))
+            .block_on(run_attempt(
+                &plugin,
+                wasi,
+                log.clone(),
+                |d| sandbox.exec(&log, d),
+                input.clone(),
+                limits,
+            ))
             .unwrap();
         let took = started.elapsed();
         assert_eq!(report.summary.is_empty(), false);
@@ -83,7 +107,11 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
             samples.push(took);
         }
     }
-    let label = if pooling { "warm step (pooling allocator)" } else { "warm step (on-demand allocator)" };
+    let label = if pooling {
+        "warm step (pooling allocator)"
+    } else {
+        "warm step (on-demand allocator)"
+    };
     stats(label, samples);
 }
 
@@ -118,11 +146,18 @@ fn hundred_step_pipeline() {
             .output()
             .unwrap();
         let took = started.elapsed();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         took
     };
     let cold = run();
-    println!("{:<44} {cold:.1?} (compiles the plugin into the cache)", "sluice run, 100 steps, cold cache");
+    println!(
+        "{:<44} {cold:.1?} (compiles the plugin into the cache)",
+        "sluice run, 100 steps, cold cache"
+    );
     let samples: Vec<Duration> = (0..20).map(|_| run()).collect();
     stats("sluice run, 100 steps, warm cache", samples);
 }
@@ -132,7 +167,10 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     warm_step_overhead(&runtime, true);
     warm_step_overhead(&runtime, false);
     spawn_true();

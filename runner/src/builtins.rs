@@ -5,7 +5,10 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 
 /// The component of a built-in plugin.
 pub fn find(name: &str) -> Option<&'static [u8]> {
-    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, wasm)| *wasm)
+    BUILTINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, wasm)| *wasm)
 }
 
 /// Names of all built-in plugins, sorted.

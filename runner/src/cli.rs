@@ -53,7 +53,11 @@ impl ExpectedError {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "sluice", version, about = "Run release pipelines whose steps are sandboxed WebAssembly components")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Run release pipelines whose steps are sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -121,7 +125,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::CONFIG } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::CONFIG
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -131,7 +139,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -150,9 +161,26 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
     let cache_root = cli.cache_dir.clone().unwrap_or_else(default_cache_root);
     match cli.command {
-        Command::Run { file, jobs, format, verbose, runs_dir, log_limit } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            run(&file, jobs, format, verbose, runs_dir, log_limit.as_u64(), &cache_root).await
+        Command::Run {
+            file,
+            jobs,
+            format,
+            verbose,
+            runs_dir,
+            log_limit,
+        } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            run(
+                &file,
+                jobs,
+                format,
+                verbose,
+                runs_dir,
+                log_limit.as_u64(),
+                &cache_root,
+            )
+            .await
         }
         Command::Validate { file } => {
             let host = start_host(1, &cache_root)?;
@@ -178,23 +206,44 @@ async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
             }
             if json {
                 let v: Vec<_> = all.iter().map(|p| plugin_json(p)).collect();
-                println!("{}", serde_json::to_string_pretty(&v).expect("JSON values serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("JSON values serialise")
+                );
             } else {
-                let width = all.iter().map(|p| p.reference().to_string().len()).max().unwrap_or(0);
+                let width = all
+                    .iter()
+                    .map(|p| p.reference().to_string().len())
+                    .max()
+                    .unwrap_or(0);
                 for p in &all {
                     let d = p.descriptor();
-                    println!("{:width$}  {:8}  {}", p.reference().to_string(), d.version, d.summary);
+                    println!(
+                        "{:width$}  {:8}  {}",
+                        p.reference().to_string(),
+                        d.version,
+                        d.summary
+                    );
                 }
             }
             Ok(exit::OK)
         }
-        Command::Plugin { command: PluginCommand::Info { reference, json } } => {
+        Command::Plugin {
+            command: PluginCommand::Info { reference, json },
+        } => {
             let host = start_host(1, &cache_root)?;
-            let cwd = std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
+            let cwd =
+                std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
             let r = PluginRef::parse(&reference, &cwd);
-            let p = host.load(&r).await.map_err(|e| ExpectedError::Config(e.to_string()))?;
+            let p = host
+                .load(&r)
+                .await
+                .map_err(|e| ExpectedError::Config(e.to_string()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&plugin_json(&p)).expect("JSON values serialise"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plugin_json(&p)).expect("JSON values serialise")
+                );
             } else {
                 let d = p.descriptor();
                 println!("plugin:       {}", p.reference());
@@ -202,10 +251,22 @@ async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
                 println!("version:      {}", d.version);
                 println!("summary:      {}", d.summary);
                 println!("digest:       {}", p.digest());
-                let caps: Vec<String> = d.capabilities.iter().map(|c| capability_name(*c).to_string()).collect();
-                println!("capabilities: {}", if caps.is_empty() { "none".into() } else { caps.join(", ") });
+                let caps: Vec<String> = d
+                    .capabilities
+                    .iter()
+                    .map(|c| capability_name(*c).to_string())
+                    .collect();
+                println!(
+                    "capabilities: {}",
+                    if caps.is_empty() {
+                        "none".into()
+                    } else {
+                        caps.join(", ")
+                    }
+                );
                 println!("config schema:");
-                let schema = serde_json::to_string_pretty(p.schema()).expect("JSON values serialise");
+                let schema =
+                    serde_json::to_string_pretty(p.schema()).expect("JSON values serialise");
                 for l in schema.lines() {
                     println!("  {l}");
                 }
@@ -240,12 +301,21 @@ fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
 }
 
 fn start_host(jobs: usize, cache_root: &Path) -> Result<PluginHost, ExpectedError> {
-    let profile = EngineProfile { max_concurrent_steps: jobs.clamp(1, 256) as u32, pooling: true };
+    let profile = EngineProfile {
+        max_concurrent_steps: jobs.clamp(1, 256) as u32,
+        pooling: true,
+    };
     PluginHost::new(profile, cache_root).map_err(|e| ExpectedError::Internal(e.to_string()))
 }
 
 fn config_error(errors: &[config::ConfigError]) -> ExpectedError {
-    ExpectedError::Config(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: "))
+    ExpectedError::Config(
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\nerror: "),
+    )
 }
 
 /// Read the pipeline file and check it whole, plugins and schemas included. Every
@@ -253,7 +323,13 @@ fn config_error(errors: &[config::ConfigError]) -> ExpectedError {
 async fn load_and_check(
     file: &Path,
     host: &PluginHost,
-) -> Result<(config::Pipeline, std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>), ExpectedError> {
+) -> Result<
+    (
+        config::Pipeline,
+        std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>,
+    ),
+    ExpectedError,
+> {
     let (pipeline, mut errors) = config::load_lenient(file).map_err(|e| match e {
         PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
         PipelineFileError::Invalid(errors) => config_error(&errors),
@@ -263,7 +339,8 @@ async fn load_and_check(
         Ok(_) => Err(config_error(&errors)),
         Err(more) => {
             // A step whose `uses` is already reported needs no second error.
-            let lines: std::collections::HashSet<usize> = errors.iter().map(|e| e.pos.line).collect();
+            let lines: std::collections::HashSet<usize> =
+                errors.iter().map(|e| e.pos.line).collect();
             errors.extend(more.into_iter().filter(|e| !lines.contains(&e.pos.line)));
             errors.sort_by_key(|e| (e.pos.line, e.pos.column));
             Err(config_error(&errors))
@@ -293,7 +370,8 @@ async fn run(
     let result = executor::run(&pipeline, &plugins, opts).await;
     // Every sender is gone once the run returns; the renderer drains and ends.
     let _ = renderer.await;
-    let result = result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
+    let result =
+        result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
     Ok(match result.status {
         Status::Failed => exit::PIPELINE_FAILED,
         _ => exit::OK,

@@ -70,12 +70,19 @@ impl SourceFile {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
-        SourcePos { file: self.path.clone(), line, column }
+        SourcePos {
+            file: self.path.clone(),
+            line,
+            column,
+        }
     }
 
     /// An error at a byte offset.
     pub fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError { pos: self.pos(offset), message: message.into() }
+        ConfigError {
+            pos: self.pos(offset),
+            message: message.into(),
+        }
     }
 
     /// The byte span of a nested value, following `path` (table keys and array indexes)
@@ -231,7 +238,8 @@ impl NetGrant {
                 .ok_or_else(|| format!("`{s}` is not `[ipv6]:port`"))?;
             (h, p)
         } else {
-            s.rsplit_once(':').ok_or_else(|| format!("`{s}` is not `host:port`"))?
+            s.rsplit_once(':')
+                .ok_or_else(|| format!("`{s}` is not `host:port`"))?
         };
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
@@ -240,9 +248,14 @@ impl NetGrant {
             .parse()
             .map_err(|_| format!("`{s}` has no valid port (1-65535)"))?;
         if port == 0 {
-            return Err(format!("`{s}` has port 0; name the port the step connects to"));
+            return Err(format!(
+                "`{s}` has port 0; name the port the step connects to"
+            ));
         }
-        Ok(NetGrant { host: host.to_string(), port })
+        Ok(NetGrant {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -250,7 +263,9 @@ impl NetGrant {
 pub fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ if p == "~" => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| p.into()),
+        _ if p == "~" => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| p.into()),
         _ => PathBuf::from(p),
     }
 }
@@ -321,41 +336,63 @@ const MAX_RETRIES: u32 = 10;
 
 /// Read and check a pipeline file. Plugins are not loaded here.
 pub fn load(path: &Path) -> Result<Pipeline, PipelineFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| PipelineFileError::Unreadable { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(path, text)
 }
 
 /// Check pipeline text that came from `path`.
 pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
     let (pipeline, errors) = parse_lenient(path, text)?;
-    if errors.is_empty() { Ok(pipeline) } else { Err(PipelineFileError::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(pipeline)
+    } else {
+        Err(PipelineFileError::Invalid(errors))
+    }
 }
 
 /// Like [`load`], but a file whose structure is sound comes back as a pipeline along
 /// with the problems in its values, so that later checks (plugins, schemas) can add
 /// theirs and the user sees every problem at once.
 pub fn load_lenient(path: &Path) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| PipelineFileError::Unreadable { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineFileError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_lenient(path, text)
 }
 
 /// See [`load_lenient`].
-pub fn parse_lenient(path: &Path, text: String) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
+pub fn parse_lenient(
+    path: &Path,
+    text: String,
+) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
     let dir = path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let display_path = path.to_path_buf();
-    let source = SourceFile { path: display_path, text };
+    let source = SourceFile {
+        path: display_path,
+        text,
+    };
     let raw: RawFile = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
             let message = e.message().trim().to_string();
-            return Err(PipelineFileError::Invalid(vec![source.error(offset, message)]));
+            return Err(PipelineFileError::Invalid(vec![
+                source.error(offset, message),
+            ]));
         }
     };
     let mut errors = Vec::new();
@@ -367,7 +404,10 @@ pub fn parse_lenient(path: &Path, text: String) -> Result<(Pipeline, Vec<ConfigE
 fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigError>) -> Pipeline {
     let name = raw.pipeline.get_ref().name.get_ref().trim().to_string();
     if name.is_empty() {
-        errors.push(source.error(raw.pipeline.get_ref().name.span().start, "`pipeline.name` is empty"));
+        errors.push(source.error(
+            raw.pipeline.get_ref().name.span().start,
+            "`pipeline.name` is empty",
+        ));
     }
     if raw.stages.is_empty() {
         errors.push(source.error(
@@ -384,10 +424,16 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         let stage_name = raw_stage.name.get_ref().clone();
         check_ident(source, &raw_stage.name, "stage name", errors);
         if stage_names.insert(stage_name.clone(), ()).is_some() {
-            errors.push(source.error(raw_stage.name.span().start, format!("stage `{stage_name}` is defined twice")));
+            errors.push(source.error(
+                raw_stage.name.span().start,
+                format!("stage `{stage_name}` is defined twice"),
+            ));
         }
         if raw_stage.steps.is_empty() {
-            errors.push(source.error(span.start, format!("stage `{stage_name}` has no steps; add a `[[stage.step]]`")));
+            errors.push(source.error(
+                span.start,
+                format!("stage `{stage_name}` has no steps; add a `[[stage.step]]`"),
+            ));
         }
         let mut steps = Vec::new();
         for (step_index, raw_step) in raw_stage.steps.into_iter().enumerate() {
@@ -397,13 +443,25 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             if !step_ids.insert(id.clone()) {
                 errors.push(source.error(
                     raw_step.id.span().start,
-                    format!("step id `{id}` is used twice; step ids must be unique in the pipeline"),
+                    format!(
+                        "step id `{id}` is used twice; step ids must be unique in the pipeline"
+                    ),
                 ));
             }
-            steps.push(build_step(source, dir, raw_step, stage_index, step_index, errors));
+            steps.push(build_step(
+                source,
+                dir,
+                raw_step,
+                stage_index,
+                step_index,
+                errors,
+            ));
         }
         check_needs(source, &stage_name, &steps, errors);
-        stages.push(Stage { name: stage_name, steps });
+        stages.push(Stage {
+            name: stage_name,
+            steps,
+        });
     }
     Pipeline {
         name,
@@ -414,10 +472,16 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
     }
 }
 
-fn check_ident(source: &SourceFile, s: &Spanned<String>, what: &str, errors: &mut Vec<ConfigError>) {
+fn check_ident(
+    source: &SourceFile,
+    s: &Spanned<String>,
+    what: &str,
+    errors: &mut Vec<ConfigError>,
+) {
     let v = s.get_ref();
     let ok = !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !ok {
         errors.push(source.error(
@@ -439,9 +503,10 @@ fn build_step(
     let uses_text = raw.uses.get_ref().trim();
     let uses = PluginRef::parse(uses_text, dir);
     match &uses {
-        PluginRef::Builtin(name) if name.is_empty() => {
-            errors.push(source.error(raw.uses.span().start, "`builtin:` needs a plugin name, e.g. `builtin:command`"))
-        }
+        PluginRef::Builtin(name) if name.is_empty() => errors.push(source.error(
+            raw.uses.span().start,
+            "`builtin:` needs a plugin name, e.g. `builtin:command`",
+        )),
         PluginRef::File(p) if uses_text.is_empty() => {
             let _ = p;
             errors.push(source.error(raw.uses.span().start, "`uses` is empty"))
@@ -452,26 +517,47 @@ fn build_step(
         Some(t) => match serde_json::to_value(t.get_ref()) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(source.error(t.span().start, format!("`with` cannot be expressed as JSON: {e}")));
+                errors.push(source.error(
+                    t.span().start,
+                    format!("`with` cannot be expressed as JSON: {e}"),
+                ));
                 serde_json::Value::Null
             }
         },
         None => serde_json::Value::Object(Default::default()),
     };
-    let timeout = parse_duration(source, raw.timeout.as_ref(), "timeout", DEFAULT_STEP_TIMEOUT, errors);
-    let retry_delay = parse_duration(source, raw.retry_delay.as_ref(), "retry-delay", DEFAULT_RETRY_DELAY, errors);
+    let timeout = parse_duration(
+        source,
+        raw.timeout.as_ref(),
+        "timeout",
+        DEFAULT_STEP_TIMEOUT,
+        errors,
+    );
+    let retry_delay = parse_duration(
+        source,
+        raw.retry_delay.as_ref(),
+        "retry-delay",
+        DEFAULT_RETRY_DELAY,
+        errors,
+    );
     let memory = match &raw.memory {
         None => DEFAULT_STEP_MEMORY,
         Some(m) => match m.get_ref().parse::<bytesize::ByteSize>() {
             Ok(b) if b.as_u64() >= 1 << 20 => b.as_u64(),
             Ok(_) => {
-                errors.push(source.error(m.span().start, format!("memory `{}` is below the 1MiB minimum", m.get_ref())));
+                errors.push(source.error(
+                    m.span().start,
+                    format!("memory `{}` is below the 1MiB minimum", m.get_ref()),
+                ));
                 DEFAULT_STEP_MEMORY
             }
             Err(_) => {
                 errors.push(source.error(
                     m.span().start,
-                    format!("memory `{}` is not a size; write e.g. \"512MiB\" or \"2GiB\"", m.get_ref()),
+                    format!(
+                        "memory `{}` is not a size; write e.g. \"512MiB\" or \"2GiB\"",
+                        m.get_ref()
+                    ),
                 ));
                 DEFAULT_STEP_MEMORY
             }
@@ -481,7 +567,13 @@ fn build_step(
         let off = source
             .span_of(&step_path(stage_index, step_index, "retries"))
             .map_or(raw.id.span().start, |s| s.start);
-        errors.push(source.error(off, format!("retries = {} is above the limit of {MAX_RETRIES}", raw.retries)));
+        errors.push(source.error(
+            off,
+            format!(
+                "retries = {} is above the limit of {MAX_RETRIES}",
+                raw.retries
+            ),
+        ));
     }
     let grants = build_grants(source, dir, &raw.grants, errors);
     Step {
@@ -527,20 +619,30 @@ fn parse_duration(
         Err(_) => {
             errors.push(source.error(
                 v.span().start,
-                format!("`{key}` = \"{}\" is not a duration; write e.g. \"90s\", \"10m\" or \"1h 30m\"", v.get_ref()),
+                format!(
+                    "`{key}` = \"{}\" is not a duration; write e.g. \"90s\", \"10m\" or \"1h 30m\"",
+                    v.get_ref()
+                ),
             ));
             default
         }
     }
 }
 
-fn build_grants(source: &SourceFile, dir: &Path, raw: &RawGrants, errors: &mut Vec<ConfigError>) -> Grants {
+fn build_grants(
+    source: &SourceFile,
+    dir: &Path,
+    raw: &RawGrants,
+    errors: &mut Vec<ConfigError>,
+) -> Grants {
     let mut path_list = |list: &[Spanned<String>], key: &str| -> Vec<PathBuf> {
         list.iter()
             .filter_map(|p| {
                 let s = p.get_ref();
                 if s.trim().is_empty() || s.contains('\0') {
-                    errors.push(source.error(p.span().start, format!("`{key}` grant `{s}` is not a path")));
+                    errors.push(
+                        source.error(p.span().start, format!("`{key}` grant `{s}` is not a path")),
+                    );
                     return None;
                 }
                 Some(normalize(&dir.join(expand_home(s))))
@@ -555,7 +657,9 @@ fn build_grants(source: &SourceFile, dir: &Path, raw: &RawGrants, errors: &mut V
         if s.is_empty() || (s.contains('/') && !s.starts_with('/')) {
             errors.push(source.error(
                 e.span().start,
-                format!("`exec` grant `{s}` must be a program name (found on PATH) or an absolute path"),
+                format!(
+                    "`exec` grant `{s}` must be a program name (found on PATH) or an absolute path"
+                ),
             ));
         } else {
             exec.push(s.clone());
@@ -572,12 +676,21 @@ fn build_grants(source: &SourceFile, dir: &Path, raw: &RawGrants, errors: &mut V
     for v in &raw.env {
         let s = v.get_ref();
         if s.is_empty() || s.contains('=') || s.contains('\0') {
-            errors.push(source.error(v.span().start, format!("`env` grant `{s}` is not a variable name")));
+            errors.push(source.error(
+                v.span().start,
+                format!("`env` grant `{s}` is not a variable name"),
+            ));
         } else {
             env.push(s.clone());
         }
     }
-    Grants { read, write, exec, net, env }
+    Grants {
+        read,
+        write,
+        exec,
+        net,
+        env,
+    }
 }
 
 /// Remove `.` and resolve `..` lexically (the path need not exist yet).
@@ -608,14 +721,20 @@ fn check_needs(source: &SourceFile, stage: &str, steps: &[Step], errors: &mut Ve
                 Some(format!(
                     "step `{}` needs `{need}`, which is not a step of stage `{stage}` (steps: {})",
                     s.id,
-                    steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                    steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             } else {
                 None
             };
             if let Some(msg) = bad {
                 ok = false;
-                let span = source.span_of(&s.key_path(&[PathSegment::Key("needs".into()), PathSegment::Index(i)]));
+                let span = source.span_of(
+                    &s.key_path(&[PathSegment::Key("needs".into()), PathSegment::Index(i)]),
+                );
                 errors.push(source.error(span.map_or(0, |r| r.start), msg));
             }
         }
@@ -624,18 +743,27 @@ fn check_needs(source: &SourceFile, stage: &str, steps: &[Step], errors: &mut Ve
         return;
     }
     if let Some(cycle) = find_cycle(steps) {
-        let first = steps.iter().find(|s| s.id == cycle[0]).expect("cycle names a step");
+        let first = steps
+            .iter()
+            .find(|s| s.id == cycle[0])
+            .expect("cycle names a step");
         let span = source.span_of(&first.key_path(&[PathSegment::Key("needs".into())]));
         errors.push(source.error(
             span.map_or(0, |r| r.start),
-            format!("steps of stage `{stage}` need each other in a cycle: {}", cycle.join(" -> ")),
+            format!(
+                "steps of stage `{stage}` need each other in a cycle: {}",
+                cycle.join(" -> ")
+            ),
         ));
     }
 }
 
 /// A cycle in the `needs` graph, as step ids with the first repeated at the end.
 fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
-    let graph: BTreeMap<&str, &[String]> = steps.iter().map(|s| (s.id.as_str(), s.needs.as_slice())).collect();
+    let graph: BTreeMap<&str, &[String]> = steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.needs.as_slice()))
+        .collect();
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -650,7 +778,10 @@ fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
         match marks.get(n) {
             Some(Mark::Done) => return None,
             Some(Mark::Visiting) => {
-                let start = stack.iter().position(|s| *s == n).expect("visiting node is on the stack");
+                let start = stack
+                    .iter()
+                    .position(|s| *s == n)
+                    .expect("visiting node is on the stack");
                 let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
                 cycle.push(n.to_string());
                 return Some(cycle);
@@ -691,9 +822,15 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let e = errs("[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\ntimout = \"1s\"\n");
+        let e = errs(
+            "[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\ntimout = \"1s\"\n",
+        );
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("sluice.toml:8:1: unknown field `timout`"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("sluice.toml:8:1: unknown field `timout`"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

@@ -79,8 +79,12 @@ pub struct RunResult {
 /// A new run id: UTC time plus a random suffix, e.g. `20261122T153700Z-3f9a`.
 pub fn new_run_id() -> String {
     let now = SystemTime::now();
-    let stamp = humantime::format_rfc3339_seconds(now).to_string().replace(['-', ':'], "");
-    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(['-', ':'], "");
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let mut h = Sha256::new();
     h.update(nanos.to_le_bytes());
     h.update(std::process::id().to_le_bytes());
@@ -104,7 +108,10 @@ pub async fn run(
         stages: pipeline
             .stages
             .iter()
-            .map(|s| StagePlan { name: s.name.clone(), steps: s.steps.iter().map(|s| s.id.clone()).collect() })
+            .map(|s| StagePlan {
+                name: s.name.clone(),
+                steps: s.steps.iter().map(|s| s.id.clone()).collect(),
+            })
             .collect(),
     });
     let ctx = Arc::new(RunContext {
@@ -123,13 +130,20 @@ pub async fn run(
     for stage in &pipeline.stages {
         if let Some(failed) = &failed_stage {
             for step in &stage.steps {
-                let rec = skipped(&ctx, stage, step, format!("not run: stage `{failed}` failed"));
+                let rec = skipped(
+                    &ctx,
+                    stage,
+                    step,
+                    format!("not run: stage `{failed}` failed"),
+                );
                 records.push(rec);
             }
             continue;
         }
         let stage_started = Instant::now();
-        ctx.events.send(Event::StageStarted { stage: stage.name.clone() });
+        ctx.events.send(Event::StageStarted {
+            stage: stage.name.clone(),
+        });
         let stage_records = run_stage(&ctx, stage, plugins, &semaphore).await;
         let status = if stage_records.iter().any(|r| r.status == Status::Failed) {
             Status::Failed
@@ -173,7 +187,12 @@ pub async fn run(
         steps: records,
     };
     write_json(&run_dir.join("run.json"), &result)?;
-    ctx.events.send(Event::RunFinished { run_id, status, duration: started.elapsed(), reason });
+    ctx.events.send(Event::RunFinished {
+        run_id,
+        status,
+        duration: started.elapsed(),
+        reason,
+    });
     Ok(result)
 }
 
@@ -240,15 +259,34 @@ async fn run_stage(
                 .map(String::as_str)
                 .collect();
             if !blocked.is_empty() {
-                let rec = skipped(ctx, stage, step, format!("not run: it needs {} which did not pass", blocked.join(", ")));
+                let rec = skipped(
+                    ctx,
+                    stage,
+                    step,
+                    format!(
+                        "not run: it needs {} which did not pass",
+                        blocked.join(", ")
+                    ),
+                );
                 done.insert(step.id.clone(), Status::Skipped);
                 records[i] = Some(rec);
                 continue;
             }
-            let plugin = plugins.get(&step.uses).expect("every plugin was loaded before the run").clone();
-            let (ctx, step, stage_name, sem) = (ctx.clone(), step.clone(), stage.name.clone(), semaphore.clone());
+            let plugin = plugins
+                .get(&step.uses)
+                .expect("every plugin was loaded before the run")
+                .clone();
+            let (ctx, step, stage_name, sem) = (
+                ctx.clone(),
+                step.clone(),
+                stage.name.clone(),
+                semaphore.clone(),
+            );
             running.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("the semaphore is never closed");
+                let _permit = sem
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
                 (i, run_step(&ctx, &stage_name, &step, &plugin).await)
             });
         }
@@ -256,7 +294,12 @@ async fn run_stage(
         if started.iter().all(|s| *s) && running.is_empty() {
             break;
         }
-        if stage.steps.iter().enumerate().any(|(i, s)| !started[i] && s.needs.iter().all(|n| done.contains_key(n))) {
+        if stage
+            .steps
+            .iter()
+            .enumerate()
+            .any(|(i, s)| !started[i] && s.needs.iter().all(|n| done.contains_key(n)))
+        {
             continue;
         }
         match running.join_next().await {
@@ -268,12 +311,19 @@ async fn run_stage(
             None => break,
         }
     }
-    records.into_iter().map(|r| r.expect("every step of the stage ends with a record")).collect()
+    records
+        .into_iter()
+        .map(|r| r.expect("every step of the stage ends with a record"))
+        .collect()
 }
 
 async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
     let started = Instant::now();
-    let log_path = ctx.run_dir.join("logs").join(stage).join(format!("{}.log", step.id));
+    let log_path = ctx
+        .run_dir
+        .join("logs")
+        .join(stage)
+        .join(format!("{}.log", step.id));
     let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
     let log = StepLog::create(&log_path, ctx.log_limit, events.clone())
         .unwrap_or_else(|_| StepLog::in_memory(ctx.log_limit));
@@ -292,7 +342,13 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         log_tail: vec![],
     };
     let scratch = ctx.run_dir.join("tmp").join(&step.id);
-    let outcome = match StepSandbox::resolve(step, ctx.workdir.clone(), scratch, ctx.allow_unconfined_exec, &log) {
+    let outcome = match StepSandbox::resolve(
+        step,
+        ctx.workdir.clone(),
+        scratch,
+        ctx.allow_unconfined_exec,
+        &log,
+    ) {
         Err(e) => Err(StepFailure::Setup(e.to_string())),
         Ok(sandbox) => attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await,
     };
@@ -308,7 +364,11 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
             record.artifacts = artifacts;
             let mut outputs = ctx.outputs.lock().unwrap_or_else(|e| e.into_inner());
             for (name, value) in &report.outputs {
-                outputs.push(types::StepOutput { step: step.id.clone(), name: name.clone(), value: value.clone() });
+                outputs.push(types::StepOutput {
+                    step: step.id.clone(),
+                    name: name.clone(),
+                    value: value.clone(),
+                });
             }
             record.report = Some(report);
         }
@@ -327,7 +387,10 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     if record.status == Status::Failed {
         record.log_tail = log.tail();
     }
-    let _ = write_json(&ctx.run_dir.join("steps").join(format!("{}.json", step.id)), &record);
+    let _ = write_json(
+        &ctx.run_dir.join("steps").join(format!("{}.json", step.id)),
+        &record,
+    );
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -351,13 +414,20 @@ async fn attempts(
     log: &StepLog,
     record: &mut StepRecord,
 ) -> Result<(types::Report, Vec<ArtifactRecord>), StepFailure> {
-    let limits = AttemptLimits { timeout: step.timeout, memory: step.memory };
+    let limits = AttemptLimits {
+        timeout: step.timeout,
+        memory: step.memory,
+    };
     let config = step.with.to_string();
     let mut attempt = 0;
     loop {
         attempt += 1;
         record.attempts = attempt;
-        ctx.events.send(Event::StepStarted { stage: stage.to_string(), step: step.id.clone(), attempt });
+        ctx.events.send(Event::StepStarted {
+            stage: stage.to_string(),
+            step: step.id.clone(),
+            attempt,
+        });
         let input = types::StepInput {
             run_id: ctx.run_id.clone(),
             pipeline: ctx.pipeline.clone(),
@@ -365,19 +435,34 @@ async fn attempts(
             step: step.id.clone(),
             config: config.clone(),
             artifact: None,
-            outputs: ctx.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            outputs: ctx
+                .outputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             workdir: ctx.workdir.display().to_string(),
             attempt,
         };
-        let wasi = sandbox.wasi(log).map_err(|e| StepFailure::Setup(e.to_string()))?;
-        let result = run_attempt(plugin, wasi, log.clone(), |deadline| sandbox.exec(log, deadline), input, limits)
-            .await
-            .and_then(|report| {
-                let artifacts = record_artifacts(&ctx.workdir, sandbox, &report)?;
-                Ok((report, artifacts))
-            });
+        let wasi = sandbox
+            .wasi(log)
+            .map_err(|e| StepFailure::Setup(e.to_string()))?;
+        let result = run_attempt(
+            plugin,
+            wasi,
+            log.clone(),
+            |deadline| sandbox.exec(log, deadline),
+            input,
+            limits,
+        )
+        .await
+        .and_then(|report| {
+            let artifacts = record_artifacts(&ctx.workdir, sandbox, &report)?;
+            Ok((report, artifacts))
+        });
         let reason = match &result {
-            Ok((report, _)) if report.status == types::Status::Failed => Some(report.summary.clone()),
+            Ok((report, _)) if report.status == types::Status::Failed => {
+                Some(report.summary.clone())
+            }
             Ok(_) => None,
             Err(f) if f.retryable() => Some(f.to_string()),
             Err(_) => None,
@@ -387,7 +472,10 @@ async fn attempts(
                 let delay = step.retry_delay.saturating_mul(1 << (attempt - 1).min(16));
                 log.line(
                     Source::Runner,
-                    &format!("attempt {attempt} failed: {reason}; retrying in {}", humantime::format_duration(delay)),
+                    &format!(
+                        "attempt {attempt} failed: {reason}; retrying in {}",
+                        humantime::format_duration(delay)
+                    ),
                 );
                 ctx.events.send(Event::StepRetrying {
                     stage: stage.to_string(),
@@ -404,19 +492,26 @@ async fn attempts(
 }
 
 /// Hash every artifact the report names; each must lie inside the step's grants.
-fn record_artifacts(workdir: &Path, sandbox: &StepSandbox, report: &types::Report) -> Result<Vec<ArtifactRecord>, StepFailure> {
+fn record_artifacts(
+    workdir: &Path,
+    sandbox: &StepSandbox,
+    report: &types::Report,
+) -> Result<Vec<ArtifactRecord>, StepFailure> {
     let mut out = Vec::new();
     for a in &report.artifacts {
         let path = workdir.join(&a.path);
-        let canonical = std::fs::canonicalize(&path)
-            .map_err(|e| StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path)))?;
+        let canonical = std::fs::canonicalize(&path).map_err(|e| {
+            StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path))
+        })?;
         if !sandbox.files().can_read(&canonical) {
             return Err(StepFailure::Plugin(format!(
                 "reported artifact {} is outside the step's grants; artifacts must be files the step may read",
                 a.path
             )));
         }
-        let unreadable = |e: std::io::Error| StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path));
+        let unreadable = |e: std::io::Error| {
+            StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path))
+        };
         let mut file = std::fs::File::open(&canonical).map_err(unreadable)?;
         let mut hasher = Sha256::new();
         let size = std::io::copy(&mut file, &mut hasher).map_err(unreadable)?;

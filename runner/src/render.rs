@@ -79,19 +79,43 @@ fn mark(status: Status) -> &'static str {
 /// The plain-text rendering of an event (None: not shown).
 pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
     match e {
-        Event::RunStarted { pipeline, run_id, .. } => Some(format!("pipeline {pipeline} (run {run_id})")),
+        Event::RunStarted {
+            pipeline, run_id, ..
+        } => Some(format!("pipeline {pipeline} (run {run_id})")),
         Event::StageStarted { stage } => Some(format!("stage {stage}")),
         Event::StepStarted { .. } | Event::StepProgress { .. } => None,
-        Event::StepLog { stage, step, source, line } => {
-            verbose.then(|| format!("       {stage}/{step} [{source}] {line}"))
-        }
-        Event::StepRetrying { stage, step, attempt, delay, reason } => Some(format!(
+        Event::StepLog {
+            stage,
+            step,
+            source,
+            line,
+        } => verbose.then(|| format!("       {stage}/{step} [{source}] {line}")),
+        Event::StepRetrying {
+            stage,
+            step,
+            attempt,
+            delay,
+            reason,
+        } => Some(format!(
             "  RETRY {stage}/{step}: attempt {attempt} failed ({}); retrying in {}",
             first_line(reason),
             seconds(*delay)
         )),
-        Event::StepFinished { stage, step, status, summary, attempts, duration, log_tail, log } => {
-            let mut s = format!("  {} {stage}/{step} [{}]", mark(*status), seconds(*duration));
+        Event::StepFinished {
+            stage,
+            step,
+            status,
+            summary,
+            attempts,
+            duration,
+            log_tail,
+            log,
+        } => {
+            let mut s = format!(
+                "  {} {stage}/{step} [{}]",
+                mark(*status),
+                seconds(*duration)
+            );
             if *attempts > 1 {
                 s.push_str(&format!(" after {attempts} attempts"));
             }
@@ -116,9 +140,22 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             Some(s)
         }
         Event::StageFinished { .. } => None,
-        Event::RunFinished { status, duration, reason, run_id } => Some(match reason {
-            Some(r) => format!("pipeline {} in {}: {r} (run {run_id})", status.as_str(), seconds(*duration)),
-            None => format!("pipeline {} in {} (run {run_id})", status.as_str(), seconds(*duration)),
+        Event::RunFinished {
+            status,
+            duration,
+            reason,
+            run_id,
+        } => Some(match reason {
+            Some(r) => format!(
+                "pipeline {} in {}: {r} (run {run_id})",
+                status.as_str(),
+                seconds(*duration)
+            ),
+            None => format!(
+                "pipeline {} in {} (run {run_id})",
+                status.as_str(),
+                seconds(*duration)
+            ),
         }),
     }
 }
@@ -148,7 +185,11 @@ impl Live {
 
     fn event(&mut self, e: &Event, verbose: bool) {
         match e {
-            Event::StepStarted { stage, step, attempt } => {
+            Event::StepStarted {
+                stage,
+                step,
+                attempt,
+            } => {
                 let key = (stage.clone(), step.clone());
                 let bar = self.bars.entry(key).or_insert_with(|| {
                     let b = self.multi.add(ProgressBar::new_spinner());
@@ -161,7 +202,13 @@ impl Live {
                     bar.set_message(format!("attempt {attempt}"));
                 }
             }
-            Event::StepProgress { stage, step, done, total, message } => {
+            Event::StepProgress {
+                stage,
+                step,
+                done,
+                total,
+                message,
+            } => {
                 if let Some(b) = self.bars.get(&(stage.clone(), step.clone())) {
                     match total {
                         Some(t) => b.set_message(format!("{done}/{t} {message}")),

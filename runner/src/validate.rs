@@ -27,8 +27,12 @@ pub async fn validate(
                         Some(p)
                     }
                     Err(e) => {
-                        let span = source.span_of(&step.key_path(&[PathSegment::Key("uses".into())]));
-                        errors.push(source.error(span.map_or(0, |s| s.start), format!("step `{}`: {e}", step.id)));
+                        let span =
+                            source.span_of(&step.key_path(&[PathSegment::Key("uses".into())]));
+                        errors.push(source.error(
+                            span.map_or(0, |s| s.start),
+                            format!("step `{}`: {e}", step.id),
+                        ));
                         None
                     }
                 },
@@ -57,7 +61,11 @@ pub async fn validate(
                     .or_else(|| source.span_of(&step.key_path(&[PathSegment::Key("uses".into())])));
                 errors.push(source.error(
                     span.map_or(0, |s| s.start),
-                    format!("step `{}` ({}): `{shown}`: {err}", step.id, step.uses_display()),
+                    format!(
+                        "step `{}` ({}): `{shown}`: {err}",
+                        step.id,
+                        step.uses_display()
+                    ),
                 ));
             }
         }

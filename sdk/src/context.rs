@@ -83,18 +83,41 @@ impl StepContext {
 
 /// Make `workdir` the process's working directory, as the contract promises.
 ///
-/// WASI preview 2 has no working directory of its own: wasi-libc starts every component
-/// at `/` and resolves relative paths against that. Changing to the pipeline's folder
-/// makes `std::fs::read("Cargo.toml")` mean the file next to the pipeline. It works when
-/// the folder lies inside a granted (preopened) path; otherwise relative paths stay
-/// unusable, which is right, since the step was granted nothing there.
+/// WASI preview 2 has no working directory of its own: wasi-libc keeps one itself,
+/// starting at `/`, joins relative paths to it and looks the result up among the
+/// preopened folders. `chdir` only accepts a folder inside a preopen, but a step is
+/// often granted subfolders of the pipeline's folder (`read = ["src"]`) and not the
+/// folder itself; `src/main.rs` must still mean the file under the pipeline's folder.
+/// So when `chdir` refuses, set wasi-libc's working directory variable directly: that
+/// changes only how relative paths are spelled out, never what the preopens allow.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn enter_workdir(workdir: &Path) {
-    if let Err(err) = std::env::set_current_dir(workdir) {
-        crate::log::debug(format!(
-            "relative paths stay unresolved: cannot enter the pipeline's folder {}: {err}",
-            workdir.display()
-        ));
+    if std::env::set_current_dir(workdir).is_ok() {
+        return;
+    }
+    #[cfg(all(target_os = "wasi", target_env = "p2"))]
+    {
+        use std::ffi::{CString, c_char};
+
+        unsafe extern "C" {
+            /// wasi-libc's working directory (libc-bottom-half/sources/chdir.c and
+            /// getcwd.c): an absolute path, consulted by every call with a relative path.
+            static mut __wasilibc_cwd: *mut c_char;
+        }
+
+        let Some(text) = workdir.to_str().filter(|text| text.starts_with('/')) else {
+            return;
+        };
+        let Ok(cwd) = CString::new(text) else { return };
+        // Leaked on purpose: wasi-libc keeps pointing at it. It does not free it on a later
+        // `chdir` either, because its `__wasilibc_cwd_mallocd` flag stays unset.
+        let cwd = cwd.into_raw();
+        // SAFETY: wasip2 components are single-threaded, nothing else is reading the
+        // variable right now, and it now points at a NUL-terminated string that lives
+        // for the rest of the instance.
+        unsafe {
+            __wasilibc_cwd = cwd;
+        }
     }
 }
 
@@ -127,8 +150,16 @@ mod tests {
             config: "{}".into(),
             artifact: None,
             outputs: vec![
-                StepOutput { step: "a".into(), name: "x".into(), value: "1".into() },
-                StepOutput { step: "b".into(), name: "x".into(), value: "2".into() },
+                StepOutput {
+                    step: "a".into(),
+                    name: "x".into(),
+                    value: "1".into(),
+                },
+                StepOutput {
+                    step: "b".into(),
+                    name: "x".into(),
+                    value: "2".into(),
+                },
             ],
             workdir: "/w".into(),
             attempt: 2,

@@ -9,7 +9,9 @@ use std::time::Duration;
 /// Parse `250ms`, `30s`, `1.5s`, `5m`, `2h` or a sequence such as `1h30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
-        format!("invalid duration `{text}`: write a number followed by ms, s, m or h, e.g. `30s`, `5m` or `1h30m`")
+        format!(
+            "invalid duration `{text}`: write a number followed by ms, s, m or h, e.g. `30s`, `5m` or `1h30m`"
+        )
     };
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -17,10 +19,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
         let (number, after) = rest.split_at(number_len);
         let value: f64 = number.parse().map_err(|_| invalid())?;
-        let unit_len = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let seconds_per_unit = match unit {
             "ms" => 0.001,
@@ -72,7 +78,11 @@ impl fmt::Display for HumanDuration {
         }
         if millis < 60_000 {
             let tenths = (millis + 50) / 100;
-            return if tenths.is_multiple_of(10) { write!(f, "{}s", tenths / 10) } else { write!(f, "{}.{}s", tenths / 10, tenths % 10) };
+            return if tenths.is_multiple_of(10) {
+                write!(f, "{}s", tenths / 10)
+            } else {
+                write!(f, "{}.{}s", tenths / 10, tenths % 10)
+            };
         }
         let seconds = self.0.as_secs();
         let (hours, minutes, seconds) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);

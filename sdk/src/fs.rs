@@ -34,7 +34,8 @@ pub fn read_to_string(path: impl AsRef<Path>) -> Result<String, Error> {
 /// Create or replace a file with `contents`.
 pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), Error> {
     let path = path.as_ref();
-    std::fs::write(resolve(path), contents).map_err(|source| Error::new(path, Access::Write, source))
+    std::fs::write(resolve(path), contents)
+        .map_err(|source| Error::new(path, Access::Write, source))
 }
 
 /// Create a folder and any missing parents.
@@ -102,7 +103,12 @@ impl Error {
     pub fn new(path: impl Into<PathBuf>, access: Access, source: io::Error) -> Self {
         let path = path.into();
         let missing_grant = is_missing_grant(&resolve(&path), &source);
-        Error { path, access, missing_grant, source }
+        Error {
+            path,
+            access,
+            missing_grant,
+            source,
+        }
     }
 
     /// The path the step tried to use.
@@ -145,7 +151,11 @@ fn is_missing_grant(path: &Path, error: &io::Error) -> bool {
 /// outside every grant has none (on WASI nothing outside the preopens can be seen).
 fn any_ancestor_visible(path: &Path) -> bool {
     path.ancestors().skip(1).any(|ancestor| {
-        let ancestor = if ancestor.as_os_str().is_empty() { Path::new(".") } else { ancestor };
+        let ancestor = if ancestor.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            ancestor
+        };
         // The root is only visible when it is granted, which makes it no evidence.
         ancestor != Path::new("/") && std::fs::metadata(ancestor).is_ok()
     })
@@ -176,7 +186,11 @@ impl std::error::Error for Error {
 
 impl From<Error> for RunError {
     fn from(error: Error) -> Self {
-        if error.missing_grant { RunError::Denied(error.to_string()) } else { RunError::Failed(error.to_string()) }
+        if error.missing_grant {
+            RunError::Denied(error.to_string())
+        } else {
+            RunError::Failed(error.to_string())
+        }
     }
 }
 
@@ -208,7 +222,11 @@ mod tests {
             ),
             "{message}"
         );
-        let write = Error::new("/etc/x", Access::Write, io::Error::from(io::ErrorKind::PermissionDenied));
+        let write = Error::new(
+            "/etc/x",
+            Access::Write,
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
         assert!(write.to_string().contains("no `write` grant"));
         assert!(matches!(RunError::from(write), RunError::Denied(_)));
     }

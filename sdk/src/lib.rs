@@ -88,9 +88,8 @@ pub use duration::{HumanDuration, parse_duration};
 pub use log::progress;
 pub use process::{Command, Output, ProcessError};
 pub use types::{
-    Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric,
-    Report, RunError, Severity, Status, StepInput, StepOutput, TestAttempt, TestCase,
-    TestStatus,
+    Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric, Report,
+    RunError, Severity, Status, StepInput, StepOutput, TestAttempt, TestCase, TestStatus,
 };
 
 /// A pipeline step written in Rust. Implement it for a unit struct and export that with
@@ -193,7 +192,7 @@ macro_rules! export_plugin {
                 }
             }
 
-            $crate::bindings::__export_step!(SluiceExportedPlugin with_types_in $crate::bindings);
+    $crate::bindings::__export_step!(SluiceExportedPlugin with_types_in $crate::bindings);
         };
     };
 }
@@ -223,7 +222,9 @@ mod tests {
             Ok(Report::passed(config.message)
                 .with_output("step", ctx.step())
                 .with_output("repeats", config.repeat.len())
-                .with_finding(Finding::new("echo/said", Severity::Info, "said it").at("a.txt", 1, None)))
+                .with_finding(
+                    Finding::new("echo/said", Severity::Info, "said it").at("a.txt", 1, None),
+                ))
         }
     }
 
@@ -235,7 +236,11 @@ mod tests {
             step: "say".into(),
             config: config.into(),
             artifact: None,
-            outputs: vec![StepOutput { step: "compile".into(), name: "exit-code".into(), value: "0".into() }],
+            outputs: vec![StepOutput {
+                step: "compile".into(),
+                name: "exit-code".into(),
+                value: "0".into(),
+            }],
             workdir: "/work/pipeline".into(),
             attempt: 1,
         }
@@ -247,8 +252,14 @@ mod tests {
         assert_eq!(descriptor.name, "echo");
         assert_eq!(descriptor.version, "1.2.3");
         let schema: serde_json::Value = serde_json::from_str(&descriptor.config_schema).unwrap();
-        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
-        assert_eq!(schema["properties"]["message"]["description"], "What to say.");
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(
+            schema["properties"]["message"]["description"],
+            "What to say."
+        );
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["required"], serde_json::json!(["message"]));
     }
@@ -269,7 +280,8 @@ mod tests {
         assert_eq!(
             err,
             RunError::InvalidConfig(
-                "invalid `with` table: at `repeat[1]`: invalid type: string \"x\", expected u32".into()
+                "invalid `with` table: at `repeat[1]`: invalid type: string \"x\", expected u32"
+                    .into()
             )
         );
         let RunError::InvalidConfig(missing) = run_plugin::<Echo>(input("{}")).unwrap_err() else {

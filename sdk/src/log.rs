@@ -20,8 +20,10 @@ where
     K: Into<String>,
     V: Display,
 {
-    let fields: Vec<(String, String)> =
-        fields.into_iter().map(|(key, value)| (key.into(), value.to_string())).collect();
+    let fields: Vec<(String, String)> = fields
+        .into_iter()
+        .map(|(key, value)| (key.into(), value.to_string()))
+        .collect();
     host::write(level, message.as_ref(), &fields);
 }
 
@@ -76,7 +78,10 @@ mod host {
     use super::Level;
 
     pub(super) fn write(level: Level, message: &str, fields: &[(String, String)]) {
-        let fields: String = fields.iter().map(|(key, value)| format!(" {key}={value}")).collect();
+        let fields: String = fields
+            .iter()
+            .map(|(key, value)| format!(" {key}={value}"))
+            .collect();
         let level = match level {
             Level::Trace => "TRACE",
             Level::Debug => "DEBUG",

@@ -37,7 +37,14 @@ impl Command {
     /// A command for `program`: a bare name looked up on PATH, or an absolute path. It
     /// must be named in the step's `exec` grant.
     pub fn new(program: impl Into<String>) -> Self {
-        Command { program: program.into(), args: Vec::new(), env: Vec::new(), cwd: None, stdin: None, timeout: None }
+        Command {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            timeout: None,
+        }
     }
 
     /// Add one argument.
@@ -70,7 +77,10 @@ impl Command {
         K: Into<String>,
         V: Into<String>,
     {
-        self.env.extend(vars.into_iter().map(|(key, value)| (key.into(), value.into())));
+        self.env.extend(
+            vars.into_iter()
+                .map(|(key, value)| (key.into(), value.into())),
+        );
         self
     }
 
@@ -106,7 +116,11 @@ impl Command {
     /// The command line as a person would type it in a POSIX shell, for summaries and
     /// log lines: `cargo build --release`, `sh -c 'test -f x'`.
     pub fn display(&self) -> String {
-        std::iter::once(&self.program).chain(&self.args).map(|word| shell_quote(word)).collect::<Vec<_>>().join(" ")
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|word| shell_quote(word))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Run the program to completion and collect what it printed. Each line it prints
@@ -120,7 +134,9 @@ impl Command {
             env: self.env.clone(),
             cwd: self.cwd.clone(),
             stdin: self.stdin.clone(),
-            timeout_ms: self.timeout.map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            timeout_ms: self
+                .timeout
+                .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
         };
         host::run(&request).map(Output::from)
     }
@@ -128,8 +144,14 @@ impl Command {
 
 fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&byte));
-    if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+        && word
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&byte));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// What a program did: how it ended and what it printed.
@@ -222,7 +244,9 @@ impl ProcessError {
     /// The host's explanation, without the variant.
     pub fn message(&self) -> &str {
         match self {
-            ProcessError::Denied(message) | ProcessError::NotFound(message) | ProcessError::Failed(message) => message,
+            ProcessError::Denied(message)
+            | ProcessError::NotFound(message)
+            | ProcessError::Failed(message) => message,
         }
     }
 }
@@ -233,7 +257,9 @@ impl From<ProcessError> for RunError {
     fn from(error: ProcessError) -> Self {
         match error {
             ProcessError::Denied(message) => RunError::Denied(message),
-            ProcessError::NotFound(message) | ProcessError::Failed(message) => RunError::Failed(message),
+            ProcessError::NotFound(message) | ProcessError::Failed(message) => {
+                RunError::Failed(message)
+            }
         }
     }
 }
@@ -242,7 +268,9 @@ impl From<ProcessError> for RunError {
 mod host {
     use super::process;
 
-    pub(super) fn run(command: &process::Command) -> Result<process::Completed, process::ProcessError> {
+    pub(super) fn run(
+        command: &process::Command,
+    ) -> Result<process::Completed, process::ProcessError> {
         process::run(command)
     }
 }
@@ -252,7 +280,9 @@ mod host {
     //! Native stand-in for the `process` import: there is no host to run programs.
     use super::process;
 
-    pub(super) fn run(command: &process::Command) -> Result<process::Completed, process::ProcessError> {
+    pub(super) fn run(
+        command: &process::Command,
+    ) -> Result<process::Completed, process::ProcessError> {
         Err(process::ProcessError::Failed(format!(
             "cannot run `{}`: programs run only through a Sluice host, and this is a native build",
             command.program
@@ -267,8 +297,17 @@ mod tests {
     #[test]
     fn displays_like_a_shell_command() {
         let command = Command::new("sh").args(["-c", "test -f sluice.toml", "it's"]);
-        assert_eq!(command.display(), r#"sh -c 'test -f sluice.toml' 'it'\''s'"#);
-        assert_eq!(Command::new("cargo").arg("build").arg("--release").display(), "cargo build --release");
+        assert_eq!(
+            command.display(),
+            r#"sh -c 'test -f sluice.toml' 'it'\''s'"#
+        );
+        assert_eq!(
+            Command::new("cargo")
+                .arg("build")
+                .arg("--release")
+                .display(),
+            "cargo build --release"
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ impl Status {
                 Status::Failed => 3,
             }
         }
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -127,7 +131,10 @@ impl Report {
     /// inside a write grant), e.g. `with_artifact("sbom.json", "application/vnd.cyclonedx+json")`.
     /// The host computes its digest and size, and rejects paths outside the grants.
     pub fn with_artifact(mut self, path: impl Into<String>, media_type: impl Into<String>) -> Self {
-        self.artifacts.push(ArtifactFile { path: path.into(), media_type: media_type.into() });
+        self.artifacts.push(ArtifactFile {
+            path: path.into(),
+            media_type: media_type.into(),
+        });
         self
     }
 
@@ -136,7 +143,11 @@ impl Report {
     pub fn with_output(mut self, name: impl Into<String>, value: impl Display) -> Self {
         let name = name.into();
         let value = value.to_string();
-        match self.outputs.iter_mut().find(|(existing, _)| *existing == name) {
+        match self
+            .outputs
+            .iter_mut()
+            .find(|(existing, _)| *existing == name)
+        {
             Some(slot) => slot.1 = value,
             None => self.outputs.push((name, value)),
         }
@@ -145,7 +156,10 @@ impl Report {
 
     /// The value published as `name`, if any.
     pub fn output(&self, name: &str) -> Option<&str> {
-        self.outputs.iter().find(|(existing, _)| existing == name).map(|(_, value)| value.as_str())
+        self.outputs
+            .iter()
+            .find(|(existing, _)| existing == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// Give every finding that has an empty fingerprint its automatic one (for findings
@@ -155,7 +169,10 @@ impl Report {
             if finding.fingerprint.is_empty() {
                 finding.fingerprint = Finding::automatic_fingerprint(
                     &finding.rule_id,
-                    finding.location.as_ref().map(|location| location.path.as_str()),
+                    finding
+                        .location
+                        .as_ref()
+                        .map(|location| location.path.as_str()),
                     &finding.message,
                 );
             }
@@ -166,7 +183,13 @@ impl Report {
 impl Location {
     /// A whole file, relative to the pipeline's folder.
     pub fn file(path: impl Into<String>) -> Self {
-        Location { path: path.into(), line: None, column: None, end_line: None, end_column: None }
+        Location {
+            path: path.into(),
+            line: None,
+            column: None,
+            end_line: None,
+            end_column: None,
+        }
     }
 }
 
@@ -198,7 +221,11 @@ impl Finding {
         column: impl Into<Option<u32>>,
     ) -> Self {
         let automatic = self.has_automatic_fingerprint();
-        let end = self.location.take().map(|old| (old.end_line, old.end_column)).unwrap_or_default();
+        let end = self
+            .location
+            .take()
+            .map(|old| (old.end_line, old.end_column))
+            .unwrap_or_default();
         self.location = Some(Location {
             path: path.into(),
             line: line.into(),
@@ -213,7 +240,11 @@ impl Finding {
     }
 
     /// Set where the finding ends (1-based, inclusive), after [`at`](Self::at).
-    pub fn with_end(mut self, end_line: impl Into<Option<u32>>, end_column: impl Into<Option<u32>>) -> Self {
+    pub fn with_end(
+        mut self,
+        end_line: impl Into<Option<u32>>,
+        end_column: impl Into<Option<u32>>,
+    ) -> Self {
         if let Some(location) = &mut self.location {
             location.end_line = end_line.into();
             location.end_column = end_column.into();
@@ -246,7 +277,11 @@ impl Finding {
         const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
         const PRIME: u64 = 0x0000_0100_0000_01b3;
         let mut hash = OFFSET_BASIS;
-        let parts = [rule_id.as_bytes(), path.unwrap_or("").as_bytes(), message.as_bytes()];
+        let parts = [
+            rule_id.as_bytes(),
+            path.unwrap_or("").as_bytes(),
+            message.as_bytes(),
+        ];
         for (index, part) in parts.iter().enumerate() {
             if index > 0 {
                 // A separator that cannot occur in text, so ("ab", "c") != ("a", "bc").
@@ -264,7 +299,9 @@ impl Finding {
     fn current_automatic_fingerprint(&self) -> String {
         Self::automatic_fingerprint(
             &self.rule_id,
-            self.location.as_ref().map(|location| location.path.as_str()),
+            self.location
+                .as_ref()
+                .map(|location| location.path.as_str()),
             &self.message,
         )
     }
@@ -345,14 +382,23 @@ impl TestCase {
 impl TestAttempt {
     /// A failed attempt: its failure message, captured output and duration.
     pub fn new(message: impl Into<String>, output: impl Into<String>, duration: Duration) -> Self {
-        TestAttempt { message: message.into(), output: output.into(), duration_ms: millis(duration) }
+        TestAttempt {
+            message: message.into(),
+            output: output.into(),
+            duration_ms: millis(duration),
+        }
     }
 }
 
 impl Metric {
     /// A measurement, e.g. `Metric::new("latency.p99", 12.5, "ms")`.
     pub fn new(name: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
-        Metric { name: name.into(), value, unit: unit.into(), tags: Vec::new() }
+        Metric {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            tags: Vec::new(),
+        }
     }
 
     /// Add a `key`, `value` tag, e.g. `.tag("path", "target/app.wasm")`.
@@ -364,18 +410,31 @@ impl Metric {
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
 }
 
 impl DataPoint {
     /// A good observation (e.g. a synthetic request that succeeded), stamped now.
     pub fn positive(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        DataPoint { name: name.into(), positive: true, timestamp_ms: now_unix_ms(), detail: detail.into() }
+        DataPoint {
+            name: name.into(),
+            positive: true,
+            timestamp_ms: now_unix_ms(),
+            detail: detail.into(),
+        }
     }
 
     /// A bad observation (e.g. a synthetic request that failed), stamped now.
     pub fn negative(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        DataPoint { name: name.into(), positive: false, timestamp_ms: now_unix_ms(), detail: detail.into() }
+        DataPoint {
+            name: name.into(),
+            positive: false,
+            timestamp_ms: now_unix_ms(),
+            detail: detail.into(),
+        }
     }
 
     /// Stamp the observation with another time than now.
@@ -404,7 +463,9 @@ impl RunError {
     /// The error's text, without the variant.
     pub fn message(&self) -> &str {
         match self {
-            RunError::InvalidConfig(message) | RunError::Denied(message) | RunError::Failed(message) => message,
+            RunError::InvalidConfig(message)
+            | RunError::Denied(message)
+            | RunError::Failed(message) => message,
         }
     }
 }
@@ -416,11 +477,17 @@ mod tests {
     #[test]
     fn fingerprint_is_stable_and_follows_the_path() {
         let bare = Finding::new("rule", Severity::Low, "msg");
-        assert_eq!(bare.fingerprint, Finding::automatic_fingerprint("rule", None, "msg"));
+        assert_eq!(
+            bare.fingerprint,
+            Finding::automatic_fingerprint("rule", None, "msg")
+        );
         let placed = bare.clone().at("src/lib.rs", 3, 4);
         assert_ne!(placed.fingerprint, bare.fingerprint);
         // The line is not part of it.
-        assert_eq!(placed.fingerprint, bare.clone().at("src/lib.rs", 99, None).fingerprint);
+        assert_eq!(
+            placed.fingerprint,
+            bare.clone().at("src/lib.rs", 99, None).fingerprint
+        );
         // Known value, so that a change to the hash shows up here.
         assert_eq!(placed.fingerprint, "41065994df997621");
         assert_ne!(
@@ -431,21 +498,39 @@ mod tests {
 
     #[test]
     fn explicit_fingerprint_survives_relocation() {
-        let finding = Finding::new("rule", Severity::High, "msg").with_fingerprint("abc").at("x", None, None);
+        let finding = Finding::new("rule", Severity::High, "msg")
+            .with_fingerprint("abc")
+            .at("x", None, None);
         assert_eq!(finding.fingerprint, "abc");
     }
 
     #[test]
     fn end_position_is_kept_when_moving() {
-        let finding = Finding::new("r", Severity::Info, "m").at("a", 1, 1).with_end(2, 5).at("b", 1, 1);
+        let finding = Finding::new("r", Severity::Info, "m")
+            .at("a", 1, 1)
+            .with_end(2, 5)
+            .at("b", 1, 1);
         let location = finding.location.unwrap();
-        assert_eq!((location.path.as_str(), location.end_line, location.end_column), ("b", Some(2), Some(5)));
+        assert_eq!(
+            (
+                location.path.as_str(),
+                location.end_line,
+                location.end_column
+            ),
+            ("b", Some(2), Some(5))
+        );
     }
 
     #[test]
     fn outputs_replace_earlier_values() {
-        let report = Report::passed("ok").with_output("n", 1).with_output("m", "x").with_output("n", 2);
-        assert_eq!(report.outputs, vec![("n".into(), "2".into()), ("m".into(), "x".into())]);
+        let report = Report::passed("ok")
+            .with_output("n", 1)
+            .with_output("m", "x")
+            .with_output("n", 2);
+        assert_eq!(
+            report.outputs,
+            vec![("n".into(), "2".into()), ("m".into(), "x".into())]
+        );
         assert_eq!(report.output("n"), Some("2"));
     }
 
@@ -461,7 +546,10 @@ mod tests {
         let test = TestCase::failed("unit", "adds")
             .with_message("1 != 2")
             .with_duration(Duration::from_millis(1500));
-        assert_eq!((test.status, test.duration_ms, test.message.as_deref()), (TestStatus::Failed, 1500, Some("1 != 2")));
+        assert_eq!(
+            (test.status, test.duration_ms, test.message.as_deref()),
+            (TestStatus::Failed, 1500, Some("1 != 2"))
+        );
         let metric = Metric::new("file.size", 10.0, "bytes").tag("path", "a");
         assert_eq!(metric.tags, vec![("path".into(), "a".into())]);
         let point = DataPoint::negative("probe", "timeout");

@@ -7,10 +7,21 @@ fn plugins_lists_the_builtins() {
     let p = Project::new("");
     let out = p.sluice(&["plugins"]);
     out.expect_code(0);
-    assert!(out.stdout.lines().any(|l| l.starts_with("builtin:command ")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("builtin:command ")),
+        "{}",
+        out.stdout
+    );
     let json = p.sluice(&["plugins", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    let command = v.as_array().unwrap().iter().find(|p| p["name"] == "command").unwrap();
+    let command = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "command")
+        .unwrap();
     assert_eq!(command["capabilities"], serde_json::json!(["exec"]));
     assert!(command["digest"].as_str().unwrap().starts_with("sha256:"));
 }
@@ -20,8 +31,12 @@ fn plugin_info_shows_the_schema() {
     let p = Project::new("");
     let out = p.sluice(&["plugin", "info", "builtin:command"]);
     out.expect_code(0);
-    let text = regex::Regex::new(r"sha256:[0-9a-f]{64}").unwrap().replace_all(&out.stdout, "sha256:[DIGEST]");
-    let text = regex::Regex::new(r"version:      \S+").unwrap().replace_all(&text, "version:      [VERSION]");
+    let text = regex::Regex::new(r"sha256:[0-9a-f]{64}")
+        .unwrap()
+        .replace_all(&out.stdout, "sha256:[DIGEST]");
+    let text = regex::Regex::new(r"version:      \S+")
+        .unwrap()
+        .replace_all(&text, "version:      [VERSION]");
     insta::assert_snapshot!(normalize(&text, p.path()));
 }
 
@@ -39,7 +54,12 @@ fn unknown_plugin_is_a_usage_error() {
     let p = Project::new("");
     let out = p.sluice(&["plugin", "info", "builtin:nope"]);
     out.expect_code(2);
-    assert!(out.stderr.contains("unknown plugin `builtin:nope`; the built-in plugins are: command"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("unknown plugin `builtin:nope`; the built-in plugins are: command"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -48,7 +68,11 @@ fn missing_pipeline_file_is_a_usage_error() {
     std::fs::remove_file(p.path().join("sluice.toml")).unwrap();
     let out = p.sluice(&["run"]);
     out.expect_code(2);
-    assert!(out.stderr.contains("cannot read pipeline file sluice.toml"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read pipeline file sluice.toml"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use crate::support::{Outcome, Project, cache_dir, sluice_bin};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(sluice_tests::WORKSPACE_ROOT).join("examples").join(name)
+    Path::new(sluice_tests::WORKSPACE_ROOT)
+        .join("examples")
+        .join(name)
 }
 
 fn run_example(dir: &Path) -> (Outcome, tempfile::TempDir) {
@@ -89,11 +91,21 @@ fn python_example_plugin_runs() {
     let (out, runs) = run_example(&example("python-plugin"));
     // The sample sources hold TODO markers, which the plugin reports as a warning.
     out.expect_code(0);
-    let run_dir = std::fs::read_dir(runs.path()).unwrap().next().unwrap().unwrap().path();
-    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let run_dir = std::fs::read_dir(runs.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     let step = &run["steps"][0];
     assert_eq!(step["status"], "warned", "{step:#}");
     let findings = step["report"]["findings"].as_array().unwrap();
     assert!(!findings.is_empty(), "{step:#}");
-    assert!(findings.iter().all(|f| f["location"]["line"].as_u64().unwrap() > 0));
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["location"]["line"].as_u64().unwrap() > 0)
+    );
 }

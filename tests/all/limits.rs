@@ -55,7 +55,11 @@ fn output_flood_is_truncated() {
     let size = std::fs::metadata(&log_path).unwrap().len();
     assert!(size < (1 << 20) + 200, "log is capped, got {size} bytes");
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.trim_end().ends_with("bytes]"), "{}", &log[log.len() - 200..]);
+    assert!(
+        log.trim_end().ends_with("bytes]"),
+        "{}",
+        &log[log.len() - 200..]
+    );
     assert!(log.contains("[sluice] [output truncated after "));
 }
 
@@ -85,14 +89,25 @@ fn panic_message_reaches_the_log() {
     let p = one_step(r#"mode = "panic""#, "");
     let out = p.run(&[]);
     out.expect_code(1);
-    assert!(p.step_log("bad").contains("fixture panic"), "{}", p.step_log("bad"));
-    assert!(out.stderr.contains("fixture panic"), "the failed step's log tail is shown: {}", out.stderr);
+    assert!(
+        p.step_log("bad").contains("fixture panic"),
+        "{}",
+        p.step_log("bad")
+    );
+    assert!(
+        out.stderr.contains("fixture panic"),
+        "the failed step's log tail is shown: {}",
+        out.stderr
+    );
 }
 
 #[test]
 fn artifact_outside_grants_is_rejected() {
-    let p = one_step(r#"mode = "bad-artifact""#, r#"[stage.step.grants]
-read = ["."]"#);
+    let p = one_step(
+        r#"mode = "bad-artifact""#,
+        r#"[stage.step.grants]
+read = ["."]"#,
+    );
     p.run(&[]).expect_code(1);
     let s = summary(&p, "bad");
     assert!(s.contains("../../../etc/passwd"), "{s}");
@@ -102,5 +117,11 @@ read = ["."]"#);
 fn many_findings_are_kept() {
     let p = one_step(r#"mode = "many-findings", count = 5000"#, "");
     p.run(&[]).expect_code(0);
-    assert_eq!(p.step("bad")["report"]["findings"].as_array().unwrap().len(), 5000);
+    assert_eq!(
+        p.step("bad")["report"]["findings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5000
+    );
 }

@@ -3,7 +3,9 @@
 use crate::support::{Project, output};
 
 fn millis(step: &serde_json::Value, name: &str) -> u64 {
-    output(step, name).parse().expect("a timestamp in milliseconds")
+    output(step, name)
+        .parse()
+        .expect("a timestamp in milliseconds")
 }
 
 const THREE_SLEEPERS: &str = r#"
@@ -35,19 +37,32 @@ fn independent_steps_run_in_parallel() {
     p.run(&["--jobs", "3"]).expect_code(0);
     let steps: Vec<_> = ["a", "b", "c"].iter().map(|id| p.step(id)).collect();
     let latest_start = steps.iter().map(|s| millis(s, "started-ms")).max().unwrap();
-    let earliest_end = steps.iter().map(|s| millis(s, "finished-ms")).min().unwrap();
-    assert!(latest_start < earliest_end, "all three sleeps should overlap: {steps:#?}");
+    let earliest_end = steps
+        .iter()
+        .map(|s| millis(s, "finished-ms"))
+        .min()
+        .unwrap();
+    assert!(
+        latest_start < earliest_end,
+        "all three sleeps should overlap: {steps:#?}"
+    );
 }
 
 #[test]
 fn jobs_bounds_parallelism() {
     let p = Project::new(THREE_SLEEPERS);
     p.run(&["--jobs", "1"]).expect_code(0);
-    let mut spans: Vec<(u64, u64)> =
-        ["a", "b", "c"].iter().map(|id| p.step(id)).map(|s| (millis(&s, "started-ms"), millis(&s, "finished-ms"))).collect();
+    let mut spans: Vec<(u64, u64)> = ["a", "b", "c"]
+        .iter()
+        .map(|id| p.step(id))
+        .map(|s| (millis(&s, "started-ms"), millis(&s, "finished-ms")))
+        .collect();
     spans.sort();
     for w in spans.windows(2) {
-        assert!(w[0].1 <= w[1].0, "with --jobs 1 no two steps overlap: {spans:?}");
+        assert!(
+            w[0].1 <= w[1].0,
+            "with --jobs 1 no two steps overlap: {spans:?}"
+        );
     }
 }
 
@@ -82,12 +97,27 @@ with = { mode = "ok", outputs = { version = "1.2.3" } }
     let late = p.step("late");
     let first = p.step("first");
     let seen = output(&late, "seen-outputs");
-    assert!(seen.contains("1.2.3"), "outputs of `second` reach `late`: {seen}");
-    assert!(seen.contains("finished-ms"), "outputs of `first` reach `late`: {seen}");
+    assert!(
+        seen.contains("1.2.3"),
+        "outputs of `second` reach `late`: {seen}"
+    );
+    assert!(
+        seen.contains("finished-ms"),
+        "outputs of `first` reach `late`: {seen}"
+    );
     assert_eq!(output(&late, "stage"), "build");
     let late_record = p.run_record();
-    let order: Vec<&str> = late_record["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(order, ["late", "first", "second"], "records keep file order");
+    let order: Vec<&str> = late_record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["late", "first", "second"],
+        "records keep file order"
+    );
     assert!(millis(&first, "finished-ms") > 0);
 }
 
@@ -129,12 +159,24 @@ with = { mode = "ok" }
     let out = p.run(&[]);
     out.expect_code(1);
     assert_eq!(p.step("broken")["status"], "failed");
-    assert_eq!(p.step("fine")["status"], "passed", "an independent sibling still runs");
+    assert_eq!(
+        p.step("fine")["status"],
+        "passed",
+        "an independent sibling still runs"
+    );
     assert_eq!(p.step("after-broken")["status"], "skipped");
     assert_eq!(p.step("ship")["status"], "skipped");
     assert_eq!(p.step("ship")["attempts"], 0);
-    assert!(out.stderr.contains("assertion failed: 1 == 2"), "{}", out.stderr);
-    assert!(out.stderr.contains("stage `test` failed (step broken)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("assertion failed: 1 == 2"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("stage `test` failed (step broken)"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -221,7 +263,13 @@ with = { mode = "ok" }
     out.expect_code(0);
     let style = p.step("style");
     assert_eq!(style["status"], "warned");
-    assert!(style["summary"].as_str().unwrap().starts_with("failed (allowed): "), "{style:#}");
+    assert!(
+        style["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed (allowed): "),
+        "{style:#}"
+    );
     assert_eq!(p.step("after")["status"], "passed");
     assert_eq!(p.step("runs")["status"], "passed");
     assert_eq!(p.run_record()["status"], "warned");
@@ -245,13 +293,22 @@ with = { mode = "log" }
     );
     let out = p.sluice(&["run", "--format", "json"]);
     out.expect_code(0);
-    let events: Vec<serde_json::Value> =
-        out.stdout.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"run-started"));
     assert_eq!(kinds.last(), Some(&"run-finished"));
     assert!(kinds.contains(&"step-log"), "{kinds:?}");
     assert!(kinds.contains(&"step-progress"), "{kinds:?}");
-    let finished = events.iter().find(|e| e["event"] == "step-finished").unwrap();
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "step-finished")
+        .unwrap();
     assert_eq!(finished["status"], "passed");
 }

@@ -31,34 +31,58 @@ timeout = "20s"
 
 #[test]
 fn reading_a_granted_file_works() {
-    let p = one_step(r#"mode = "read", path = "src/inside.txt""#, r#"read = ["src"]"#);
+    let p = one_step(
+        r#"mode = "read", path = "src/inside.txt""#,
+        r#"read = ["src"]"#,
+    );
     p.run(&[]).expect_code(0);
     assert_eq!(output(&p.step("attack"), "content"), "inside the grant");
 }
 
 #[test]
 fn reading_outside_grants_is_denied() {
-    let p = one_step(r#"mode = "read", path = "/etc/passwd""#, r#"read = ["src"]"#);
+    let p = one_step(
+        r#"mode = "read", path = "/etc/passwd""#,
+        r#"read = ["src"]"#,
+    );
     let out = p.run(&[]);
     out.expect_code(1);
     let step = p.step("attack");
-    assert!(step["summary"].as_str().unwrap().starts_with("denied: "), "{step:#}");
-    assert!(!out.stderr.contains("root:x:0:0"), "the file's content must not leak: {}", out.stderr);
+    assert!(
+        step["summary"].as_str().unwrap().starts_with("denied: "),
+        "{step:#}"
+    );
+    assert!(
+        !out.stderr.contains("root:x:0:0"),
+        "the file's content must not leak: {}",
+        out.stderr
+    );
 }
 
 #[test]
 fn reading_through_dotdot_is_denied() {
-    let p = one_step(r#"mode = "read", path = "src/../secret.txt""#, r#"read = ["src"]"#);
+    let p = one_step(
+        r#"mode = "read", path = "src/../secret.txt""#,
+        r#"read = ["src"]"#,
+    );
     p.write("secret.txt", "top secret");
     let out = p.run(&[]);
     out.expect_code(1);
     assert!(!out.stderr.contains("top secret"), "{}", out.stderr);
-    assert!(p.step("attack")["summary"].as_str().unwrap().starts_with("denied: "));
+    assert!(
+        p.step("attack")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied: ")
+    );
 }
 
 #[test]
 fn reading_through_a_symlink_out_of_the_grant_is_denied() {
-    let p = one_step(r#"mode = "read", path = "src/link/secret.txt""#, r#"read = ["src"]"#);
+    let p = one_step(
+        r#"mode = "read", path = "src/link/secret.txt""#,
+        r#"read = ["src"]"#,
+    );
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(outside.path(), p.path().join("src/link")).unwrap();
@@ -69,16 +93,28 @@ fn reading_through_a_symlink_out_of_the_grant_is_denied() {
 
 #[test]
 fn writing_to_a_read_grant_is_denied() {
-    let p = one_step(r#"mode = "write", path = "src/inside.txt", content = "overwritten""#, r#"read = ["src"]"#);
+    let p = one_step(
+        r#"mode = "write", path = "src/inside.txt", content = "overwritten""#,
+        r#"read = ["src"]"#,
+    );
     p.run(&[]).expect_code(1);
-    assert_eq!(std::fs::read_to_string(p.path().join("src/inside.txt")).unwrap(), "inside the grant");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("src/inside.txt")).unwrap(),
+        "inside the grant"
+    );
 }
 
 #[test]
 fn writing_to_a_write_grant_works() {
-    let p = one_step(r#"mode = "write", path = "out/result.txt", content = "made by the step""#, r#"write = ["out"]"#);
+    let p = one_step(
+        r#"mode = "write", path = "out/result.txt", content = "made by the step""#,
+        r#"write = ["out"]"#,
+    );
     p.run(&[]).expect_code(0);
-    assert_eq!(std::fs::read_to_string(p.path().join("out/result.txt")).unwrap(), "made by the step");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/result.txt")).unwrap(),
+        "made by the step"
+    );
 }
 
 #[test]
@@ -86,32 +122,59 @@ fn env_not_granted_is_invisible() {
     let p = one_step(r#"mode = "env", name = "HOME""#, "");
     let out = p.run(&[]);
     out.expect_code(1);
-    assert!(out.stderr.contains("environment variable HOME is not granted"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("environment variable HOME is not granted"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn env_granted_is_visible() {
     let p = one_step(r#"mode = "env", name = "HOME""#, r#"env = ["HOME"]"#);
     p.run(&[]).expect_code(0);
-    assert_eq!(output(&p.step("attack"), "value"), std::env::var("HOME").unwrap());
+    assert_eq!(
+        output(&p.step("attack"), "value"),
+        std::env::var("HOME").unwrap()
+    );
 }
 
 #[test]
 fn exec_not_granted_names_the_grant() {
-    let p = one_step(r#"mode = "exec", program = "uname", args = ["-a"]"#, r#"exec = ["echo"]"#);
+    let p = one_step(
+        r#"mode = "exec", program = "uname", args = ["-a"]"#,
+        r#"exec = ["echo"]"#,
+    );
     let out = p.run(&[]);
     out.expect_code(1);
     let summary = p.step("attack")["summary"].as_str().unwrap().to_string();
-    assert!(summary.contains("not in the step's `exec` grant (granted: echo)"), "{summary}");
-    assert!(summary.contains(r#"add "uname" under [stage.step.grants] exec"#), "{summary}");
+    assert!(
+        summary.contains("not in the step's `exec` grant (granted: echo)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(r#"add "uname" under [stage.step.grants] exec"#),
+        "{summary}"
+    );
 }
 
 #[test]
 fn exec_granted_runs_and_streams_output() {
-    let p = one_step(r#"mode = "exec", program = "echo", args = ["hello from echo"]"#, r#"exec = ["echo"]"#);
+    let p = one_step(
+        r#"mode = "exec", program = "echo", args = ["hello from echo"]"#,
+        r#"exec = ["echo"]"#,
+    );
     p.run(&[]).expect_code(0);
-    assert_eq!(output(&p.step("attack"), "stdout").trim(), "hello from echo");
-    assert!(p.step_log("attack").contains("[exec] hello from echo"), "{}", p.step_log("attack"));
+    assert_eq!(
+        output(&p.step("attack"), "stdout").trim(),
+        "hello from echo"
+    );
+    assert!(
+        p.step_log("attack").contains("[exec] hello from echo"),
+        "{}",
+        p.step_log("attack")
+    );
 }
 
 #[test]
@@ -126,8 +189,16 @@ read = ["."]
 write = ["out"]"#,
     );
     p.run(&[]).expect_code(1);
-    assert!(!target.exists(), "a confined program wrote {}", target.display());
-    assert!(p.step_log("attack").contains("Permission denied"), "{}", p.step_log("attack"));
+    assert!(
+        !target.exists(),
+        "a confined program wrote {}",
+        target.display()
+    );
+    assert!(
+        p.step_log("attack").contains("Permission denied"),
+        "{}",
+        p.step_log("attack")
+    );
 }
 
 #[test]
@@ -139,7 +210,10 @@ read = ["."]
 write = ["out"]"#,
     );
     p.run(&[]).expect_code(0);
-    assert_eq!(std::fs::read_to_string(p.path().join("out/artifact.txt")).unwrap(), "built\n");
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/artifact.txt")).unwrap(),
+        "built\n"
+    );
 }
 
 #[test]
@@ -170,18 +244,32 @@ fn plugin_connects_only_to_granted_ports() {
     let (_granted, granted_port) = listener();
     let (_other, other_port) = listener();
     let grants = format!(r#"net = ["127.0.0.1:{granted_port}"]"#);
-    let ok = one_step(&format!(r#"mode = "connect", addr = "127.0.0.1:{granted_port}""#), &grants);
+    let ok = one_step(
+        &format!(r#"mode = "connect", addr = "127.0.0.1:{granted_port}""#),
+        &grants,
+    );
     ok.run(&[]).expect_code(0);
-    let denied = one_step(&format!(r#"mode = "connect", addr = "127.0.0.1:{other_port}""#), &grants);
+    let denied = one_step(
+        &format!(r#"mode = "connect", addr = "127.0.0.1:{other_port}""#),
+        &grants,
+    );
     denied.run(&[]).expect_code(1);
     let log = denied.step_log("attack");
-    assert!(log.contains(&format!("denied TCP connection to 127.0.0.1:{other_port}: not in the step's `net` grant")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "denied TCP connection to 127.0.0.1:{other_port}: not in the step's `net` grant"
+        )),
+        "{log}"
+    );
 }
 
 #[test]
 fn plugin_without_net_grant_has_no_network() {
     let (_l, port) = listener();
-    let p = one_step(&format!(r#"mode = "connect", addr = "127.0.0.1:{port}""#), "");
+    let p = one_step(
+        &format!(r#"mode = "connect", addr = "127.0.0.1:{port}""#),
+        "",
+    );
     p.run(&[]).expect_code(1);
 }
 
@@ -193,19 +281,29 @@ fn native_program_connects_only_to_granted_ports() {
         r#"exec = ["bash"]
 net = ["127.0.0.1:{granted_port}"]"#
     );
-    let connect = |port: u16| format!(r#"mode = "exec", program = "bash", args = ["-c", "exec 3<>/dev/tcp/127.0.0.1/{port}"]"#);
+    let connect = |port: u16| {
+        format!(
+            r#"mode = "exec", program = "bash", args = ["-c", "exec 3<>/dev/tcp/127.0.0.1/{port}"]"#
+        )
+    };
     let ok = one_step(&connect(granted_port), &grants);
     ok.run(&[]).expect_code(0);
     let denied = one_step(&connect(other_port), &grants);
     denied.run(&[]).expect_code(1);
-    assert!(denied.step_log("attack").contains("Permission denied"), "{}", denied.step_log("attack"));
+    assert!(
+        denied.step_log("attack").contains("Permission denied"),
+        "{}",
+        denied.step_log("attack")
+    );
 }
 
 #[test]
 fn native_program_without_net_grant_has_no_network() {
     let (_l, port) = listener();
     let p = one_step(
-        &format!(r#"mode = "exec", program = "bash", args = ["-c", "exec 3<>/dev/tcp/127.0.0.1/{port}"]"#),
+        &format!(
+            r#"mode = "exec", program = "bash", args = ["-c", "exec 3<>/dev/tcp/127.0.0.1/{port}"]"#
+        ),
         r#"exec = ["bash"]"#,
     );
     p.run(&[]).expect_code(1);

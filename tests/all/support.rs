@@ -64,7 +64,10 @@ impl Project {
     /// A project whose pipeline file is `toml`, with `{adversary}` replaced by the
     /// fixture's path.
     pub fn new(toml: &str) -> Project {
-        let dir = tempfile::Builder::new().prefix("sluice-e2e-").tempdir().expect("create a temp folder");
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-e2e-")
+            .tempdir()
+            .expect("create a temp folder");
         let p = Project { dir };
         p.write("sluice.toml", &toml.replace("{adversary}", adversary()));
         p
@@ -128,7 +131,9 @@ impl Project {
     /// The full log of step `id` in the last run.
     pub fn step_log(&self, id: &str) -> String {
         let step = self.step(id);
-        let path = step["log"].as_str().unwrap_or_else(|| panic!("step {id} has no log: {step:#}"));
+        let path = step["log"]
+            .as_str()
+            .unwrap_or_else(|| panic!("step {id} has no log: {step:#}"));
         std::fs::read_to_string(path).expect("read the step log")
     }
 }

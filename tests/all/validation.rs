@@ -165,5 +165,8 @@ with = { program = "echo", args = ["hi"] }
     );
     let out = p.sluice(&["validate"]);
     out.expect_code(0);
-    assert_eq!(out.stdout, "sluice.toml: pipeline `web` is valid (1 stages, 1 steps)\n");
+    assert_eq!(
+        out.stdout,
+        "sluice.toml: pipeline `web` is valid (1 stages, 1 steps)\n"
+    );
 }

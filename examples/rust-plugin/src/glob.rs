@@ -14,13 +14,24 @@ pub fn is_pattern(pattern: &str) -> bool {
 /// nothing; any other I/O error comes back with the path it happened on.
 pub fn expand(workdir: &Path, pattern: &str) -> Result<Vec<String>, (String, io::Error)> {
     let absolute = pattern.starts_with('/');
-    let segments: Vec<&str> = pattern.split('/').filter(|segment| !segment.is_empty() && *segment != ".").collect();
-    let (start_dir, start_rel) = if absolute { (PathBuf::from("/"), "/".to_owned()) } else { (workdir.to_path_buf(), String::new()) };
+    let segments: Vec<&str> = pattern
+        .split('/')
+        .filter(|segment| !segment.is_empty() && *segment != ".")
+        .collect();
+    let (start_dir, start_rel) = if absolute {
+        (PathBuf::from("/"), "/".to_owned())
+    } else {
+        (workdir.to_path_buf(), String::new())
+    };
     let mut found = Vec::new();
     walk(&start_dir, &start_rel, &segments, &mut found).map_err(|(path, err)| {
         // For a plain path, name the file the user listed rather than the first folder
         // on the way to it that could not be seen.
-        if is_pattern(pattern) { (path, err) } else { (pattern.to_owned(), err) }
+        if is_pattern(pattern) {
+            (path, err)
+        } else {
+            (pattern.to_owned(), err)
+        }
     })?;
     found.sort();
     found.dedup();
@@ -28,10 +39,19 @@ pub fn expand(workdir: &Path, pattern: &str) -> Result<Vec<String>, (String, io:
 }
 
 fn join(rel: &str, name: &str) -> String {
-    if rel.is_empty() || rel.ends_with('/') { format!("{rel}{name}") } else { format!("{rel}/{name}") }
+    if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}{name}")
+    } else {
+        format!("{rel}/{name}")
+    }
 }
 
-fn walk(dir: &Path, rel: &str, segments: &[&str], found: &mut Vec<String>) -> Result<(), (String, io::Error)> {
+fn walk(
+    dir: &Path,
+    rel: &str,
+    segments: &[&str],
+    found: &mut Vec<String>,
+) -> Result<(), (String, io::Error)> {
     let Some((segment, rest)) = segments.split_first() else {
         if dir.is_file() {
             found.push(rel.to_owned());
@@ -67,16 +87,29 @@ fn walk(dir: &Path, rel: &str, segments: &[&str], found: &mut Vec<String>) -> Re
 /// A file missing inside a visible folder is just missing; with no visible ancestor the
 /// path lies outside every grant, which the caller must hear about.
 fn any_ancestor_visible(path: &Path) -> bool {
-    path.ancestors().skip(1).any(|ancestor| ancestor != Path::new("/") && ancestor.exists())
+    path.ancestors()
+        .skip(1)
+        .any(|ancestor| ancestor != Path::new("/") && ancestor.exists())
 }
 
 /// The entries of `dir`, skipping hidden ones (as shells do), sorted by name.
 fn entries(dir: &Path, rel: &str) -> Result<Vec<(String, PathBuf)>, (String, io::Error)> {
     let listing = match std::fs::read_dir(dir) {
         Ok(listing) => listing,
-        Err(err) if err.kind() == io::ErrorKind::NotFound && any_ancestor_visible(dir) => return Ok(Vec::new()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound && any_ancestor_visible(dir) => {
+            return Ok(Vec::new());
+        }
         Err(err) if err.kind() == io::ErrorKind::NotADirectory => return Ok(Vec::new()),
-        Err(err) => return Err((if rel.is_empty() { ".".to_owned() } else { rel.to_owned() }, err)),
+        Err(err) => {
+            return Err((
+                if rel.is_empty() {
+                    ".".to_owned()
+                } else {
+                    rel.to_owned()
+                },
+                err,
+            ));
+        }
     };
     let mut entries = Vec::new();
     for entry in listing {

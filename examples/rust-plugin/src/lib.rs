@@ -21,7 +21,8 @@ use std::path::Path;
 
 use sluice_sdk::fs::{Access, Error as FsError};
 use sluice_sdk::{
-    Capability, Finding, Metric, Plugin, Report, RunError, Severity, Status, StepContext, log, progress,
+    Capability, Finding, Metric, Plugin, Report, RunError, Severity, Status, StepContext, log,
+    progress,
 };
 
 /// The step's `with` table.
@@ -57,7 +58,9 @@ impl Plugin for FileBudget {
 
     fn run(config: Config, ctx: &StepContext) -> Result<Report, RunError> {
         if config.files.is_empty() {
-            return Err(RunError::invalid_config("`files` is empty: list at least one file or pattern to check"));
+            return Err(RunError::invalid_config(
+                "`files` is empty: list at least one file or pattern to check",
+            ));
         }
         if let Some(warn) = config.warn_bytes
             && warn > config.max_bytes
@@ -73,24 +76,40 @@ impl Plugin for FileBudget {
         let mut measured: Vec<Measured> = Vec::new();
 
         for pattern in &config.files {
-            let paths = glob::expand(ctx.workdir(), pattern).map_err(|(path, err)| denied_or_failed(&path, err))?;
+            let paths = glob::expand(ctx.workdir(), pattern)
+                .map_err(|(path, err)| denied_or_failed(&path, err))?;
             if paths.is_empty() {
                 status = status.worse(Status::Failed);
                 let (rule, message) = if glob::is_pattern(pattern) {
-                    ("file-budget/no-match", format!("`{pattern}` matches no file"))
+                    (
+                        "file-budget/no-match",
+                        format!("`{pattern}` matches no file"),
+                    )
                 } else {
                     ("file-budget/missing", format!("{pattern} does not exist"))
                 };
-                findings.push(Finding::new(rule, Severity::High, message).at(pattern.as_str(), None, None));
+                findings.push(Finding::new(rule, Severity::High, message).at(
+                    pattern.as_str(),
+                    None,
+                    None,
+                ));
                 continue;
             }
             for path in paths {
                 if measured.iter().any(|seen| seen.path == path) {
                     continue;
                 }
-                let metadata = std::fs::metadata(ctx.resolve(&path)).map_err(|err| denied_or_failed(&path, err))?;
-                measured.push(Measured { path, bytes: metadata.len() });
-                progress(measured.len() as u64, None, format!("measured {}", measured.last().map_or("", |m| &m.path)));
+                let metadata = std::fs::metadata(ctx.resolve(&path))
+                    .map_err(|err| denied_or_failed(&path, err))?;
+                measured.push(Measured {
+                    path,
+                    bytes: metadata.len(),
+                });
+                progress(
+                    measured.len() as u64,
+                    None,
+                    format!("measured {}", measured.last().map_or("", |m| &m.path)),
+                );
             }
         }
 
@@ -137,12 +156,20 @@ impl Plugin for FileBudget {
         }
         log::info(format!("measured {} files", measured.len()));
 
-        let summary = summarize(&measured, &over_max, &over_warn, &findings, config.max_bytes);
+        let summary = summarize(
+            &measured,
+            &over_max,
+            &over_warn,
+            &findings,
+            config.max_bytes,
+        );
         let total: u64 = measured.iter().map(|file| file.bytes).sum();
         let largest = measured.iter().max_by_key(|file| file.bytes);
         let mut report = Report::new(status, summary)
             .with_findings(findings)
-            .with_metrics(measured.iter().map(|file| Metric::new("file.size", file.bytes as f64, "bytes").tag("path", &file.path)))
+            .with_metrics(measured.iter().map(|file| {
+                Metric::new("file.size", file.bytes as f64, "bytes").tag("path", &file.path)
+            }))
             .with_output("total-bytes", total)
             .with_output("files", measured.len());
         if let Some(largest) = largest {
@@ -157,20 +184,38 @@ fn denied_or_failed(path: &str, err: io::Error) -> RunError {
     RunError::from(FsError::new(Path::new(path), Access::Read, err))
 }
 
-fn summarize(measured: &[Measured], over_max: &[&Measured], over_warn: &[&Measured], findings: &[Finding], max: u64) -> String {
+fn summarize(
+    measured: &[Measured],
+    over_max: &[&Measured],
+    over_warn: &[&Measured],
+    findings: &[Finding],
+    max: u64,
+) -> String {
     let count = measured.len();
     let files = if count == 1 { "file" } else { "files" };
     if !over_max.is_empty() {
-        let names: Vec<String> =
-            over_max.iter().map(|file| format!("{} ({})", file.path, human_bytes(file.bytes))).collect();
-        return format!("{} of {count} {files} over the {} budget: {}", over_max.len(), human_bytes(max), names.join(", "));
+        let names: Vec<String> = over_max
+            .iter()
+            .map(|file| format!("{} ({})", file.path, human_bytes(file.bytes)))
+            .collect();
+        return format!(
+            "{} of {count} {files} over the {} budget: {}",
+            over_max.len(),
+            human_bytes(max),
+            names.join(", ")
+        );
     }
-    let missing = findings.iter().filter(|finding| finding.severity == Severity::High).count();
+    let missing = findings
+        .iter()
+        .filter(|finding| finding.severity == Severity::High)
+        .count();
     if missing > 0 {
         return format!("{missing} listed path(s) matched no file; {count} {files} within budget");
     }
     let largest = measured.iter().max_by_key(|file| file.bytes);
-    let largest = largest.map(|file| format!(" (largest: {} at {})", file.path, human_bytes(file.bytes))).unwrap_or_default();
+    let largest = largest
+        .map(|file| format!(" (largest: {} at {})", file.path, human_bytes(file.bytes)))
+        .unwrap_or_default();
     if !over_warn.is_empty() {
         return format!(
             "{count} {files} within the {} budget, {} past the warning line{largest}",
@@ -178,7 +223,10 @@ fn summarize(measured: &[Measured], over_max: &[&Measured], over_warn: &[&Measur
             over_warn.len()
         );
     }
-    format!("{count} {files} within the {} budget{largest}", human_bytes(max))
+    format!(
+        "{count} {files} within the {} budget{largest}",
+        human_bytes(max)
+    )
 }
 
 /// `512 B`, `1.5 KiB`, `2.0 MiB`.
@@ -217,7 +265,8 @@ mod tests {
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("file-budget-test-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("file-budget-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("dist/nested")).unwrap();
         std::fs::write(dir.join("dist/small.wasm"), vec![0u8; 100]).unwrap();
@@ -229,7 +278,11 @@ mod tests {
     #[test]
     fn passes_warns_and_fails() {
         let dir = scratch("levels");
-        let report = run_in(&dir, serde_json::json!({ "files": ["dist/**/*.wasm"], "max-bytes": 5000 })).unwrap();
+        let report = run_in(
+            &dir,
+            serde_json::json!({ "files": ["dist/**/*.wasm"], "max-bytes": 5000 }),
+        )
+        .unwrap();
         assert_eq!(report.status, Status::Passed, "{}", report.summary);
         assert_eq!(report.metrics.len(), 2);
         assert_eq!(report.output("total-bytes"), Some("3100"));
@@ -239,28 +292,46 @@ mod tests {
             run_in(&dir, serde_json::json!({ "files": ["dist/**/*.wasm"], "max-bytes": 5000, "warn-bytes": 2000 })).unwrap();
         assert_eq!(report.status, Status::Warned, "{}", report.summary);
         assert_eq!(report.findings.len(), 1);
-        assert_eq!(report.findings[0].location.as_ref().unwrap().path, "dist/nested/big.wasm");
+        assert_eq!(
+            report.findings[0].location.as_ref().unwrap().path,
+            "dist/nested/big.wasm"
+        );
 
         let report = run_in(&dir, serde_json::json!({ "files": ["dist/*.wasm", "dist/nested/big.wasm"], "max-bytes": 1000 }))
             .unwrap();
         assert_eq!(report.status, Status::Failed);
-        assert_eq!(report.summary, "1 of 2 files over the 1000 B budget: dist/nested/big.wasm (2.9 KiB)");
+        assert_eq!(
+            report.summary,
+            "1 of 2 files over the 1000 B budget: dist/nested/big.wasm (2.9 KiB)"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn missing_files_and_empty_patterns_fail() {
         let dir = scratch("missing");
-        let report = run_in(&dir, serde_json::json!({ "files": ["nope.txt", "dist/*.js", "README.md"], "max-bytes": 10 })).unwrap();
+        let report = run_in(
+            &dir,
+            serde_json::json!({ "files": ["nope.txt", "dist/*.js", "README.md"], "max-bytes": 10 }),
+        )
+        .unwrap();
         assert_eq!(report.status, Status::Failed);
-        let rules: Vec<&str> = report.findings.iter().map(|finding| finding.rule_id.as_str()).collect();
+        let rules: Vec<&str> = report
+            .findings
+            .iter()
+            .map(|finding| finding.rule_id.as_str())
+            .collect();
         assert_eq!(rules, ["file-budget/missing", "file-budget/no-match"]);
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn rejects_a_warning_line_above_the_budget() {
-        let err = run_in(Path::new("/"), serde_json::json!({ "files": ["x"], "max-bytes": 1, "warn-bytes": 2 })).unwrap_err();
+        let err = run_in(
+            Path::new("/"),
+            serde_json::json!({ "files": ["x"], "max-bytes": 1, "warn-bytes": 2 }),
+        )
+        .unwrap_err();
         assert!(matches!(err, RunError::InvalidConfig(_)));
     }
 

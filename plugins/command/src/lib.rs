@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use sluice_sdk::{Capability, Command, HumanDuration, Metric, Output, Plugin, Report, RunError, StepContext};
+use sluice_sdk::{
+    Capability, Command, HumanDuration, Metric, Output, Plugin, Report, RunError, StepContext,
+};
 
 /// How much of the program's standard output is published as the `stdout` output.
 const STDOUT_OUTPUT_LIMIT: usize = 4096;
@@ -57,7 +59,8 @@ impl Plugin for CommandPlugin {
     type Config = Config;
     const NAME: &'static str = "command";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const SUMMARY: &'static str = "Runs one granted program and passes when it exits with a success code.";
+    const SUMMARY: &'static str =
+        "Runs one granted program and passes when it exits with a success code.";
 
     fn capabilities() -> Vec<Capability> {
         vec![Capability::Exec]
@@ -65,13 +68,19 @@ impl Plugin for CommandPlugin {
 
     fn run(config: Config, _ctx: &StepContext) -> Result<Report, RunError> {
         if config.program.trim().is_empty() {
-            return Err(RunError::invalid_config("`program` is empty: name the program to run"));
+            return Err(RunError::invalid_config(
+                "`program` is empty: name the program to run",
+            ));
         }
         if config.success_codes.is_empty() {
-            return Err(RunError::invalid_config("`success-codes` is empty, so no exit could ever pass"));
+            return Err(RunError::invalid_config(
+                "`success-codes` is empty, so no exit could ever pass",
+            ));
         }
 
-        let mut command = Command::new(&config.program).args(config.args).envs(config.env);
+        let mut command = Command::new(&config.program)
+            .args(config.args)
+            .envs(config.env);
         if let Some(cwd) = &config.cwd {
             command = command.cwd(cwd);
         }
@@ -84,7 +93,9 @@ impl Plugin for CommandPlugin {
 
         let output = command.run()?;
         if output.truncated {
-            sluice_sdk::log::warn("the program printed more than the host keeps; its captured output was cut");
+            sluice_sdk::log::warn(
+                "the program printed more than the host keeps; its captured output was cut",
+            );
         }
         Ok(report(&command, &output, &config.success_codes))
     }
@@ -94,7 +105,10 @@ impl Plugin for CommandPlugin {
 fn report(command: &Command, output: &Output, success_codes: &[i32]) -> Report {
     let shown = command.display();
     let duration = HumanDuration(output.duration);
-    let passed = !output.timed_out && output.exit_code.is_some_and(|code| success_codes.contains(&code));
+    let passed = !output.timed_out
+        && output
+            .exit_code
+            .is_some_and(|code| success_codes.contains(&code));
     let ending = if output.timed_out {
         output.describe_exit()
     } else {
@@ -128,10 +142,17 @@ fn report(command: &Command, output: &Output, success_codes: &[i32]) -> Report {
         report = report.with_output("signal", signal);
     }
     report
-        .with_output("stdout", capped(output.stdout_text().trim(), STDOUT_OUTPUT_LIMIT))
+        .with_output(
+            "stdout",
+            capped(output.stdout_text().trim(), STDOUT_OUTPUT_LIMIT),
+        )
         .with_metric(
-            Metric::new("command.duration", output.duration.as_secs_f64() * 1000.0, "ms")
-                .tag("program", command.program()),
+            Metric::new(
+                "command.duration",
+                output.duration.as_secs_f64() * 1000.0,
+                "ms",
+            )
+            .tag("program", command.program()),
         )
 }
 
@@ -190,16 +211,31 @@ mod tests {
         let stderr: String = (1..=30).map(|n| format!("line {n}\n")).collect();
         let report = report(&Command::new("make"), &output(Some(2), &stderr), &[0]);
         assert_eq!(report.status, Status::Failed);
-        assert!(report.summary.starts_with("`make` exited 2 in 1.2s; last lines of stderr:\nline 11\n"), "{}", report.summary);
+        assert!(
+            report
+                .summary
+                .starts_with("`make` exited 2 in 1.2s; last lines of stderr:\nline 11\n"),
+            "{}",
+            report.summary
+        );
         assert!(report.summary.ends_with("line 30"));
         let killed = super::report(&Command::new("make"), &output(None, ""), &[0]);
-        assert!(killed.summary.starts_with("`make` was killed by signal 9 (SIGKILL)"), "{}", killed.summary);
+        assert!(
+            killed
+                .summary
+                .starts_with("`make` was killed by signal 9 (SIGKILL)"),
+            "{}",
+            killed.summary
+        );
         assert_eq!(killed.output("exit-code"), None);
     }
 
     #[test]
     fn other_success_codes_count() {
-        assert_eq!(report(&Command::new("grep"), &output(Some(1), ""), &[0, 1]).status, Status::Passed);
+        assert_eq!(
+            report(&Command::new("grep"), &output(Some(1), ""), &[0, 1]).status,
+            Status::Passed
+        );
     }
 
     #[test]
@@ -221,10 +257,21 @@ mod tests {
             workdir: "/w".into(),
             attempt: 1,
         };
-        let err = sluice_sdk::run_plugin::<CommandPlugin>(input(r#"{"program":"x","timeout":"soon"}"#)).unwrap_err();
-        assert!(err.message().contains("at `timeout`: invalid duration `soon`"), "{err:?}");
-        let err = sluice_sdk::run_plugin::<CommandPlugin>(input(r#"{"program":"x","sucess-codes":[1]}"#)).unwrap_err();
-        assert!(err.message().contains("unknown field `sucess-codes`"), "{err:?}");
+        let err =
+            sluice_sdk::run_plugin::<CommandPlugin>(input(r#"{"program":"x","timeout":"soon"}"#))
+                .unwrap_err();
+        assert!(
+            err.message()
+                .contains("at `timeout`: invalid duration `soon`"),
+            "{err:?}"
+        );
+        let err =
+            sluice_sdk::run_plugin::<CommandPlugin>(input(r#"{"program":"x","sucess-codes":[1]}"#))
+                .unwrap_err();
+        assert!(
+            err.message().contains("unknown field `sucess-codes`"),
+            "{err:?}"
+        );
         let schema = sluice_sdk::describe_plugin::<CommandPlugin>().config_schema;
         assert!(schema.contains(r#""success-codes""#), "{schema}");
     }

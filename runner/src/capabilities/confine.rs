@@ -17,17 +17,34 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
 };
 
 /// Folders every toolchain needs to read and execute from.
 const SYSTEM_READ_ONLY: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc", "/sys/devices/system/cpu",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/proc",
+    "/sys/devices/system/cpu",
 ];
 
 /// Devices a program may read and write.
-const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 
 /// Why a program cannot be confined.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +80,9 @@ struct NamespaceMaps {
 impl Confinement {
     /// Build the Landlock ruleset for `plan`.
     pub fn prepare(plan: &ConfinePlan<'_>) -> Result<Confinement, ConfineError> {
-        let fail = |e: &dyn std::fmt::Display| ConfineError { reason: format!("Landlock: {e}") };
+        let fail = |e: &dyn std::fmt::Display| ConfineError {
+            reason: format!("Landlock: {e}"),
+        };
         // Files and TCP ports must be enforceable (ABI 4); the rest is taken where the
         // kernel has it.
         let ruleset = Ruleset::default()
@@ -93,17 +112,26 @@ impl Confinement {
         for p in &plan.write {
             rules.push((p.to_path_buf(), all));
         }
-        rules.push((plan.program.to_path_buf(), AccessFs::ReadFile | AccessFs::Execute));
+        rules.push((
+            plan.program.to_path_buf(),
+            AccessFs::ReadFile | AccessFs::Execute,
+        ));
         for (path, access) in rules {
             // Folders that do not exist on this machine (e.g. /lib32) are skipped.
             let Ok(fd) = PathFd::new(&path) else { continue };
-            created = created.add_rule(PathBeneath::new(fd, access)).map_err(|e| fail(&e))?;
+            created = created
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| fail(&e))?;
         }
         for port in &plan.tcp_ports {
-            created = created.add_rule(NetPort::new(*port, AccessNet::ConnectTcp)).map_err(|e| fail(&e))?;
+            created = created
+                .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                .map_err(|e| fail(&e))?;
         }
         let fd: Option<OwnedFd> = created.into();
-        let ruleset = fd.ok_or_else(|| ConfineError { reason: "the kernel does not support Landlock".into() })?;
+        let ruleset = fd.ok_or_else(|| ConfineError {
+            reason: "the kernel does not support Landlock".into(),
+        })?;
         let isolate_network = plan.isolate_network.then(|| {
             let (uid, gid) = own_ids();
             NamespaceMaps {
@@ -111,14 +139,22 @@ impl Confinement {
                 gid_map: format!("{gid} {gid} 1\n").into_bytes(),
             }
         });
-        Ok(Confinement { ruleset, isolate_network })
+        Ok(Confinement {
+            ruleset,
+            isolate_network,
+        })
     }
 
     /// Install this confinement on a command: the child applies it between `fork`
     /// and `exec`.
     pub fn install(self, cmd: &mut tokio::process::Command) {
-        let Confinement { ruleset, isolate_network } = self;
-        let closure = move || -> std::io::Result<()> { apply_in_child(ruleset.as_raw_fd(), isolate_network.as_ref()) };
+        let Confinement {
+            ruleset,
+            isolate_network,
+        } = self;
+        let closure = move || -> std::io::Result<()> {
+            apply_in_child(ruleset.as_raw_fd(), isolate_network.as_ref())
+        };
         // SAFETY: `apply_in_child` only makes raw system calls (unshare, open, write,
         // close, prctl, landlock_restrict_self) on data prepared before the fork; it
         // does not allocate, lock, or touch state shared with other threads.

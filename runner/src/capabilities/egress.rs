@@ -29,10 +29,16 @@ impl NetAccess {
         for g in grants {
             match (g.host.as_str(), g.port).to_socket_addrs() {
                 Ok(found) => addrs.extend(found),
-                Err(e) => log.line(Source::Runner, &format!("net grant {g} does not resolve: {e}")),
+                Err(e) => log.line(
+                    Source::Runner,
+                    &format!("net grant {g} does not resolve: {e}"),
+                ),
             }
         }
-        NetAccess { grants: grants.to_vec(), addrs: Arc::new(addrs) }
+        NetAccess {
+            grants: grants.to_vec(),
+            addrs: Arc::new(addrs),
+        }
     }
 
     /// Whether the step has any network grant.

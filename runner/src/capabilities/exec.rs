@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::confine::{ConfinePlan, Confinement};
+use super::egress::NetAccess;
 use super::env::EnvAccess;
 use super::files::FileAccess;
-use super::egress::NetAccess;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::host::bindings::sluice::plugin::process as wit;
 
@@ -48,10 +48,16 @@ impl ExecAccess {
     /// The `exec` grant that covers `program`, resolved to the file that would run.
     fn authorize(&self, program: &str) -> Result<PathBuf, wit::ProcessError> {
         let granted_list = || {
-            if self.granted.is_empty() { "none".to_string() } else { self.granted.join(", ") }
+            if self.granted.is_empty() {
+                "none".to_string()
+            } else {
+                self.granted.join(", ")
+            }
         };
         if program.is_empty() {
-            return Err(wit::ProcessError::Failed("the program name is empty".into()));
+            return Err(wit::ProcessError::Failed(
+                "the program name is empty".into(),
+            ));
         }
         if program.contains('/') && !program.starts_with('/') {
             return Err(denied(format!(
@@ -89,10 +95,13 @@ impl ExecAccess {
     }
 
     fn working_dir(&self, cwd: Option<&str>) -> Result<PathBuf, wit::ProcessError> {
-        let Some(cwd) = cwd else { return Ok(self.workdir.clone()) };
+        let Some(cwd) = cwd else {
+            return Ok(self.workdir.clone());
+        };
         let joined = self.workdir.join(cwd);
-        let canonical = std::fs::canonicalize(&joined)
-            .map_err(|e| wit::ProcessError::Failed(format!("working directory {}: {e}", joined.display())))?;
+        let canonical = std::fs::canonicalize(&joined).map_err(|e| {
+            wit::ProcessError::Failed(format!("working directory {}: {e}", joined.display()))
+        })?;
         if self.files.can_read(&canonical) || canonical.starts_with(&self.scratch) {
             Ok(canonical)
         } else {
@@ -108,17 +117,27 @@ impl ExecAccess {
         let program = self.authorize(&command.program)?;
         let cwd = self.working_dir(command.cwd.as_deref())?;
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let limit = command.timeout_ms.map(Duration::from_millis).map_or(remaining, |t| t.min(remaining));
+        let limit = command
+            .timeout_ms
+            .map(Duration::from_millis)
+            .map_or(remaining, |t| t.min(remaining));
 
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&command.args)
             .current_dir(&cwd)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("TMPDIR", &self.scratch)
             .envs(self.env.vars().iter().map(|(k, v)| (k, v)))
             .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if command.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -138,7 +157,13 @@ impl ExecAccess {
         match Confinement::prepare(&plan) {
             Ok(confinement) => confinement.install(&mut cmd),
             Err(e) if self.allow_unconfined => {
-                self.log.line(Source::Runner, &format!("{e}; running `{}` unconfined, as the pipeline allows", command.program));
+                self.log.line(
+                    Source::Runner,
+                    &format!(
+                        "{e}; running `{}` unconfined, as the pipeline allows",
+                        command.program
+                    ),
+                );
             }
             Err(e) => {
                 return Err(denied(format!(
@@ -168,16 +193,23 @@ impl ExecAccess {
         let err_task = tokio::spawn(capture(stderr, self.log.clone(), Source::ExecStderr));
 
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(status) => (status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?, false),
+            Ok(status) => (
+                status.map_err(|e| {
+                    wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}"))
+                })?,
+                false,
+            ),
             Err(_) => {
                 if let Some(pgid) = pgid {
                     kill_group(pgid);
                 }
-                let status = child
-                    .wait()
-                    .await
-                    .map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
-                self.log.line(Source::Runner, &format!("`{shown}` killed after {} ms (timeout)", limit.as_millis()));
+                let status = child.wait().await.map_err(|e| {
+                    wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}"))
+                })?;
+                self.log.line(
+                    Source::Runner,
+                    &format!("`{shown}` killed after {} ms (timeout)", limit.as_millis()),
+                );
                 (status, true)
             }
         };
@@ -202,7 +234,11 @@ impl ExecAccess {
 }
 
 /// Read a stream to its end, logging it and keeping up to [`CAPTURE_LIMIT`] bytes.
-async fn capture(mut stream: impl AsyncRead + Unpin, log: StepLog, source: Source) -> (Vec<u8>, bool) {
+async fn capture(
+    mut stream: impl AsyncRead + Unpin,
+    log: StepLog,
+    source: Source,
+) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut truncated = false;
     let mut buf = vec![0u8; 16 << 10];
@@ -234,13 +270,18 @@ fn kill_group(pgid: i32) {
 /// with symlinks resolved.
 pub fn resolve_program(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let is_exe = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     let found = if program.starts_with('/') {
         let p = PathBuf::from(program);
         is_exe(&p).then_some(p)
     } else {
         let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|d| d.join(program)).find(|p| is_exe(p))
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| is_exe(p))
     }?;
     std::fs::canonicalize(found).ok()
 }

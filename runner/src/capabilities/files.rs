@@ -22,7 +22,11 @@ pub struct FileAccess {
 impl FileAccess {
     /// Resolve grants: write folders are created when missing; read folders that do
     /// not exist are skipped with a note in the step log.
-    pub fn resolve(read: &[PathBuf], write: &[PathBuf], log: &StepLog) -> Result<FileAccess, GrantError> {
+    pub fn resolve(
+        read: &[PathBuf],
+        write: &[PathBuf],
+        log: &StepLog,
+    ) -> Result<FileAccess, GrantError> {
         let mut access = FileAccess::default();
         for dir in write {
             std::fs::create_dir_all(dir).map_err(|e| GrantError::Path {
@@ -34,7 +38,10 @@ impl FileAccess {
         }
         for dir in read {
             if !dir.exists() {
-                log.line(Source::Runner, &format!("read grant {} does not exist; skipped", dir.display()));
+                log.line(
+                    Source::Runner,
+                    &format!("read grant {} does not exist; skipped", dir.display()),
+                );
                 continue;
             }
             access.read.push(canonical_dir("read", dir)?);
@@ -44,7 +51,10 @@ impl FileAccess {
 
     /// Folders readable (read and write grants).
     pub fn readable(&self) -> impl Iterator<Item = &Path> {
-        self.read.iter().chain(self.write.iter()).map(PathBuf::as_path)
+        self.read
+            .iter()
+            .chain(self.write.iter())
+            .map(PathBuf::as_path)
     }
 
     /// Folders writable.
@@ -64,18 +74,22 @@ impl FileAccess {
 
     /// Preopen every granted folder, at its own absolute path.
     pub fn preopen(&self, wasi: &mut WasiCtxBuilder) -> Result<(), GrantError> {
-        for (dirs, perms, grant) in [(&self.read, FsPerms::ReadOnly, "read"), (&self.write, FsPerms::ReadWrite, "write")] {
+        for (dirs, perms, grant) in [
+            (&self.read, FsPerms::ReadOnly, "read"),
+            (&self.write, FsPerms::ReadWrite, "write"),
+        ] {
             for dir in dirs {
                 let guest = dir.to_str().ok_or_else(|| GrantError::Path {
                     grant,
                     path: dir.clone(),
                     reason: "the path is not valid UTF-8".into(),
                 })?;
-                wasi.preopened_dir(dir, guest, perms).map_err(|e| GrantError::Path {
-                    grant,
-                    path: dir.clone(),
-                    reason: format!("cannot open it: {e}"),
-                })?;
+                wasi.preopened_dir(dir, guest, perms)
+                    .map_err(|e| GrantError::Path {
+                        grant,
+                        path: dir.clone(),
+                        reason: format!("cannot open it: {e}"),
+                    })?;
             }
         }
         Ok(())

@@ -85,12 +85,21 @@ struct LogInner {
 impl StepLog {
     /// A log written to `path` (created, with its folder), capped at `limit` bytes.
     /// Lines are also sent as [`Event::StepLog`] when `events` is given.
-    pub fn create(path: &Path, limit: u64, events: Option<(EventSink, String, String)>) -> std::io::Result<StepLog> {
+    pub fn create(
+        path: &Path,
+        limit: u64,
+        events: Option<(EventSink, String, String)>,
+    ) -> std::io::Result<StepLog> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = File::create(path)?;
-        Ok(StepLog::with_file(Some(path.to_path_buf()), Some(BufWriter::new(file)), limit, events))
+        Ok(StepLog::with_file(
+            Some(path.to_path_buf()),
+            Some(BufWriter::new(file)),
+            limit,
+            events,
+        ))
     }
 
     /// A log that keeps only its tail in memory (used for `describe` calls).
@@ -201,7 +210,10 @@ impl StepLog {
 
     /// A WASI output stream that writes into this log.
     pub fn stream(&self, source: Source) -> LogStream {
-        LogStream { log: self.clone(), source }
+        LogStream {
+            log: self.clone(),
+            source,
+        }
     }
 }
 
@@ -265,11 +277,17 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LogStream { log: self.log.clone(), source: self.source })
+        Box::new(LogStream {
+            log: self.log.clone(),
+            source: self.source,
+        })
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LogStream { log: self.log.clone(), source: self.source })
+        Box::new(LogStream {
+            log: self.log.clone(),
+            source: self.source,
+        })
     }
 }
 
@@ -335,7 +353,8 @@ impl wit_log::Host for crate::host::step::StepState {
             self.log.line(source, &message);
         } else {
             let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            self.log.line(source, &format!("{message} {}", fields.join(" ")));
+            self.log
+                .line(source, &format!("{message} {}", fields.join(" ")));
         }
     }
 
@@ -359,6 +378,9 @@ mod tests {
         }
         assert!(log.truncated());
         let tail = log.tail();
-        assert!(tail.last().unwrap().starts_with("[output truncated after "), "{tail:?}");
+        assert!(
+            tail.last().unwrap().starts_with("[output truncated after "),
+            "{tail:?}"
+        );
     }
 }

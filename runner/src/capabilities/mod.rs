@@ -28,7 +28,11 @@ use logs::{Source, StepLog};
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
     #[error("`{grant}` grant {}: {reason}", path.display())]
-    Path { grant: &'static str, path: PathBuf, reason: String },
+    Path {
+        grant: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("cannot create the step's scratch folder {}: {reason}", path.display())]
     Scratch { path: PathBuf, reason: String },
 }
@@ -55,11 +59,21 @@ impl StepSandbox {
         allow_unconfined_exec: bool,
         log: &StepLog,
     ) -> Result<StepSandbox, GrantError> {
-        let Grants { read, write, exec, net, env } = &step.grants;
-        std::fs::create_dir_all(&scratch)
-            .map_err(|e| GrantError::Scratch { path: scratch.clone(), reason: e.to_string() })?;
-        let scratch = std::fs::canonicalize(&scratch)
-            .map_err(|e| GrantError::Scratch { path: scratch.clone(), reason: e.to_string() })?;
+        let Grants {
+            read,
+            write,
+            exec,
+            net,
+            env,
+        } = &step.grants;
+        std::fs::create_dir_all(&scratch).map_err(|e| GrantError::Scratch {
+            path: scratch.clone(),
+            reason: e.to_string(),
+        })?;
+        let scratch = std::fs::canonicalize(&scratch).map_err(|e| GrantError::Scratch {
+            path: scratch.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(StepSandbox {
             files: Arc::new(files::FileAccess::resolve(read, write, log)?),
             env: Arc::new(env::EnvAccess::resolve(env)),

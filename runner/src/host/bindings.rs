@@ -14,5 +14,5 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize],
 });
 
-pub use exports::sluice::plugin::plugin::Guest as PluginExports;
-pub use sluice::plugin::types;
+pub use self::exports::sluice::plugin::plugin::Guest as PluginExports;
+pub use self::sluice::plugin::types;

@@ -22,11 +22,17 @@ use wasmtime::{Engine, Precompiled};
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cannot create the component cache at {}: {source}", path.display())]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("plugin {name} is not a valid WebAssembly component: {reason}")]
     Compile { name: String, reason: String },
     #[error("cannot write to the component cache at {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where compiled components are kept, for one engine.
@@ -74,8 +80,13 @@ impl ComponentCache {
         let mut hasher = Sha256Hasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_hash = hex::encode(&hasher.0.finalize()[..12]);
-        let dir = root.join(format!("wasmtime-{}", wasmtime_version())).join(engine_hash);
-        create_private_dir(&dir).map_err(|source| CacheError::CreateDir { path: dir.clone(), source })?;
+        let dir = root
+            .join(format!("wasmtime-{}", wasmtime_version()))
+            .join(engine_hash);
+        create_private_dir(&dir).map_err(|source| CacheError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(ComponentCache { dir })
     }
 
@@ -89,16 +100,28 @@ impl ComponentCache {
     pub fn load(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component, CacheError> {
         let digest = hex::encode(Sha256::digest(wasm));
         let path = self.dir.join(format!("{digest}.cwasm"));
-        if matches!(Engine::detect_precompiled_file(&path), Ok(Some(Precompiled::Component))) {
+        if matches!(
+            Engine::detect_precompiled_file(&path),
+            Ok(Some(Precompiled::Component))
+        ) {
             match load_trusted_cwasm(engine, &path) {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!("recompiling {name}: cached artifact {} unusable: {e}", path.display()),
+                Err(e) => tracing::warn!(
+                    "recompiling {name}: cached artifact {} unusable: {e}",
+                    path.display()
+                ),
             }
         }
         let compiled = engine
             .precompile_component(wasm)
-            .map_err(|e| CacheError::Compile { name: name.to_string(), reason: format!("{e:#}") })?;
-        write_atomically(&path, &compiled).map_err(|source| CacheError::Write { path: path.clone(), source })?;
+            .map_err(|e| CacheError::Compile {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+            })?;
+        write_atomically(&path, &compiled).map_err(|source| CacheError::Write {
+            path: path.clone(),
+            source,
+        })?;
         load_trusted_cwasm(engine, &path).map_err(|e| CacheError::Compile {
             name: name.to_string(),
             reason: format!("the artifact just compiled does not load: {e:#}"),
@@ -125,7 +148,10 @@ fn load_trusted_cwasm(engine: &Engine, path: &Path) -> wasmtime::Result<Componen
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+};
 
 /// How often the epoch advances. A step's timeout is checked (and the step yields to
 /// other tasks) once per tick, so this is also the timeout's precision.
@@ -36,7 +38,10 @@ pub struct EngineProfile {
 
 impl Default for EngineProfile {
     fn default() -> Self {
-        EngineProfile { max_concurrent_steps: 16, pooling: true }
+        EngineProfile {
+            max_concurrent_steps: 16,
+            pooling: true,
+        }
     }
 }
 

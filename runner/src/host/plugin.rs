@@ -24,7 +24,10 @@ pub enum PluginError {
     #[error("unknown plugin `builtin:{name}`; the built-in plugins are: {available}")]
     UnknownBuiltin { name: String, available: String },
     #[error("cannot read plugin {}: {source}", path.display())]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("plugin {name} does not fit the sluice:plugin@0.1.0 `step` world: {reason}")]
@@ -100,11 +103,18 @@ impl PluginHost {
         let engine = build_engine(profile).map_err(|e| EngineError(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| EngineError(format!("{e:#}")))?;
         StepWorld::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(|e| EngineError(format!("{e:#}")))?;
-        let cache = ComponentCache::open(cache_root, &engine).map_err(|e| EngineError(e.to_string()))?;
-        Ok(PluginHost { engine, linker, cache, loaded: Mutex::new(HashMap::new()) })
+        let cache =
+            ComponentCache::open(cache_root, &engine).map_err(|e| EngineError(e.to_string()))?;
+        Ok(PluginHost {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The engine.
@@ -135,14 +145,20 @@ impl PluginHost {
                     });
                 }
             },
-            PluginRef::File(path) => Arc::from(
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|source| PluginError::Unreadable { path: path.clone(), source })?,
-            ),
+            PluginRef::File(path) => Arc::from(tokio::fs::read(path).await.map_err(|source| {
+                PluginError::Unreadable {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
         };
         let digest = sha256_digest(&bytes);
-        let (engine, cache, n2, b2) = (self.engine.clone(), self.cache.clone(), name.clone(), bytes.clone());
+        let (engine, cache, n2, b2) = (
+            self.engine.clone(),
+            self.cache.clone(),
+            name.clone(),
+            bytes.clone(),
+        );
         // Compiling is CPU-bound and may take seconds; keep it off the async workers.
         let component = tokio::task::spawn_blocking(move || cache.load(&engine, &n2, &b2))
             .await
@@ -151,14 +167,28 @@ impl PluginHost {
             .linker
             .instantiate_pre(&component)
             .and_then(StepPre::new)
-            .map_err(|e| PluginError::Incompatible { name: name.clone(), reason: format!("{e:#}") })?;
-        let descriptor = describe(&pre, &self.engine)
-            .await
-            .map_err(|failure| PluginError::Describe { name: name.clone(), failure })?;
-        let schema: serde_json::Value = serde_json::from_str(&descriptor.config_schema)
-            .map_err(|e| PluginError::BadSchema { name: name.clone(), reason: e.to_string() })?;
-        let validator = jsonschema::validator_for(&schema)
-            .map_err(|e| PluginError::BadSchema { name: name.clone(), reason: e.to_string() })?;
+            .map_err(|e| PluginError::Incompatible {
+                name: name.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let descriptor =
+            describe(&pre, &self.engine)
+                .await
+                .map_err(|failure| PluginError::Describe {
+                    name: name.clone(),
+                    failure,
+                })?;
+        let schema: serde_json::Value =
+            serde_json::from_str(&descriptor.config_schema).map_err(|e| {
+                PluginError::BadSchema {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| PluginError::BadSchema {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
         let plugin = Arc::new(LoadedPlugin {
             reference: reference.clone(),
             digest,

@@ -36,7 +36,10 @@ pub struct StepState {
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -52,7 +55,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let next = self.used.saturating_sub(current).saturating_add(desired);
         if next > self.limit {
             self.hit = true;
@@ -62,7 +70,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 
@@ -106,7 +119,10 @@ pub enum StepFailure {
 impl StepFailure {
     /// Whether retrying could help (it cannot for bad configuration or denials).
     pub fn retryable(&self) -> bool {
-        !matches!(self, StepFailure::InvalidConfig(_) | StepFailure::Denied(_) | StepFailure::Setup(_))
+        !matches!(
+            self,
+            StepFailure::InvalidConfig(_) | StepFailure::Denied(_) | StepFailure::Setup(_)
+        )
     }
 }
 
@@ -117,13 +133,24 @@ pub struct AttemptLimits {
     pub memory: u64,
 }
 
-fn new_store(engine: &wasmtime::Engine, wasi: WasiCtx, log: StepLog, exec: Option<ExecAccess>, limits: AttemptLimits, deadline: Instant) -> Store<StepState> {
+fn new_store(
+    engine: &wasmtime::Engine,
+    wasi: WasiCtx,
+    log: StepLog,
+    exec: Option<ExecAccess>,
+    limits: AttemptLimits,
+    deadline: Instant,
+) -> Store<StepState> {
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     let state = StepState {
         wasi,
         table,
-        limits: MemoryLimiter { limit: usize::try_from(limits.memory).unwrap_or(usize::MAX), used: 0, hit: false },
+        limits: MemoryLimiter {
+            limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+            used: 0,
+            hit: false,
+        },
         log,
         exec,
         deadline,
@@ -151,7 +178,10 @@ fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimit
         return StepFailure::MemoryLimit(limits.memory);
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return StepFailure::Trap(format!("the plugin called exit({}) instead of returning a report", exit.0));
+        return StepFailure::Trap(format!(
+            "the plugin called exit({}) instead of returning a report",
+            exit.0
+        ));
     }
     let mut text = match err.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => format!("{trap}"),
@@ -159,7 +189,12 @@ fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimit
     };
     // Keep the chain (e.g. the guest backtrace) but only its first lines.
     let chain = format!("{err:?}");
-    let extra: Vec<&str> = chain.lines().skip(1).filter(|l| !l.trim().is_empty()).take(12).collect();
+    let extra: Vec<&str> = chain
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .take(12)
+        .collect();
     if !extra.is_empty() {
         text.push_str("\n");
         text.push_str(&extra.join("\n"));
@@ -181,7 +216,10 @@ pub async fn run_attempt(
     let mut store = new_store(plugin.engine(), wasi, log, Some(exec), limits, deadline);
     let call = async {
         let instance = plugin.pre().instantiate_async(&mut store).await?;
-        instance.sluice_plugin_plugin().call_run(&mut store, &input).await
+        instance
+            .sluice_plugin_plugin()
+            .call_run(&mut store, &input)
+            .await
     };
     let outcome = tokio::time::timeout(limits.timeout + DEADLINE_GRACE, call).await;
     match outcome {
@@ -197,8 +235,14 @@ pub async fn run_attempt(
 }
 
 /// Call `describe` on a fresh instance with no capabilities.
-pub async fn describe(plugin_pre: &crate::host::bindings::StepPre<StepState>, engine: &wasmtime::Engine) -> Result<types::Descriptor, StepFailure> {
-    let limits = AttemptLimits { timeout: Duration::from_secs(10), memory: 512 << 20 };
+pub async fn describe(
+    plugin_pre: &crate::host::bindings::StepPre<StepState>,
+    engine: &wasmtime::Engine,
+) -> Result<types::Descriptor, StepFailure> {
+    let limits = AttemptLimits {
+        timeout: Duration::from_secs(10),
+        memory: 512 << 20,
+    };
     let deadline = Instant::now() + limits.timeout;
     let log = StepLog::in_memory(64 << 10);
     let mut b = wasmtime_wasi::WasiCtxBuilder::new();
@@ -207,7 +251,10 @@ pub async fn describe(plugin_pre: &crate::host::bindings::StepPre<StepState>, en
     let mut store = new_store(engine, b.build(), log.clone(), None, limits, deadline);
     let call = async {
         let instance = plugin_pre.instantiate_async(&mut store).await?;
-        instance.sluice_plugin_plugin().call_describe(&mut store).await
+        instance
+            .sluice_plugin_plugin()
+            .call_describe(&mut store)
+            .await
     };
     match tokio::time::timeout(limits.timeout + DEADLINE_GRACE, call).await {
         Err(_) => Err(StepFailure::Timeout(limits.timeout)),

@@ -48,7 +48,12 @@ pub fn ensure_wasm_target() -> Result<(), String> {
     let sysroot = Command::new(&rustc)
         .args(["--print", "sysroot"])
         .output()
-        .map_err(|err| format!("cannot run `{} --print sysroot`: {err}", rustc.to_string_lossy()))?;
+        .map_err(|err| {
+            format!(
+                "cannot run `{} --print sysroot`: {err}",
+                rustc.to_string_lossy()
+            )
+        })?;
     if !sysroot.status.success() {
         return Err(format!(
             "`{} --print sysroot` failed: {}",
@@ -67,7 +72,9 @@ pub fn ensure_wasm_target() -> Result<(), String> {
         sysroot.display()
     );
     // Without rustup on PATH, the call fails to start: explain what to install.
-    let added = Command::new("rustup").args(["target", "add", WASM_TARGET]).output();
+    let added = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .output();
     match added {
         Err(_) => Err(install_hint),
         Ok(output) if !output.status.success() => Err(format!(
@@ -91,7 +98,11 @@ pub fn wasm_target_dir(workspace_root: &Path) -> PathBuf {
             let dir = PathBuf::from(dir);
             // A relative CARGO_TARGET_DIR is relative to where cargo was started,
             // which for a workspace build is (almost always) its root.
-            if dir.is_relative() { workspace_root.join(dir).join("wasm") } else { dir.join("wasm") }
+            if dir.is_relative() {
+                workspace_root.join(dir).join("wasm")
+            } else {
+                dir.join("wasm")
+            }
         }
         _ => workspace_root.join("target").join("wasm"),
     }
@@ -126,8 +137,14 @@ const LEAKING_VARS: &[&str] = &[
 ];
 
 /// Prefixes of variables the outer build sets for its own build script.
-const LEAKING_PREFIXES: &[&str] =
-    &["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "CARGO_MANIFEST_", "DEP_", "CARGO_BIN_EXE_"];
+const LEAKING_PREFIXES: &[&str] = &[
+    "CARGO_CFG_",
+    "CARGO_FEATURE_",
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "DEP_",
+    "CARGO_BIN_EXE_",
+];
 
 /// Build workspace packages (by package name) as `wasm32-wasip2` components, in release
 /// mode, with debug info stripped, by running
@@ -156,14 +173,23 @@ pub fn build_components(
         println!("cargo:rerun-if-changed={}", dir.display());
     }
     for watched in ["wit", "sdk/src", "sdk/Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace_root.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace_root.join(watched).display()
+        );
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     let mut command = Command::new(&cargo);
     command
         .current_dir(workspace_root)
-        .args(["build", "--release", "--target", WASM_TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--target-dir",
+        ])
         .arg(target_dir)
         .args(packages.iter().flat_map(|package| ["-p", package]))
         // Line tables are useless in an embedded component; names stay for backtraces.
@@ -173,12 +199,18 @@ pub fn build_components(
         .env("CARGO_TERM_PROGRESS_WHEN", "never");
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
-        if LEAKING_VARS.contains(&name) || LEAKING_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
+        if LEAKING_VARS.contains(&name)
+            || LEAKING_PREFIXES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        {
             command.env_remove(name);
         }
     }
 
-    let output = command.output().map_err(|err| format!("cannot run {}: {err}", cargo.to_string_lossy()))?;
+    let output = command
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", cargo.to_string_lossy()))?;
     if !output.status.success() {
         return Err(format!(
             "building the WebAssembly components {} failed ({}):\n{}",
@@ -222,13 +254,16 @@ fn package_dir(cargo: &OsString, workspace_root: &Path, package: &str) -> Result
         ));
     }
     let pkgid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    parse_pkgid_dir(&pkgid)
-        .ok_or_else(|| format!("`cargo pkgid -p {package}` printed `{pkgid}`, which is not a local package"))
+    parse_pkgid_dir(&pkgid).ok_or_else(|| {
+        format!("`cargo pkgid -p {package}` printed `{pkgid}`, which is not a local package")
+    })
 }
 
 /// The directory in a `path+file://` package id, percent-decoded.
 fn parse_pkgid_dir(pkgid: &str) -> Option<PathBuf> {
-    let url = pkgid.strip_prefix("path+file://").or_else(|| pkgid.strip_prefix("file://"))?;
+    let url = pkgid
+        .strip_prefix("path+file://")
+        .or_else(|| pkgid.strip_prefix("file://"))?;
     let path = url.split(['#', '?']).next()?;
     Some(PathBuf::from(percent_decode(path)?))
 }
@@ -266,8 +301,14 @@ mod tests {
             parse_pkgid_dir("path+file:///repo/plugins/command#sluice-plugin-command@0.1.0"),
             Some(PathBuf::from("/repo/plugins/command"))
         );
-        assert_eq!(parse_pkgid_dir("path+file:///my%20repo/sdk#0.1.0"), Some(PathBuf::from("/my repo/sdk")));
-        assert_eq!(parse_pkgid_dir("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"), None);
+        assert_eq!(
+            parse_pkgid_dir("path+file:///my%20repo/sdk#0.1.0"),
+            Some(PathBuf::from("/my repo/sdk"))
+        );
+        assert_eq!(
+            parse_pkgid_dir("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.0"),
+            None
+        );
     }
 
     #[test]
