@@ -102,7 +102,7 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
             ))
             .unwrap();
         let took = started.elapsed();
-        assert_eq!(report.summary.is_empty(), false);
+        assert!(!report.summary.is_empty());
         if i >= 200 {
             samples.push(took);
         }

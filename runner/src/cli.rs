@@ -7,6 +7,7 @@
 //! | 1 | the pipeline failed (a step failed or a gate stopped it) |
 //! | 2 | usage or configuration error |
 //! | 3 | internal error |
+//! | 130 | interrupted (Ctrl-C) |
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ pub mod exit {
     pub const CONFIG: u8 = 2;
     /// Internal error.
     pub const INTERNAL: u8 = 3;
+    /// Interrupted (Ctrl-C); the shell convention of 128 + SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// An error at the binary's edge, with its exit code.
@@ -367,7 +370,15 @@ async fn run(
         log_limit,
         events,
     };
-    let result = executor::run(&pipeline, &plugins, opts).await;
+    let result = tokio::select! {
+        result = executor::run(&pipeline, &plugins, opts) => result,
+        _ = tokio::signal::ctrl_c() => {
+            // Dropping the run cancels every step; their programs' process groups are
+            // killed as they go. Records of finished steps are already on disk.
+            eprintln!("interrupted: the running steps were stopped");
+            return Ok(exit::INTERRUPTED);
+        }
+    };
     // Every sender is gone once the run returns; the renderer drains and ends.
     let _ = renderer.await;
     let result =

@@ -287,7 +287,12 @@ async fn run_stage(
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                (i, run_step(&ctx, &stage_name, &step, &plugin).await)
+                let run = std::panic::AssertUnwindSafe(run_step(&ctx, &stage_name, &step, &plugin));
+                match futures::FutureExt::catch_unwind(run).await {
+                    Ok(record) => (i, record),
+                    // A bug in the runner fails this step only; the run goes on and says so.
+                    Err(panic) => (i, internal_failure(&ctx, &stage_name, &step, panic)),
+                }
             });
         }
         // Steps that were skipped may have unblocked others; loop again before waiting.
@@ -307,7 +312,9 @@ async fn run_stage(
                 done.insert(stage.steps[i].id.clone(), rec.status);
                 records[i] = Some(rec);
             }
-            Some(Err(e)) => panic!("a step task panicked: {e}"),
+            Some(Err(e)) => {
+                unreachable!("step tasks catch their panics and are never aborted: {e}")
+            }
             None => break,
         }
     }
@@ -315,6 +322,46 @@ async fn run_stage(
         .into_iter()
         .map(|r| r.expect("every step of the stage ends with a record"))
         .collect()
+}
+
+/// The record of a step during which the runner itself panicked.
+fn internal_failure(
+    ctx: &RunContext,
+    stage: &str,
+    step: &Step,
+    panic: Box<dyn std::any::Any + Send>,
+) -> StepRecord {
+    let what = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    let summary =
+        format!("internal error in the runner (a bug in sluice, please report it): {what}");
+    ctx.events.send(Event::StepFinished {
+        stage: stage.to_string(),
+        step: step.id.clone(),
+        status: Status::Failed,
+        summary: summary.clone(),
+        attempts: 1,
+        duration: Duration::ZERO,
+        log_tail: vec![],
+        log: None,
+    });
+    StepRecord {
+        stage: stage.to_string(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: None,
+        status: Status::Failed,
+        summary,
+        attempts: 1,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: None,
+        log_tail: vec![],
+    }
 }
 
 async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {

@@ -312,3 +312,106 @@ with = { mode = "log" }
         .unwrap();
     assert_eq!(finished["status"], "passed");
 }
+
+#[test]
+fn plain_output_of_a_failing_run() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "shown"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "{adversary}"
+with = { mode = "ok", summary = "compiled 12 crates" }
+
+[[stage.step]]
+id = "docs"
+uses = "{adversary}"
+with = { mode = "fail", message = "broken link in README" }
+allow-failure = true
+
+[[stage]]
+name = "test"
+
+[[stage.step]]
+id = "unit"
+uses = "{adversary}"
+with = { mode = "fail", message = "2 of 40 tests failed" }
+
+[[stage.step]]
+id = "report"
+uses = "{adversary}"
+with = { mode = "ok" }
+needs = ["unit"]
+
+[[stage]]
+name = "deploy"
+
+[[stage.step]]
+id = "ship"
+uses = "{adversary}"
+with = { mode = "ok" }
+"#,
+    );
+    let out = p.run(&["--jobs", "1"]);
+    out.expect_code(1);
+    insta::assert_snapshot!(crate::support::normalize(&out.stderr, p.path()));
+}
+
+#[test]
+fn interrupt_stops_running_programs() {
+    use std::process::{Command, Stdio};
+    let marker = format!("6{}.25", std::process::id() % 1000);
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "interrupt"
+
+[[stage]]
+name = "long"
+
+[[stage.step]]
+id = "done"
+uses = "{{adversary}}"
+with = {{ mode = "ok" }}
+
+[[stage.step]]
+id = "waits"
+uses = "builtin:command"
+with = {{ program = "sleep", args = ["{marker}"] }}
+needs = ["done"]
+
+[stage.step.grants]
+exec = ["sleep"]
+"#
+    ));
+    let mut child = Command::new(crate::support::sluice_bin())
+        .args(["run", "--format", "plain"])
+        .current_dir(p.path())
+        .env("SLUICE_CACHE_DIR", crate::support::cache_dir())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        Command::new("pgrep").args(["-f", &format!("sleep {marker}")]).output().unwrap().status.success()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running() {
+        assert!(std::time::Instant::now() < deadline, "the step never started its program");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!running(), "the step's program outlived the interrupted run");
+    // What finished before the interrupt stays recorded.
+    let runs = p.path().join(".sluice/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let done: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("steps/done.json")).unwrap()).unwrap();
+    assert_eq!(done["status"], "passed");
+}

@@ -181,7 +181,9 @@ impl ExecAccess {
         let mut child = cmd.spawn().map_err(|e| {
             wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.display()))
         })?;
-        let pgid = child.id().map(|p| p as i32);
+        // Whatever happens from here on (even the step being cancelled), the program and
+        // everything it started are killed when this guard goes away.
+        let group = child.id().map(|p| ProcessGroup(p as i32));
         if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&bytes).await;
@@ -200,8 +202,8 @@ impl ExecAccess {
                 false,
             ),
             Err(_) => {
-                if let Some(pgid) = pgid {
-                    kill_group(pgid);
+                if let Some(group) = &group {
+                    group.kill();
                 }
                 let status = child.wait().await.map_err(|e| {
                     wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}"))
@@ -214,9 +216,7 @@ impl ExecAccess {
             }
         };
         // The group may still hold the pipes open (a daemonised grandchild); end it.
-        if let Some(pgid) = pgid {
-            kill_group(pgid);
-        }
+        drop(group);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
         self.log.finish();
@@ -258,11 +258,23 @@ async fn capture(
     (kept, truncated)
 }
 
-fn kill_group(pgid: i32) {
-    // SAFETY: kill(2) with a negative pid signals that process group; no memory is
-    // involved. The group was created for this child (process_group(0)).
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+/// The process group of a started program (`process_group(0)` made the program its
+/// leader); killed when dropped.
+struct ProcessGroup(i32);
+
+impl ProcessGroup {
+    fn kill(&self) {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+        // involved.
+        unsafe {
+            libc::kill(-self.0, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

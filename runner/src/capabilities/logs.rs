@@ -250,15 +250,15 @@ impl LogInner {
     }
 
     fn emit(&self, source: Source, text: &str) {
-        if let Some((sink, stage, step)) = &self.events {
-            if sink.wants_log_lines() {
-                sink.send(Event::StepLog {
-                    stage: stage.clone(),
-                    step: step.clone(),
-                    source: source.tag().to_string(),
-                    line: text.to_string(),
-                });
-            }
+        if let Some((sink, stage, step)) = &self.events
+            && sink.wants_log_lines()
+        {
+            sink.send(Event::StepLog {
+                stage: stage.clone(),
+                step: step.clone(),
+                source: source.tag().to_string(),
+                line: text.to_string(),
+            });
         }
     }
 }

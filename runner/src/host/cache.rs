@@ -95,11 +95,52 @@ impl ComponentCache {
         &self.dir
     }
 
-    /// Load the component for `wasm`, compiling and storing it on a miss.
-    /// `name` is only used in error messages.
-    pub fn load(&self, engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component, CacheError> {
-        let digest = hex::encode(Sha256::digest(wasm));
-        let path = self.dir.join(format!("{digest}.cwasm"));
+    /// `sha256:<hex>` of a component file. The digest is remembered against the file's
+    /// device, inode, size, modification and change times (as git's index does), so an
+    /// unchanged file is not read again; any change to the file changes its ctime.
+    pub fn file_digest(&self, path: &Path) -> std::io::Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        let stamp = format!(
+            "{} {} {} {}.{} {}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        let canonical = std::fs::canonicalize(path)?;
+        let key = hex::encode(Sha256::digest(canonical.as_os_str().as_encoded_bytes()));
+        let index = self.dir.join("index").join(&key[..32]);
+        if let Ok(entry) = std::fs::read_to_string(&index) {
+            if let Some(digest) = entry
+                .strip_prefix(&stamp)
+                .and_then(|rest| rest.strip_prefix(' '))
+            {
+                return Ok(digest.trim().to_string());
+            }
+        }
+        let digest = sha256_digest(&std::fs::read(path)?);
+        if let Some(dir) = index.parent() {
+            let _ = create_private_dir(dir)
+                .and_then(|()| write_atomically(&index, format!("{stamp} {digest}\n").as_bytes()));
+        }
+        Ok(digest)
+    }
+
+    /// Load the component whose digest is `digest` (`sha256:<hex>`), compiling `wasm()`
+    /// and storing the result on a miss. `name` is only used in error messages.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        name: &str,
+        digest: &str,
+        wasm: impl FnOnce() -> std::io::Result<std::borrow::Cow<'static, [u8]>>,
+    ) -> Result<Component, CacheError> {
+        let hex_digest = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let path = self.dir.join(format!("{hex_digest}.cwasm"));
         if matches!(
             Engine::detect_precompiled_file(&path),
             Ok(Some(Precompiled::Component))
@@ -112,8 +153,18 @@ impl ComponentCache {
                 ),
             }
         }
+        let wasm = wasm().map_err(|e| CacheError::Compile {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        if sha256_digest(&wasm) != digest {
+            return Err(CacheError::Compile {
+                name: name.to_string(),
+                reason: "the file changed while it was being loaded".into(),
+            });
+        }
         let compiled = engine
-            .precompile_component(wasm)
+            .precompile_component(&wasm)
             .map_err(|e| CacheError::Compile {
                 name: name.to_string(),
                 reason: format!("{e:#}"),

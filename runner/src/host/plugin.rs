@@ -2,6 +2,7 @@
 //! component cache, to an `InstancePre` that every step of that plugin shares, plus
 //! the plugin's `describe()` answer and its compiled config schema.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,34 +136,49 @@ impl PluginHost {
         }
         let started = std::time::Instant::now();
         let name = reference.to_string();
-        let bytes: Arc<[u8]> = match reference {
-            PluginRef::Builtin(n) => match builtins::find(n) {
-                Some(b) => Arc::from(b),
-                None => {
-                    return Err(PluginError::UnknownBuiltin {
-                        name: n.clone(),
-                        available: builtins::names().join(", "),
-                    });
-                }
-            },
-            PluginRef::File(path) => Arc::from(tokio::fs::read(path).await.map_err(|source| {
-                PluginError::Unreadable {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-        };
-        let digest = sha256_digest(&bytes);
-        let (engine, cache, n2, b2) = (
+        let (engine, cache, job_name, job_ref) = (
             self.engine.clone(),
             self.cache.clone(),
             name.clone(),
-            bytes.clone(),
+            reference.clone(),
         );
-        // Compiling is CPU-bound and may take seconds; keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || cache.load(&engine, &n2, &b2))
-            .await
-            .expect("the compile task does not panic")?;
+        // Hashing and compiling are CPU-bound and may take seconds; keep them off the
+        // async workers.
+        let (digest, component, digest_time) = tokio::task::spawn_blocking(move || {
+            let (digest, wasm): (
+                String,
+                Box<dyn FnOnce() -> std::io::Result<Cow<'static, [u8]>> + Send>,
+            ) = match &job_ref {
+                PluginRef::Builtin(n) => {
+                    let bytes = builtins::find(n).ok_or_else(|| PluginError::UnknownBuiltin {
+                        name: n.clone(),
+                        available: builtins::names().join(", "),
+                    })?;
+                    (
+                        sha256_digest(bytes),
+                        Box::new(move || Ok(Cow::Borrowed(bytes))),
+                    )
+                }
+                PluginRef::File(path) => {
+                    let unreadable = |source| PluginError::Unreadable {
+                        path: path.clone(),
+                        source,
+                    };
+                    let digest = cache.file_digest(path).map_err(unreadable)?;
+                    let path = path.clone();
+                    (
+                        digest,
+                        Box::new(move || std::fs::read(&path).map(Cow::Owned)),
+                    )
+                }
+            };
+            let digest_time = started.elapsed();
+            let component = cache.load(&engine, &job_name, &digest, wasm)?;
+            Ok::<_, PluginError>((digest, component, digest_time))
+        })
+        .await
+        .expect("the compile task does not panic")?;
+        let compile_time = started.elapsed();
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -189,6 +205,13 @@ impl PluginHost {
             name: name.clone(),
             reason: e.to_string(),
         })?;
+        tracing::debug!(
+            plugin = %name,
+            digest = ?digest_time,
+            cache_or_compile = ?(compile_time - digest_time),
+            instantiate_pre_and_describe = ?(started.elapsed() - compile_time),
+            "plugin loaded"
+        );
         let plugin = Arc::new(LoadedPlugin {
             reference: reference.clone(),
             digest,

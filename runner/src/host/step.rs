@@ -196,7 +196,7 @@ fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimit
         .take(12)
         .collect();
     if !extra.is_empty() {
-        text.push_str("\n");
+        text.push('\n');
         text.push_str(&extra.join("\n"));
     }
     StepFailure::Trap(text)
