@@ -111,11 +111,10 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             log_tail,
             log,
         } => {
-            let mut s = format!(
-                "  {} {stage}/{step} [{}]",
-                mark(*status),
-                seconds(*duration)
-            );
+            let mut s = format!("  {} {stage}/{step}", mark(*status));
+            if *status != Status::Skipped {
+                s.push_str(&format!(" [{}]", seconds(*duration)));
+            }
             if *attempts > 1 {
                 s.push_str(&format!(" after {attempts} attempts"));
             }

@@ -397,21 +397,41 @@ exec = ["sleep"]
         .spawn()
         .unwrap();
     let running = || {
-        Command::new("pgrep").args(["-f", &format!("sleep {marker}")]).output().unwrap().status.success()
+        Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !running() {
-        assert!(std::time::Instant::now() < deadline, "the step never started its program");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started its program"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(!running(), "the step's program outlived the interrupted run");
+    assert!(
+        !running(),
+        "the step's program outlived the interrupted run"
+    );
     // What finished before the interrupt stays recorded.
     let runs = p.path().join(".sluice/runs");
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let done: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("steps/done.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("steps/done.json")).unwrap())
+            .unwrap();
     assert_eq!(done["status"], "passed");
 }
