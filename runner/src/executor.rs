@@ -101,6 +101,20 @@ pub async fn run(
     let run_id = new_run_id();
     let run_dir = opts.runs_root.join(&run_id);
     std::fs::create_dir_all(&run_dir)?;
+    // Keep run folders out of the project's version control.
+    if let Some(state) = opts
+        .runs_root
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == ".sluice"))
+    {
+        let ignore = state.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(
+                ignore,
+                "# Written by sluice: run logs and records are not sources.\n*\n",
+            );
+        }
+    }
     opts.events.send(Event::RunStarted {
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
@@ -430,6 +444,8 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         record.summary = format!("failed (allowed): {}", record.summary);
     }
     log.finish();
+    // The scratch folder (TMPDIR of the step's programs) dies with the step.
+    let _ = std::fs::remove_dir_all(ctx.run_dir.join("tmp").join(&step.id));
     record.duration_ms = started.elapsed().as_millis();
     if record.status == Status::Failed {
         record.log_tail = log.tail();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{Outcome, Project, cache_dir, sluice_bin};
+use crate::support::{Outcome, Project, sluice_in};
 
 fn example(name: &str) -> PathBuf {
     Path::new(sluice_tests::WORKSPACE_ROOT)
@@ -14,18 +14,8 @@ fn example(name: &str) -> PathBuf {
 
 fn run_example(dir: &Path) -> (Outcome, tempfile::TempDir) {
     let runs = tempfile::tempdir().unwrap();
-    let out = Command::new(sluice_bin())
-        .args(["run", "--format", "plain", "--runs-dir"])
-        .arg(runs.path())
-        .current_dir(dir)
-        .env("SLUICE_CACHE_DIR", cache_dir())
-        .output()
-        .expect("run sluice");
-    let out = Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let runs_dir = runs.path().display().to_string();
+    let out = sluice_in(dir, &["run", "--format", "plain", "--runs-dir", &runs_dir]);
     (out, runs)
 }
 

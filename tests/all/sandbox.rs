@@ -60,6 +60,22 @@ fn reading_outside_grants_is_denied() {
 }
 
 #[test]
+fn denied_read_names_the_missing_grant() {
+    let p = one_step(
+        r#"mode = "sdk-read", path = "/etc/passwd""#,
+        r#"read = ["src"]"#,
+    );
+    p.run(&[]).expect_code(1);
+    let summary = p.step("attack")["summary"].as_str().unwrap().to_string();
+    assert!(
+        summary.starts_with(
+            "denied: cannot read /etc/passwd: the step has no `read` grant covering it"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
 fn reading_through_dotdot_is_denied() {
     let p = one_step(
         r#"mode = "read", path = "src/../secret.txt""#,

@@ -27,6 +27,18 @@ pub fn adversary() -> &'static str {
     sluice_tests::ADVERSARY
 }
 
+/// `sluice <args>` run in `dir`, with the shared cache.
+pub fn sluice_in(dir: &Path, args: &[&str]) -> Outcome {
+    let out = Command::new(sluice_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env_remove("SLUICE_LOG")
+        .output()
+        .expect("run sluice");
+    Outcome::from(out)
+}
+
 /// A throwaway project folder holding a `sluice.toml`.
 pub struct Project {
     pub dir: tempfile::TempDir,
@@ -86,14 +98,7 @@ impl Project {
 
     /// `sluice <args>` in the project folder, with the shared cache.
     pub fn sluice(&self, args: &[&str]) -> Outcome {
-        let out = Command::new(sluice_bin())
-            .args(args)
-            .current_dir(self.path())
-            .env("SLUICE_CACHE_DIR", cache_dir())
-            .env_remove("SLUICE_LOG")
-            .output()
-            .expect("run sluice");
-        Outcome::from(out)
+        sluice_in(self.path(), args)
     }
 
     /// `sluice run --format plain` plus `extra` arguments.
