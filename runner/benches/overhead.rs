@@ -86,6 +86,7 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
         outputs: vec![],
         workdir: scratch.path().display().to_string(),
         attempt: 1,
+        plugins: vec![],
     };
     let mut samples = Vec::new();
     for i in 0..3000 {

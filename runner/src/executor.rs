@@ -41,6 +41,8 @@ pub struct RunOptions {
 pub struct ArtifactRecord {
     pub path: String,
     pub media_type: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
     pub digest: String,
     pub size: u64,
 }
@@ -137,6 +139,8 @@ pub async fn run(
         log_limit: opts.log_limit,
         events: opts.events.clone(),
         outputs: Mutex::new(Vec::new()),
+        plugins_used: Mutex::new(Vec::new()),
+        artifact: Mutex::new(None),
     });
     let semaphore = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut records = Vec::new();
@@ -221,6 +225,16 @@ struct RunContext {
     events: EventSink,
     /// Named outputs of the steps finished so far.
     outputs: Mutex<Vec<types::StepOutput>>,
+    /// Plugins of the steps finished so far.
+    plugins_used: Mutex<Vec<types::PluginUse>>,
+    /// The artifact under test: the first deliverable with a version a step reported.
+    artifact: Mutex<Option<types::Artifact>>,
+}
+
+/// Lock a mutex of the run's shared state; a step that panicked while holding it
+/// left it consistent (every update is a single push or assignment).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRecord {
@@ -422,8 +436,22 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
                 types::Status::Failed => Status::Failed,
             };
             record.summary = report.summary.clone();
+            {
+                let mut artifact = lock(&ctx.artifact);
+                if artifact.is_none() {
+                    *artifact =
+                        artifacts
+                            .iter()
+                            .find(|a| a.version.is_some())
+                            .map(|a| types::Artifact {
+                                name: a.name.clone().unwrap_or_else(|| a.path.clone()),
+                                version: a.version.clone().unwrap_or_default(),
+                                digest: a.digest.clone(),
+                            });
+                }
+            }
             record.artifacts = artifacts;
-            let mut outputs = ctx.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut outputs = lock(&ctx.outputs);
             for (name, value) in &report.outputs {
                 outputs.push(types::StepOutput {
                     step: step.id.clone(),
@@ -438,6 +466,13 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
             record.summary = failure.to_string();
             log.line(Source::Runner, &format!("step failed: {failure}"));
         }
+    }
+    if record.attempts > 0 {
+        lock(&ctx.plugins_used).push(types::PluginUse {
+            step: step.id.clone(),
+            uses: step.uses.to_string(),
+            digest: plugin.digest().to_string(),
+        });
     }
     if record.status == Status::Failed && step.allow_failure {
         record.status = Status::Warned;
@@ -497,14 +532,19 @@ async fn attempts(
             stage: stage.to_string(),
             step: step.id.clone(),
             config: config.clone(),
-            artifact: None,
-            outputs: ctx
-                .outputs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            artifact: lock(&ctx.artifact).clone(),
+            outputs: lock(&ctx.outputs).clone(),
             workdir: ctx.workdir.display().to_string(),
             attempt,
+            plugins: lock(&ctx.plugins_used)
+                .iter()
+                .cloned()
+                .chain(std::iter::once(types::PluginUse {
+                    step: step.id.clone(),
+                    uses: step.uses.to_string(),
+                    digest: plugin.digest().to_string(),
+                }))
+                .collect(),
         };
         let wasi = sandbox
             .wasi(log)
@@ -581,6 +621,8 @@ fn record_artifacts(
         out.push(ArtifactRecord {
             path: a.path.clone(),
             media_type: a.media_type.clone(),
+            name: a.name.clone(),
+            version: a.version.clone(),
             digest: format!("sha256:{}", hex::encode(hasher.finalize())),
             size,
         });

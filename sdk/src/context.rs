@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Artifact, StepInput, StepOutput};
+use crate::{Artifact, PluginUse, StepInput, StepOutput};
 
 /// Who and where the running step is. Built from the host's [`StepInput`] (minus the
 /// configuration, which the plugin receives already parsed).
@@ -17,6 +17,7 @@ pub struct StepContext {
     attempt: u32,
     artifact: Option<Artifact>,
     outputs: Vec<StepOutput>,
+    plugins: Vec<PluginUse>,
 }
 
 impl StepContext {
@@ -65,6 +66,12 @@ impl StepContext {
     /// The artifact under test, when the pipeline has one.
     pub fn artifact(&self) -> Option<&Artifact> {
         self.artifact.as_ref()
+    }
+
+    /// The plugins the run used so far (finished steps), then this step's own: what a
+    /// provenance statement records.
+    pub fn plugins(&self) -> &[PluginUse] {
+        &self.plugins
     }
 
     /// Every output published by the steps that finished before this one.
@@ -132,6 +139,7 @@ impl From<StepInput> for StepContext {
             attempt: input.attempt,
             artifact: input.artifact,
             outputs: input.outputs,
+            plugins: input.plugins,
         }
     }
 }
@@ -163,6 +171,7 @@ mod tests {
             ],
             workdir: "/w".into(),
             attempt: 2,
+            plugins: vec![],
         });
         assert_eq!(ctx.output("b", "x"), Some("2"));
         assert_eq!(ctx.output("a", "y"), None);

@@ -88,8 +88,9 @@ pub use duration::{HumanDuration, parse_duration};
 pub use log::progress;
 pub use process::{Command, Output, ProcessError};
 pub use types::{
-    Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric, Report,
-    RunError, Severity, Status, StepInput, StepOutput, TestAttempt, TestCase, TestStatus,
+    Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric,
+    PluginUse, Report, RunError, Severity, Status, StepInput, StepOutput, TestAttempt, TestCase,
+    TestStatus,
 };
 
 /// A pipeline step written in Rust. Implement it for a unit struct and export that with
@@ -243,6 +244,7 @@ mod tests {
             }],
             workdir: "/work/pipeline".into(),
             attempt: 1,
+            plugins: vec![],
         }
     }
 

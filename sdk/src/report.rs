@@ -134,6 +134,27 @@ impl Report {
         self.artifacts.push(ArtifactFile {
             path: path.into(),
             media_type: media_type.into(),
+            name: None,
+            version: None,
+        });
+        self
+    }
+
+    /// Declare a deliverable the step produced (a binary, a package) with its name and
+    /// version. The first one with a version in a run becomes the run's artifact under
+    /// test, which later steps see in [`StepContext::artifact`](crate::StepContext::artifact).
+    pub fn with_deliverable(
+        mut self,
+        path: impl Into<String>,
+        media_type: impl Into<String>,
+        name: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        self.artifacts.push(ArtifactFile {
+            path: path.into(),
+            media_type: media_type.into(),
+            name: Some(name.into()),
+            version: Some(version.into()),
         });
         self
     }
@@ -209,6 +230,7 @@ impl Finding {
             fingerprint,
             security_severity: None,
             help_uri: None,
+            properties: Vec::new(),
         }
     }
 
@@ -267,6 +289,18 @@ impl Finding {
     /// A page that explains the rule and how to fix it.
     pub fn with_help_uri(mut self, uri: impl Into<String>) -> Self {
         self.help_uri = Some(uri.into());
+        self
+    }
+
+    /// Attach a further fact (e.g. `aliases`, `fixed-versions`, `purl`); it becomes part
+    /// of the SARIF result's property bag. Setting a name again replaces its value.
+    pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        let value = value.into();
+        match self.properties.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.properties.push((name, value)),
+        }
         self
     }
 
