@@ -261,6 +261,7 @@ mod tests {
             outputs: Vec::new(),
             workdir: dir.to_string_lossy().into_owned(),
             attempt: 1,
+            plugins: vec![],
         })
     }
 

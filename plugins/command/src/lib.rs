@@ -256,6 +256,7 @@ mod tests {
             outputs: Vec::new(),
             workdir: "/w".into(),
             attempt: 1,
+            plugins: vec![],
         };
         let err =
             sluice_sdk::run_plugin::<CommandPlugin>(input(r#"{"program":"x","timeout":"soon"}"#))
