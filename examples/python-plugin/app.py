@@ -68,6 +68,7 @@ def report(config: todo_scan.Config, outcome: todo_scan.Outcome) -> types.Report
             fingerprint=hit.fingerprint,
             security_severity=None,
             help_uri=None,
+            properties=[("marker", hit.marker)],
         )
         for hit in outcome.hits
     ]

@@ -333,6 +333,7 @@ id = "docs"
 uses = "{adversary}"
 with = { mode = "fail", message = "broken link in README" }
 allow-failure = true
+needs = ["compile"]
 
 [[stage]]
 name = "test"
