@@ -54,6 +54,9 @@ pub struct StepRecord {
     pub step: String,
     pub uses: String,
     pub plugin_digest: Option<String>,
+    /// Name and version the plugin gave in `describe()`.
+    pub plugin_name: Option<String>,
+    pub plugin_version: Option<String>,
     pub status: Status,
     pub summary: String,
     pub attempts: u32,
@@ -71,6 +74,12 @@ pub struct StepRecord {
 pub struct RunResult {
     pub run_id: String,
     pub pipeline: String,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The pipeline's folder.
+    pub workdir: PathBuf,
+    /// The artifact under test, when a step reported a deliverable with a version.
+    pub artifact: Option<types::Artifact>,
     pub status: Status,
     pub reason: Option<String>,
     pub run_dir: PathBuf,
@@ -100,6 +109,7 @@ pub async fn run(
     opts: RunOptions,
 ) -> std::io::Result<RunResult> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let run_id = new_run_id();
     let run_dir = opts.runs_root.join(&run_id);
     std::fs::create_dir_all(&run_dir)?;
@@ -195,9 +205,13 @@ pub async fn run(
             .collect();
         format!("stage `{stage}` failed (step {})", failed.join(", "))
     });
+    let artifact = lock(&ctx.artifact).clone();
     let result = RunResult {
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
+        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        workdir: pipeline.dir.clone(),
+        artifact,
         status,
         reason: reason.clone(),
         run_dir: run_dir.clone(),
@@ -253,6 +267,8 @@ fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRec
         step: step.id.clone(),
         uses: step.uses.to_string(),
         plugin_digest: None,
+        plugin_name: None,
+        plugin_version: None,
         status: Status::Skipped,
         summary: why,
         attempts: 0,
@@ -381,6 +397,8 @@ fn internal_failure(
         step: step.id.clone(),
         uses: step.uses.to_string(),
         plugin_digest: None,
+        plugin_name: None,
+        plugin_version: None,
         status: Status::Failed,
         summary,
         attempts: 1,
@@ -407,6 +425,8 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         step: step.id.clone(),
         uses: step.uses.to_string(),
         plugin_digest: Some(plugin.digest().to_string()),
+        plugin_name: Some(plugin.descriptor().name.clone()),
+        plugin_version: Some(plugin.descriptor().version.clone()),
         status: Status::Failed,
         summary: String::new(),
         attempts: 0,

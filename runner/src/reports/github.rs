@@ -1,0 +1,251 @@
+//! GitHub Actions output, used when `GITHUB_ACTIONS=true`:
+//! - workflow-command annotations (`::error file=…,line=…::message`) for findings and
+//!   failed tests, ranked most severe first and cut to GitHub's limits (10 of each
+//!   level per step, 50 per job) with a notice saying how many were left out;
+//! - a Markdown job summary appended to `$GITHUB_STEP_SUMMARY` (at most 1 MiB).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use super::junit::Counts;
+use super::{relative_to, repository_root, severity_name, severity_rank};
+use crate::events::Status;
+use crate::executor::RunResult;
+use crate::host::bindings::types::{Severity, TestStatus};
+
+/// Annotations GitHub shows per level for one step.
+pub const MAX_PER_LEVEL: usize = 10;
+/// Annotations GitHub shows per job.
+pub const MAX_PER_JOB: usize = 50;
+/// Largest job summary GitHub accepts.
+pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
+/// Longest annotation message we write.
+const MAX_MESSAGE: usize = 4096;
+
+/// Escape the message part of a workflow command.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escape a property value of a workflow command.
+pub fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// One annotation before rendering.
+#[derive(Debug, Clone)]
+struct Annotation {
+    level: &'static str,
+    rank: u8,
+    file: Option<String>,
+    line: Option<u32>,
+    end_line: Option<u32>,
+    col: Option<u32>,
+    end_col: Option<u32>,
+    title: String,
+    message: String,
+}
+
+impl Annotation {
+    fn render(&self) -> String {
+        let mut props = Vec::new();
+        if let Some(f) = &self.file {
+            props.push(format!("file={}", escape_property(f)));
+        }
+        for (k, v) in [("line", self.line), ("endLine", self.end_line), ("col", self.col), ("endColumn", self.end_col)] {
+            if let Some(v) = v.filter(|v| *v > 0) {
+                props.push(format!("{k}={v}"));
+            }
+        }
+        props.push(format!("title={}", escape_property(&self.title)));
+        let mut message = self.message.clone();
+        if message.len() > MAX_MESSAGE {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("… (truncated)");
+        }
+        format!("::{} {}::{}", self.level, props.join(","), escape_data(&message))
+    }
+}
+
+fn level_of(s: Severity) -> &'static str {
+    match s {
+        Severity::High | Severity::Critical => "error",
+        Severity::Medium => "warning",
+        Severity::Info | Severity::Low => "notice",
+    }
+}
+
+/// The workflow commands for a run: annotations within GitHub's limits, then a notice
+/// for what was left out.
+pub fn annotations(run: &RunResult) -> Vec<String> {
+    let base = repository_root(&run.workdir).unwrap_or_else(|| run.workdir.clone());
+    let mut all = Vec::new();
+    for step in &run.steps {
+        let Some(report) = &step.report else { continue };
+        for t in report.test_cases.iter().filter(|t| t.status == TestStatus::Failed) {
+            all.push(Annotation {
+                level: "error",
+                rank: 0,
+                file: None,
+                line: None,
+                end_line: None,
+                col: None,
+                end_col: None,
+                title: format!("test failed: {} {}", t.suite, t.name).trim().to_string(),
+                message: t.message.clone().unwrap_or_else(|| format!("{} failed", t.name)),
+            });
+        }
+        for f in &report.findings {
+            let loc = f.location.as_ref();
+            all.push(Annotation {
+                level: level_of(f.severity),
+                rank: severity_rank(f.severity),
+                file: loc.map(|l| relative_to(&base, &run.workdir, &l.path)),
+                line: loc.and_then(|l| l.line),
+                end_line: loc.and_then(|l| l.end_line),
+                col: loc.and_then(|l| l.column),
+                end_col: loc.and_then(|l| l.end_column),
+                title: format!("{} ({})", f.rule_id, severity_name(f.severity)),
+                message: f.message.clone(),
+            });
+        }
+    }
+    // Most severe first; failed tests rank with critical findings.
+    all.sort_by_key(|a| a.rank);
+    let mut shown = Vec::new();
+    let mut per_level = std::collections::HashMap::<&str, usize>::new();
+    let mut left_out = 0;
+    for a in &all {
+        let n = per_level.entry(a.level).or_default();
+        if *n < MAX_PER_LEVEL && shown.len() < MAX_PER_JOB - 1 {
+            *n += 1;
+            shown.push(a.render());
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        shown.push(format!(
+            "::notice title=sluice::{}",
+            escape_data(&format!(
+                "{left_out} more findings and failed tests are not annotated (GitHub shows at most {MAX_PER_LEVEL} per level); see results.sarif and junit.xml in the run's reports"
+            ))
+        ));
+    }
+    shown
+}
+
+/// Print the annotations to stdout, where the runner reads workflow commands.
+pub fn print_annotations(run: &RunResult) {
+    let mut out = std::io::stdout().lock();
+    for line in annotations(run) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn icon(s: Status) -> &'static str {
+    match s {
+        Status::Passed => "✅",
+        Status::Failed => "❌",
+        Status::Warned => "⚠️",
+        Status::Skipped => "⏭️",
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.lines().next().unwrap_or("").replace('|', "\\|")
+}
+
+/// The Markdown job summary of a run, at most [`MAX_SUMMARY_BYTES`].
+pub fn job_summary(run: &RunResult) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## {} Pipeline `{}` {}\n", icon(run.status), run.pipeline, run.status.as_str());
+    if let Some(reason) = &run.reason {
+        let _ = writeln!(md, "**{}**\n", cell(reason));
+    }
+    if let Some(a) = &run.artifact {
+        let _ = writeln!(md, "Artifact: `{}` {} (`{}`)\n", a.name, a.version, a.digest);
+    }
+    let _ = writeln!(md, "| | stage | step | tests | findings | time | summary |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for s in &run.steps {
+        let (tests, findings) = match &s.report {
+            Some(r) => {
+                let c = Counts::of(&r.test_cases);
+                let tests = if c.tests == 0 {
+                    String::new()
+                } else {
+                    let mut t = format!("{} passed", c.tests - c.failures - c.skipped - c.flaky);
+                    for (n, what) in [(c.failures, "failed"), (c.flaky, "flaky"), (c.skipped, "skipped")] {
+                        if n > 0 {
+                            t.push_str(&format!(", {n} {what}"));
+                        }
+                    }
+                    t
+                };
+                (tests, if r.findings.is_empty() { String::new() } else { r.findings.len().to_string() })
+            }
+            None => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.1}s | {} |",
+            icon(s.status),
+            s.stage,
+            s.step,
+            tests,
+            findings,
+            s.duration_ms as f64 / 1000.0,
+            cell(&s.summary)
+        );
+    }
+    let failed: Vec<String> = run
+        .steps
+        .iter()
+        .filter_map(|s| s.report.as_ref().map(|r| (s, r)))
+        .flat_map(|(s, r)| {
+            r.test_cases
+                .iter()
+                .filter(|t| t.status == TestStatus::Failed)
+                .map(move |t| format!("- `{}/{}` {} {}", s.stage, s.step, t.suite, t.name))
+        })
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(md, "\n### Failed tests\n");
+        for l in &failed {
+            let _ = writeln!(md, "{l}");
+        }
+    }
+    if md.len() > MAX_SUMMARY_BYTES {
+        let note = "\n\n_(summary truncated to GitHub's 1 MiB limit; see summary.json)_\n";
+        let mut cut = MAX_SUMMARY_BYTES - note.len();
+        while !md.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        md.truncate(cut);
+        md.push_str(note);
+    }
+    md
+}
+
+/// Append the job summary to the file named by `$GITHUB_STEP_SUMMARY`, if set.
+pub fn append_job_summary(run: &RunResult) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return Ok(()) };
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(job_summary(run).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_follows_the_actions_toolkit() {
+        assert_eq!(escape_data("50% done\r\nnext"), "50%25 done%0D%0Anext");
+        assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+}

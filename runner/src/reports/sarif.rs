@@ -1,0 +1,160 @@
+//! `results.sarif`: every finding of the run as SARIF 2.1.0, shaped for GitHub code
+//! scanning (see `reference/plugins.md` §2.6).
+//!
+//! - One SARIF run per step that reported findings; its tool is the step's plugin, and
+//!   `automationDetails.id` (`<pipeline>/<stage>/<step>/`) keeps the categories apart.
+//! - Rules are listed once per run with a stable `ruleId`; a rule's
+//!   `security-severity` is the highest CVSS score of its findings.
+//! - Locations are URIs relative to the repository root (the folder holding `.git`
+//!   above the pipeline), or to the pipeline's folder outside a repository, with
+//!   `uriBaseId` `%SRCROOT%`.
+//! - Each result carries the finding's fingerprint in `partialFingerprints`.
+
+use serde_json::{Map, Value, json};
+
+use super::{relative_to, repository_root, severity_name};
+use crate::executor::RunResult;
+use crate::host::bindings::types::{Finding, Severity};
+
+/// The schema URI written into the log.
+pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// SARIF `level` of a severity: info and low are notes, medium a warning, high and
+/// critical errors.
+pub fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Info | Severity::Low => "note",
+        Severity::Medium => "warning",
+        Severity::High | Severity::Critical => "error",
+    }
+}
+
+/// Render the run's findings as a SARIF 2.1.0 log.
+pub fn render(run: &RunResult) -> String {
+    let base = repository_root(&run.workdir).unwrap_or_else(|| run.workdir.clone());
+    let mut runs = Vec::new();
+    for step in &run.steps {
+        let Some(report) = &step.report else { continue };
+        if report.findings.is_empty() {
+            continue;
+        }
+        let mut rules: Vec<(String, Value, Option<f64>, Severity)> = Vec::new();
+        let mut results = Vec::new();
+        for f in &report.findings {
+            let index = match rules.iter().position(|(id, ..)| *id == f.rule_id) {
+                Some(i) => {
+                    let entry = &mut rules[i];
+                    entry.2 = max_score(entry.2, f.security_severity);
+                    if super::severity_rank(f.severity) < super::severity_rank(entry.3) {
+                        entry.3 = f.severity;
+                    }
+                    i
+                }
+                None => {
+                    rules.push((f.rule_id.clone(), rule(f), f.security_severity, f.severity));
+                    rules.len() - 1
+                }
+            };
+            results.push(result(f, index, &base, run));
+        }
+        let rules: Vec<Value> = rules
+            .into_iter()
+            .map(|(_, mut r, score, severity)| {
+                let props = r["properties"].as_object_mut().expect("rules carry a property bag");
+                if let Some(score) = score {
+                    props.insert("security-severity".into(), json!(format!("{score:.1}")));
+                }
+                r["defaultConfiguration"] = json!({ "level": level(severity) });
+                r
+            })
+            .collect();
+        let name = step.plugin_name.clone().unwrap_or_else(|| step.uses.clone());
+        let mut driver = json!({
+            "name": format!("sluice {name}"),
+            "informationUri": "https://github.com/sluice-ci/sluice",
+            "rules": rules,
+        });
+        if let Some(v) = &step.plugin_version {
+            driver["semanticVersion"] = json!(v);
+            driver["version"] = json!(v);
+        }
+        runs.push(json!({
+            "tool": { "driver": driver },
+            "automationDetails": { "id": format!("{}/{}/{}/", run.pipeline, step.stage, step.step) },
+            "originalUriBaseIds": {
+                "%SRCROOT%": { "uri": format!("file://{}/", base.display()) }
+            },
+            "results": results,
+            "properties": {
+                "sluice": { "run": run.run_id, "stage": step.stage, "step": step.step, "uses": step.uses, "plugin-digest": step.plugin_digest }
+            }
+        }));
+    }
+    let log = json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": runs,
+    });
+    let mut text = serde_json::to_string_pretty(&log).expect("JSON values serialise");
+    text.push('\n');
+    text
+}
+
+fn max_score(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn rule(f: &Finding) -> Value {
+    let mut r = json!({
+        "id": f.rule_id,
+        "shortDescription": { "text": f.rule_id },
+        "properties": { "tags": [severity_name(f.severity)] },
+    });
+    if let Some(uri) = &f.help_uri {
+        r["helpUri"] = json!(uri);
+    }
+    r
+}
+
+fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResult) -> Value {
+    let mut r = json!({
+        "ruleId": f.rule_id,
+        "ruleIndex": rule_index,
+        "level": level(f.severity),
+        "message": { "text": if f.message.is_empty() { f.rule_id.clone() } else { f.message.clone() } },
+        "partialFingerprints": { "sluiceFingerprint/v1": f.fingerprint },
+    });
+    if let Some(loc) = &f.location {
+        let mut region = Map::new();
+        // SARIF lines and columns start at 1; a 0 from a plugin means "unknown".
+        let mut put = |k: &str, v: Option<u32>| {
+            if let Some(v) = v.filter(|v| *v > 0) {
+                region.insert(k.into(), json!(v));
+            }
+        };
+        put("startLine", loc.line);
+        put("startColumn", loc.column);
+        put("endLine", loc.end_line);
+        put("endColumn", loc.end_column);
+        let mut physical = json!({
+            "artifactLocation": { "uri": relative_to(base, &run.workdir, &loc.path), "uriBaseId": "%SRCROOT%" },
+        });
+        if region.contains_key("startLine") {
+            physical["region"] = Value::Object(region);
+        }
+        r["locations"] = json!([{ "physicalLocation": physical }]);
+    }
+    let mut props = Map::new();
+    props.insert("severity".into(), json!(severity_name(f.severity)));
+    if let Some(score) = f.security_severity {
+        props.insert("security-severity".into(), json!(format!("{score:.1}")));
+    }
+    for (k, v) in &f.properties {
+        props.insert(k.clone(), json!(v));
+    }
+    r["properties"] = Value::Object(props);
+    r
+}
