@@ -21,7 +21,7 @@ use crate::host::cache::default_cache_root;
 use crate::host::engine::EngineProfile;
 use crate::host::plugin::{LoadedPlugin, PluginHost};
 use crate::render::{self, Format};
-use crate::{builtins, validate};
+use crate::{builtins, reports, validate};
 
 /// Exit codes of the `sluice` binary.
 pub mod exit {
@@ -91,6 +91,9 @@ enum Command {
         /// Cap of each step's log, e.g. 16MiB.
         #[arg(long, default_value = "16MiB")]
         log_limit: bytesize::ByteSize,
+        /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
+        #[arg(long, value_name = "DIR")]
+        report_dir: Option<PathBuf>,
     },
     /// Check a pipeline file (syntax, keys, plugins, `needs`, each step's `with`) without running it.
     Validate {
@@ -171,19 +174,19 @@ async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
             verbose,
             runs_dir,
             log_limit,
+            report_dir,
         } => {
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            run(
-                &file,
+            let args = RunArgs {
                 jobs,
                 format,
                 verbose,
                 runs_dir,
-                log_limit.as_u64(),
-                &cache_root,
-            )
-            .await
+                log_limit: log_limit.as_u64(),
+                report_dir,
+            };
+            run(&file, args, &cache_root).await
         }
         Command::Validate { file } => {
             let host = start_host(1, &cache_root)?;
@@ -351,15 +354,25 @@ async fn load_and_check(
     }
 }
 
-async fn run(
-    file: &Path,
+/// Options of `sluice run`.
+struct RunArgs {
     jobs: usize,
     format: Format,
     verbose: bool,
     runs_dir: Option<PathBuf>,
     log_limit: u64,
-    cache_root: &Path,
-) -> Result<u8, ExpectedError> {
+    report_dir: Option<PathBuf>,
+}
+
+async fn run(file: &Path, args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
+    let RunArgs {
+        jobs,
+        format,
+        verbose,
+        runs_dir,
+        log_limit,
+        report_dir,
+    } = args;
     let host = start_host(jobs, cache_root)?;
     let (pipeline, plugins) = load_and_check(file, &host).await?;
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
@@ -383,6 +396,17 @@ async fn run(
     let _ = renderer.await;
     let result =
         result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
+    let report_dir = report_dir.unwrap_or_else(|| result.run_dir.join("reports"));
+    reports::write_all(&result, &report_dir).map_err(|e| ExpectedError::Internal(e.to_string()))?;
+    if format != Format::Json {
+        eprintln!("reports: {}", report_dir.display());
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        reports::github::print_annotations(&result);
+        if let Err(e) = reports::github::append_job_summary(&result) {
+            eprintln!("warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}");
+        }
+    }
     Ok(match result.status {
         Status::Failed => exit::PIPELINE_FAILED,
         _ => exit::OK,

@@ -7,7 +7,7 @@
 //! - [`validate`] loads every plugin and checks each step's `with` against its schema;
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch;
-//! - [`events`] and [`render`] show the run.
+//! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems.
 
 pub mod builtins;
 pub mod capabilities;
@@ -17,4 +17,5 @@ pub mod events;
 pub mod executor;
 pub mod host;
 pub mod render;
+pub mod reports;
 pub mod validate;

@@ -6,6 +6,7 @@ mod cli;
 mod examples;
 mod limits;
 mod pipeline;
+mod reports;
 mod sandbox;
 mod support;
 mod validation;

@@ -24,7 +24,9 @@ const MAX_MESSAGE: usize = 4096;
 
 /// Escape the message part of a workflow command.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a property value of a workflow command.
@@ -52,7 +54,12 @@ impl Annotation {
         if let Some(f) = &self.file {
             props.push(format!("file={}", escape_property(f)));
         }
-        for (k, v) in [("line", self.line), ("endLine", self.end_line), ("col", self.col), ("endColumn", self.end_col)] {
+        for (k, v) in [
+            ("line", self.line),
+            ("endLine", self.end_line),
+            ("col", self.col),
+            ("endColumn", self.end_col),
+        ] {
             if let Some(v) = v.filter(|v| *v > 0) {
                 props.push(format!("{k}={v}"));
             }
@@ -67,7 +74,12 @@ impl Annotation {
             message.truncate(cut);
             message.push_str("… (truncated)");
         }
-        format!("::{} {}::{}", self.level, props.join(","), escape_data(&message))
+        format!(
+            "::{} {}::{}",
+            self.level,
+            props.join(","),
+            escape_data(&message)
+        )
     }
 }
 
@@ -86,7 +98,11 @@ pub fn annotations(run: &RunResult) -> Vec<String> {
     let mut all = Vec::new();
     for step in &run.steps {
         let Some(report) = &step.report else { continue };
-        for t in report.test_cases.iter().filter(|t| t.status == TestStatus::Failed) {
+        for t in report
+            .test_cases
+            .iter()
+            .filter(|t| t.status == TestStatus::Failed)
+        {
             all.push(Annotation {
                 level: "error",
                 rank: 0,
@@ -95,8 +111,13 @@ pub fn annotations(run: &RunResult) -> Vec<String> {
                 end_line: None,
                 col: None,
                 end_col: None,
-                title: format!("test failed: {} {}", t.suite, t.name).trim().to_string(),
-                message: t.message.clone().unwrap_or_else(|| format!("{} failed", t.name)),
+                title: format!("test failed: {} {}", t.suite, t.name)
+                    .trim()
+                    .to_string(),
+                message: t
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("{} failed", t.name)),
             });
         }
         for f in &report.findings {
@@ -163,12 +184,22 @@ fn cell(s: &str) -> String {
 /// The Markdown job summary of a run, at most [`MAX_SUMMARY_BYTES`].
 pub fn job_summary(run: &RunResult) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "## {} Pipeline `{}` {}\n", icon(run.status), run.pipeline, run.status.as_str());
+    let _ = writeln!(
+        md,
+        "## {} Pipeline `{}` {}\n",
+        icon(run.status),
+        run.pipeline,
+        run.status.as_str()
+    );
     if let Some(reason) = &run.reason {
         let _ = writeln!(md, "**{}**\n", cell(reason));
     }
     if let Some(a) = &run.artifact {
-        let _ = writeln!(md, "Artifact: `{}` {} (`{}`)\n", a.name, a.version, a.digest);
+        let _ = writeln!(
+            md,
+            "Artifact: `{}` {} (`{}`)\n",
+            a.name, a.version, a.digest
+        );
     }
     let _ = writeln!(md, "| | stage | step | tests | findings | time | summary |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
@@ -180,14 +211,25 @@ pub fn job_summary(run: &RunResult) -> String {
                     String::new()
                 } else {
                     let mut t = format!("{} passed", c.tests - c.failures - c.skipped - c.flaky);
-                    for (n, what) in [(c.failures, "failed"), (c.flaky, "flaky"), (c.skipped, "skipped")] {
+                    for (n, what) in [
+                        (c.failures, "failed"),
+                        (c.flaky, "flaky"),
+                        (c.skipped, "skipped"),
+                    ] {
                         if n > 0 {
                             t.push_str(&format!(", {n} {what}"));
                         }
                     }
                     t
                 };
-                (tests, if r.findings.is_empty() { String::new() } else { r.findings.len().to_string() })
+                (
+                    tests,
+                    if r.findings.is_empty() {
+                        String::new()
+                    } else {
+                        r.findings.len().to_string()
+                    },
+                )
             }
             None => (String::new(), String::new()),
         };
@@ -234,8 +276,13 @@ pub fn job_summary(run: &RunResult) -> String {
 
 /// Append the job summary to the file named by `$GITHUB_STEP_SUMMARY`, if set.
 pub fn append_job_summary(run: &RunResult) -> std::io::Result<()> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return Ok(()) };
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(job_summary(run).as_bytes())
 }
 

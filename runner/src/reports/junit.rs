@@ -58,7 +58,13 @@ fn seconds(ms: u64) -> String {
 /// carriage return are replaced (test output often contains ANSI escapes).
 fn xml_text(s: &str) -> String {
     s.chars()
-        .map(|c| if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') { '\u{FFFD}' } else { c })
+        .map(|c| {
+            if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -67,11 +73,17 @@ fn write_cdata(w: &mut Writer<Cursor<Vec<u8>>>, text: &str) {
     let text = xml_text(text);
     let mut parts = text.split("]]>").peekable();
     while let Some(part) = parts.next() {
-        let chunk = if parts.peek().is_some() { format!("{part}]]") } else { part.to_string() };
+        let chunk = if parts.peek().is_some() {
+            format!("{part}]]")
+        } else {
+            part.to_string()
+        };
         let rest_prefix = parts.peek().is_some();
-        w.write_event(Event::CData(BytesCData::new(chunk))).expect("writing to memory");
+        w.write_event(Event::CData(BytesCData::new(chunk)))
+            .expect("writing to memory");
         if rest_prefix {
-            w.write_event(Event::Text(BytesText::new(">"))).expect("writing to memory");
+            w.write_event(Event::Text(BytesText::new(">")))
+                .expect("writing to memory");
         }
     }
 }
@@ -102,13 +114,17 @@ pub fn render(run: &RunResult) -> String {
         }
     }
     let mut total = Counts::default();
-    let counted: Vec<Counts> = suites.iter().map(|(_, cases)| Counts::of(cases.iter().copied())).collect();
+    let counted: Vec<Counts> = suites
+        .iter()
+        .map(|(_, cases)| Counts::of(cases.iter().copied()))
+        .collect();
     for c in &counted {
         total.add(*c);
     }
     let mut w = Writer::new_with_indent(Cursor::new(Vec::new()), b' ', 2);
     let ok = "writing to memory";
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).expect(ok);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .expect(ok);
     w.write_event(Event::Start(element(
         "testsuites",
         &[
@@ -139,9 +155,11 @@ pub fn render(run: &RunResult) -> String {
         for t in cases {
             write_case(&mut w, name, t);
         }
-        w.write_event(Event::End(BytesEnd::new("testsuite"))).expect(ok);
+        w.write_event(Event::End(BytesEnd::new("testsuite")))
+            .expect(ok);
     }
-    w.write_event(Event::End(BytesEnd::new("testsuites"))).expect(ok);
+    w.write_event(Event::End(BytesEnd::new("testsuites")))
+        .expect(ok);
     let mut text = String::from_utf8(w.into_inner().into_inner()).expect("the writer wrote UTF-8");
     text.push('\n');
     text
@@ -149,9 +167,22 @@ pub fn render(run: &RunResult) -> String {
 
 fn write_case(w: &mut Writer<Cursor<Vec<u8>>>, suite: &str, t: &TestCase) {
     let ok = "writing to memory";
-    let classname = if t.suite.is_empty() { suite.to_string() } else { t.suite.clone() };
-    let start = element("testcase", &[("name", t.name.clone()), ("classname", classname), ("time", seconds(t.duration_ms))]);
-    let has_children = !matches!(t.status, TestStatus::Passed) || t.output.is_some() || !t.flaky_attempts.is_empty();
+    let classname = if t.suite.is_empty() {
+        suite.to_string()
+    } else {
+        t.suite.clone()
+    };
+    let start = element(
+        "testcase",
+        &[
+            ("name", t.name.clone()),
+            ("classname", classname),
+            ("time", seconds(t.duration_ms)),
+        ],
+    );
+    let has_children = !matches!(t.status, TestStatus::Passed)
+        || t.output.is_some()
+        || !t.flaky_attempts.is_empty();
     if !has_children {
         w.write_event(Event::Empty(start)).expect(ok);
         return;
@@ -161,13 +192,18 @@ fn write_case(w: &mut Writer<Cursor<Vec<u8>>>, suite: &str, t: &TestCase) {
     match t.status {
         TestStatus::Failed => {
             let first = message.lines().next().unwrap_or("").to_string();
-            w.write_event(Event::Start(element("failure", &[("message", first), ("type", "failure".into())])))
-                .expect(ok);
+            w.write_event(Event::Start(element(
+                "failure",
+                &[("message", first), ("type", "failure".into())],
+            )))
+            .expect(ok);
             write_cdata(w, &message);
-            w.write_event(Event::End(BytesEnd::new("failure"))).expect(ok);
+            w.write_event(Event::End(BytesEnd::new("failure")))
+                .expect(ok);
         }
         TestStatus::Skipped => {
-            w.write_event(Event::Empty(element("skipped", &[("message", message)]))).expect(ok);
+            w.write_event(Event::Empty(element("skipped", &[("message", message)])))
+                .expect(ok);
         }
         TestStatus::Flaky | TestStatus::Passed => {}
     }
@@ -175,25 +211,37 @@ fn write_case(w: &mut Writer<Cursor<Vec<u8>>>, suite: &str, t: &TestCase) {
         let first = attempt.message.lines().next().unwrap_or("").to_string();
         w.write_event(Event::Start(element(
             "flakyFailure",
-            &[("message", first), ("type", "failure".into()), ("time", seconds(attempt.duration_ms))],
+            &[
+                ("message", first),
+                ("type", "failure".into()),
+                ("time", seconds(attempt.duration_ms)),
+            ],
         )))
         .expect(ok);
-        w.write_event(Event::Start(BytesStart::new("stackTrace"))).expect(ok);
+        w.write_event(Event::Start(BytesStart::new("stackTrace")))
+            .expect(ok);
         write_cdata(w, &attempt.message);
-        w.write_event(Event::End(BytesEnd::new("stackTrace"))).expect(ok);
+        w.write_event(Event::End(BytesEnd::new("stackTrace")))
+            .expect(ok);
         if !attempt.output.is_empty() {
-            w.write_event(Event::Start(BytesStart::new("system-out"))).expect(ok);
+            w.write_event(Event::Start(BytesStart::new("system-out")))
+                .expect(ok);
             write_cdata(w, &attempt.output);
-            w.write_event(Event::End(BytesEnd::new("system-out"))).expect(ok);
+            w.write_event(Event::End(BytesEnd::new("system-out")))
+                .expect(ok);
         }
-        w.write_event(Event::End(BytesEnd::new("flakyFailure"))).expect(ok);
+        w.write_event(Event::End(BytesEnd::new("flakyFailure")))
+            .expect(ok);
     }
     if let Some(out) = &t.output {
-        w.write_event(Event::Start(BytesStart::new("system-out"))).expect(ok);
+        w.write_event(Event::Start(BytesStart::new("system-out")))
+            .expect(ok);
         write_cdata(w, out);
-        w.write_event(Event::End(BytesEnd::new("system-out"))).expect(ok);
+        w.write_event(Event::End(BytesEnd::new("system-out")))
+            .expect(ok);
     }
-    w.write_event(Event::End(BytesEnd::new("testcase"))).expect(ok);
+    w.write_event(Event::End(BytesEnd::new("testcase")))
+        .expect(ok);
 }
 
 #[cfg(test)]

@@ -72,7 +72,9 @@ pub(crate) fn severity_name(s: Severity) -> &'static str {
 
 /// The folder that holds `.git` above `dir` (the repository root), if any.
 pub(crate) fn repository_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors().find(|d| d.join(".git").exists()).map(Path::to_path_buf)
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
 }
 
 /// `path` (relative to the pipeline folder, or absolute) as a `/`-separated path
@@ -81,7 +83,11 @@ pub(crate) fn repository_root(dir: &Path) -> Option<PathBuf> {
 pub(crate) fn relative_to(base: &Path, workdir: &Path, path: &str) -> String {
     let full = crate::config::normalize(&workdir.join(path));
     match full.strip_prefix(base) {
-        Ok(rel) => rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
+        Ok(rel) => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
         Err(_) => full.display().to_string(),
     }
 }

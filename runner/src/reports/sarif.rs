@@ -60,7 +60,9 @@ pub fn render(run: &RunResult) -> String {
         let rules: Vec<Value> = rules
             .into_iter()
             .map(|(_, mut r, score, severity)| {
-                let props = r["properties"].as_object_mut().expect("rules carry a property bag");
+                let props = r["properties"]
+                    .as_object_mut()
+                    .expect("rules carry a property bag");
                 if let Some(score) = score {
                     props.insert("security-severity".into(), json!(format!("{score:.1}")));
                 }
@@ -68,7 +70,10 @@ pub fn render(run: &RunResult) -> String {
                 r
             })
             .collect();
-        let name = step.plugin_name.clone().unwrap_or_else(|| step.uses.clone());
+        let name = step
+            .plugin_name
+            .clone()
+            .unwrap_or_else(|| step.uses.clone());
         let mut driver = json!({
             "name": format!("sluice {name}"),
             "informationUri": "https://github.com/sluice-ci/sluice",

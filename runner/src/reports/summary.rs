@@ -19,7 +19,8 @@ pub fn render(run: &RunResult) -> String {
             let (tests, findings) = match &s.report {
                 Some(r) => {
                     let c = Counts::of(&r.test_cases);
-                    let mut by = json!({ "critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0 });
+                    let mut by =
+                        json!({ "critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0 });
                     for f in &r.findings {
                         let k = severity_name(f.severity);
                         by[k] = json!(by[k].as_u64().unwrap_or(0) + 1);
