@@ -111,7 +111,9 @@ pub async fn run(
     let started = Instant::now();
     let started_at = SystemTime::now();
     let run_id = new_run_id();
-    let run_dir = opts.runs_root.join(&run_id);
+    std::fs::create_dir_all(&opts.runs_root)?;
+    // Canonical, so that the steps' scratch folders below it are too.
+    let run_dir = std::fs::canonicalize(&opts.runs_root)?.join(&run_id);
     std::fs::create_dir_all(&run_dir)?;
     // Keep run folders out of the project's version control.
     if let Some(state) = opts

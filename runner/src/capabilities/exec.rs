@@ -116,6 +116,12 @@ impl ExecAccess {
     pub async fn run(&self, command: wit::Command) -> Result<wit::Completed, wit::ProcessError> {
         let program = self.authorize(&command.program)?;
         let cwd = self.working_dir(command.cwd.as_deref())?;
+        std::fs::create_dir_all(&self.scratch).map_err(|e| {
+            wit::ProcessError::Failed(format!(
+                "cannot create the step's scratch folder {}: {e}",
+                self.scratch.display()
+            ))
+        })?;
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let limit = command
             .timeout_ms

@@ -33,8 +33,6 @@ pub enum GrantError {
         path: PathBuf,
         reason: String,
     },
-    #[error("cannot create the step's scratch folder {}: {reason}", path.display())]
-    Scratch { path: PathBuf, reason: String },
 }
 
 /// A step's grants, resolved against the machine once per step.
@@ -50,8 +48,9 @@ pub struct StepSandbox {
 }
 
 impl StepSandbox {
-    /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `scratch` a fresh
-    /// folder private to the step, used as TMPDIR for its programs.
+    /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `scratch` an absolute,
+    /// canonical path for a folder private to the step, used as TMPDIR for its programs
+    /// and created when the first one starts (most steps start none).
     pub fn resolve(
         step: &Step,
         workdir: PathBuf,
@@ -66,14 +65,6 @@ impl StepSandbox {
             net,
             env,
         } = &step.grants;
-        std::fs::create_dir_all(&scratch).map_err(|e| GrantError::Scratch {
-            path: scratch.clone(),
-            reason: e.to_string(),
-        })?;
-        let scratch = std::fs::canonicalize(&scratch).map_err(|e| GrantError::Scratch {
-            path: scratch.clone(),
-            reason: e.to_string(),
-        })?;
         Ok(StepSandbox {
             files: Arc::new(files::FileAccess::resolve(read, write, log)?),
             env: Arc::new(env::EnvAccess::resolve(env)),
