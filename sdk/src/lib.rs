@@ -63,6 +63,7 @@
 mod context;
 mod duration;
 pub mod fs;
+pub mod glob;
 pub mod log;
 mod process;
 mod report;

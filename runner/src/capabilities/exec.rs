@@ -46,7 +46,7 @@ fn denied(msg: String) -> wit::ProcessError {
 
 impl ExecAccess {
     /// The `exec` grant that covers `program`, resolved to the file that would run.
-    fn authorize(&self, program: &str) -> Result<PathBuf, wit::ProcessError> {
+    fn authorize(&self, program: &str) -> Result<ResolvedProgram, wit::ProcessError> {
         let granted_list = || {
             if self.granted.is_empty() {
                 "none".to_string()
@@ -82,13 +82,13 @@ impl ExecAccess {
         let covered = self
             .granted
             .iter()
-            .any(|g| g == program || resolve_program(g).is_some_and(|r| r == resolved));
+            .any(|g| g == program || resolve_program(g).is_some_and(|r| r.file == resolved.file));
         if covered {
             Ok(resolved)
         } else {
             Err(denied(format!(
                 "running `{program}` ({}) is not allowed: it is not in the step's `exec` grant (granted: {}); add \"{program}\" under [stage.step.grants] exec",
-                resolved.display(),
+                resolved.file.display(),
                 granted_list()
             )))
         }
@@ -128,7 +128,9 @@ impl ExecAccess {
             .map(Duration::from_millis)
             .map_or(remaining, |t| t.min(remaining));
 
-        let mut cmd = tokio::process::Command::new(&program);
+        // Run the program as found (a rustup proxy must see its own name in argv[0]);
+        // the grant was checked against the file it resolves to.
+        let mut cmd = tokio::process::Command::new(&program.path);
         cmd.args(&command.args)
             .current_dir(&cwd)
             .env_clear()
@@ -156,7 +158,7 @@ impl ExecAccess {
         let plan = ConfinePlan {
             read,
             write,
-            program: &program,
+            program: &program.file,
             tcp_ports: self.net.ports(),
             isolate_network: !self.net.any(),
         };
@@ -185,7 +187,7 @@ impl ExecAccess {
         self.log.line(Source::Runner, &format!("$ {shown}"));
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
-            wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.display()))
+            wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.path.display()))
         })?;
         // Whatever happens from here on (even the step being cancelled), the program and
         // everything it started are killed when this guard goes away.
@@ -284,9 +286,17 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// The file a program name refers to: an absolute path, or the first match on PATH,
-/// with symlinks resolved.
-pub fn resolve_program(program: &str) -> Option<PathBuf> {
+/// A program found on PATH or by absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedProgram {
+    /// The path as found, which is what is executed.
+    pub path: PathBuf,
+    /// The file it resolves to (symlinks followed), which grants are compared by.
+    pub file: PathBuf,
+}
+
+/// The program a name refers to: an absolute path, or the first match on PATH.
+pub fn resolve_program(program: &str) -> Option<ResolvedProgram> {
     use std::os::unix::fs::PermissionsExt;
     let is_exe = |p: &Path| {
         p.metadata()
@@ -301,7 +311,8 @@ pub fn resolve_program(program: &str) -> Option<PathBuf> {
             .map(|d| d.join(program))
             .find(|p| is_exe(p))
     }?;
-    std::fs::canonicalize(found).ok()
+    let file = std::fs::canonicalize(&found).ok()?;
+    Some(ResolvedProgram { path: found, file })
 }
 
 /// The `process` import.

@@ -143,7 +143,8 @@ fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResul
         put("startLine", loc.line);
         put("startColumn", loc.column);
         put("endLine", loc.end_line);
-        put("endColumn", loc.end_column);
+        // SARIF's end column is the column after the region; ours is its last.
+        put("endColumn", loc.end_column.map(|c| c + 1));
         let mut physical = json!({
             "artifactLocation": { "uri": relative_to(base, &run.workdir, &loc.path), "uriBaseId": "%SRCROOT%" },
         });

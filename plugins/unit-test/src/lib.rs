@@ -1,0 +1,623 @@
+//! `builtin:unit-test`: run a project's tests, retry the failures, and report every test
+//! case, telling flaky tests (failed, then passed on a retry) apart from passes.
+//!
+//! ```toml
+//! [[stage.step]]
+//! id = "test"
+//! uses = "builtin:unit-test"
+//! with = { retries = 2 }            # tool detected from Cargo.toml, go.mod, pom.xml...
+//! [stage.step.grants]
+//! exec = ["cargo"]
+//! read = [".", "~/.cargo", "~/.rustup"]
+//! write = ["target"]
+//! env = ["HOME", "PATH", "CARGO_HOME", "RUSTUP_HOME"]
+//! ```
+//!
+//! Where results come from:
+//! - `cargo`: libtest's text output ([`libtest`]); retries re-run only the failed tests
+//!   with `cargo test -- --exact NAME...`;
+//! - `go`: `go test -json` ([`gotest`]); retries use `-run '^(Name|...)$'`;
+//! - `pytest`: a JUnit file it writes under `output-dir` ([`junit`]); retries use
+//!   `--lf` (pytest's own "last failed" cache);
+//! - `nextest` and `maven`: their JUnit files; retries are left to the tool
+//!   (`--retries`, `surefire.rerunFailingTestsCount`), whose `<flakyFailure>` entries
+//!   become flaky tests;
+//! - `npm` and `command`: the JUnit files named by `junit` (e.g. from jest-junit);
+//!   retries re-run the whole command.
+//!
+//! The step fails when a test failed, when fewer than `min-tests` (default 1) tests
+//! ran, when the tool failed without a failing test (a compile error), or when a test
+//! was flaky and `fail-on-flaky` is set; flaky tests otherwise make it `warned`.
+
+pub mod gotest;
+pub mod junit;
+pub mod libtest;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sluice_sdk::{
+    Capability, Command, HumanDuration, Metric, Output, Plugin, Report, RunError, Status,
+    StepContext, TestCase, TestStatus,
+};
+
+/// How many trailing lines of a failed tool's stderr go into the summary.
+const TAIL_LINES: usize = 20;
+
+/// The test runner.
+#[derive(serde::Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    /// Detect from the project's files (Cargo.toml, go.mod, pom.xml, pytest config,
+    /// package.json) or from `command`'s program.
+    #[default]
+    Auto,
+    /// `cargo test`.
+    Cargo,
+    /// `cargo nextest run` with a JUnit-writing profile.
+    Nextest,
+    /// `go test -json`.
+    Go,
+    /// `pytest`.
+    Pytest,
+    /// `npm test`; needs `junit`.
+    Npm,
+    /// `mvn test` (Surefire reports).
+    Maven,
+    /// `command`, reading the JUnit files named by `junit`.
+    Command,
+}
+
+/// The step's `with` table.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Test runner; `auto` detects it.
+    #[serde(default)]
+    pub tool: Tool,
+    /// Project folder, relative to the pipeline's folder; tests run in it.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Program and arguments that run the tests, instead of the tool's default
+    /// (e.g. `["cargo", "test", "--workspace"]`). Its output is read as `tool` says.
+    pub command: Option<Vec<String>>,
+    /// Extra arguments for the default command.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// JUnit XML files to read (globs, relative to the pipeline's folder). Files older
+    /// than the run are ignored.
+    #[serde(default)]
+    pub junit: Vec<String>,
+    /// Retry failed tests up to this many times; a test that then passes is flaky.
+    #[serde(default)]
+    pub retries: u32,
+    /// Fail the step when a test was flaky (otherwise it only warns).
+    #[serde(default)]
+    pub fail_on_flaky: bool,
+    /// Fail when fewer tests than this ran (an empty test run usually means a broken
+    /// filter or discovery).
+    #[serde(default = "default_min_tests")]
+    pub min_tests: u32,
+    /// Kill a test run after this long, e.g. `10m`.
+    pub timeout: Option<HumanDuration>,
+    /// Extra environment variables for the test command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Where pytest's JUnit file goes (inside a write grant).
+    #[serde(default = "default_output_dir")]
+    pub output_dir: String,
+    /// nextest profile; it must set `[profile.<name>.junit] path = "junit.xml"`.
+    #[serde(default = "default_nextest_profile")]
+    pub nextest_profile: String,
+}
+
+fn default_path() -> String {
+    ".".into()
+}
+fn default_min_tests() -> u32 {
+    1
+}
+fn default_output_dir() -> String {
+    "target/sluice".into()
+}
+fn default_nextest_profile() -> String {
+    "ci".into()
+}
+
+/// The plugin.
+pub struct UnitTest;
+
+impl Plugin for UnitTest {
+    type Config = Config;
+    const NAME: &'static str = "unit-test";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SUMMARY: &'static str = "Runs a project's tests, retries failures and reports every test case, flaky ones included.";
+
+    fn capabilities() -> Vec<Capability> {
+        vec![
+            Capability::Exec,
+            Capability::ReadFiles,
+            Capability::WriteFiles,
+        ]
+    }
+
+    fn run(config: Config, ctx: &StepContext) -> Result<Report, RunError> {
+        run(&config, ctx)
+    }
+}
+
+// Only the component exports the plugin: a native `cdylib` cannot carry the
+// component-model symbol names (`sluice:plugin/plugin@0.1.0#run`) through the linker.
+#[cfg(target_arch = "wasm32")]
+sluice_sdk::export_plugin!(UnitTest);
+
+/// Pick the tool: the configured one, else from `command`'s program, else from the
+/// marker files in `project`.
+pub fn detect(tool: Tool, command: Option<&[String]>, project: &Path) -> Result<Tool, RunError> {
+    if tool != Tool::Auto {
+        return Ok(tool);
+    }
+    if let Some(command) = command {
+        let program = command.first().map(String::as_str).unwrap_or("");
+        let program = program.rsplit('/').next().unwrap_or(program);
+        let has = |word: &str| command.iter().skip(1).any(|arg| arg == word);
+        return Ok(match program {
+            "cargo" if has("nextest") => Tool::Nextest,
+            "cargo" => Tool::Cargo,
+            "go" => Tool::Go,
+            "pytest" | "py.test" => Tool::Pytest,
+            "python" | "python3" if has("pytest") => Tool::Pytest,
+            "mvn" | "mvnw" => Tool::Maven,
+            _ => Tool::Command,
+        });
+    }
+    let exists = |name: &str| project.join(name).exists();
+    if exists("Cargo.toml") {
+        Ok(Tool::Cargo)
+    } else if exists("go.mod") {
+        Ok(Tool::Go)
+    } else if exists("pom.xml") {
+        Ok(Tool::Maven)
+    } else if [
+        "pytest.ini",
+        "pyproject.toml",
+        "setup.cfg",
+        "tox.ini",
+        "conftest.py",
+    ]
+    .iter()
+    .any(|name| exists(name))
+    {
+        Ok(Tool::Pytest)
+    } else if exists("package.json") {
+        Ok(Tool::Npm)
+    } else {
+        Err(RunError::invalid_config(format!(
+            "cannot tell how to run the tests in {}: no Cargo.toml, go.mod, pom.xml, pytest \
+             configuration or package.json there (or it is not readable: add it to the `read` \
+             grant); set `tool` or `command`",
+            project.display()
+        )))
+    }
+}
+
+/// The base command line for `tool`, without retry arguments.
+fn base_command(tool: Tool, config: &Config, junit_file: &Path) -> Result<Vec<String>, RunError> {
+    if let Some(command) = &config.command {
+        if command.is_empty() || command[0].trim().is_empty() {
+            return Err(RunError::invalid_config(
+                "`command` is empty: give the program and its arguments",
+            ));
+        }
+        let mut command = command.clone();
+        if tool == Tool::Pytest {
+            command.push(format!("--junitxml={}", junit_file.display()));
+        }
+        return Ok(command);
+    }
+    let words = |list: &[&str]| {
+        list.iter()
+            .map(|word| (*word).to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut command = match tool {
+        Tool::Cargo => words(&["cargo", "test", "--no-fail-fast"]),
+        Tool::Nextest => {
+            let mut command = words(&["cargo", "nextest", "run", "--no-fail-fast", "--profile"]);
+            command.push(config.nextest_profile.clone());
+            if config.retries > 0 {
+                command.push("--retries".into());
+                command.push(config.retries.to_string());
+            }
+            command
+        }
+        Tool::Go => words(&["go", "test", "-json"]),
+        Tool::Pytest => vec![
+            "pytest".into(),
+            format!("--junitxml={}", junit_file.display()),
+        ],
+        Tool::Npm => words(&["npm", "test"]),
+        Tool::Maven => {
+            let mut command = words(&["mvn", "-B", "test"]);
+            if config.retries > 0 {
+                command.push(format!(
+                    "-Dsurefire.rerunFailingTestsCount={}",
+                    config.retries
+                ));
+            }
+            command
+        }
+        Tool::Command | Tool::Auto => {
+            return Err(RunError::invalid_config(
+                "`tool = \"command\"` needs `command` (the program and its arguments) and `junit` \
+                 (the JUnit files it writes)",
+            ));
+        }
+    };
+    command.extend(config.args.iter().cloned());
+    if tool == Tool::Go && !command.iter().skip(3).any(|arg| !arg.starts_with('-')) {
+        command.push("./...".into());
+    }
+    Ok(command)
+}
+
+/// The command line that re-runs only `failed` (cases of the first run), or `None` when
+/// the tool cannot target tests (then the whole command is re-run).
+pub fn retry_command(tool: Tool, base: &[String], failed: &[&TestCase]) -> Option<Vec<String>> {
+    let mut command = base.to_vec();
+    match tool {
+        Tool::Cargo => {
+            if !command.iter().any(|arg| arg == "--") {
+                command.push("--".into());
+            }
+            command.push("--exact".into());
+            let mut names: Vec<String> = failed.iter().map(|case| case.name.clone()).collect();
+            names.dedup();
+            command.extend(names);
+            Some(command)
+        }
+        Tool::Go => {
+            let mut names: Vec<String> = failed
+                .iter()
+                .filter(|case| case.name != "(package)")
+                .map(|case| regex_escape(case.name.split('/').next().unwrap_or(&case.name)))
+                .collect();
+            names.sort();
+            names.dedup();
+            if names.is_empty() {
+                return None;
+            }
+            let at = command
+                .iter()
+                .position(|arg| arg == "test")
+                .map_or(command.len(), |at| at + 1);
+            command.splice(
+                at..at,
+                ["-run".to_owned(), format!("^({})$", names.join("|"))],
+            );
+            Some(command)
+        }
+        Tool::Pytest => {
+            command.push("--lf".into());
+            Some(command)
+        }
+        _ => None,
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|ch| {
+            let special = "\\.+*?()|[]{}^$".contains(ch);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(ch))
+        })
+        .collect()
+}
+
+/// Where results of `tool` come from.
+fn reads_junit(tool: Tool, config: &Config) -> bool {
+    !config.junit.is_empty()
+        || matches!(
+            tool,
+            Tool::Nextest | Tool::Pytest | Tool::Maven | Tool::Npm | Tool::Command
+        )
+}
+
+fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
+    let project = ctx.resolve(&config.path);
+    let tool = detect(config.tool, config.command.as_deref(), &project)?;
+    let output_dir = ctx.resolve(&config.output_dir);
+    if tool == Tool::Pytest {
+        sluice_sdk::fs::create_dir_all(&output_dir)?;
+    }
+    let junit_globs: Vec<String> = if !config.junit.is_empty() {
+        config.junit.clone()
+    } else {
+        match tool {
+            Tool::Nextest => vec![format!(
+                "{}/target/nextest/{}/junit.xml",
+                config.path, config.nextest_profile
+            )],
+            Tool::Maven => vec![format!(
+                "{}/target/surefire-reports/TEST-*.xml",
+                config.path
+            )],
+            Tool::Pytest => vec![format!("{}/pytest-junit-*.xml", config.output_dir)],
+            _ => Vec::new(),
+        }
+    };
+    if reads_junit(tool, config) && junit_globs.is_empty() {
+        return Err(RunError::invalid_config(format!(
+            "`{}` prints no machine-readable results: set `junit` to the JUnit XML files it writes \
+             (e.g. jest-junit's `junit.xml`)",
+            tool_name(tool)
+        )));
+    }
+
+    let base = base_command(tool, config, &output_dir.join("pytest-junit-1.xml"))?;
+    let first = execute(config, &project, &base)?;
+    let mut cases = collect(tool, config, ctx, &junit_globs, &first)?;
+    let mut total_duration = first.output.duration;
+    let first_failed = count(&cases, TestStatus::Failed);
+    let mut notes = Vec::new();
+
+    let plugin_retries = matches!(
+        tool,
+        Tool::Cargo | Tool::Go | Tool::Pytest | Tool::Npm | Tool::Command
+    );
+    if plugin_retries && !first.output.timed_out {
+        for attempt in 2..=config.retries + 1 {
+            let failed: Vec<&TestCase> = cases
+                .iter()
+                .filter(|case| case.status == TestStatus::Failed)
+                .collect();
+            if failed.is_empty() {
+                break;
+            }
+            let junit_file = output_dir.join(format!("pytest-junit-{attempt}.xml"));
+            let base = base_command(tool, config, &junit_file)?;
+            let command = retry_command(tool, &base, &failed).unwrap_or(base);
+            sluice_sdk::log::info(format!(
+                "retry {} of {}: {} failed test(s)",
+                attempt - 1,
+                config.retries,
+                failed.len()
+            ));
+            let again = execute(config, &project, &command)?;
+            total_duration += again.output.duration;
+            let retried = collect(tool, config, ctx, &junit_globs, &again)?;
+            if retry::merge(&mut cases, &retried) == 0 {
+                notes.push(format!(
+                    "retry {} reported none of the failed tests ({})",
+                    attempt - 1,
+                    again.output.describe_exit()
+                ));
+            }
+        }
+    }
+    retry::settle(&mut cases);
+
+    Ok(judge(
+        config,
+        tool,
+        &base,
+        &first,
+        first_failed,
+        cases,
+        total_duration,
+        notes,
+    ))
+}
+
+/// One finished invocation.
+struct Invocation {
+    output: Output,
+    started: SystemTime,
+}
+
+fn execute(config: &Config, project: &Path, words: &[String]) -> Result<Invocation, RunError> {
+    let mut command = Command::new(&words[0])
+        .args(words[1..].iter().cloned())
+        .envs(config.env.clone())
+        .cwd(project);
+    if let Some(timeout) = config.timeout {
+        command = command.timeout(timeout.0);
+    }
+    sluice_sdk::log::info(format!("running `{}`", command.display()));
+    // File times have coarse resolution on some systems: allow a little slack.
+    let started = SystemTime::now() - Duration::from_secs(2);
+    let output = command.run()?;
+    if output.truncated {
+        sluice_sdk::log::warn(
+            "the test command printed more than the host keeps; results may be incomplete",
+        );
+    }
+    Ok(Invocation { output, started })
+}
+
+fn collect(
+    tool: Tool,
+    config: &Config,
+    ctx: &StepContext,
+    globs: &[String],
+    run: &Invocation,
+) -> Result<Vec<TestCase>, RunError> {
+    if reads_junit(tool, config) {
+        let mut cases = Vec::new();
+        for file in junit_files(ctx, globs, run.started)? {
+            let text = sluice_sdk::fs::read_to_string(&file)?;
+            let parsed = junit::parse(&text).map_err(|err| {
+                RunError::failed(format!("cannot read JUnit file {}: {err}", file.display()))
+            })?;
+            cases.extend(parsed);
+        }
+        return Ok(cases);
+    }
+    Ok(match tool {
+        Tool::Cargo => libtest::parse(&run.output.stdout_text(), &run.output.stderr_text()).cases,
+        Tool::Go => gotest::parse(&run.output.stdout_text()),
+        _ => Vec::new(),
+    })
+}
+
+/// Files matching `globs` (relative to the pipeline's folder) written since `since`.
+fn junit_files(
+    ctx: &StepContext,
+    globs: &[String],
+    since: SystemTime,
+) -> Result<Vec<PathBuf>, RunError> {
+    let mut files = Vec::new();
+    for pattern in globs {
+        let paths = sluice_sdk::glob::expand(ctx.workdir(), pattern)
+            .map_err(|err| RunError::invalid_config(format!("`junit`: {err}")))?;
+        for path in paths.into_iter().filter(|path| path.is_file()) {
+            let fresh = std::fs::metadata(&path)
+                .and_then(|meta| meta.modified())
+                .map(|modified| modified >= since)
+                .unwrap_or(true);
+            if fresh {
+                files.push(path);
+            } else {
+                sluice_sdk::log::debug(format!(
+                    "ignoring {}: written before this run",
+                    path.display()
+                ));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn count(cases: &[TestCase], status: TestStatus) -> usize {
+    cases.iter().filter(|case| case.status == status).count()
+}
+
+fn tool_name(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Auto => "auto",
+        Tool::Cargo => "cargo test",
+        Tool::Nextest => "cargo nextest",
+        Tool::Go => "go test",
+        Tool::Pytest => "pytest",
+        Tool::Npm => "npm test",
+        Tool::Maven => "mvn test",
+        Tool::Command => "command",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    config: &Config,
+    tool: Tool,
+    base: &[String],
+    first: &Invocation,
+    first_failed: usize,
+    cases: Vec<TestCase>,
+    duration: Duration,
+    notes: Vec<String>,
+) -> Report {
+    let passed = count(&cases, TestStatus::Passed);
+    let failed = count(&cases, TestStatus::Failed);
+    let skipped = count(&cases, TestStatus::Skipped);
+    let flaky = count(&cases, TestStatus::Flaky);
+    let total = cases.len();
+    let shown = Command::new(&base[0])
+        .args(base[1..].iter().cloned())
+        .display();
+    let mut summary = format!(
+        "{total} tests: {passed} passed, {failed} failed, {skipped} skipped, {flaky} flaky ({} in {})",
+        tool_name(tool),
+        HumanDuration(duration)
+    );
+    let mut status = if flaky > 0 && !config.fail_on_flaky {
+        Status::Warned
+    } else {
+        Status::Passed
+    };
+    let mut problems: Vec<String> = Vec::new();
+
+    if failed > 0 {
+        status = Status::Failed;
+        let names: Vec<String> = cases
+            .iter()
+            .filter(|case| case.status == TestStatus::Failed)
+            .take(5)
+            .map(|case| format!("{}::{}", case.suite, case.name))
+            .collect();
+        problems.push(format!(
+            "failed: {}{}",
+            names.join(", "),
+            if failed > 5 { ", ..." } else { "" }
+        ));
+    }
+    if flaky > 0 && config.fail_on_flaky {
+        status = Status::Failed;
+        problems.push(format!("{flaky} flaky test(s) and `fail-on-flaky` is set"));
+    }
+    let tail = tail_of(&first.output);
+    if first.output.timed_out {
+        status = Status::Failed;
+        problems.push(format!("`{shown}` {}", first.output.describe_exit()));
+    } else if !first.output.success() && first_failed == 0 {
+        status = Status::Failed;
+        problems.push(format!(
+            "`{shown}` {} without a failing test (a build error?); last lines:\n{tail}",
+            first.output.describe_exit()
+        ));
+    }
+    if total < config.min_tests as usize {
+        status = Status::Failed;
+        let hint = if reads_junit(tool, config) {
+            " (no fresh JUnit file matched; check `junit`)"
+        } else {
+            ""
+        };
+        problems.push(format!(
+            "{total} tests ran, fewer than `min-tests` = {}{hint}",
+            config.min_tests
+        ));
+    }
+    problems.extend(notes);
+    if !problems.is_empty() {
+        summary.push_str("; ");
+        summary.push_str(&problems.join("; "));
+    }
+
+    let metric = |name: &str, value: usize| {
+        Metric::new(name, value as f64, "count").tag("tool", tool_name(tool))
+    };
+    Report::new(status, summary)
+        .with_metric(metric("tests.total", total))
+        .with_metric(metric("tests.passed", passed))
+        .with_metric(metric("tests.failed", failed))
+        .with_metric(metric("tests.skipped", skipped))
+        .with_metric(metric("tests.flaky", flaky))
+        .with_metric(
+            Metric::new("tests.duration", duration.as_secs_f64() * 1000.0, "ms")
+                .tag("tool", tool_name(tool)),
+        )
+        .with_output("tests-total", total)
+        .with_output("tests-failed", failed)
+        .with_output("tests-flaky", flaky)
+        .with_test_cases(cases)
+}
+
+fn tail_of(output: &Output) -> String {
+    let text = if output.stderr.iter().any(|byte| !byte.is_ascii_whitespace()) {
+        output.stderr_text()
+    } else {
+        output.stdout_text()
+    };
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests;
