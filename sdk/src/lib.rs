@@ -179,6 +179,9 @@ pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, Run
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // Only a component exports anything: a native build of the same crate (its
+        // unit tests, an `rlib` for benchmarks) has nothing to link these names to.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct SluiceExportedPlugin;
 

@@ -60,7 +60,10 @@ fn unknown_plugin_is_a_usage_error() {
         .nth(1)
         .unwrap_or_else(|| panic!("{}", out.stderr));
     for name in ["build", "command", "lint", "unit-test"] {
-        assert!(listed.split([',', ' ', '\n']).any(|n| n == name), "{name} not listed: {listed}");
+        assert!(
+            listed.split([',', ' ', '\n']).any(|n| n == name),
+            "{name} not listed: {listed}"
+        );
     }
 }
 

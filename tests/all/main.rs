@@ -9,5 +9,6 @@ mod limits;
 mod pipeline;
 mod reports;
 mod sandbox;
+mod security_scan;
 mod support;
 mod validation;

@@ -97,7 +97,7 @@ fn junit_xml_holds_every_test_case() {
 
 /// The official SARIF 2.1.0 schema, from the npm package that ships Microsoft's SARIF
 /// multitool (downloaded once into the target folder).
-fn sarif_schema() -> &'static serde_json::Value {
+pub fn sarif_schema() -> &'static serde_json::Value {
     static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sarif-schema");

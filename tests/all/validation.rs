@@ -13,7 +13,12 @@ fn validate(toml: &str) -> String {
     assert_eq!(run.stderr, out.stderr);
     assert!(!p.path().join(".sluice").exists(), "nothing ran");
     let builtins = regex::Regex::new(r"the built-in plugins are: [a-z, -]+").unwrap();
-    builtins.replace_all(&normalize(&out.stderr, p.path()), "the built-in plugins are: [BUILTINS]").into_owned()
+    builtins
+        .replace_all(
+            &normalize(&out.stderr, p.path()),
+            "the built-in plugins are: [BUILTINS]",
+        )
+        .into_owned()
 }
 
 #[test]

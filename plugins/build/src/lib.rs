@@ -130,9 +130,6 @@ impl Plugin for Build {
     }
 }
 
-// Only the component exports the plugin: a native `cdylib` cannot carry the
-// component-model symbol names through the linker.
-#[cfg(target_arch = "wasm32")]
 sluice_sdk::export_plugin!(Build);
 
 fn now_seconds() -> u64 {

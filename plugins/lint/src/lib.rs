@@ -133,9 +133,6 @@ impl Plugin for Lint {
     }
 }
 
-// Only the component exports the plugin: a native `cdylib` cannot carry the
-// component-model symbol names through the linker.
-#[cfg(target_arch = "wasm32")]
 sluice_sdk::export_plugin!(Lint);
 
 /// The command line for `tool`, or `None` when nothing is to be run.

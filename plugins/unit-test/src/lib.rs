@@ -148,9 +148,6 @@ impl Plugin for UnitTest {
     }
 }
 
-// Only the component exports the plugin: a native `cdylib` cannot carry the
-// component-model symbol names (`sluice:plugin/plugin@0.1.0#run`) through the linker.
-#[cfg(target_arch = "wasm32")]
 sluice_sdk::export_plugin!(UnitTest);
 
 /// Pick the tool: the configured one, else from `command`'s program, else from the

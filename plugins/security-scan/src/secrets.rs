@@ -1,0 +1,761 @@
+//! Secret scanning with rules in the gitleaks format (`[[rules]]`: `id`, `description`,
+//! `regex`, `secretGroup`, `entropy`, `keywords`, `path`, `allowlist`/`allowlists`;
+//! top-level `[allowlist]`/`[[allowlists]]` with `targetRules`; `[extend] useDefault`,
+//! `disabledRules`). A file is checked rule by rule: path filter, then the keyword
+//! pre-filter (case-insensitive substring), then the regex; the secret is the
+//! `secretGroup` capture (or the first non-empty group, or the whole match), and must
+//! have a Shannon entropy above the rule's `entropy`; allowlists then drop matches.
+//! A line containing `gitleaks:allow` is never reported.
+//!
+//! The tree is walked with the `ignore` crate, so `.gitignore`, `.ignore` and git's
+//! global excludes are honoured even outside a git checkout; binary files (a NUL byte
+//! in the first 8 KiB) and files over the size limit are skipped.
+//!
+//! Findings carry the rule, file, line and column, and a fingerprint (SHA-256 of file,
+//! rule and secret); they never carry the secret itself.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The rules shipped with the plugin, in gitleaks format.
+pub const DEFAULT_RULES: &str = include_str!("default-rules.toml");
+
+/// A gitleaks configuration file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    extend: Option<RawExtend>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    allowlist: Option<RawAllowlist>,
+    #[serde(default)]
+    allowlists: Vec<RawAllowlist>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawExtend {
+    #[serde(default)]
+    use_default: bool,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    disabled_rules: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRule {
+    id: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    secret_group: usize,
+    #[serde(default)]
+    entropy: f64,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    allowlist: Option<RawAllowlist>,
+    #[serde(default)]
+    allowlists: Vec<RawAllowlist>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAllowlist {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    condition: Option<String>,
+    #[serde(default)]
+    regex_target: Option<String>,
+    #[serde(default)]
+    regexes: Vec<String>,
+    #[serde(default)]
+    stopwords: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    commits: Vec<String>,
+    #[serde(default)]
+    target_rules: Vec<String>,
+}
+
+/// What an allowlist's `regexes` are matched against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    Secret,
+    Match,
+    Line,
+}
+
+/// A compiled allowlist.
+#[derive(Debug)]
+struct Allowlist {
+    all: bool,
+    target: Target,
+    regexes: Vec<Regex>,
+    stopwords: Vec<String>,
+    paths: Vec<Regex>,
+    target_rules: Vec<String>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule's id (`aws-access-token`).
+    pub id: String,
+    /// What it finds.
+    pub description: String,
+    regex: Option<Regex>,
+    secret_group: usize,
+    entropy: f64,
+    keywords: Vec<String>,
+    path: Option<Regex>,
+    /// Tags from the rule file.
+    pub tags: Vec<String>,
+    allowlists: Vec<Allowlist>,
+}
+
+/// A compiled rule set.
+#[derive(Debug)]
+pub struct RuleSet {
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    allowlists: Vec<Allowlist>,
+}
+
+fn compile(pattern: &str, what: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(&translate_re2(pattern))
+        .size_limit(64 << 20)
+        .build()
+        .map_err(|e| format!("{what}: the regex does not compile: {e}"))
+}
+
+/// Give a Go RE2 pattern (what gitleaks rules are written in) its RE2 meaning under
+/// Rust's `regex`: the syntax is the same, but RE2's Perl classes `\w`, `\d`, `\s` and
+/// `\b` are ASCII-only while Rust's are Unicode-aware (and far larger to compile).
+pub fn translate_re2(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let Some(next) = chars.next() else {
+                out.push(c);
+                break;
+            };
+            let ascii = match next {
+                'w' => Some("0-9A-Za-z_"),
+                'd' => Some("0-9"),
+                's' => Some("\\t\\n\\x0C\\r "),
+                _ => None,
+            };
+            match (ascii, in_class) {
+                (Some(set), true) => out.push_str(set),
+                (Some(set), false) => {
+                    out.push('[');
+                    out.push_str(set);
+                    out.push(']');
+                }
+                (None, false) if next == 'b' || next == 'B' => {
+                    out.push_str("(?-u:\\");
+                    out.push(next);
+                    out.push(')');
+                }
+                _ => {
+                    out.push('\\');
+                    out.push(next);
+                }
+            }
+            class_start = false;
+            continue;
+        }
+        if in_class {
+            if c == ']' && !class_start {
+                in_class = false;
+            }
+            class_start = class_start && c == '^';
+        } else if c == '[' {
+            in_class = true;
+            class_start = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn compile_allowlist(raw: RawAllowlist, what: &str) -> Result<Allowlist, String> {
+    let all = match raw
+        .condition
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("OR") => false,
+        Some("AND") => true,
+        Some(other) => {
+            return Err(format!(
+                "{what}: allowlist condition `{other}` must be OR or AND"
+            ));
+        }
+    };
+    let target = match raw.regex_target.as_deref() {
+        None | Some("secret") => Target::Secret,
+        Some("match") => Target::Match,
+        Some("line") => Target::Line,
+        Some(other) => {
+            return Err(format!(
+                "{what}: regexTarget `{other}` must be secret, match or line"
+            ));
+        }
+    };
+    let _ = (&raw.description, &raw.commits); // commits: no git history is scanned
+    Ok(Allowlist {
+        all,
+        target,
+        regexes: raw
+            .regexes
+            .iter()
+            .map(|r| compile(r, what))
+            .collect::<Result<_, _>>()?,
+        stopwords: raw.stopwords.iter().map(|s| s.to_lowercase()).collect(),
+        paths: raw
+            .paths
+            .iter()
+            .map(|r| compile(r, what))
+            .collect::<Result<_, _>>()?,
+        target_rules: raw.target_rules,
+    })
+}
+
+/// Reads a rule file named by `[extend] path`.
+pub type ReadFile = dyn Fn(&str) -> Result<String, String>;
+
+impl RuleSet {
+    /// The default rules.
+    pub fn default_rules() -> RuleSet {
+        RuleSet::parse(DEFAULT_RULES, "the default rules", None)
+            .expect("the embedded default rules compile")
+    }
+
+    /// Parse a gitleaks TOML config. `[extend] useDefault = true` (or `extend_default`)
+    /// adds the default rules; `[extend] path` adds another file, read with `read`.
+    pub fn parse(text: &str, origin: &str, read: Option<&ReadFile>) -> Result<RuleSet, String> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| format!("{origin} is not a gitleaks rule file: {e}"))?;
+        let _ = &raw.title;
+        let mut rules = Vec::new();
+        let mut allowlists = Vec::new();
+        let mut disabled = Vec::new();
+        if let Some(extend) = raw.extend {
+            disabled = extend.disabled_rules;
+            if extend.use_default && origin != "the default rules" {
+                let base = RuleSet::default_rules();
+                rules.extend(base.rules);
+                allowlists.extend(base.allowlists);
+            }
+            if let Some(path) = extend.path {
+                let read = read
+                    .ok_or_else(|| format!("{origin}: `[extend] path` cannot be followed here"))?;
+                let base = RuleSet::parse(&read(&path)?, &path, Some(read))?;
+                rules.extend(base.rules);
+                allowlists.extend(base.allowlists);
+            }
+        }
+        for raw_rule in raw.rules {
+            let what = format!("{origin}: rule `{}`", raw_rule.id);
+            if raw_rule.regex.is_none() && raw_rule.path.is_none() {
+                return Err(format!("{what} has neither `regex` nor `path`"));
+            }
+            let mut lists = Vec::new();
+            for list in raw_rule.allowlist.into_iter().chain(raw_rule.allowlists) {
+                lists.push(compile_allowlist(list, &what)?);
+            }
+            let rule = Rule {
+                description: raw_rule.description.unwrap_or_else(|| raw_rule.id.clone()),
+                regex: raw_rule
+                    .regex
+                    .as_deref()
+                    .map(|r| compile(r, &what))
+                    .transpose()?,
+                secret_group: raw_rule.secret_group,
+                entropy: raw_rule.entropy,
+                keywords: raw_rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
+                path: raw_rule
+                    .path
+                    .as_deref()
+                    .map(|r| compile(r, &what))
+                    .transpose()?,
+                tags: raw_rule.tags,
+                allowlists: lists,
+                id: raw_rule.id,
+            };
+            // A rule with the id of an extended one replaces it.
+            rules.retain(|r: &Rule| r.id != rule.id);
+            rules.push(rule);
+        }
+        for list in raw.allowlist.into_iter().chain(raw.allowlists) {
+            allowlists.push(compile_allowlist(
+                list,
+                &format!("{origin}: global allowlist"),
+            )?);
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        Ok(RuleSet { rules, allowlists })
+    }
+
+    /// Add another rule set's rules and allowlists (for `extend-default`).
+    pub fn merge(&mut self, other: RuleSet) {
+        for rule in other.rules {
+            if !self.rules.iter().any(|r| r.id == rule.id) {
+                self.rules.push(rule);
+            }
+        }
+        self.allowlists.extend(other.allowlists);
+    }
+}
+
+/// Shannon entropy in bits per character.
+pub fn shannon_entropy(text: &str) -> f64 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in text.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let len = text.chars().count() as f64;
+    counts
+        .values()
+        .map(|&n| {
+            let p = n as f64 / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// One leaked secret. Holds no copy of the secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leak {
+    /// Rule id.
+    pub rule_id: String,
+    /// Rule description.
+    pub description: String,
+    /// File path as given to [`scan_text`] (relative to the pipeline folder).
+    pub path: String,
+    /// 1-based line and column of the secret.
+    pub line: u32,
+    /// 1-based column (in characters).
+    pub column: u32,
+    /// Length of the secret in characters.
+    pub secret_len: usize,
+    /// Entropy of the secret.
+    pub entropy: f64,
+    /// `sha256(path \0 rule \0 secret)`, hex, first 32 digits.
+    pub fingerprint: String,
+}
+
+fn allowed(
+    list: &Allowlist,
+    rule_id: &str,
+    path: &str,
+    secret: &str,
+    whole: &str,
+    line: &str,
+) -> bool {
+    if !list.target_rules.is_empty() && !list.target_rules.iter().any(|r| r == rule_id) {
+        return false;
+    }
+    let target = match list.target {
+        Target::Secret => secret,
+        Target::Match => whole,
+        Target::Line => line,
+    };
+    let mut checks = Vec::new();
+    if !list.regexes.is_empty() {
+        checks.push(list.regexes.iter().any(|r| r.is_match(target)));
+    }
+    if !list.stopwords.is_empty() {
+        let lower = secret.to_lowercase();
+        checks.push(list.stopwords.iter().any(|w| lower.contains(w.as_str())));
+    }
+    if !list.paths.is_empty() {
+        checks.push(list.paths.iter().any(|r| r.is_match(path)));
+    }
+    if checks.is_empty() {
+        return false;
+    }
+    if list.all {
+        checks.iter().all(|c| *c)
+    } else {
+        checks.iter().any(|c| *c)
+    }
+}
+
+fn fingerprint(path: &str, rule: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in [path, rule, secret].iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Scan one file's text. `path` is what findings show and what `path` rules and path
+/// allowlists match.
+pub fn scan_text(rules: &RuleSet, path: &str, text: &str) -> Vec<Leak> {
+    // (leak, byte span of the secret)
+    let mut leaks: Vec<(Leak, (usize, usize))> = Vec::new();
+    if rules.allowlists.iter().any(|l| {
+        l.target_rules.is_empty()
+            && l.regexes.is_empty()
+            && l.stopwords.is_empty()
+            && l.paths.iter().any(|p| p.is_match(path))
+    }) {
+        return Vec::new();
+    }
+    let lower = text.to_lowercase();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    for rule in &rules.rules {
+        if let Some(path_re) = &rule.path
+            && !path_re.is_match(path)
+        {
+            continue;
+        }
+        let Some(regex) = &rule.regex else {
+            // A path-only rule: the file's presence is the finding.
+            leaks.push((
+                Leak {
+                    rule_id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    path: path.to_owned(),
+                    line: 1,
+                    column: 1,
+                    secret_len: 0,
+                    entropy: 0.0,
+                    fingerprint: fingerprint(path, &rule.id, ""),
+                },
+                (0, 0),
+            ));
+            continue;
+        };
+        if !rule.keywords.is_empty() && !rule.keywords.iter().any(|k| lower.contains(k.as_str())) {
+            continue;
+        }
+        for captures in regex.captures_iter(text) {
+            let whole = captures.get(0).expect("group 0 always exists");
+            let secret = if rule.secret_group > 0 {
+                captures.get(rule.secret_group)
+            } else {
+                captures
+                    .iter()
+                    .skip(1)
+                    .flatten()
+                    .find(|m| !m.as_str().is_empty())
+            }
+            .unwrap_or(whole);
+            let secret_text = secret.as_str();
+            let entropy = shannon_entropy(secret_text);
+            if rule.entropy > 0.0 && entropy <= rule.entropy {
+                continue;
+            }
+            let line_index = line_starts.partition_point(|&s| s <= secret.start()) - 1;
+            let line_start = line_starts[line_index];
+            let line_end = text[line_start..]
+                .find('\n')
+                .map_or(text.len(), |e| line_start + e);
+            let line = &text[line_start..line_end];
+            if line.contains("gitleaks:allow") {
+                continue;
+            }
+            let is_allowed = rule
+                .allowlists
+                .iter()
+                .chain(&rules.allowlists)
+                .any(|l| allowed(l, &rule.id, path, secret_text, whole.as_str(), line));
+            if is_allowed {
+                continue;
+            }
+            leaks.push((
+                Leak {
+                    rule_id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    path: path.to_owned(),
+                    line: u32::try_from(line_index + 1).unwrap_or(u32::MAX),
+                    column: u32::try_from(text[line_start..secret.start()].chars().count() + 1)
+                        .unwrap_or(u32::MAX),
+                    secret_len: secret_text.chars().count(),
+                    entropy,
+                    fingerprint: fingerprint(path, &rule.id, secret_text),
+                },
+                (secret.start(), secret.end()),
+            ));
+        }
+    }
+    // As gitleaks does: a generic rule's match that overlaps a specific rule's match is
+    // the same secret, reported once under the specific rule.
+    let specific: Vec<(usize, usize)> = leaks
+        .iter()
+        .filter(|(l, _)| !l.rule_id.contains("generic"))
+        .map(|(_, s)| *s)
+        .collect();
+    leaks
+        .into_iter()
+        .filter(|(l, (start, end))| {
+            !l.rule_id.contains("generic") || !specific.iter().any(|(s, e)| start < e && s < end)
+        })
+        .map(|(l, _)| l)
+        .collect()
+}
+
+/// Statistics of a tree scan.
+#[derive(Debug, Default)]
+pub struct TreeScan {
+    /// What was found.
+    pub leaks: Vec<Leak>,
+    /// Files read.
+    pub files_scanned: usize,
+    /// Files skipped as binary or too large.
+    pub files_skipped: usize,
+}
+
+/// Scan the files under `root`, honouring ignore files. `display` turns an absolute
+/// path into what findings show (a path relative to the pipeline folder).
+pub fn scan_tree(
+    rules: &RuleSet,
+    root: &Path,
+    max_file_bytes: u64,
+    display: &dyn Fn(&Path) -> String,
+) -> Result<TreeScan, String> {
+    let mut scan = TreeScan::default();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git" && e.file_name() != ".sluice")
+        .build();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in walker {
+        let entry = entry.map_err(|e| format!("cannot walk `{}`: {e}", root.display()))?;
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    for file in files {
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if size > max_file_bytes {
+            scan.files_skipped += 1;
+            continue;
+        }
+        let bytes =
+            std::fs::read(&file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+        if bytes[..bytes.len().min(8192)].contains(&0) {
+            scan.files_skipped += 1;
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        scan.files_scanned += 1;
+        scan.leaks.extend(scan_text(rules, &display(&file), &text));
+    }
+    Ok(scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Secrets below are built at run time so that this file itself holds none.
+    fn github_token() -> String {
+        format!("ghp_{}", "R7xK2mQ9vL4pT8wZ3nB6cY1dF5gH0jS2aE4u")
+    }
+
+    #[test]
+    fn default_rules_compile_and_find_common_secrets() {
+        let rules = RuleSet::default_rules();
+        assert!(rules.rules.len() >= 15);
+        let aws = format!("aws_key = \"{}\"\n", ["AKIA", "QYLPMN5HHHFPZAM2"].concat());
+        let leaks = scan_text(&rules, "config/app.env", &aws);
+        assert_eq!(
+            leaks.iter().map(|l| l.rule_id.as_str()).collect::<Vec<_>>(),
+            ["aws-access-token"]
+        );
+        assert_eq!(
+            (leaks[0].line, leaks[0].column, leaks[0].secret_len),
+            (1, 12, 20)
+        );
+
+        let text = format!("first line\nlet token = \"{}\";\n", github_token());
+        let leaks = scan_text(&rules, "src/main.rs", &text);
+        assert!(
+            leaks
+                .iter()
+                .any(|l| l.rule_id == "github-pat" && l.line == 2),
+            "{leaks:?}"
+        );
+
+        let key = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            "MIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi+Lz4b1Z6vKbL4d5sV2xZ9mQ"
+        );
+        assert!(
+            scan_text(&rules, "id_rsa", &key)
+                .iter()
+                .any(|l| l.rule_id == "private-key")
+        );
+    }
+
+    #[test]
+    fn allowlists_inline_suppression_and_entropy() {
+        let rules = RuleSet::default_rules();
+        // AWS's documented example key is allowlisted by the rule.
+        assert!(scan_text(&rules, "a.txt", &["AKIA", "IOSFODNN7EXAMPLE"].concat()).is_empty());
+        let text = format!("token = \"{}\" # gitleaks:allow\n", github_token());
+        assert!(scan_text(&rules, "a.txt", &text).is_empty());
+        // Lockfiles are allowlisted globally.
+        assert!(scan_text(&rules, "web/package-lock.json", &github_token()).is_empty());
+        // Low entropy: not a secret.
+        assert!(scan_text(&rules, "a.txt", &format!("ghp_{}", "a".repeat(36))).is_empty());
+        // Generic rule with a stopword.
+        assert!(scan_text(&rules, "a.txt", "password = \"example-Pa55word-1234\"\n").is_empty());
+        assert_eq!(
+            scan_text(&rules, "a.txt", "password = \"q8WzT4m-Lp0v9Xc7b\"\n").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn custom_rules_secret_group_and_and_condition() {
+        let config = r#"
+[[rules]]
+id = "acme"
+description = "ACME key"
+regex = '''acme_key\s*=\s*"([0-9a-z]{16})"'''
+secretGroup = 1
+keywords = ["acme_"]
+  [[rules.allowlists]]
+  condition = "AND"
+  paths = ['''^test/''']
+  regexes = ['''^0000''']
+"#;
+        let rules = RuleSet::parse(config, "acme.toml", None).unwrap();
+        let hit = scan_text(&rules, "src/a.py", "acme_key = \"9f8e7d6c5b4a3210\"");
+        assert_eq!(hit.len(), 1);
+        assert_eq!(hit[0].secret_len, 16);
+        // Both conditions hold: allowed. Only one: still reported.
+        assert!(scan_text(&rules, "test/a.py", "acme_key = \"0000ffffeeeedddd\"").is_empty());
+        assert_eq!(
+            scan_text(&rules, "src/a.py", "acme_key = \"0000ffffeeeedddd\"").len(),
+            1
+        );
+        // The keyword pre-filter is case-insensitive and required.
+        assert!(scan_text(&rules, "src/a.py", "ACME_KEY = \"9f8e7d6c5b4a3210\"").is_empty());
+    }
+
+    #[test]
+    fn extend_disable_and_errors() {
+        let config = "[extend]\nuseDefault = true\ndisabledRules = [\"jwt\"]\n";
+        let rules = RuleSet::parse(config, "x.toml", None).unwrap();
+        assert!(rules.rules.iter().any(|r| r.id == "github-pat"));
+        assert!(!rules.rules.iter().any(|r| r.id == "jwt"));
+        let err = RuleSet::parse(
+            "[[rules]]\nid = \"bad\"\nregex = '''(unclosed'''\n",
+            "x.toml",
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("rule `bad`") && err.contains("does not compile"),
+            "{err}"
+        );
+        assert!(
+            RuleSet::parse("[[rules]]\nid = \"none\"\n", "x.toml", None)
+                .unwrap_err()
+                .contains("neither")
+        );
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_secret_but_never_contain_it() {
+        let rules = RuleSet::default_rules();
+        let token = github_token();
+        let a = scan_text(&rules, "a.txt", &token);
+        let b = scan_text(&rules, "a.txt", &format!("\n\n{token}"));
+        assert_eq!(
+            a[0].fingerprint, b[0].fingerprint,
+            "moving a secret keeps its fingerprint"
+        );
+        let other = format!("ghp_{}", "Q7xK2mQ9vL4pT8wZ3nB6cY1dF5gH0jS2aE4u");
+        assert_ne!(
+            a[0].fingerprint,
+            scan_text(&rules, "a.txt", &other)[0].fingerprint
+        );
+        assert!(!format!("{a:?}").contains(&token[4..]));
+    }
+
+    #[test]
+    fn re2_classes_are_ascii() {
+        assert_eq!(
+            translate_re2(r"\w+[\w.-]\b\d\."),
+            r"[0-9A-Za-z_]+[0-9A-Za-z_.-](?-u:\b)[0-9]\."
+        );
+        assert_eq!(translate_re2(r"[]\w]"), r"[]0-9A-Za-z_]");
+        let re = compile(r"^\w+$", "t").unwrap();
+        assert!(re.is_match("abc_1"));
+        assert!(!re.is_match("héllo"), "RE2's \\w does not match é");
+    }
+
+    #[test]
+    fn entropy() {
+        assert_eq!(shannon_entropy(""), 0.0);
+        assert_eq!(shannon_entropy("aaaa"), 0.0);
+        assert!((shannon_entropy("abcd") - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn tree_scan_respects_gitignore_and_skips_binaries() {
+        let dir = std::env::temp_dir().join(format!("sluice-secrets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("ignored")).unwrap();
+        std::fs::write(dir.join(".gitignore"), "ignored/\n").unwrap();
+        std::fs::write(dir.join("ignored/a.txt"), github_token()).unwrap();
+        std::fs::write(dir.join("b.txt"), github_token()).unwrap();
+        let mut binary = github_token().into_bytes();
+        binary.push(0);
+        std::fs::write(dir.join("c.bin"), binary).unwrap();
+        let rules = RuleSet::default_rules();
+        let scan = scan_tree(&rules, &dir, 1 << 20, &|p| {
+            p.strip_prefix(&dir).unwrap().display().to_string()
+        })
+        .unwrap();
+        assert_eq!(
+            scan.leaks
+                .iter()
+                .map(|l| l.path.as_str())
+                .collect::<Vec<_>>(),
+            ["b.txt"]
+        );
+        assert_eq!(scan.files_skipped, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

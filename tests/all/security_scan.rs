@@ -1,0 +1,140 @@
+//! The built-in `security-scan` plugin through the real binary, on the real RustSec
+//! advisory database: vulnerable crates, a leaked token and a denylisted package end up
+//! in the run's SARIF with `security-severity`, and the token itself appears nowhere.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::Project;
+
+fn advisory_db() -> PathBuf {
+    let db = Path::new(sluice_tests::WORKSPACE_ROOT).join("../shared/data/osv/crates.io");
+    assert!(
+        db.is_dir(),
+        "the RustSec OSV data is expected at {}",
+        db.display()
+    );
+    std::fs::canonicalize(db).unwrap()
+}
+
+fn scan_data(rel: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(sluice_tests::WORKSPACE_ROOT)
+            .join("plugins/security-scan/tests/data")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+fn all_text_under(dir: &Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all_text_under(&path, out);
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            out.push_str(&text);
+        }
+    }
+}
+
+#[test]
+fn vulnerabilities_secrets_and_denylist_reach_sarif() {
+    let db = advisory_db();
+    let db_folder = db.parent().unwrap().display().to_string();
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "audit"
+
+[[stage]]
+name = "security"
+
+[[stage.step]]
+id = "scan"
+uses = "builtin:security-scan"
+timeout = "2m"
+
+[stage.step.with]
+paths = ["app"]
+database = "{}"
+fail-on = "high"
+secrets = {{ paths = ["app"] }}
+denylist = {{ packages = [{{ purl = "pkg:cargo/regex", versions = "<1.5.5", reason = "ReDoS, see RUSTSEC-2022-0013" }}] }}
+
+[stage.step.grants]
+read = [".", "{db_folder}"]
+"#,
+        db.display()
+    ));
+    p.write("app/Cargo.lock", &scan_data("cargo/vulnerable/Cargo.lock"));
+    // Built at run time so that this repository holds no token-shaped string.
+    let token = format!("ghp_{}", "R7xK2mQ9vL4pT8wZ3nB6cY1dF5gH0jS2aE4u");
+    p.write("app/deploy.sh", &format!("export GITHUB_TOKEN={token}\n"));
+    let out = p.run(&["--report-dir", "reports"]);
+    out.expect_code(1);
+
+    let sarif: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("reports/results.sarif")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(crate::reports::sarif_schema()).unwrap();
+    assert!(
+        validator.is_valid(&sarif),
+        "results.sarif violates the SARIF 2.1.0 schema"
+    );
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let rule = |id: &str| {
+        rules
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no rule {id} in {rules:#?}"))
+    };
+    // smallvec 1.6.0: RUSTSEC-2021-0003, CVSS 9.8 in the advisory.
+    assert_eq!(
+        rule("RUSTSEC-2021-0003")["properties"]["security-severity"],
+        "9.8"
+    );
+    let results = run["results"].as_array().unwrap();
+    let smallvec = results
+        .iter()
+        .find(|r| r["ruleId"] == "RUSTSEC-2021-0003")
+        .unwrap();
+    assert_eq!(smallvec["level"], "error");
+    assert_eq!(
+        smallvec["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "app/Cargo.lock"
+    );
+    let lock = scan_data("cargo/vulnerable/Cargo.lock");
+    let line = lock
+        .lines()
+        .position(|l| l == "name = \"smallvec\"")
+        .unwrap()
+        + 1;
+    let reported = smallvec["locations"][0]["physicalLocation"]["region"]["startLine"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(
+        reported == line || reported + 1 == line,
+        "smallvec is at line {line}, reported {reported}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"].as_str().unwrap().starts_with("secret/")),
+        "the token is found"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"].as_str().unwrap().starts_with("denylist/")),
+        "the denylist matches"
+    );
+
+    let mut everything = out.stderr.clone();
+    all_text_under(&p.path().join("reports"), &mut everything);
+    all_text_under(&p.path().join(".sluice"), &mut everything);
+    assert!(
+        !everything.contains(&token[4..]),
+        "the secret must never be printed or stored"
+    );
+}
