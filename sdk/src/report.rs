@@ -32,6 +32,20 @@ impl Status {
     }
 }
 
+impl Severity {
+    /// Rank from `info` (0) to `critical` (4), for sorting and thresholds:
+    /// `finding.severity.rank() >= fail_on.rank()`.
+    pub fn rank(self) -> u8 {
+        match self {
+            Severity::Info => 0,
+            Severity::Low => 1,
+            Severity::Medium => 2,
+            Severity::High => 3,
+            Severity::Critical => 4,
+        }
+    }
+}
+
 impl Report {
     /// An empty report with the given status and one-line summary.
     pub fn new(status: Status, summary: impl Into<String>) -> Self {

@@ -33,8 +33,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sluice_sdk::{
-    Capability, Command, Finding, HumanDuration, Metric, Output, Plugin, Report, RunError,
-    Severity, Status, StepContext,
+    Capability, Command, Finding, HumanDuration, Metric, Output, Plugin, Report, RunError, Status,
+    StepContext,
 };
 
 use crate::paths::Anchor;
@@ -171,16 +171,6 @@ pub fn command_for(tool: Tool, config: &Config) -> Result<Option<Vec<String>>, R
         command.push(target.to_owned());
     }
     Ok(Some(command))
-}
-
-fn rank(severity: Severity) -> u8 {
-    match severity {
-        Severity::Info => 0,
-        Severity::Low => 1,
-        Severity::Medium => 2,
-        Severity::High => 3,
-        Severity::Critical => 4,
-    }
 }
 
 fn threshold(fail_on: FailOn) -> Option<u8> {
@@ -394,16 +384,16 @@ pub fn judge(
     dropped: usize,
     problems: Vec<String>,
 ) -> Report {
-    findings.sort_by(|a, b| rank(b.severity).cmp(&rank(a.severity)));
+    findings.sort_by(|a, b| b.severity.rank().cmp(&a.severity.rank()));
     let mut by_severity = [0usize; 5];
     for finding in &findings {
-        by_severity[rank(finding.severity) as usize] += 1;
+        by_severity[finding.severity.rank() as usize] += 1;
     }
     let failing = threshold(config.fail_on)
         .map(|limit| {
             findings
                 .iter()
-                .filter(|finding| rank(finding.severity) >= limit)
+                .filter(|finding| finding.severity.rank() >= limit)
                 .count()
         })
         .unwrap_or(0);

@@ -511,7 +511,7 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
 
     let scanned_anything = !lockfiles.is_empty() || config.secrets.enabled;
     for finding in &findings {
-        let hit_threshold = report::rank(finding.severity) >= report::rank(fail_on);
+        let hit_threshold = finding.severity.rank() >= fail_on.rank();
         let is_blocked = finding.rule_id.starts_with("denylist/");
         status = status.worse(if hit_threshold || is_blocked {
             Status::Failed
@@ -529,11 +529,7 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
         "{vulnerabilities} vulnerable package(s) in {} lockfile(s) ({packages_scanned} packages), {secrets_found} secret(s), {blocked} denylisted",
         lockfiles.len()
     );
-    if let Some(worst) = findings
-        .iter()
-        .map(|f| f.severity)
-        .max_by_key(|s| report::rank(*s))
-    {
+    if let Some(worst) = findings.iter().map(|f| f.severity).max_by_key(|s| s.rank()) {
         summary.push_str(&format!("; worst: {}", severity_name(worst)));
     }
     for note in &notes {

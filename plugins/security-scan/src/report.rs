@@ -11,17 +11,6 @@ use crate::lockfiles::Package;
 use crate::osv::Advisory;
 use crate::secrets::Leak;
 
-/// Severity rank, lowest first.
-pub fn rank(severity: Severity) -> u8 {
-    match severity {
-        Severity::Info => 0,
-        Severity::Low => 1,
-        Severity::Medium => 2,
-        Severity::High => 3,
-        Severity::Critical => 4,
-    }
-}
-
 /// CVSS v3.1 qualitative band of a base score: 0 info (none), < 4 low, < 7 medium,
 /// < 9 high, else critical.
 pub fn severity_of_score(score: f64) -> Severity {
