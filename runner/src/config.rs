@@ -507,10 +507,10 @@ fn build_step(
             raw.uses.span().start,
             "`builtin:` needs a plugin name, e.g. `builtin:command`",
         )),
-        PluginRef::File(p) if uses_text.is_empty() => {
-            let _ = p;
-            errors.push(source.error(raw.uses.span().start, "`uses` is empty"))
-        }
+        PluginRef::File(_) if uses_text.is_empty() => errors.push(source.error(
+            raw.uses.span().start,
+            "`uses` is empty; name a built-in (`builtin:command`) or a .wasm component",
+        )),
         _ => {}
     }
     let with = match raw.with {

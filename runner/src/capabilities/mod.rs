@@ -84,6 +84,11 @@ impl StepSandbox {
     /// The WASI context of one attempt: preopens, env, sockets, stdio into `log`.
     pub fn wasi(&self, log: &StepLog) -> Result<WasiCtx, GrantError> {
         let mut b = WasiCtxBuilder::new();
+        // File operations on local disks finish in microseconds; running them in place
+        // instead of handing each to a blocking thread makes a plugin that reads a
+        // thousand small files (an advisory database) ten times faster. Must be set
+        // before the preopens, which capture it.
+        b.allow_blocking_current_thread(true);
         self.files.preopen(&mut b)?;
         self.env.apply(&mut b);
         self.net.apply(&mut b, log);
