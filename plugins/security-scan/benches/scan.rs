@@ -8,7 +8,7 @@
 //! SLUICE_BIN=/path/to/sluice SECURITY_SCAN_WASM=/path/to/sluice_plugin_security_scan.wasm cargo bench ...
 //! ```
 //!
-//! Defaults: `SLUICE_BIN=/tmp/sluice-dev/sluice`, `SECURITY_SCAN_WASM=<workspace>/target/wasm/wasm32-wasip2/release/sluice_plugin_security_scan.wasm`.
+//! Defaults: `SLUICE_BIN=<workspace>/target/release/sluice` (run `cargo build --release` first), `SECURITY_SCAN_WASM=<workspace>/target/wasm/wasm32-wasip2/release/sluice_plugin_security_scan.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -88,7 +88,7 @@ fn main() {
 
     let sluice = std::env::var_os("SLUICE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/sluice-dev/sluice"));
+        .unwrap_or_else(|| workspace.join("target/release/sluice"));
     let wasm = std::env::var_os("SECURITY_SCAN_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
