@@ -18,6 +18,7 @@
 //! - `eslint`: `npx eslint -f json .`;
 //! - `ruff`: `ruff check --output-format json .`;
 //! - `go-vet`: `go vet -json ./...`;
+//! - `staticcheck`: `staticcheck -f json ./...`;
 //! - `sarif`: nothing (or `command`); the files named by `sarif` are read.
 //!
 //! Severities: a tool's errors are `high`, its warnings `medium`, notes `low`. The step
@@ -54,6 +55,8 @@ pub enum Tool {
     Ruff,
     /// `go vet -json`.
     GoVet,
+    /// `staticcheck -f json` (Debian names the program `go-staticcheck`: set `command`).
+    Staticcheck,
     /// SARIF files written by any tool (see `sarif`).
     Sarif,
 }
@@ -161,6 +164,7 @@ pub fn command_for(tool: Tool, config: &Config) -> Result<Option<Vec<String>>, R
             Some("."),
         ),
         Tool::GoVet => (words(&["go", "vet", "-json"]), Some("./...")),
+        Tool::Staticcheck => (words(&["staticcheck", "-f", "json"]), Some("./...")),
         Tool::Sarif => return Ok(None),
     };
     command.extend(config.args.iter().cloned());
@@ -190,6 +194,7 @@ fn tool_name(tool: Tool) -> &'static str {
         Tool::Eslint => "eslint",
         Tool::Ruff => "ruff",
         Tool::GoVet => "go vet",
+        Tool::Staticcheck => "staticcheck",
         Tool::Sarif => "sarif",
     }
 }
@@ -214,6 +219,7 @@ pub fn parse_output(
                 Ok(Vec::new())
             }
         }
+        Tool::Staticcheck => parsers::staticcheck(stdout, anchor),
         Tool::Sarif => parsers::sarif(stdout, anchor),
     }
 }

@@ -212,6 +212,47 @@ pub fn go_vet(text: &str, anchor: &Anchor) -> Result<Vec<Finding>, String> {
     Ok(findings)
 }
 
+/// `staticcheck -f json`: one object per line with `code`, `severity` (`error`,
+/// `warning`, `ignored`), `location` and `end` (`file`, `line`, `column`; the end column
+/// is exclusive, and an end with an empty file is unknown) and `message`. A `compile`
+/// code means the package did not type-check.
+pub fn staticcheck(stream: &str, anchor: &Anchor) -> Result<Vec<Finding>, String> {
+    let mut findings = Vec::new();
+    for line in stream
+        .lines()
+        .filter(|line| line.trim_start().starts_with('{'))
+    {
+        let entry: Value = serde_json::from_str(line)
+            .map_err(|err| format!("not staticcheck JSON output: {err}"))?;
+        let code = entry["code"].as_str().unwrap_or("unknown");
+        let severity = match entry["severity"].as_str() {
+            Some("ignored") => continue,
+            Some("warning") => Severity::Medium,
+            _ => Severity::High,
+        };
+        let location = &entry["location"];
+        let mut finding = Finding::new(
+            format!("staticcheck::{code}"),
+            severity,
+            entry["message"].as_str().unwrap_or_default(),
+        )
+        .at(
+            anchor.relative(location["file"].as_str().unwrap_or_default()),
+            number(&location["line"]),
+            number(&location["column"]),
+        );
+        let end = &entry["end"];
+        if end["file"].as_str().is_some_and(|f| !f.is_empty()) {
+            finding = finding.with_end(number(&end["line"]), inclusive_end(number(&end["column"])));
+        }
+        if code != "compile" {
+            finding = finding.with_help_uri(format!("https://staticcheck.dev/docs/checks/#{code}"));
+        }
+        findings.push(finding);
+    }
+    Ok(findings)
+}
+
 /// `path:line:column` (the path may itself contain colons).
 fn split_position(posn: &str) -> (&str, Option<u32>, Option<u32>) {
     let mut parts = posn.rsplitn(3, ':');

@@ -190,6 +190,43 @@ fn go_vet_json_on_stderr() {
 }
 
 #[test]
+fn staticcheck_json_lines() {
+    let anchor = Anchor::new("/tmp", "/tmp/sc");
+    let findings =
+        parse_output(Tool::Staticcheck, data!("staticcheck.jsonl"), "", &anchor).unwrap();
+    let s = |text: &str| text.to_owned();
+    assert_eq!(findings.len(), 2);
+    // The end column is exclusive in staticcheck's output, inclusive in a finding.
+    assert_eq!(
+        brief(&findings[0]),
+        (
+            s("staticcheck::S1003"),
+            Severity::High,
+            s("sc/main.go"),
+            Some(12),
+            Some(6),
+            Some(12),
+            Some(39)
+        )
+    );
+    assert_eq!(
+        findings[0].message,
+        "should use strings.Contains(items[i], \"x\") instead"
+    );
+    assert_eq!(
+        findings[0].help_uri.as_deref(),
+        Some("https://staticcheck.dev/docs/checks/#S1003")
+    );
+    assert_eq!(brief(&findings[1]).0, "staticcheck::SA5009");
+    assert_eq!(brief(&findings[1]).3, Some(21));
+    assert!(
+        parse_output(Tool::Staticcheck, "", "", &anchor)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn sarif_from_ruff_matches_its_json() {
     let anchor = Anchor::new("/tmp/scratch/pydemo", "/tmp/scratch/pydemo");
     let from_sarif = parsers::sarif(data!("ruff.sarif"), &anchor).unwrap();
