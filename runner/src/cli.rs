@@ -72,29 +72,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a pipeline.
-    Run {
-        /// The pipeline file.
-        #[arg(default_value = "sluice.toml")]
-        file: PathBuf,
-        /// Steps to run at once, at most [default: number of CPUs]
-        #[arg(short, long)]
-        jobs: Option<usize>,
-        /// How to show progress.
-        #[arg(long, value_enum, default_value = "auto")]
-        format: Format,
-        /// Also show every log line of every step as it is written.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Folder that receives the run's folder (logs, reports) [default: .sluice/runs next to the pipeline file]
-        #[arg(long, value_name = "DIR")]
-        runs_dir: Option<PathBuf>,
-        /// Cap of each step's log, e.g. 16MiB.
-        #[arg(long, default_value = "16MiB")]
-        log_limit: bytesize::ByteSize,
-        /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
-        #[arg(long, value_name = "DIR")]
-        report_dir: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Check a pipeline file (syntax, keys, plugins, `needs`, each step's `with`) without running it.
     Validate {
         /// The pipeline file.
@@ -112,6 +90,32 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+/// Options of `sluice run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The pipeline file.
+    #[arg(default_value = "sluice.toml")]
+    file: PathBuf,
+    /// Steps to run at once, at most [default: number of CPUs]
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: Format,
+    /// Also show every log line of every step as it is written.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Folder that receives the run's folder (logs, reports) [default: .sluice/runs next to the pipeline file]
+    #[arg(long, value_name = "DIR")]
+    runs_dir: Option<PathBuf>,
+    /// Cap of each step's log, e.g. 16MiB.
+    #[arg(long, default_value = "16MiB")]
+    log_limit: bytesize::ByteSize,
+    /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,27 +171,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
     let cache_root = cli.cache_dir.clone().unwrap_or_else(default_cache_root);
     match cli.command {
-        Command::Run {
-            file,
-            jobs,
-            format,
-            verbose,
-            runs_dir,
-            log_limit,
-            report_dir,
-        } => {
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let args = RunArgs {
-                jobs,
-                format,
-                verbose,
-                runs_dir,
-                log_limit: log_limit.as_u64(),
-                report_dir,
-            };
-            run(&file, args, &cache_root).await
-        }
+        Command::Run(args) => run(args, &cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, &cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -354,18 +338,9 @@ async fn load_and_check(
     }
 }
 
-/// Options of `sluice run`.
-struct RunArgs {
-    jobs: usize,
-    format: Format,
-    verbose: bool,
-    runs_dir: Option<PathBuf>,
-    log_limit: u64,
-    report_dir: Option<PathBuf>,
-}
-
-async fn run(file: &Path, args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
+async fn run(args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
     let RunArgs {
+        file,
         jobs,
         format,
         verbose,
@@ -373,8 +348,10 @@ async fn run(file: &Path, args: RunArgs, cache_root: &Path) -> Result<u8, Expect
         log_limit,
         report_dir,
     } = args;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let log_limit = log_limit.as_u64();
     let host = start_host(jobs, cache_root)?;
-    let (pipeline, plugins) = load_and_check(file, &host).await?;
+    let (pipeline, plugins) = load_and_check(&file, &host).await?;
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
     let renderer = tokio::spawn(render::render(format, verbose, rx));
     let opts = RunOptions {
