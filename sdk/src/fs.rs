@@ -56,8 +56,15 @@ fn resolve(path: &Path) -> PathBuf {
         Ok(cwd) if path.is_relative() => cwd.join(path),
         _ => path.to_path_buf(),
     };
+    normalize(&absolute)
+}
+
+/// `path` with `.` removed and `..` resolved lexically (the path need not exist).
+/// wasi-libc passes `..` through to the host, which refuses it at the edge of a
+/// preopen even when the result lies inside another grant; resolve it first.
+pub fn normalize(path: &Path) -> PathBuf {
     let mut resolved = PathBuf::new();
-    for component in absolute.components() {
+    for component in path.components() {
         match component {
             Component::CurDir => {}
             Component::ParentDir => {

@@ -7,21 +7,12 @@
 //! folders. `**` matches any number of folders.
 //!
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Files and folders matching `pattern` (relative patterns resolve under `root`),
 /// sorted. An invalid pattern is an error; a folder that cannot be listed is skipped.
 pub fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
-    let mut absolute = PathBuf::new();
-    for component in root.join(pattern).components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                absolute.pop();
-            }
-            other => absolute.push(other),
-        }
-    }
+    let absolute = crate::fs::normalize(&root.join(pattern));
     let components: Vec<String> = absolute
         .components()
         .map(|component| component.as_os_str().to_string_lossy().into_owned())

@@ -1,7 +1,7 @@
 //! Turning the paths tools print (absolute, relative to their working folder, or
 //! `file://` URIs) into paths relative to the pipeline's folder, as findings need.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where paths are anchored.
 #[derive(Debug, Clone)]
@@ -26,29 +26,14 @@ impl Anchor {
     pub fn relative(&self, path: &str) -> String {
         let path = path.strip_prefix("file://").unwrap_or(path);
         let path = percent_decode(path);
-        let absolute = normalize(&self.base.join(&path));
-        let workdir = normalize(&self.workdir);
+        let absolute = sluice_sdk::fs::normalize(&self.base.join(&path));
+        let workdir = sluice_sdk::fs::normalize(&self.workdir);
         match absolute.strip_prefix(&workdir) {
             Ok(inside) if inside.as_os_str().is_empty() => ".".into(),
             Ok(inside) => inside.to_string_lossy().into_owned(),
             Err(_) => absolute.to_string_lossy().into_owned(),
         }
     }
-}
-
-/// Resolve `.` and `..` lexically.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut resolved = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                resolved.pop();
-            }
-            other => resolved.push(other),
-        }
-    }
-    resolved
 }
 
 /// Decode `%XX` escapes of a URI path.
