@@ -5,10 +5,15 @@
 //!    `run` call of a trivial step (target: at most 100 µs, a tenth of spawning
 //!    `/bin/true`).
 //! 2. The cost of spawning `/bin/true`, for scale.
-//! 3. `sluice run` of a 100-step pipeline with a warm component cache, end to end
+//! 3. The cost of isolation per native program: `/bin/true` started in its sandbox
+//!    (namespaces, mounts, cgroup, Landlock, dropped capabilities) against spawning it
+//!    directly (target: at most 2 ms added), and a whole native step (a plugin that
+//!    runs `/bin/true` through `process`).
+//! 4. `sluice run` of a 100-step pipeline with a warm component cache, end to end
 //!    (target: under 50 ms).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice::capabilities::StepSandbox;
@@ -18,6 +23,7 @@ use sluice::host::bindings::types::StepInput;
 use sluice::host::engine::EngineProfile;
 use sluice::host::plugin::PluginHost;
 use sluice::host::step::{AttemptLimits, run_attempt};
+use sluice::sandbox::Sandbox;
 
 fn stats(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -33,24 +39,34 @@ fn stats(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
-fn trivial_step() -> Step {
+fn trivial_step(with: serde_json::Value, grants: Grants) -> Step {
     Step {
         id: "bench".into(),
         uses: PluginRef::File(PathBuf::from(sluice_tests::ADVERSARY)),
-        with: serde_json::json!({ "mode": "ok" }),
+        with,
         needs: vec![],
         timeout: Duration::from_secs(30),
         memory: 64 << 20,
+        processes: 64,
+        tmpdir_size: 16 << 20,
         retries: 0,
         retry_delay: Duration::from_secs(1),
         allow_failure: false,
-        grants: Grants::default(),
+        grants,
         stage_index: 0,
         step_index: 0,
     }
 }
 
-fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
+/// Per-attempt overhead of `step`, run `n` times after 10% warm-up.
+fn step_overhead(
+    runtime: &tokio::runtime::Runtime,
+    sandbox: &Arc<Sandbox>,
+    pooling: bool,
+    step: Step,
+    n: usize,
+    label: &str,
+) {
     let cache = tempfile::tempdir().unwrap();
     let host = PluginHost::new(
         EngineProfile {
@@ -60,14 +76,13 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
         cache.path(),
     )
     .unwrap();
-    let step = trivial_step();
     let plugin = runtime.block_on(host.load(&step.uses)).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
+    let workdir = tempfile::tempdir().unwrap();
     let log = StepLog::in_memory(1 << 20);
-    let sandbox = StepSandbox::resolve(
+    let stepsandbox = StepSandbox::resolve(
         &step,
-        scratch.path().to_path_buf(),
-        scratch.path().join("tmp"),
+        workdir.path().to_path_buf(),
+        sandbox.clone(),
         false,
         &log,
     )
@@ -84,36 +99,125 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
         config: step.with.to_string(),
         artifact: None,
         outputs: vec![],
-        workdir: scratch.path().display().to_string(),
+        workdir: workdir.path().display().to_string(),
         attempt: 1,
         plugins: vec![],
     };
     let mut samples = Vec::new();
-    for i in 0..3000 {
+    let warmup = n / 10;
+    for i in 0..n + warmup {
         let started = Instant::now();
-        let wasi = sandbox.wasi(&log).unwrap();
+        let wasi = stepsandbox.wasi(&log).unwrap();
         let report = runtime
             .block_on(run_attempt(
                 &plugin,
                 wasi,
                 log.clone(),
-                |d| sandbox.exec(&log, d),
+                |d| stepsandbox.exec(&log, d),
                 input.clone(),
                 limits,
             ))
             .unwrap();
         let took = started.elapsed();
         assert!(!report.summary.is_empty());
-        if i >= 200 {
+        assert_eq!(
+            report.status,
+            sluice::host::bindings::types::Status::Passed,
+            "{}\n{:?}",
+            report.summary,
+            log.tail()
+        );
+        if i >= warmup {
             samples.push(took);
         }
     }
+    stats(label, samples);
+}
+
+fn warm_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>, pooling: bool) {
     let label = if pooling {
         "warm step (pooling allocator)"
     } else {
         "warm step (on-demand allocator)"
     };
-    stats(label, samples);
+    let step = trivial_step(serde_json::json!({ "mode": "ok" }), Grants::default());
+    step_overhead(runtime, sandbox, pooling, step, 3000, label);
+}
+
+/// A whole native step: the adversary runs `/bin/true` through `process`.
+fn native_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
+    let step = trivial_step(
+        serde_json::json!({ "mode": "exec", "program": "/bin/true" }),
+        Grants {
+            exec: vec!["/bin/true".into()],
+            ..Grants::default()
+        },
+    );
+    step_overhead(
+        runtime,
+        sandbox,
+        true,
+        step,
+        500,
+        "native step (plugin runs /bin/true)",
+    );
+}
+
+/// `/bin/true` in a sandbox of its own, started and waited for, without a plugin.
+fn sandboxed_true(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
+    use sluice::sandbox::mounts::{Layout, plan};
+    use sluice::sandbox::plan::{ProgramPlan, RlimitPlan};
+    let cgroup = sandbox
+        .cgroups()
+        .ok()
+        .map(|c| sluice::sandbox::cgroup::StepCgroup::create(c, 64 << 20, 64).unwrap());
+    let (mounts, landlock, executable) = plan(&Layout {
+        read: &[],
+        write: &[],
+        program_path: std::path::Path::new("/bin/true"),
+        program_file: &std::fs::canonicalize("/bin/true").unwrap(),
+        tmp_size: 16 << 20,
+        resolv_conf: None,
+    });
+    let program = ProgramPlan {
+        executable,
+        argv0: "true".into(),
+        args: vec![],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: "/tmp".into(),
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        mounts,
+        landlock,
+        net: None,
+        rlimits: RlimitPlan::default(),
+        cgroup_fds: 0,
+    };
+    let log = StepLog::in_memory(1 << 20);
+    let mut samples = Vec::new();
+    for i in 0..550 {
+        let procs = cgroup.as_ref().map(|c| c.procs_files().unwrap()).unwrap_or_default();
+        let started = Instant::now();
+        let status = runtime.block_on(async {
+            let mut child = sandbox
+                .spawn(
+                    &program,
+                    None,
+                    procs,
+                    Default::default(),
+                    &log,
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            child.wait().await.unwrap()
+        });
+        if i >= 50 {
+            samples.push(started.elapsed());
+        }
+        assert!(status.success());
+    }
+    stats("sandboxed /bin/true (spawn + wait)", samples);
 }
 
 fn spawn_true() {
@@ -168,12 +272,16 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // Before any thread: the sandbox's launcher is forked from a single-threaded process.
+    let sandbox = Arc::new(Sandbox::prepare());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    warm_step_overhead(&runtime, true);
-    warm_step_overhead(&runtime, false);
+    warm_step_overhead(&runtime, &sandbox, true);
+    warm_step_overhead(&runtime, &sandbox, false);
     spawn_true();
+    sandboxed_true(&runtime, &sandbox);
+    native_step_overhead(&runtime, &sandbox);
     hundred_step_pipeline();
 }

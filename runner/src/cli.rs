@@ -7,16 +7,19 @@
 //! | 1 | the pipeline failed (a step failed or a gate stopped it) |
 //! | 2 | usage or configuration error |
 //! | 3 | internal error |
-//! | 130 | interrupted (Ctrl-C) |
+//! | 129, 130, 143 | stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM |
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, PipelineFileError, PluginRef};
 use crate::events::{EventSink, Status};
 use crate::executor::{self, RunOptions};
+use crate::folders::OwnedDir;
+use crate::sandbox::Sandbox;
 use crate::host::cache::default_cache_root;
 use crate::host::engine::EngineProfile;
 use crate::host::plugin::{LoadedPlugin, PluginHost};
@@ -35,6 +38,10 @@ pub mod exit {
     pub const INTERNAL: u8 = 3;
     /// Interrupted (Ctrl-C); the shell convention of 128 + SIGINT.
     pub const INTERRUPTED: u8 = 130;
+    /// Hung up (SIGHUP): 128 + 1.
+    pub const HUNG_UP: u8 = 129;
+    /// Terminated (SIGTERM): 128 + 15.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// An error at the binary's edge, with its exit code.
@@ -149,6 +156,11 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
+    // Namespaces and the launcher need a process with one thread: before the runtime.
+    let sandbox = Arc::new(match cli.command {
+        Command::Run(_) => Sandbox::prepare(),
+        _ => Sandbox::unavailable("this command runs no step"),
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -159,7 +171,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, sandbox)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
@@ -168,10 +180,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<u8, ExpectedError> {
+async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> {
     let cache_root = cli.cache_dir.clone().unwrap_or_else(default_cache_root);
     match cli.command {
-        Command::Run(args) => run(args, &cache_root).await,
+        Command::Run(args) => run(args, &cache_root, sandbox).await,
         Command::Validate { file } => {
             let host = start_host(1, &cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -338,7 +350,7 @@ async fn load_and_check(
     }
 }
 
-async fn run(args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
+async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> {
     let RunArgs {
         file,
         jobs,
@@ -352,35 +364,55 @@ async fn run(args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
     let log_limit = log_limit.as_u64();
     let host = start_host(jobs, cache_root)?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    let folders = RunnerFolders::open(&pipeline, runs_dir.as_deref(), report_dir.as_deref())?;
+    private::protect(&pipeline, &folders, cache_root, sandbox.isolation())
+        .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
+    // Opened before any step runs, so that no step can swap it for a link.
+    let job_summary = reports::github::open_job_summary()
+        .map_err(|e| ExpectedError::Config(format!("cannot open $GITHUB_STEP_SUMMARY: {e}")))?;
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
     let renderer = tokio::spawn(render::render(format, verbose, rx));
     let opts = RunOptions {
         jobs,
-        runs_root: runs_dir.unwrap_or_else(|| pipeline.dir.join(".sluice").join("runs")),
+        run_id: folders.run_id.clone(),
+        run_dir: folders
+            .run
+            .try_clone()
+            .map_err(|e| ExpectedError::Internal(e.to_string()))?,
         log_limit,
         events,
+        sandbox: sandbox.clone(),
     };
     let result = tokio::select! {
         result = executor::run(&pipeline, &plugins, opts) => result,
-        _ = tokio::signal::ctrl_c() => {
-            // Dropping the run cancels every step; their programs' process groups are
-            // killed as they go. Records of finished steps are already on disk.
+        code = stop_signal() => {
+            // Every step's sandbox dies, with every process in it, before the runner
+            // exits. Records of finished steps are already on disk.
+            sandbox.shutdown().await;
             eprintln!("interrupted: the running steps were stopped");
-            return Ok(exit::INTERRUPTED);
+            return Ok(code);
         }
     };
     // Every sender is gone once the run returns; the renderer drains and ends.
     let _ = renderer.await;
     let result =
         result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
-    let report_dir = report_dir.unwrap_or_else(|| result.run_dir.join("reports"));
+    let report_dir = match folders.reports {
+        Some(dir) => dir,
+        None => folders
+            .run
+            .dir("reports")
+            .map_err(|e| ExpectedError::Internal(e.to_string()))?,
+    };
     reports::write_all(&result, &report_dir).map_err(|e| ExpectedError::Internal(e.to_string()))?;
     if format != Format::Json {
-        eprintln!("reports: {}", report_dir.display());
+        eprintln!("reports: {}", report_dir.path().display());
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         reports::github::print_annotations(&result);
-        if let Err(e) = reports::github::append_job_summary(&result) {
+        if let Some(file) = job_summary
+            && let Err(e) = reports::github::append_job_summary(file, &result)
+        {
             eprintln!("warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}");
         }
     }
@@ -388,4 +420,145 @@ async fn run(args: RunArgs, cache_root: &Path) -> Result<u8, ExpectedError> {
         Status::Failed => exit::PIPELINE_FAILED,
         _ => exit::OK,
     })
+}
+
+/// Wait for SIGINT, SIGTERM or SIGHUP; the exit code that says which.
+async fn stop_signal() -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return exit::INTERRUPTED;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => exit::INTERRUPTED,
+        _ = term.recv() => exit::TERMINATED,
+        _ = hup.recv() => exit::HUNG_UP,
+    }
+}
+
+/// The folders a run writes: `.sluice/` next to the pipeline file, the runs folder
+/// (`.sluice/runs`, or `--runs-dir`), this run's folder, and `--report-dir`.
+struct RunnerFolders {
+    state: OwnedDir,
+    runs: OwnedDir,
+    run_id: String,
+    run: OwnedDir,
+    reports: Option<OwnedDir>,
+}
+
+impl RunnerFolders {
+    fn open(
+        pipeline: &config::Pipeline,
+        runs_dir: Option<&Path>,
+        report_dir: Option<&Path>,
+    ) -> Result<RunnerFolders, ExpectedError> {
+        let internal = |e: std::io::Error| ExpectedError::Internal(format!("cannot create the run's folder: {e}"));
+        let state = OwnedDir::open_or_create(&pipeline.dir.join(".sluice")).map_err(internal)?;
+        // Keep run folders and state out of the project's version control.
+        if !state.contains(".gitignore") {
+            let _ = state.replace_file(
+                ".gitignore",
+                b"# Written by sluice: run logs, records and state are not sources.\n*\n",
+            );
+        }
+        let runs = match runs_dir {
+            Some(dir) => OwnedDir::open_or_create(dir).map_err(internal)?,
+            None => state.dir("runs").map_err(internal)?,
+        };
+        let run_id = executor::new_run_id();
+        let run = runs.create_dir(&run_id).map_err(internal)?;
+        let reports = report_dir
+            .map(|d| {
+                OwnedDir::open_or_create(d).map_err(|e| {
+                    ExpectedError::Config(format!("cannot use the report folder: {e}"))
+                })
+            })
+            .transpose()?;
+        Ok(RunnerFolders {
+            state,
+            runs,
+            run_id,
+            run,
+            reports,
+        })
+    }
+}
+
+/// Keeping the runner's own folders from the steps.
+mod private {
+    use super::*;
+    use crate::sandbox::runner_ns::RunnerIsolation;
+
+    /// Hide the runner's folders from every step, or, where that cannot be done,
+    /// refuse grants that cover them. Grants inside them are refused always.
+    pub(super) fn protect(
+        pipeline: &config::Pipeline,
+        folders: &RunnerFolders,
+        cache_root: &Path,
+        isolation: &RunnerIsolation,
+    ) -> Result<(), Vec<String>> {
+        let cache = std::fs::canonicalize(cache_root).ok().and_then(|path| {
+            OwnedDir::open_or_create(&path).ok()
+        });
+        let mut private: Vec<(&OwnedDir, &str)> = vec![(&folders.state, "run records and state")];
+        if !folders.runs.path().starts_with(folders.state.path()) {
+            private.push((&folders.runs, "run records"));
+        }
+        if let Some(cache) = &cache {
+            private.push((cache, "compiled-plugin cache"));
+        }
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let hidden = isolation.can_hide().map_err(str::to_string).and_then(|()| {
+            private
+                .iter()
+                .try_for_each(|(dir, _)| isolation.hide(dir.handle(), dir.path()))
+                .map_err(|e| e.to_string())
+        });
+        let mut errors = Vec::new();
+        for stage in &pipeline.stages {
+            for step in &stage.steps {
+                let grants = step
+                    .grants
+                    .read
+                    .iter()
+                    .map(|g| ("read", g))
+                    .chain(step.grants.write.iter().map(|g| ("write", g)));
+                for (kind, grant) in grants {
+                    let granted = real(grant);
+                    for (dir, what) in &private {
+                        let folder = real(dir.path());
+                        let shown = pipeline_relative(pipeline, &folder);
+                        if granted.starts_with(&folder) {
+                            errors.push(format!(
+                                "{}: step `{}`: `{kind}` grant {} lies inside sluice's own folder {shown} ({what}); steps cannot be granted it",
+                                pipeline.source.path.display(),
+                                step.id,
+                                grant.display()
+                            ));
+                        } else if folder.starts_with(&granted)
+                            && let Err(why) = &hidden
+                        {
+                            errors.push(format!(
+                                "{}: step `{}`: `{kind}` grant {} covers sluice's own folder {shown} ({what}), which this machine cannot hide from steps ({why}); grant the folders the step needs instead, or keep runs elsewhere with --runs-dir and the cache with --cache-dir",
+                                pipeline.source.path.display(),
+                                step.id,
+                                grant.display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    fn pipeline_relative(pipeline: &config::Pipeline, path: &Path) -> String {
+        match path.strip_prefix(&pipeline.dir) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+            _ => path.display().to_string(),
+        }
+    }
 }

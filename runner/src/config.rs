@@ -17,6 +17,10 @@ use serde_spanned::Spanned;
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default memory limit of a step (all linear memories of its component together).
 pub const DEFAULT_STEP_MEMORY: u64 = 1 << 30;
+/// Default of the most processes a step's native programs may have at once.
+pub const DEFAULT_STEP_PROCESSES: u64 = 512;
+/// Default size of the private TMPDIR of a step's native programs.
+pub const DEFAULT_TMPDIR_SIZE: u64 = 1 << 30;
 /// Default pause before the first retry; it doubles on each further retry.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -170,6 +174,10 @@ pub struct Step {
     pub needs: Vec<String>,
     pub timeout: Duration,
     pub memory: u64,
+    /// Most processes and threads of the step's native programs at once.
+    pub processes: u64,
+    /// Size of the private TMPDIR of each native program.
+    pub tmpdir_size: u64,
     pub retries: u32,
     pub retry_delay: Duration,
     pub allow_failure: bool,
@@ -309,6 +317,8 @@ struct RawStep {
     memory: Option<Spanned<String>>,
     #[serde(default)]
     retries: u32,
+    processes: Option<u64>,
+    tmpdir_size: Option<Spanned<String>>,
     retry_delay: Option<Spanned<String>>,
     #[serde(default)]
     allow_failure: bool,
@@ -583,6 +593,12 @@ fn build_step(
         needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
         timeout,
         memory,
+        processes: raw.processes.unwrap_or(DEFAULT_STEP_PROCESSES),
+        tmpdir_size: raw
+            .tmpdir_size
+            .as_ref()
+            .and_then(|s| s.get_ref().parse::<bytesize::ByteSize>().ok())
+            .map_or(DEFAULT_TMPDIR_SIZE, |b| b.as_u64()),
         retries: raw.retries,
         retry_delay,
         allow_failure: raw.allow_failure,

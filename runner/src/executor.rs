@@ -19,22 +19,29 @@ use tokio::task::JoinSet;
 use crate::capabilities::StepSandbox;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::config::{Pipeline, PluginRef, Stage, Step};
+use crate::folders::OwnedDir;
+use crate::sandbox::Sandbox;
 use crate::events::{Event, EventSink, StagePlan, Status};
 use crate::host::bindings::types;
 use crate::host::plugin::LoadedPlugin;
 use crate::host::step::{AttemptLimits, StepFailure, run_attempt};
 
 /// How to run.
-#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Steps running at once, at most.
     pub jobs: usize,
-    /// Folder under which the run's folder is created.
-    pub runs_root: PathBuf,
+    /// The run's id (see [`new_run_id`]) and its folder, already created.
+    pub run_id: String,
+    pub run_dir: OwnedDir,
     /// Cap of each step's log, in bytes.
     pub log_limit: u64,
     pub events: EventSink,
+    /// Isolation of the steps' native programs.
+    pub sandbox: Arc<Sandbox>,
 }
+
+/// Largest file a step may report as an artifact.
+pub const MAX_ARTIFACT_SIZE: u64 = 4 << 30;
 
 /// A file a step produced, as the host recorded it.
 #[derive(Debug, Clone, Serialize)]
@@ -110,25 +117,8 @@ pub async fn run(
 ) -> std::io::Result<RunResult> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    let run_id = new_run_id();
-    std::fs::create_dir_all(&opts.runs_root)?;
-    // Canonical, so that the steps' scratch folders below it are too.
-    let run_dir = std::fs::canonicalize(&opts.runs_root)?.join(&run_id);
-    std::fs::create_dir_all(&run_dir)?;
-    // Keep run folders out of the project's version control.
-    if let Some(state) = opts
-        .runs_root
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == ".sluice"))
-    {
-        let ignore = state.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::write(
-                ignore,
-                "# Written by sluice: run logs and records are not sources.\n*\n",
-            );
-        }
-    }
+    let run_id = opts.run_id.clone();
+    let run_dir = opts.run_dir.path().to_path_buf();
     opts.events.send(Event::RunStarted {
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
@@ -146,7 +136,8 @@ pub async fn run(
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
         workdir: pipeline.dir.clone(),
-        run_dir: run_dir.clone(),
+        run_dir: opts.run_dir,
+        sandbox: opts.sandbox,
         allow_unconfined_exec: pipeline.allow_unconfined_exec,
         log_limit: opts.log_limit,
         events: opts.events.clone(),
@@ -220,7 +211,7 @@ pub async fn run(
         duration_ms: started.elapsed().as_millis(),
         steps: records,
     };
-    write_json(&run_dir.join("run.json"), &result)?;
+    write_json(&ctx.run_dir, "run.json", &result)?;
     ctx.events.send(Event::RunFinished {
         run_id,
         status,
@@ -235,7 +226,8 @@ struct RunContext {
     run_id: String,
     pipeline: String,
     workdir: PathBuf,
-    run_dir: PathBuf,
+    run_dir: OwnedDir,
+    sandbox: Arc<Sandbox>,
     allow_unconfined_exec: bool,
     log_limit: u64,
     events: EventSink,
@@ -414,14 +406,21 @@ fn internal_failure(
 
 async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
     let started = Instant::now();
-    let log_path = ctx
-        .run_dir
-        .join("logs")
-        .join(stage)
-        .join(format!("{}.log", step.id));
     let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
-    let log = StepLog::create(&log_path, ctx.log_limit, events.clone())
-        .unwrap_or_else(|_| StepLog::in_memory(ctx.log_limit));
+    let name = format!("{}.log", step.id);
+    let log = match ctx
+        .run_dir
+        .dir("logs")
+        .and_then(|logs| logs.dir(stage))
+        .and_then(|dir| Ok((dir.create_file(&name)?, dir.path().join(&name))))
+    {
+        Ok((file, path)) => StepLog::create(file, path, ctx.log_limit, events),
+        Err(e) => {
+            let log = StepLog::in_memory(ctx.log_limit);
+            log.line(Source::Runner, &format!("the step log cannot be written: {e}"));
+            log
+        }
+    };
     let mut record = StepRecord {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -438,11 +437,10 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         log: log.path().map(|p| p.display().to_string()),
         log_tail: vec![],
     };
-    let scratch = ctx.run_dir.join("tmp").join(&step.id);
     let outcome = match StepSandbox::resolve(
         step,
         ctx.workdir.clone(),
-        scratch,
+        ctx.sandbox.clone(),
         ctx.allow_unconfined_exec,
         &log,
     ) {
@@ -501,16 +499,17 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         record.summary = format!("failed (allowed): {}", record.summary);
     }
     log.finish();
-    // The scratch folder (TMPDIR of the step's programs) dies with the step.
-    let _ = std::fs::remove_dir_all(ctx.run_dir.join("tmp").join(&step.id));
     record.duration_ms = started.elapsed().as_millis();
     if record.status == Status::Failed {
         record.log_tail = log.tail();
     }
-    let _ = write_json(
-        &ctx.run_dir.join("steps").join(format!("{}.json", step.id)),
-        &record,
-    );
+    if let Err(e) = ctx
+        .run_dir
+        .dir("steps")
+        .and_then(|steps| write_json(&steps, &format!("{}.json", step.id), &record))
+    {
+        tracing::error!("cannot record step {}: {e}", step.id);
+    }
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -571,7 +570,8 @@ async fn attempts(
         let wasi = sandbox
             .wasi(log)
             .map_err(|e| StepFailure::Setup(e.to_string()))?;
-        let result = run_attempt(
+        let deadline = Instant::now() + limits.timeout;
+        let attempt_result = run_attempt(
             plugin,
             wasi,
             log.clone(),
@@ -579,11 +579,23 @@ async fn attempts(
             input,
             limits,
         )
-        .await
-        .and_then(|report| {
-            let artifacts = record_artifacts(&ctx.workdir, sandbox, &report)?;
-            Ok((report, artifacts))
-        });
+        .await;
+        // A program that ran into a limit fails the step, whatever the plugin made of
+        // it, and the limit is named first.
+        let violations = sandbox.take_limit_violations();
+        let result = match attempt_result {
+            Ok(_) if !violations.is_empty() => Err(StepFailure::Limits(violations.join("; "))),
+            Err(failure) if !violations.is_empty() => Err(StepFailure::Limits(format!(
+                "{}; {failure}",
+                violations.join("; ")
+            ))),
+            Ok(report) => {
+                record_artifacts(&ctx.workdir, sandbox, &report, deadline, limits.timeout)
+                    .await
+                    .map(|artifacts| (report, artifacts))
+            }
+            Err(failure) => Err(failure),
+        };
         let reason = match &result {
             Ok((report, _)) if report.status == types::Status::Failed => {
                 Some(report.summary.clone())
@@ -616,46 +628,104 @@ async fn attempts(
     }
 }
 
-/// Hash every artifact the report names; each must lie inside the step's grants.
-fn record_artifacts(
+/// Hash every artifact the report names; each must be a regular file inside the
+/// step's grants, no larger than [`MAX_ARTIFACT_SIZE`], hashed before the step's
+/// deadline.
+async fn record_artifacts(
     workdir: &Path,
     sandbox: &StepSandbox,
     report: &types::Report,
+    deadline: Instant,
+    timeout: Duration,
 ) -> Result<Vec<ArtifactRecord>, StepFailure> {
     let mut out = Vec::new();
     for a in &report.artifacts {
-        let path = workdir.join(&a.path);
-        let canonical = std::fs::canonicalize(&path).map_err(|e| {
-            StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path))
-        })?;
-        if !sandbox.files().can_read(&canonical) {
-            return Err(StepFailure::Plugin(format!(
-                "reported artifact {} is outside the step's grants; artifacts must be files the step may read",
-                a.path
-            )));
-        }
-        let unreadable = |e: std::io::Error| {
-            StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path))
-        };
-        let mut file = std::fs::File::open(&canonical).map_err(unreadable)?;
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut file, &mut hasher).map_err(unreadable)?;
+        let file = open_artifact(&workdir.join(&a.path), sandbox)
+            .map_err(|why| StepFailure::Plugin(format!("reported artifact {}: {why}", a.path)))?;
+        let (digest, size) = tokio::task::spawn_blocking(move || hash_until(file, deadline))
+            .await
+            .map_err(|e| StepFailure::Plugin(format!("hashing artifact {}: {e}", a.path)))?
+            .map_err(|e| match e {
+                HashError::Deadline => StepFailure::Timeout(timeout),
+                HashError::Io(e) => {
+                    StepFailure::Plugin(format!("reported artifact {} cannot be read: {e}", a.path))
+                }
+            })?;
         out.push(ArtifactRecord {
             path: a.path.clone(),
             media_type: a.media_type.clone(),
             name: a.name.clone(),
             version: a.version.clone(),
-            digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+            digest,
             size,
         });
     }
     Ok(out)
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Open an artifact without blocking (a FIFO would) and check what was opened: a
+/// regular file, inside a grant, within the size cap.
+fn open_artifact(path: &Path, sandbox: &StepSandbox) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file; artifacts must be files".into());
     }
+    // Where the opened file really is, whatever links led to it.
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)))
+        .map_err(|e| format!("cannot be located: {e}"))?;
+    if !sandbox.files().can_read(&real) {
+        return Err(
+            "is outside the step's grants; artifacts must be files the step may read".into(),
+        );
+    }
+    if meta.len() > MAX_ARTIFACT_SIZE {
+        return Err(format!(
+            "is {}, more than the {} an artifact may be",
+            bytesize::ByteSize::b(meta.len()),
+            bytesize::ByteSize::b(MAX_ARTIFACT_SIZE)
+        ));
+    }
+    Ok(file)
+}
+
+enum HashError {
+    Deadline,
+    Io(std::io::Error),
+}
+
+/// `sha256:<hex>` and size of a file, giving up at `deadline`.
+fn hash_until(mut file: std::fs::File, deadline: Instant) -> Result<(String, u64), HashError> {
+    use std::io::Read;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        if Instant::now() >= deadline {
+            return Err(HashError::Deadline);
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                size += n as u64;
+                if size > MAX_ARTIFACT_SIZE {
+                    return Err(HashError::Io(std::io::Error::other("it grew past the size cap while being hashed")));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HashError::Io(e)),
+        }
+    }
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
+}
+
+fn write_json(dir: &OwnedDir, name: &str, value: &impl Serialize) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
+    dir.replace_file(name, text.as_bytes())
 }

@@ -6,7 +6,8 @@
 //! - [`host`] owns the wasmtime engine, the compiled-component cache and plugin loading;
 //! - [`validate`] loads every plugin and checks each step's `with` against its schema;
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
-//!   step may touch;
+//!   step may touch and [`sandbox`] isolating the native programs steps start and
+//!   the runner's own files ([`folders`]);
 //! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems.
 
 pub mod builtins;
@@ -15,7 +16,9 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod folders;
 pub mod host;
 pub mod render;
 pub mod reports;
+pub mod sandbox;
 pub mod validate;

@@ -4,6 +4,7 @@
 
 mod ci_plugins;
 mod cli;
+mod escapes;
 mod examples;
 mod limits;
 mod pipeline;

@@ -195,23 +195,33 @@ fn exec_granted_runs_and_streams_output() {
 
 #[test]
 fn native_program_cannot_write_outside_grants() {
-    let target = std::env::temp_dir().join(format!("sluice-escape-{}", std::process::id()));
-    let _ = std::fs::remove_file(&target);
-    let script = format!("echo escaped > {}", target.display());
+    // The host's /tmp is not the program's (its /tmp is private), the project is only
+    // readable, and system folders are read-only.
+    let host_tmp = std::env::temp_dir().join(format!("sluice-escape-{}", std::process::id()));
+    let _ = std::fs::remove_file(&host_tmp);
+    let script = format!(
+        "echo escaped > {}; echo tmp=$?; echo escaped > escaped.txt; echo project=$?; echo escaped > /usr/sluice-escape; echo usr=$?",
+        host_tmp.display()
+    );
     let p = one_step(
         &format!(r#"mode = "exec", program = "sh", args = ["-c", "{script}"]"#),
         r#"exec = ["sh"]
 read = ["."]
 write = ["out"]"#,
     );
-    p.run(&[]).expect_code(1);
+    p.run(&[]).expect_code(0);
     assert!(
-        !target.exists(),
+        !host_tmp.exists(),
         "a confined program wrote {}",
-        target.display()
+        host_tmp.display()
     );
+    assert!(!p.path().join("escaped.txt").exists());
+    assert!(!std::path::Path::new("/usr/sluice-escape").exists());
+    let out = output(&p.step("attack"), "stdout");
+    assert!(out.contains("tmp=0"), "its private /tmp is writable: {out}");
+    assert!(out.contains("project=2") && out.contains("usr=2"), "{out}");
     assert!(
-        p.step_log("attack").contains("Permission denied"),
+        p.step_log("attack").contains("Read-only file system"),
         "{}",
         p.step_log("attack")
     );

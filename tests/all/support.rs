@@ -165,3 +165,10 @@ pub fn normalize(text: &str, project: &Path) -> String {
     let text = re_run.replace_all(&text, "[RUN]");
     re_dur.replace_all(&text, " in [TIME]").into_owned()
 }
+
+/// The first `name` on PATH, if any.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

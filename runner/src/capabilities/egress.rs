@@ -2,12 +2,14 @@
 //!
 //! The plugin may open TCP connections only to the addresses the granted hosts
 //! resolve to (resolved once, when the step starts), and only on the granted ports.
-//! UDP and listening sockets are never allowed. Native programs are held to the granted
-//! ports by Landlock, and run in a network namespace of their own (no network at all)
-//! when the step has no `net` grant.
+//! UDP and listening sockets are never allowed. Native programs reach the same
+//! addresses, and only those, through their sandbox's forwarding (see
+//! [`crate::sandbox::net`]); names they look up are answered from the same resolution.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+
+use crate::sandbox::forward::NameTable;
 
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
@@ -20,15 +22,31 @@ use crate::config::NetGrant;
 pub struct NetAccess {
     grants: Vec<NetGrant>,
     addrs: Arc<Vec<SocketAddr>>,
+    names: Arc<NameTable>,
 }
 
 impl NetAccess {
     /// Resolve every granted host now; a host that does not resolve is noted in the log.
     pub fn resolve(grants: &[NetGrant], log: &StepLog) -> NetAccess {
-        let mut addrs = Vec::new();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        let mut names = NameTable::new();
         for g in grants {
             match (g.host.as_str(), g.port).to_socket_addrs() {
-                Ok(found) => addrs.extend(found),
+                Ok(found) => {
+                    for a in found {
+                        if !addrs.contains(&a) {
+                            addrs.push(a);
+                        }
+                        if g.host.parse::<std::net::IpAddr>().is_err() {
+                            let known = names
+                                .entry(g.host.trim_end_matches('.').to_ascii_lowercase())
+                                .or_default();
+                            if !known.contains(&a.ip()) {
+                                known.push(a.ip());
+                            }
+                        }
+                    }
+                }
                 Err(e) => log.line(
                     Source::Runner,
                     &format!("net grant {g} does not resolve: {e}"),
@@ -38,7 +56,18 @@ impl NetAccess {
         NetAccess {
             grants: grants.to_vec(),
             addrs: Arc::new(addrs),
+            names: Arc::new(names),
         }
+    }
+
+    /// The granted addresses, resolved.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.addrs.to_vec()
+    }
+
+    /// The granted host names and their addresses.
+    pub fn names(&self) -> Arc<NameTable> {
+        self.names.clone()
     }
 
     /// Whether the step has any network grant.

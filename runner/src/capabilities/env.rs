@@ -6,6 +6,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// The granted variables that are set in the runner's environment.
 #[derive(Debug, Clone, Default)]
 pub struct EnvAccess {
+    granted: Vec<String>,
     vars: Vec<(String, String)>,
 }
 
@@ -16,7 +17,15 @@ impl EnvAccess {
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
             .collect();
-        EnvAccess { vars }
+        EnvAccess {
+            granted: granted.to_vec(),
+            vars,
+        }
+    }
+
+    /// Whether the grant names `name` (set in the runner's environment or not).
+    pub fn granted(&self, name: &str) -> bool {
+        self.granted.iter().any(|g| g == name)
     }
 
     /// The variables, as `name`, `value`.

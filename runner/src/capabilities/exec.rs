@@ -1,29 +1,173 @@
 //! The `process` import: running native programs for steps that drive toolchains.
 //!
-//! A program runs only if the step's `exec` grant names it (by name on PATH or by
-//! absolute path; both are compared after resolving symlinks). It gets a clean
-//! environment (PATH, TMPDIR, the granted variables and the variables the plugin
-//! passes), a working directory inside the step's grants, and the confinement of
-//! [`super::confine`]. Its output streams into the step log line by line and is also
-//! returned to the plugin, capped. It is killed, with its whole process group, at its
-//! timeout or the step's, whichever comes first.
+//! A program runs only if the step's `exec` grant names it: the name the plugin asked
+//! for must be the granted name (or the absolute path that name is found at on PATH,
+//! or the granted absolute path). Resolving symlinks is not enough, because one binary
+//! often stands for many programs (every rustup proxy is the same file).
+//!
+//! It gets a clean environment: PATH, TMPDIR, the granted variables and those the
+//! plugin passes, except that variables which change what a program loads or runs
+//! (`LD_PRELOAD`, `BASH_ENV`, `GIT_CONFIG_*`, ...) pass only when the `env` grant names
+//! them. It runs in a sandbox of its own ([`crate::sandbox`]) under the step's limits;
+//! its output streams into the step log line by line and is also returned to the
+//! plugin, capped; it is killed, with everything it started, at its timeout or the
+//! step's, whichever comes first.
+//!
+//! A granted program may itself start other programs (cargo runs build scripts, git
+//! runs hooks and aliases): the real boundary is the sandbox's file, network and
+//! process confinement, which every program started inside it shares.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::confine::{ConfinePlan, Confinement};
 use super::egress::NetAccess;
 use super::env::EnvAccess;
 use super::files::FileAccess;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::host::bindings::sluice::plugin::process as wit;
+use crate::sandbox::cgroup::{Counters, StepCgroup};
+use crate::sandbox::mounts::{self, Layout};
+use crate::sandbox::plan::{NetPlan, ProgramPlan, RlimitPlan};
+use crate::sandbox::{Sandbox, net};
 
 /// Output returned to the plugin per stream, at most.
 pub const CAPTURE_LIMIT: usize = 8 << 20;
+
+/// Variables that change what a program loads or runs, by exact name.
+const LOADER_VARIABLES: &[&str] = &[
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "IFS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCPATH",
+    "NLSPATH",
+    "MALLOC_CONF",
+    "RES_OPTIONS",
+    "LOCALDOMAIN",
+    "GIT_EXEC_PATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_PROXY_COMMAND",
+    "GIT_ASKPASS",
+    "GIT_EDITOR",
+    "GIT_PAGER",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_SEQUENCE_EDITOR",
+    "GIT_TEMPLATE_DIR",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "SSH_ASKPASS",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5DB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTDOC",
+    "RUSTUP_TOOLCHAIN",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "CARGO_BUILD_RUSTC",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTDOC",
+    "GOFLAGS",
+    "GOTOOLCHAIN",
+    "CC",
+    "CXX",
+    "LD",
+    "AR",
+    "MAKEFLAGS",
+    "MAKEFILES",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "PATH",
+    "TMPDIR",
+];
+
+/// Prefixes of such variables.
+const LOADER_PREFIXES: &[&str] = &[
+    "LD_",
+    "GIT_CONFIG",
+    "BASH_FUNC_",
+    "DYLD_",
+    "CARGO_TARGET_",
+    "CARGO_REGISTRIES_",
+    "CARGO_ALIAS_",
+    "NPM_CONFIG_",
+    "npm_config_",
+];
+
+/// Whether a variable set by a plugin to `value` could make a granted program run
+/// other code. Settings that only switch configuration off are harmless.
+pub fn changes_what_runs(name: &str, value: &str) -> bool {
+    let harmless = matches!(
+        (name, value),
+        ("GIT_CONFIG_GLOBAL" | "GIT_CONFIG_SYSTEM", "/dev/null") | ("GIT_CONFIG_NOSYSTEM", _)
+    );
+    !harmless
+        && (LOADER_VARIABLES.contains(&name) || LOADER_PREFIXES.iter().any(|p| name.starts_with(p)))
+}
+
+/// The limits of a step's native programs.
+#[derive(Debug, Clone, Copy)]
+pub struct NativeLimits {
+    /// Memory of all its programs together, in bytes.
+    pub memory: u64,
+    /// Processes and threads at once.
+    pub processes: u64,
+    /// Size of the private `/tmp` (and `/dev/shm`) of each program.
+    pub tmp_size: u64,
+}
+
+/// What every program of one step shares: the step's cgroup, whether the sandbox was
+/// described in the log yet, and the limits its programs ran into.
+#[derive(Default)]
+pub struct StepPrograms {
+    cgroup: tokio::sync::OnceCell<Result<Arc<StepCgroup>, String>>,
+    described: AtomicBool,
+    violations: Mutex<Vec<String>>,
+}
+
+impl StepPrograms {
+    /// The limits the step's programs exceeded since the last call, as sentences.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn violated(&self, what: String) {
+        self.violations.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+    }
+}
 
 /// Everything `process.run` needs for one step.
 #[derive(Clone)]
@@ -33,8 +177,9 @@ pub struct ExecAccess {
     pub(crate) env: Arc<EnvAccess>,
     pub(crate) net: Arc<NetAccess>,
     pub(crate) workdir: PathBuf,
-    /// Private temporary folder of the step (TMPDIR), always writable.
-    pub(crate) scratch: PathBuf,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) limits: NativeLimits,
+    pub(crate) programs: Arc<StepPrograms>,
     pub(crate) allow_unconfined: bool,
     pub(crate) deadline: Instant,
     pub(crate) log: StepLog,
@@ -45,7 +190,7 @@ fn denied(msg: String) -> wit::ProcessError {
 }
 
 impl ExecAccess {
-    /// The `exec` grant that covers `program`, resolved to the file that would run.
+    /// The program the plugin asked for, if the step's `exec` grant names it.
     fn authorize(&self, program: &str) -> Result<ResolvedProgram, wit::ProcessError> {
         let granted_list = || {
             if self.granted.is_empty() {
@@ -53,6 +198,13 @@ impl ExecAccess {
             } else {
                 self.granted.join(", ")
             }
+        };
+        let not_granted = |found: Option<&Path>| {
+            let found = found.map(|p| format!(" ({})", p.display())).unwrap_or_default();
+            denied(format!(
+                "running `{program}`{found} is not allowed: it is not in the step's `exec` grant (granted: {}); add \"{program}\" under [stage.step.grants] exec",
+                granted_list()
+            ))
         };
         if program.is_empty() {
             return Err(wit::ProcessError::Failed(
@@ -64,45 +216,44 @@ impl ExecAccess {
                 "program `{program}` must be a bare name found on PATH or an absolute path"
             )));
         }
-        let resolved = match resolve_program(program) {
-            Some(p) => p,
-            None if self.granted.iter().any(|g| g == program) => {
+        let Some(resolved) = resolve_program(program) else {
+            if self.granted.iter().any(|g| g == program) {
                 return Err(wit::ProcessError::NotFound(format!(
                     "`{program}` is granted but not installed (searched PATH={})",
                     std::env::var("PATH").unwrap_or_default()
                 )));
             }
-            None => {
-                return Err(denied(format!(
-                    "running `{program}` is not allowed: it is not in the step's `exec` grant (granted: {}); add \"{program}\" under [stage.step.grants] exec",
-                    granted_list()
-                )));
-            }
+            return Err(not_granted(None));
         };
-        let covered = self
-            .granted
-            .iter()
-            .any(|g| g == program || resolve_program(g).is_some_and(|r| r.file == resolved.file));
-        if covered {
+        let named = |grant: &String| {
+            grant == program
+                || (grant.starts_with('/') && !program.starts_with('/') && resolved.path == Path::new(grant))
+                || (!grant.starts_with('/')
+                    && program.starts_with('/')
+                    && resolve_program(grant).is_some_and(|g| g.path == Path::new(program)))
+        };
+        if self.granted.iter().any(named) {
             Ok(resolved)
         } else {
-            Err(denied(format!(
-                "running `{program}` ({}) is not allowed: it is not in the step's `exec` grant (granted: {}); add \"{program}\" under [stage.step.grants] exec",
-                resolved.file.display(),
-                granted_list()
-            )))
+            Err(not_granted(Some(&resolved.path)))
         }
     }
 
+    /// The program's working folder: `cwd` (inside the grants), else the pipeline's
+    /// folder when the step may read it, else its private `/tmp`.
     fn working_dir(&self, cwd: Option<&str>) -> Result<PathBuf, wit::ProcessError> {
         let Some(cwd) = cwd else {
-            return Ok(self.workdir.clone());
+            return Ok(if self.files.can_read(&self.workdir) {
+                self.workdir.clone()
+            } else {
+                PathBuf::from("/tmp")
+            });
         };
         let joined = self.workdir.join(cwd);
         let canonical = std::fs::canonicalize(&joined).map_err(|e| {
             wit::ProcessError::Failed(format!("working directory {}: {e}", joined.display()))
         })?;
-        if self.files.can_read(&canonical) || canonical.starts_with(&self.scratch) {
+        if self.files.can_read(&canonical) {
             Ok(canonical)
         } else {
             Err(denied(format!(
@@ -112,110 +263,108 @@ impl ExecAccess {
         }
     }
 
+    /// The environment: PATH, TMPDIR, the granted variables, and the plugin's own,
+    /// refusing plugin variables that change what runs unless granted by name.
+    fn environment(&self, requested: &[(String, String)]) -> Result<Vec<(String, String)>, wit::ProcessError> {
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "PATH".into(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            ),
+            ("TMPDIR".into(), "/tmp".into()),
+        ];
+        env.extend(self.env.vars().iter().cloned());
+        for (name, value) in requested {
+            if changes_what_runs(name, value) && !self.env.granted(name) {
+                return Err(denied(format!(
+                    "the plugin may not set `{name}`: it changes what programs load or run; it passes only when the step's `env` grant names it (add \"{name}\" under [stage.step.grants] env)"
+                )));
+            }
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), value.clone()));
+        }
+        Ok(env)
+    }
+
     /// Run one program to completion.
     pub async fn run(&self, command: wit::Command) -> Result<wit::Completed, wit::ProcessError> {
         let program = self.authorize(&command.program)?;
         let cwd = self.working_dir(command.cwd.as_deref())?;
-        std::fs::create_dir_all(&self.scratch).map_err(|e| {
-            wit::ProcessError::Failed(format!(
-                "cannot create the step's scratch folder {}: {e}",
-                self.scratch.display()
-            ))
-        })?;
+        let env = self.environment(&command.env)?;
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let limit = command
             .timeout_ms
             .map(Duration::from_millis)
             .map_or(remaining, |t| t.min(remaining));
-
-        // Run the program as found (a rustup proxy must see its own name in argv[0]);
-        // the grant was checked against the file it resolves to.
-        let mut cmd = tokio::process::Command::new(&program.path);
-        cmd.args(&command.args)
-            .current_dir(&cwd)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("TMPDIR", &self.scratch)
-            .envs(self.env.vars().iter().map(|(k, v)| (k, v)))
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if command.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-
-        let mut read: Vec<&Path> = self.files.readable().collect();
-        let mut write: Vec<&Path> = self.files.writable().collect();
-        read.push(&cwd);
-        write.push(&self.scratch);
-        let plan = ConfinePlan {
-            read,
-            write,
-            program: &program.file,
-            tcp_ports: self.net.ports(),
-            isolate_network: !self.net.any(),
-        };
-        match Confinement::prepare(&plan) {
-            Ok(confinement) => confinement.install(&mut cmd),
-            Err(e) if self.allow_unconfined => {
-                self.log.line(
-                    Source::Runner,
-                    &format!(
-                        "{e}; running `{}` unconfined, as the pipeline allows",
-                        command.program
-                    ),
-                );
-            }
-            Err(e) => {
-                return Err(denied(format!(
-                    "{e}; set `allow-unconfined-exec = true` under [pipeline] to accept running native programs unconfined"
-                )));
-            }
-        }
-
         let shown = std::iter::once(command.program.as_str())
             .chain(command.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
-        self.log.line(Source::Runner, &format!("$ {shown}"));
+
+        let cgroup = self
+            .programs
+            .cgroup
+            .get_or_init(|| async {
+                match self.sandbox.cgroups() {
+                    Ok(support) => StepCgroup::create(support, self.limits.memory, self.limits.processes)
+                        .map(Arc::new)
+                        .map_err(|e| format!("cannot create the step's cgroup: {e}")),
+                    Err(why) => Err(why.to_string()),
+                }
+            })
+            .await;
+        let plan = self.plan(&command, &program, &cwd, env, cgroup.is_ok());
+        let procs = match cgroup {
+            Ok(c) => c.procs_files().map_err(|e| {
+                wit::ProcessError::Failed(format!("cannot open the step's cgroup: {e}"))
+            })?,
+            Err(_) => Vec::new(),
+        };
+        let before = cgroup.as_ref().map(|c| c.counters()).unwrap_or_default();
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| {
-            wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.path.display()))
-        })?;
-        // Whatever happens from here on (even the step being cancelled), the program and
-        // everything it started are killed when this guard goes away.
-        let group = child.id().map(|p| ProcessGroup(p as i32));
-        if let (Some(bytes), Some(mut stdin)) = (command.stdin, child.stdin.take()) {
-            tokio::spawn(async move {
-                let _ = stdin.write_all(&bytes).await;
-            });
-        }
+        let spawned = self
+            .sandbox
+            .spawn(
+                &plan,
+                command.stdin.clone(),
+                procs,
+                self.net.names(),
+                &self.log,
+                self.deadline,
+            )
+            .await;
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.is_unavailable() && self.allow_unconfined => {
+                self.log.line(
+                    Source::Runner,
+                    &format!("{e}; running `{}` unconfined, as the pipeline allows", command.program),
+                );
+                return self.run_unconfined(&command, &program, &cwd, &plan.env, limit, &shown).await;
+            }
+            Err(e) if e.is_unavailable() => {
+                return Err(denied(format!(
+                    "{e}; set `allow-unconfined-exec = true` under [pipeline] to accept running native programs unconfined"
+                )));
+            }
+            Err(e) => {
+                return Err(wit::ProcessError::Failed(format!(
+                    "cannot start `{}` in its sandbox: {e}",
+                    command.program
+                )));
+            }
+        };
+        self.describe_once(cgroup);
+        self.log.line(Source::Runner, &format!("$ {shown}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let out_task = tokio::spawn(capture(stdout, self.log.clone(), Source::Exec));
         let err_task = tokio::spawn(capture(stderr, self.log.clone(), Source::ExecStderr));
-
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(status) => (
-                status.map_err(|e| {
-                    wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}"))
-                })?,
-                false,
-            ),
+            Ok(status) => (status, false),
             Err(_) => {
-                if let Some(group) = &group {
-                    group.kill();
-                }
-                let status = child.wait().await.map_err(|e| {
-                    wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}"))
-                })?;
+                child.kill();
+                let status = child.wait().await;
                 self.log.line(
                     Source::Runner,
                     &format!("`{shown}` killed after {} ms (timeout)", limit.as_millis()),
@@ -223,21 +372,206 @@ impl ExecAccess {
                 (status, true)
             }
         };
-        // The group may still hold the pipes open (a daemonised grandchild); end it.
+        let status = status
+            .map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
+        drop(child);
+        let (stdout, out_trunc) = out_task.await.unwrap_or_default();
+        let (stderr, err_trunc) = err_task.await.unwrap_or_default();
+        if let Ok(c) = cgroup {
+            self.check_limits(before, c.counters(), &shown);
+        }
+        self.log.finish();
+        Ok(completed(status, timed_out, stdout, stderr, out_trunc || err_trunc, started))
+    }
+
+    /// The sandbox of one program.
+    fn plan(
+        &self,
+        command: &wit::Command,
+        program: &ResolvedProgram,
+        cwd: &Path,
+        env: Vec<(String, String)>,
+        in_cgroup: bool,
+    ) -> ProgramPlan {
+        let read: Vec<PathBuf> = self.files.read_only().map(Path::to_path_buf).collect();
+        let write: Vec<PathBuf> = self.files.writable().map(Path::to_path_buf).collect();
+        let (mounts, mut landlock, executable) = mounts::plan(&Layout {
+            read: &read,
+            write: &write,
+            program_path: &program.path,
+            program_file: &program.file,
+            tmp_size: self.limits.tmp_size,
+            resolv_conf: self.net.any().then(net::resolv_conf),
+        });
+        landlock.tcp_ports = self.net.ports();
+        let net_plan = self.net.any().then(|| {
+            let listeners = self.net.addresses();
+            let mut local_addresses = Vec::new();
+            for a in &listeners {
+                if !a.ip().is_loopback() && !local_addresses.contains(&a.ip()) {
+                    local_addresses.push(a.ip());
+                }
+            }
+            NetPlan {
+                local_addresses,
+                listeners,
+                resolver: net::RESOLVER,
+            }
+        });
+        let rlimits = if in_cgroup {
+            RlimitPlan::default()
+        } else {
+            RlimitPlan {
+                processes: Some(self.limits.processes),
+                data: Some(self.limits.memory),
+            }
+        };
+        ProgramPlan {
+            executable,
+            argv0: command.program.clone(),
+            args: command.args.clone(),
+            env,
+            cwd: cwd.to_path_buf(),
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            mounts,
+            landlock,
+            net: net_plan,
+            rlimits,
+            cgroup_fds: 0,
+        }
+    }
+
+    /// Say once per step how its programs are isolated and which limits hold.
+    fn describe_once(&self, cgroup: &Result<Arc<StepCgroup>, String>) {
+        if self.programs.described.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let size = |b: u64| bytesize::ByteSize::b(b).to_string();
+        let landlock = match super::confine::abi() {
+            Some(v) => format!("Landlock ABI {v}"),
+            None => "no Landlock (the kernel lacks it)".into(),
+        };
+        let limits = match (cgroup, self.sandbox.cgroups()) {
+            (Ok(_), Ok(support)) => format!(
+                "memory {} for all its programs and {} processes ({})",
+                size(self.limits.memory),
+                self.limits.processes,
+                support.kind()
+            ),
+            (Err(why), _) => {
+                let processes = if rustix::process::geteuid().is_root() {
+                    "processes not limited (root is exempt from RLIMIT_NPROC)".to_string()
+                } else {
+                    format!("{} processes (RLIMIT_NPROC)", self.limits.processes)
+                };
+                format!(
+                    "memory {} per process (RLIMIT_DATA), {processes}; no cgroup: {why}",
+                    size(self.limits.memory)
+                )
+            }
+            (Ok(_), Err(_)) => unreachable!("a step cgroup exists only where cgroups are supported"),
+        };
+        self.log.line(
+            Source::Runner,
+            &format!(
+                "native programs run isolated: own user, PID, mount, network, IPC and UTS namespaces, no capabilities, {landlock}; limits: {limits}, TMPDIR {} (tmpfs)",
+                size(self.limits.tmp_size)
+            ),
+        );
+    }
+
+    /// Record the limits a program ran into.
+    fn check_limits(&self, before: Counters, after: Counters, shown: &str) {
+        let size = bytesize::ByteSize::b(self.limits.memory);
+        if after.oom_kills > before.oom_kills {
+            let what = format!(
+                "a program was killed for exceeding the step's memory limit of {size} (`{shown}`)"
+            );
+            self.log.line(Source::Runner, &what);
+            self.programs.violated(what);
+        }
+        if after.process_limit_hits > before.process_limit_hits {
+            let what = format!(
+                "the step's programs reached its limit of {} processes ({} refused; `{shown}`)",
+                self.limits.processes,
+                after.process_limit_hits - before.process_limit_hits
+            );
+            self.log.line(Source::Runner, &what);
+            self.programs.violated(what);
+        }
+    }
+
+    /// Run a program with no isolation (the pipeline allowed it on a machine that
+    /// cannot isolate programs).
+    async fn run_unconfined(
+        &self,
+        command: &wit::Command,
+        program: &ResolvedProgram,
+        cwd: &Path,
+        env: &[(String, String)],
+        limit: Duration,
+        shown: &str,
+    ) -> Result<wit::Completed, wit::ProcessError> {
+        let mut cmd = tokio::process::Command::new(&program.path);
+        let cwd = if cwd == Path::new("/tmp") { std::env::temp_dir() } else { cwd.to_path_buf() };
+        cmd.args(&command.args)
+            .current_dir(&cwd)
+            .env_clear()
+            .envs(env.iter().filter(|(k, _)| k != "TMPDIR").map(|(k, v)| (k, v)))
+            .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        self.log.line(Source::Runner, &format!("$ {shown}"));
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.path.display()))
+        })?;
+        let group = child.id().map(|p| ProcessGroup(p as i32));
+        if let (Some(bytes), Some(mut stdin)) = (command.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let out_task = tokio::spawn(capture(child.stdout.take().expect("piped"), self.log.clone(), Source::Exec));
+        let err_task = tokio::spawn(capture(child.stderr.take().expect("piped"), self.log.clone(), Source::ExecStderr));
+        let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => (status, false),
+            Err(_) => {
+                if let Some(g) = &group {
+                    g.kill();
+                }
+                (child.wait().await, true)
+            }
+        };
+        let status = status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
         drop(group);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
         self.log.finish();
-        use std::os::unix::process::ExitStatusExt;
-        Ok(wit::Completed {
-            exit_code: status.code(),
-            signal: status.signal(),
-            timed_out,
-            stdout,
-            stderr,
-            truncated: out_trunc || err_trunc,
-            duration_ms: started.elapsed().as_millis() as u64,
-        })
+        Ok(completed(status, timed_out, stdout, stderr, out_trunc || err_trunc, started))
+    }
+}
+
+fn completed(
+    status: ExitStatus,
+    timed_out: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+    started: Instant,
+) -> wit::Completed {
+    use std::os::unix::process::ExitStatusExt;
+    wit::Completed {
+        exit_code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stdout,
+        stderr,
+        truncated,
+        duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -266,16 +600,13 @@ async fn capture(
     (kept, truncated)
 }
 
-/// The process group of a started program (`process_group(0)` made the program its
-/// leader); killed when dropped.
+/// The process group of an unconfined program; killed when dropped.
 struct ProcessGroup(i32);
 
 impl ProcessGroup {
     fn kill(&self) {
-        // SAFETY: kill(2) with a negative pid signals that process group; no memory is
-        // involved.
-        unsafe {
-            libc::kill(-self.0, libc::SIGKILL);
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
 }
@@ -291,7 +622,7 @@ impl Drop for ProcessGroup {
 pub struct ResolvedProgram {
     /// The path as found, which is what is executed.
     pub path: PathBuf,
-    /// The file it resolves to (symlinks followed), which grants are compared by.
+    /// The file it resolves to (symlinks followed).
     pub file: PathBuf,
 }
 
@@ -329,5 +660,32 @@ impl wit::Host for crate::host::step::StepState {
             }
             None => Err(denied("`describe` may not run programs".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_that_change_what_runs_are_recognised() {
+        for v in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "BASH_ENV",
+            "ENV",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "BASH_FUNC_x%%",
+            "RUSTC_WRAPPER",
+            "HOME",
+        ] {
+            assert!(changes_what_runs(v, "/tmp/x"), "{v}");
+        }
+        for v in ["CI", "RUST_BACKTRACE", "CARGO_TERM_COLOR", "LANG"] {
+            assert!(!changes_what_runs(v, "1"), "{v}");
+        }
+        assert!(!changes_what_runs("GIT_CONFIG_GLOBAL", "/dev/null"));
+        assert!(changes_what_runs("GIT_CONFIG_GLOBAL", "/tmp/evil.gitconfig"));
     }
 }

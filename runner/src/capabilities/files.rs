@@ -57,6 +57,11 @@ impl FileAccess {
             .map(PathBuf::as_path)
     }
 
+    /// Folders granted for reading only (a folder may also be in a write grant).
+    pub fn read_only(&self) -> impl Iterator<Item = &Path> {
+        self.read.iter().map(PathBuf::as_path)
+    }
+
     /// Folders writable.
     pub fn writable(&self) -> impl Iterator<Item = &Path> {
         self.write.iter().map(PathBuf::as_path)
@@ -102,6 +107,20 @@ fn canonical_dir(grant: &'static str, dir: &Path) -> Result<PathBuf, GrantError>
         path: dir.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if canonical == Path::new("/") {
+        return Err(GrantError::Path {
+            grant,
+            path: dir.to_path_buf(),
+            reason: "it is the whole machine; grant the folders the step needs".into(),
+        });
+    }
+    if ["/proc", "/sys", "/dev"].iter().any(|p| canonical.starts_with(p)) {
+        return Err(GrantError::Path {
+            grant,
+            path: dir.to_path_buf(),
+            reason: "/proc, /sys and /dev cannot be granted; native programs get their own".into(),
+        });
+    }
     if !canonical.is_dir() {
         return Err(GrantError::Path {
             grant,

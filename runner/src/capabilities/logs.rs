@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -83,23 +83,15 @@ struct LogInner {
 }
 
 impl StepLog {
-    /// A log written to `path` (created, with its folder), capped at `limit` bytes.
-    /// Lines are also sent as [`Event::StepLog`] when `events` is given.
+    /// A log written to `file` (found at `path`), capped at `limit` bytes. Lines are
+    /// also sent as [`Event::StepLog`] when `events` is given.
     pub fn create(
-        path: &Path,
+        file: File,
+        path: PathBuf,
         limit: u64,
         events: Option<(EventSink, String, String)>,
-    ) -> std::io::Result<StepLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = File::create(path)?;
-        Ok(StepLog::with_file(
-            Some(path.to_path_buf()),
-            Some(BufWriter::new(file)),
-            limit,
-            events,
-        ))
+    ) -> StepLog {
+        StepLog::with_file(Some(path), Some(BufWriter::new(file)), limit, events)
     }
 
     /// A log that keeps only its tail in memory (used for `describe` calls).

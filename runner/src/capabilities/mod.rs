@@ -5,7 +5,8 @@
 //! - [`files`]: `read` / `write` grants as preopened folders;
 //! - [`env`]: `env` grant;
 //! - [`egress`]: `net` grant for TCP sockets;
-//! - [`exec`]: `exec` grant, the `process` import; [`confine`] confines the programs;
+//! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
+//!   [`confine`] is the Landlock layer of that sandbox;
 //! - [`logs`]: the step log (stdout, stderr, `log` import, program output).
 
 pub mod confine;
@@ -22,6 +23,7 @@ use std::time::Instant;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use crate::config::{Grants, Step};
+use crate::sandbox::Sandbox;
 use logs::{Source, StepLog};
 
 /// A grant that cannot be honoured as written.
@@ -43,18 +45,19 @@ pub struct StepSandbox {
     net: Arc<egress::NetAccess>,
     exec: Arc<Vec<String>>,
     workdir: PathBuf,
-    scratch: PathBuf,
+    sandbox: Arc<Sandbox>,
+    limits: exec::NativeLimits,
+    programs: Arc<exec::StepPrograms>,
     allow_unconfined_exec: bool,
 }
 
 impl StepSandbox {
-    /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `scratch` an absolute,
-    /// canonical path for a folder private to the step, used as TMPDIR for its programs
-    /// and created when the first one starts (most steps start none).
+    /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `sandbox` isolates
+    /// the native programs the step starts.
     pub fn resolve(
         step: &Step,
         workdir: PathBuf,
-        scratch: PathBuf,
+        sandbox: Arc<Sandbox>,
         allow_unconfined_exec: bool,
         log: &StepLog,
     ) -> Result<StepSandbox, GrantError> {
@@ -71,7 +74,13 @@ impl StepSandbox {
             net: Arc::new(egress::NetAccess::resolve(net, log)),
             exec: Arc::new(exec.clone()),
             workdir,
-            scratch,
+            sandbox,
+            limits: exec::NativeLimits {
+                memory: step.memory,
+                processes: step.processes,
+                tmp_size: step.tmpdir_size,
+            },
+            programs: Arc::new(exec::StepPrograms::default()),
             allow_unconfined_exec,
         })
     }
@@ -87,7 +96,8 @@ impl StepSandbox {
         // File operations on local disks finish in microseconds; running them in place
         // instead of handing each to a blocking thread makes a plugin that reads a
         // thousand small files (an advisory database) ten times faster. Must be set
-        // before the preopens, which capture it.
+        // before the preopens, which capture it. A call that blocks (a FIFO) is
+        // interrupted at the step's deadline (see `host::deadline`).
         b.allow_blocking_current_thread(true);
         self.files.preopen(&mut b)?;
         self.env.apply(&mut b);
@@ -108,10 +118,18 @@ impl StepSandbox {
             env: self.env.clone(),
             net: self.net.clone(),
             workdir: self.workdir.clone(),
-            scratch: self.scratch.clone(),
+            sandbox: self.sandbox.clone(),
+            limits: self.limits,
+            programs: self.programs.clone(),
             allow_unconfined: self.allow_unconfined_exec,
             deadline,
             log: log.clone(),
         }
+    }
+
+    /// The limits the step's native programs ran into since the last call (one
+    /// attempt), as sentences.
+    pub fn take_limit_violations(&self) -> Vec<String> {
+        self.programs.take_violations()
     }
 }

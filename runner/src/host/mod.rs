@@ -1,9 +1,11 @@
 //! The WebAssembly host: one engine ([`engine`]), the compiled-component cache
 //! ([`cache`]), the bindings generated from `wit/` ([`bindings`]), plugin loading
-//! ([`plugin`]) and the running of one step attempt ([`step`]).
+//! ([`plugin`]), the running of one step attempt ([`step`]), and the watchdog that
+//! interrupts host calls blocked past an attempt's deadline ([`watchdog`]).
 
 pub mod bindings;
 pub mod cache;
 pub mod engine;
 pub mod plugin;
 pub mod step;
+pub mod watchdog;

@@ -114,6 +114,9 @@ pub enum StepFailure {
     Plugin(String),
     #[error("could not start: {0}")]
     Setup(String),
+    /// A native program of the step ran into the step's limits.
+    #[error("{0}")]
+    Limits(String),
 }
 
 impl StepFailure {
@@ -221,7 +224,15 @@ pub async fn run_attempt(
             .call_run(&mut store, &input)
             .await
     };
-    let outcome = tokio::time::timeout(limits.timeout + DEADLINE_GRACE, call).await;
+    let outcome = tokio::time::timeout(
+        limits.timeout + DEADLINE_GRACE,
+        super::watchdog::watch(deadline, call),
+    )
+    .await;
+    // Whatever the plugin made of a call interrupted at the deadline, the step is over.
+    if Instant::now() >= deadline {
+        return Err(StepFailure::Timeout(limits.timeout));
+    }
     match outcome {
         Err(_elapsed) => Err(StepFailure::Timeout(limits.timeout)),
         Ok(Err(e)) => Err(classify(e, &store, limits)),

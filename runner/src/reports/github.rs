@@ -274,16 +274,27 @@ pub fn job_summary(run: &RunResult) -> String {
     md
 }
 
-/// Append the job summary to the file named by `$GITHUB_STEP_SUMMARY`, if set.
-pub fn append_job_summary(run: &RunResult) -> std::io::Result<()> {
+/// Append the job summary to `file` (see [`open_job_summary`]).
+pub fn append_job_summary(mut file: std::fs::File, run: &RunResult) -> std::io::Result<()> {
+    file.write_all(job_summary(run).as_bytes())
+}
+
+/// Open `$GITHUB_STEP_SUMMARY` for appending, when it is set, without following a
+/// link at its last component. Done before any step runs.
+pub fn open_job_summary() -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
-        return Ok(());
+        return Ok(None);
     };
-    let mut f = std::fs::OpenOptions::new()
+    if std::env::var("GITHUB_ACTIONS").ok().as_deref() != Some("true") {
+        return Ok(None);
+    }
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?;
-    f.write_all(job_summary(run).as_bytes())
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map(Some)
 }
 
 #[cfg(test)]

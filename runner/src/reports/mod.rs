@@ -15,6 +15,7 @@ pub mod summary;
 use std::path::{Path, PathBuf};
 
 use crate::executor::RunResult;
+use crate::folders::OwnedDir;
 use crate::host::bindings::types::Severity;
 
 /// A report that could not be written.
@@ -26,14 +27,9 @@ pub struct ReportError {
     pub source: std::io::Error,
 }
 
-/// Write `junit.xml`, `results.sarif` and `summary.json` into `dir` (created).
-/// Returns the paths written.
-pub fn write_all(run: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let fail = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ReportError { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(fail(dir))?;
+/// Write `junit.xml`, `results.sarif` and `summary.json` into `dir`, replacing what
+/// is there without following links. Returns the paths written.
+pub fn write_all(run: &RunResult, dir: &OwnedDir) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let files: [(&str, String); 3] = [
         ("junit.xml", junit::render(run)),
@@ -41,8 +37,12 @@ pub fn write_all(run: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportErro
         ("summary.json", summary::render(run)),
     ];
     for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(fail(&path))?;
+        let path = dir.path().join(name);
+        dir.replace_file(name, text.as_bytes())
+            .map_err(|source| ReportError {
+                path: path.clone(),
+                source,
+            })?;
         written.push(path);
     }
     Ok(written)

@@ -1,0 +1,426 @@
+//! The file system a native program sees: a fresh, read-only root holding only the
+//! system's toolchain folders (read-only), the step's grants at their own paths
+//! (read-only or writable), a private `/tmp` and `/dev/shm` of a fixed size, a minimal
+//! `/dev`, a `/proc` of the sandbox's own processes, and nothing else: no home folder,
+//! no `/run`, no foreign UNIX sockets, no other process. Secrets of the machine under
+//! `/etc` (shadow passwords, sudoers, SSH host keys, TLS private keys) are masked.
+//!
+//! [`plan`] decides the table in the runner; [`build_root`] makes it in the sandbox's
+//! init process and pivots into it.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+use super::plan::{LandlockPlan, MountPlan};
+
+/// Read-only system folders every toolchain needs.
+pub const SYSTEM_FOLDERS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+];
+
+/// Devices a program may use.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Files and folders under /etc that hold the machine's secrets.
+const SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssl/private",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_dsa_key",
+];
+
+/// What the file system of one program is made from.
+pub struct Layout<'a> {
+    /// Read grants (canonical folders).
+    pub read: &'a [PathBuf],
+    /// Write grants (canonical folders).
+    pub write: &'a [PathBuf],
+    /// The program as found (may go through symlinks) and the file it resolves to.
+    pub program_path: &'a Path,
+    pub program_file: &'a Path,
+    /// Size of `/tmp` and of `/dev/shm`.
+    pub tmp_size: u64,
+    /// The resolver configuration to show, for steps with `net` grants.
+    pub resolv_conf: Option<String>,
+}
+
+/// The mount table, the Landlock rules and the path to execute, for `layout`.
+pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan, PathBuf) {
+    let mut mounts: Vec<MountPlan> = Vec::new();
+    let mut landlock = LandlockPlan {
+        list: vec![PathBuf::from("/")],
+        ..LandlockPlan::default()
+    };
+    let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for folder in SYSTEM_FOLDERS {
+        let path = Path::new(folder);
+        match path.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(to) = std::fs::read_link(path) {
+                    symlinks.push((path.to_path_buf(), to.clone()));
+                    mounts.push(MountPlan::Symlink {
+                        target: path.to_path_buf(),
+                        points_to: to,
+                    });
+                }
+            }
+            Ok(m) if m.is_dir() => {
+                mounts.push(MountPlan::Bind {
+                    source: path.to_path_buf(),
+                    writable: false,
+                    follow_symlinks: true,
+                });
+                landlock.read.push(path.to_path_buf());
+            }
+            _ => {}
+        }
+    }
+    let cpu = Path::new("/sys/devices/system/cpu");
+    if cpu.is_dir() {
+        mounts.push(MountPlan::Bind {
+            source: cpu.to_path_buf(),
+            writable: false,
+            follow_symlinks: true,
+        });
+        landlock.read.push(cpu.to_path_buf());
+    }
+    mounts.push(MountPlan::Tmpfs {
+        target: "/dev".into(),
+        size: 64 << 10,
+        mode: 0o755,
+    });
+    for d in DEVICES {
+        let path = Path::new("/dev").join(d);
+        if path.exists() {
+            landlock.devices.push(path.clone());
+            mounts.push(MountPlan::Bind {
+                source: path,
+                writable: true,
+                follow_symlinks: true,
+            });
+        }
+    }
+    for (name, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        mounts.push(MountPlan::Symlink {
+            target: Path::new("/dev").join(name),
+            points_to: to.into(),
+        });
+    }
+    for target in ["/dev/shm", "/tmp"] {
+        mounts.push(MountPlan::Tmpfs {
+            target: target.into(),
+            size: layout.tmp_size,
+            mode: 0o1777,
+        });
+        landlock.write.push(target.into());
+    }
+    mounts.push(MountPlan::Proc {
+        target: "/proc".into(),
+    });
+    landlock.read.push("/proc".into());
+
+    // Grants, at their own paths; a grant of a system folder replaces its bind.
+    for (dirs, writable) in [(layout.read, false), (layout.write, true)] {
+        for dir in dirs {
+            // Writes come second, so a folder both read and written ends writable.
+            mounts.retain(|m| m.target() != dir.as_path());
+            mounts.push(MountPlan::Bind {
+                source: dir.clone(),
+                writable,
+                follow_symlinks: false,
+            });
+            if writable {
+                landlock.write.push(dir.clone());
+            } else {
+                landlock.read.push(dir.clone());
+            }
+        }
+    }
+
+    let granted = |p: &Path| layout.read.iter().chain(layout.write).any(|g| g == p);
+    for secret in SECRETS {
+        let path = Path::new(secret);
+        if path.symlink_metadata().is_ok() && !granted(path) {
+            mounts.push(MountPlan::Mask {
+                target: path.to_path_buf(),
+            });
+        }
+    }
+    if let Some(content) = &layout.resolv_conf {
+        // /etc/resolv.conf is often a link into /run; show the file it points at.
+        let target = std::fs::canonicalize("/etc/resolv.conf")
+            .unwrap_or_else(|_| PathBuf::from("/etc/resolv.conf"));
+        mounts.push(MountPlan::File {
+            target,
+            content: content.clone(),
+        });
+    }
+
+    // The program: run it by the path it was found at when that path exists in the
+    // sandbox, else bind the file it resolves to and run that.
+    let visible = |p: &Path| {
+        let p = symlinks
+            .iter()
+            .find_map(|(link, to)| p.strip_prefix(link).ok().map(|rest| Path::new("/").join(to).join(rest)))
+            .unwrap_or_else(|| p.to_path_buf());
+        mounts.iter().any(|m| {
+            matches!(m, MountPlan::Bind { .. }) && p.starts_with(m.target())
+        })
+    };
+    let executable = if visible(layout.program_path) {
+        layout.program_path.to_path_buf()
+    } else {
+        if !visible(layout.program_file) {
+            mounts.push(MountPlan::Bind {
+                source: layout.program_file.to_path_buf(),
+                writable: false,
+                follow_symlinks: false,
+            });
+        }
+        layout.program_file.to_path_buf()
+    };
+    landlock.read.push(executable.clone());
+
+    // Parents before children, so that a nested grant or mask lands on top.
+    mounts.sort_by_key(|m| m.target().components().count());
+    (mounts, landlock, executable)
+}
+
+/// Make the mount table under a new root and pivot into it. Runs in the sandbox's
+/// init process, in its own mount namespace.
+pub fn build_root(mounts: &[MountPlan]) -> io::Result<()> {
+    // Open every source first: the staging tmpfs below may hide some of them.
+    let mut sources: HashMap<usize, OwnedFd> = HashMap::new();
+    for (i, m) in mounts.iter().enumerate() {
+        if let MountPlan::Bind {
+            source,
+            follow_symlinks,
+            ..
+        } = m
+        {
+            let resolve = if *follow_symlinks {
+                ResolveFlags::NO_MAGICLINKS
+            } else {
+                ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+            };
+            let fd = rustix::fs::openat2(
+                rustix::fs::CWD,
+                source.as_path(),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            )
+            .map_err(|e| {
+                let why = if e == rustix::io::Errno::LOOP {
+                    "a folder on its path was replaced by a symbolic link".to_string()
+                } else {
+                    e.to_string()
+                };
+                io::Error::other(format!("{}: {why}", source.display()))
+            })?;
+            sources.insert(i, fd);
+        }
+    }
+    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+    let stage = ["/tmp", "/run", "/mnt", "/var/tmp"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_dir())
+        .ok_or_else(|| io::Error::other("no folder to stage the new root in (/tmp is missing)"))?;
+    tmpfs(stage, 256 << 10, 0o700, MountFlags::NOSUID | MountFlags::NODEV)?;
+    let root = stage.join("root");
+    std::fs::create_dir(&root)?;
+    tmpfs(&root, 1 << 20, 0o755, MountFlags::NOSUID | MountFlags::NODEV)?;
+    let empty_file = stage.join("empty");
+    std::fs::write(&empty_file, b"")?;
+
+    for (i, m) in mounts.iter().enumerate() {
+        let target = root.join(m.target().strip_prefix("/").unwrap_or(m.target()));
+        let context = |e: io::Error| io::Error::other(format!("{}: {e}", m.target().display()));
+        match m {
+            MountPlan::Bind { writable, .. } => {
+                let fd = &sources[&i];
+                let stat = rustix::fs::fstat(fd).map_err(|e| context(e.into()))?;
+                let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+                mountpoint(&target, kind == rustix::fs::FileType::Directory).map_err(context)?;
+                let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                rustix::mount::mount_bind_recursive(src.as_str(), &target)
+                    .map_err(|e| context(e.into()))?;
+                let device = kind == rustix::fs::FileType::CharacterDevice;
+                restrict_mount(&target, !writable, !device).map_err(context)?;
+            }
+            MountPlan::Tmpfs { size, mode, .. } => {
+                mountpoint(&target, true).map_err(context)?;
+                tmpfs(&target, *size, *mode, MountFlags::NOSUID | MountFlags::NODEV)
+                    .map_err(context)?;
+            }
+            MountPlan::Proc { .. } => {
+                mountpoint(&target, true).map_err(context)?;
+                rustix::mount::mount(
+                    "proc",
+                    &target,
+                    "proc",
+                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    None,
+                )
+                .map_err(|e| context(e.into()))?;
+            }
+            MountPlan::Symlink { points_to, .. } => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(context)?;
+                }
+                std::os::unix::fs::symlink(points_to, &target).map_err(context)?;
+            }
+            MountPlan::Mask { .. } => {
+                if target.is_dir() {
+                    tmpfs(
+                        &target,
+                        4 << 10,
+                        0o000,
+                        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    )
+                    .map_err(context)?;
+                } else if target.exists() {
+                    rustix::mount::mount_bind(&empty_file, &target).map_err(|e| context(e.into()))?;
+                    restrict_mount(&target, true, true).map_err(context)?;
+                }
+            }
+            MountPlan::File { content, .. } => {
+                let staged = stage.join(format!("file-{i}"));
+                std::fs::write(&staged, content).map_err(context)?;
+                mountpoint(&target, false).map_err(context)?;
+                rustix::mount::mount_bind(&staged, &target).map_err(|e| context(e.into()))?;
+                restrict_mount(&target, true, true).map_err(context)?;
+            }
+        }
+    }
+    rustix::mount::mount_remount(
+        &root,
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        c"",
+    )?;
+    rustix::process::chdir(&root)?;
+    rustix::process::pivot_root(".", ".")?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)?;
+    rustix::process::chdir("/")?;
+    Ok(())
+}
+
+fn tmpfs(target: &Path, size: u64, mode: u32, flags: MountFlags) -> io::Result<()> {
+    let options = std::ffi::CString::new(format!("size={size},mode={mode:o}"))
+        .expect("no NUL in mount options");
+    rustix::mount::mount("tmpfs", target, "tmpfs", flags, options.as_c_str())?;
+    Ok(())
+}
+
+/// Create what `target` needs to be mounted on: a folder, or an empty file.
+fn mountpoint(target: &Path, dir: bool) -> io::Result<()> {
+    if target.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if dir {
+        std::fs::create_dir(target)
+    } else {
+        std::fs::write(target, b"")
+    }
+}
+
+/// Read-only (when asked), no set-uid programs, and no devices (unless it is one),
+/// for the mount at `target` and everything below it.
+fn restrict_mount(target: &Path, read_only: bool, nodev: bool) -> io::Result<()> {
+    match super::sys::lock_down_mount_tree(target, read_only, nodev) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // Before Linux 5.12: only the top mount can be changed. Flags the mount
+            // already has (locked in a user namespace) must be kept.
+            let current = rustix::fs::statvfs(target)?;
+            let mut flags = MountFlags::BIND | MountFlags::NOSUID;
+            if read_only {
+                flags |= MountFlags::RDONLY;
+            }
+            if nodev {
+                flags |= MountFlags::NODEV;
+            }
+            let kept = current.f_flag;
+            if kept.contains(rustix::fs::StatVfsMountFlags::NOEXEC) {
+                flags |= MountFlags::NOEXEC;
+            }
+            if kept.contains(rustix::fs::StatVfsMountFlags::NODEV) {
+                flags |= MountFlags::NODEV;
+            }
+            if kept.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+                flags |= MountFlags::RDONLY;
+            }
+            rustix::mount::mount_remount(target, flags, c"")?;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_land_on_top_of_system_folders_and_each_other() {
+        let read = vec![PathBuf::from("/work/proj")];
+        let write = vec![PathBuf::from("/work/proj/target")];
+        let (mounts, landlock, exe) = plan(&Layout {
+            read: &read,
+            write: &write,
+            program_path: Path::new("/bin/sh"),
+            program_file: Path::new("/usr/bin/dash"),
+            tmp_size: 1 << 20,
+            resolv_conf: None,
+        });
+        let targets: Vec<&Path> = mounts.iter().map(MountPlan::target).collect();
+        let proj = targets.iter().position(|t| *t == Path::new("/work/proj")).unwrap();
+        let target = targets
+            .iter()
+            .position(|t| *t == Path::new("/work/proj/target"))
+            .unwrap();
+        assert!(proj < target, "{targets:?}");
+        assert!(targets.contains(&Path::new("/proc")));
+        assert!(landlock.write.contains(&PathBuf::from("/work/proj/target")));
+        assert!(!landlock.write.contains(&PathBuf::from("/work/proj")));
+        assert_eq!(exe, Path::new("/bin/sh"));
+    }
+
+    #[test]
+    fn a_program_outside_every_folder_is_bound_alone() {
+        let (mounts, _, exe) = plan(&Layout {
+            read: &[],
+            write: &[],
+            program_path: Path::new("/home/me/.local/bin/tool"),
+            program_file: Path::new("/home/me/tools/tool-1.2"),
+            tmp_size: 1 << 20,
+            resolv_conf: None,
+        });
+        assert_eq!(exe, Path::new("/home/me/tools/tool-1.2"));
+        assert!(mounts.contains(&MountPlan::Bind {
+            source: "/home/me/tools/tool-1.2".into(),
+            writable: false,
+            follow_symlinks: false,
+        }));
+    }
+}
