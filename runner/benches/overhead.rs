@@ -5,10 +5,11 @@
 //!    `run` call of a trivial step (target: at most 100 µs, a tenth of spawning
 //!    `/bin/true`).
 //! 2. The cost of spawning `/bin/true`, for scale.
-//! 3. The cost of isolation per native program: `/bin/true` started in its sandbox
-//!    (namespaces, mounts, cgroup, Landlock, dropped capabilities) against spawning it
-//!    directly (target: at most 2 ms added), and a whole native step (a plugin that
-//!    runs `/bin/true` through `process`).
+//! 3. The cost of isolation: making a step's sandbox (namespaces, mounts, cgroup,
+//!    Landlock, dropped capabilities), `/bin/true` run in a ready one, and whole native
+//!    steps (a plugin that runs `/bin/true` through `process`), each a new step or the
+//!    same step again, against spawning `/bin/true` directly (target: at most 2 ms
+//!    added per native step).
 //! 4. `sluice run` of a 100-step pipeline with a warm component cache, end to end
 //!    (target: under 50 ms).
 
@@ -58,13 +59,15 @@ fn trivial_step(with: serde_json::Value, grants: Grants) -> Step {
     }
 }
 
-/// Per-attempt overhead of `step`, run `n` times after 10% warm-up.
+/// Per-attempt overhead of `step`, run `n` times after 10% warm-up. With
+/// `fresh_step`, every attempt is a new step (its own sandbox and cgroup).
 fn step_overhead(
     runtime: &tokio::runtime::Runtime,
     sandbox: &Arc<Sandbox>,
     pooling: bool,
     step: Step,
     n: usize,
+    fresh_step: bool,
     label: &str,
 ) {
     let cache = tempfile::tempdir().unwrap();
@@ -79,14 +82,18 @@ fn step_overhead(
     let plugin = runtime.block_on(host.load(&step.uses)).unwrap();
     let workdir = tempfile::tempdir().unwrap();
     let log = StepLog::in_memory(1 << 20);
-    let stepsandbox = StepSandbox::resolve(
-        &step,
-        workdir.path().to_path_buf(),
-        sandbox.clone(),
-        false,
-        &log,
-    )
-    .unwrap();
+    let resolve = || {
+        let _guard = runtime.enter();
+        StepSandbox::resolve(
+            &step,
+            workdir.path().to_path_buf(),
+            sandbox.clone(),
+            false,
+            &log,
+        )
+        .unwrap()
+    };
+    let mut stepsandbox = resolve();
     let limits = AttemptLimits {
         timeout: step.timeout,
         memory: step.memory,
@@ -107,19 +114,26 @@ fn step_overhead(
     let warmup = n / 10;
     for i in 0..n + warmup {
         let started = Instant::now();
+        if fresh_step {
+            stepsandbox = resolve();
+        }
         let wasi = stepsandbox.wasi(&log).unwrap();
         let report = runtime
-            .block_on(run_attempt(
-                &plugin,
-                wasi,
-                log.clone(),
-                |d| stepsandbox.exec(&log, d),
-                input.clone(),
-                limits,
-            ))
+            .block_on(async {
+                let report = run_attempt(
+                    &plugin,
+                    wasi,
+                    log.clone(),
+                    |d| stepsandbox.exec(&log, d),
+                    input.clone(),
+                    limits,
+                )
+                .await;
+                stepsandbox.end_attempt().await;
+                report
+            })
             .unwrap();
         let took = started.elapsed();
-        assert!(!report.summary.is_empty());
         assert_eq!(
             report.status,
             sluice::host::bindings::types::Status::Passed,
@@ -141,75 +155,95 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>,
         "warm step (on-demand allocator)"
     };
     let step = trivial_step(serde_json::json!({ "mode": "ok" }), Grants::default());
-    step_overhead(runtime, sandbox, pooling, step, 3000, label);
+    step_overhead(runtime, sandbox, pooling, step, 3000, false, label);
 }
 
-/// A whole native step: the adversary runs `/bin/true` through `process`.
+/// A whole native step: the adversary runs `/bin/true` through `process`, in a step
+/// of its own each time (sandbox and cgroup made for it) and in the same step again.
 fn native_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
-    let step = trivial_step(
-        serde_json::json!({ "mode": "exec", "program": "/bin/true" }),
-        Grants {
-            exec: vec!["/bin/true".into()],
-            ..Grants::default()
-        },
+    let step = || {
+        trivial_step(
+            serde_json::json!({ "mode": "exec", "program": "/bin/true" }),
+            Grants {
+                exec: vec!["/bin/true".into()],
+                ..Grants::default()
+            },
+        )
+    };
+    step_overhead(
+        runtime,
+        sandbox,
+        true,
+        step(),
+        300,
+        true,
+        "native step, new step each time",
     );
     step_overhead(
         runtime,
         sandbox,
         true,
-        step,
+        step(),
         500,
-        "native step (plugin runs /bin/true)",
+        false,
+        "native step, same step (retry or 2nd program)",
     );
 }
 
-/// `/bin/true` in a sandbox of its own, started and waited for, without a plugin.
+/// `/bin/true` started in a ready step sandbox and waited for, without a plugin.
 fn sandboxed_true(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
     use sluice::sandbox::mounts::{Layout, plan};
-    use sluice::sandbox::plan::{ProgramPlan, RlimitPlan};
+    use sluice::sandbox::plan::{ProgramPlan, RlimitPlan, SandboxPlan};
     let cgroup = sandbox
         .cgroups()
         .ok()
         .map(|c| sluice::sandbox::cgroup::StepCgroup::create(c, 64 << 20, 64).unwrap());
-    let (mounts, landlock, executable) = plan(&Layout {
+    let programs = vec![(
+        PathBuf::from("/bin/true"),
+        std::fs::canonicalize("/bin/true").unwrap(),
+    )];
+    let (mounts, landlock) = plan(&Layout {
         read: &[],
         write: &[],
-        program_path: std::path::Path::new("/bin/true"),
-        program_file: &std::fs::canonicalize("/bin/true").unwrap(),
+        programs: &programs,
         tmp_size: 16 << 20,
         resolv_conf: None,
     });
-    let program = ProgramPlan {
-        executable,
-        argv0: "true".into(),
-        args: vec![],
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: "/tmp".into(),
+    let plan = SandboxPlan {
         uid: rustix::process::geteuid().as_raw(),
         gid: rustix::process::getegid().as_raw(),
         mounts,
         landlock,
         net: None,
         rlimits: RlimitPlan::default(),
-        cgroup_fds: 0,
+    };
+    let program = ProgramPlan {
+        executable: "/bin/true".into(),
+        argv0: "true".into(),
+        args: vec![],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: "/tmp".into(),
     };
     let log = StepLog::in_memory(1 << 20);
-    let mut samples = Vec::new();
-    for i in 0..550 {
+    let mut made = Vec::new();
+    let mut env = None;
+    for _ in 0..50 {
         let procs = cgroup.as_ref().map(|c| c.procs_files().unwrap()).unwrap_or_default();
         let started = Instant::now();
+        env = Some(
+            runtime
+                .block_on(sandbox.open_step(&plan, procs, Default::default(), &log))
+                .unwrap(),
+        );
+        made.push(started.elapsed());
+    }
+    stats("step sandbox made (namespaces, mounts, cgroup)", made);
+    let env = env.unwrap();
+    let mut samples = Vec::new();
+    for i in 0..550 {
+        let started = Instant::now();
         let status = runtime.block_on(async {
-            let mut child = sandbox
-                .spawn(
-                    &program,
-                    None,
-                    procs,
-                    Default::default(),
-                    &log,
-                    Instant::now() + Duration::from_secs(10),
-                )
-                .await
-                .unwrap();
+            let mut child = env.run(&program, None).await.unwrap();
             child.wait().await.unwrap()
         });
         if i >= 50 {
@@ -217,7 +251,7 @@ fn sandboxed_true(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
         }
         assert!(status.success());
     }
-    stats("sandboxed /bin/true (spawn + wait)", samples);
+    stats("/bin/true in a ready step sandbox", samples);
 }
 
 fn spawn_true() {

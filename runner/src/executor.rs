@@ -580,6 +580,8 @@ async fn attempts(
             limits,
         )
         .await;
+        // Nothing the attempt started outlives it (before its artifacts are hashed).
+        sandbox.end_attempt().await;
         // A program that ran into a limit fails the step, whatever the plugin made of
         // it, and the limit is named first.
         let violations = sandbox.take_limit_violations();

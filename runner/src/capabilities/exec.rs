@@ -32,8 +32,8 @@ use crate::capabilities::logs::{Source, StepLog};
 use crate::host::bindings::sluice::plugin::process as wit;
 use crate::sandbox::cgroup::{Counters, StepCgroup};
 use crate::sandbox::mounts::{self, Layout};
-use crate::sandbox::plan::{NetPlan, ProgramPlan, RlimitPlan};
-use crate::sandbox::{Sandbox, net};
+use crate::sandbox::plan::{MountPlan, NetPlan, ProgramPlan, RlimitPlan, SandboxPlan};
+use crate::sandbox::{Sandbox, StepEnvironment, net};
 
 /// Output returned to the plugin per stream, at most.
 pub const CAPTURE_LIMIT: usize = 8 << 20;
@@ -149,16 +149,71 @@ pub struct NativeLimits {
     pub tmp_size: u64,
 }
 
-/// What every program of one step shares: the step's cgroup, whether the sandbox was
-/// described in the log yet, and the limits its programs ran into.
-#[derive(Default)]
+/// Why a step's sandbox could not be made.
+#[derive(Debug, Clone)]
+pub struct EnvironmentError {
+    /// This machine cannot isolate programs at all.
+    pub unavailable: bool,
+    pub message: String,
+}
+
+/// A step's sandbox and the mount table it was made with.
+pub struct PreparedEnvironment {
+    environment: StepEnvironment,
+    mounts: Vec<MountPlan>,
+}
+
+/// What every program of one step shares: the step's sandbox (made once, as soon as
+/// the step starts), its cgroup, whether the sandbox was described in the log yet,
+/// and the limits its programs ran into.
 pub struct StepPrograms {
-    cgroup: tokio::sync::OnceCell<Result<Arc<StepCgroup>, String>>,
+    granted: Arc<Vec<String>>,
+    files: Arc<FileAccess>,
+    net: Arc<NetAccess>,
+    sandbox: Arc<Sandbox>,
+    limits: NativeLimits,
+    log: StepLog,
+    cgroup: std::sync::OnceLock<Result<Arc<StepCgroup>, String>>,
+    environment: tokio::sync::OnceCell<Result<Arc<PreparedEnvironment>, EnvironmentError>>,
     described: AtomicBool,
     violations: Mutex<Vec<String>>,
 }
 
 impl StepPrograms {
+    pub(crate) fn new(
+        granted: Arc<Vec<String>>,
+        files: Arc<FileAccess>,
+        net: Arc<NetAccess>,
+        sandbox: Arc<Sandbox>,
+        limits: NativeLimits,
+        log: StepLog,
+    ) -> StepPrograms {
+        StepPrograms {
+            granted,
+            files,
+            net,
+            sandbox,
+            limits,
+            log,
+            cgroup: std::sync::OnceLock::new(),
+            environment: tokio::sync::OnceCell::new(),
+            described: AtomicBool::new(false),
+            violations: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Start making the step's sandbox now, so that it is ready when the plugin
+    /// starts its first program. Only for steps that may start programs.
+    pub fn prepare(self: &Arc<Self>) {
+        if self.granted.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.environment().await;
+        });
+    }
+
     /// The limits the step's programs exceeded since the last call, as sentences.
     pub fn take_violations(&self) -> Vec<String> {
         std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
@@ -167,18 +222,191 @@ impl StepPrograms {
     fn violated(&self, what: String) {
         self.violations.lock().unwrap_or_else(|e| e.into_inner()).push(what);
     }
+
+    /// End every process an attempt left in the sandbox, so that nothing outlives it.
+    pub async fn end_attempt(&self) {
+        if let Some(Ok(prepared)) = self.environment.get()
+            && let Err(e) = prepared.environment.kill_all().await
+        {
+            self.log.line(Source::Runner, &format!("ending the step's programs: {e}"));
+        }
+    }
+
+    fn cgroup(&self) -> &Result<Arc<StepCgroup>, String> {
+        self.cgroup.get_or_init(|| match self.sandbox.cgroups() {
+            Ok(support) => StepCgroup::create(support, self.limits.memory, self.limits.processes)
+                .map(Arc::new)
+                .map_err(|e| format!("cannot create the step's cgroup: {e}")),
+            Err(why) => Err(why.to_string()),
+        })
+    }
+
+    /// The step's sandbox, made on first use.
+    async fn environment(&self) -> &Result<Arc<PreparedEnvironment>, EnvironmentError> {
+        self.environment
+            .get_or_init(|| async {
+                let cgroup = self.cgroup();
+                let procs = match cgroup {
+                    Ok(c) => c.procs_files().map_err(|e| EnvironmentError {
+                        unavailable: false,
+                        message: format!("cannot open the step's cgroup: {e}"),
+                    })?,
+                    Err(_) => Vec::new(),
+                };
+                let plan = self.plan(cgroup.is_ok());
+                let mounts = plan.mounts.clone();
+                let environment = self
+                    .sandbox
+                    .open_step(&plan, procs, self.net.names(), &self.log)
+                    .await
+                    .map_err(|e| EnvironmentError {
+                        unavailable: e.is_unavailable(),
+                        message: e.to_string(),
+                    })?;
+                Ok(Arc::new(PreparedEnvironment { environment, mounts }))
+            })
+            .await
+    }
+
+    /// The step's sandbox: its file system, network and limits.
+    fn plan(&self, in_cgroup: bool) -> SandboxPlan {
+        let read: Vec<PathBuf> = self.files.read_only().map(Path::to_path_buf).collect();
+        let write: Vec<PathBuf> = self.files.writable().map(Path::to_path_buf).collect();
+        let programs: Vec<(PathBuf, PathBuf)> = self
+            .granted
+            .iter()
+            .filter_map(|g| resolve_program(g))
+            .map(|r| (r.path, r.file))
+            .collect();
+        let (mounts, mut landlock) = mounts::plan(&Layout {
+            read: &read,
+            write: &write,
+            programs: &programs,
+            tmp_size: self.limits.tmp_size,
+            resolv_conf: self.net.any().then(net::resolv_conf),
+        });
+        landlock.tcp_ports = self.net.ports();
+        let net_plan = self.net.any().then(|| {
+            let listeners = self.net.addresses();
+            let mut local_addresses = Vec::new();
+            for a in &listeners {
+                if !a.ip().is_loopback() && !local_addresses.contains(&a.ip()) {
+                    local_addresses.push(a.ip());
+                }
+            }
+            NetPlan {
+                local_addresses,
+                listeners,
+                resolver: net::RESOLVER,
+            }
+        });
+        let rlimits = if in_cgroup {
+            RlimitPlan::default()
+        } else {
+            RlimitPlan {
+                processes: Some(self.limits.processes),
+                data: Some(self.limits.memory),
+            }
+        };
+        SandboxPlan {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            mounts,
+            landlock,
+            net: net_plan,
+            rlimits,
+        }
+    }
+
+    /// Say once per step how its programs are isolated and which limits hold.
+    fn describe_once(&self) {
+        if self.described.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let size = |b: u64| bytesize::ByteSize::b(b).to_string();
+        let landlock = match super::confine::abi() {
+            Some(v) => format!("Landlock ABI {v}"),
+            None => "no Landlock (the kernel lacks it)".into(),
+        };
+        let limits = match (self.cgroup(), self.sandbox.cgroups()) {
+            (Ok(_), Ok(support)) => format!(
+                "memory {} for all its programs and {} processes ({})",
+                size(self.limits.memory),
+                self.limits.processes,
+                support.kind()
+            ),
+            (Err(why), _) => {
+                let processes = if rustix::process::geteuid().is_root() {
+                    "processes not limited (root is exempt from RLIMIT_NPROC)".to_string()
+                } else {
+                    format!("{} processes (RLIMIT_NPROC)", self.limits.processes)
+                };
+                format!(
+                    "memory {} per process (RLIMIT_DATA), {processes} (no cgroup: {why})",
+                    size(self.limits.memory)
+                )
+            }
+            (Ok(_), Err(_)) => unreachable!("a step cgroup exists only where cgroups are supported"),
+        };
+        self.log.line(
+            Source::Runner,
+            &format!(
+                "native programs run isolated: own user, PID, mount, network, IPC and UTS namespaces, no capabilities, {landlock}; limits: TMPDIR {} (tmpfs), {limits}",
+                size(self.limits.tmp_size)
+            ),
+        );
+    }
+
+    /// Record the limits a program ran into.
+    fn check_limits(&self, before: Counters, after: Counters, shown: &str) {
+        let size = bytesize::ByteSize::b(self.limits.memory);
+        if after.oom_kills > before.oom_kills {
+            let what = format!(
+                "a program was killed for exceeding the step's memory limit of {size} (`{shown}`)"
+            );
+            self.log.line(Source::Runner, &what);
+            self.violated(what);
+        }
+        if after.process_limit_hits > before.process_limit_hits {
+            let what = format!(
+                "the step's programs reached its limit of {} processes ({} refused; `{shown}`)",
+                self.limits.processes,
+                after.process_limit_hits - before.process_limit_hits
+            );
+            self.log.line(Source::Runner, &what);
+            self.violated(what);
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        match self.cgroup.get() {
+            Some(Ok(c)) => c.counters(),
+            _ => Counters::default(),
+        }
+    }
 }
 
-/// Everything `process.run` needs for one step.
+impl Drop for StepPrograms {
+    fn drop(&mut self) {
+        // Removing the group waits for its last processes to go: not on a worker.
+        if let Some(Ok(cgroup)) = self.cgroup.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || drop(cgroup));
+                }
+                Err(_) => drop(cgroup),
+            }
+        }
+    }
+}
+
+/// Everything `process.run` needs for one attempt of a step.
 #[derive(Clone)]
 pub struct ExecAccess {
     pub(crate) granted: Arc<Vec<String>>,
     pub(crate) files: Arc<FileAccess>,
     pub(crate) env: Arc<EnvAccess>,
-    pub(crate) net: Arc<NetAccess>,
     pub(crate) workdir: PathBuf,
-    pub(crate) sandbox: Arc<Sandbox>,
-    pub(crate) limits: NativeLimits,
     pub(crate) programs: Arc<StepPrograms>,
     pub(crate) allow_unconfined: bool,
     pub(crate) deadline: Instant,
@@ -301,60 +529,56 @@ impl ExecAccess {
             .collect::<Vec<_>>()
             .join(" ");
 
-        let cgroup = self
-            .programs
-            .cgroup
-            .get_or_init(|| async {
-                match self.sandbox.cgroups() {
-                    Ok(support) => StepCgroup::create(support, self.limits.memory, self.limits.processes)
-                        .map(Arc::new)
-                        .map_err(|e| format!("cannot create the step's cgroup: {e}")),
-                    Err(why) => Err(why.to_string()),
-                }
-            })
-            .await;
-        let plan = self.plan(&command, &program, &cwd, env, cgroup.is_ok());
-        let procs = match cgroup {
-            Ok(c) => c.procs_files().map_err(|e| {
-                wit::ProcessError::Failed(format!("cannot open the step's cgroup: {e}"))
-            })?,
-            Err(_) => Vec::new(),
-        };
-        let before = cgroup.as_ref().map(|c| c.counters()).unwrap_or_default();
-        let started = Instant::now();
-        let spawned = self
-            .sandbox
-            .spawn(
-                &plan,
-                command.stdin.clone(),
-                procs,
-                self.net.names(),
-                &self.log,
-                self.deadline,
-            )
-            .await;
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.is_unavailable() && self.allow_unconfined => {
+        let prepared = match self.programs.environment().await {
+            Ok(prepared) => prepared.clone(),
+            Err(e) if e.unavailable && self.allow_unconfined => {
                 self.log.line(
                     Source::Runner,
-                    &format!("{e}; running `{}` unconfined, as the pipeline allows", command.program),
+                    &format!(
+                        "{}; running `{}` unconfined, as the pipeline allows",
+                        e.message, command.program
+                    ),
                 );
-                return self.run_unconfined(&command, &program, &cwd, &plan.env, limit, &shown).await;
+                return self.run_unconfined(&command, &program, &cwd, &env, limit, &shown).await;
             }
-            Err(e) if e.is_unavailable() => {
+            Err(e) if e.unavailable => {
                 return Err(denied(format!(
-                    "{e}; set `allow-unconfined-exec = true` under [pipeline] to accept running native programs unconfined"
+                    "{}; set `allow-unconfined-exec = true` under [pipeline] to accept running native programs unconfined",
+                    e.message
                 )));
             }
             Err(e) => {
                 return Err(wit::ProcessError::Failed(format!(
-                    "cannot start `{}` in its sandbox: {e}",
-                    command.program
+                    "cannot make the step's sandbox: {}",
+                    e.message
                 )));
             }
         };
-        self.describe_once(cgroup);
+        let executable = mounts::executable(&prepared.mounts, &program.path, &program.file)
+            .ok_or_else(|| {
+                wit::ProcessError::Failed(format!(
+                    "`{}` ({}) is not in the step's sandbox: it was not installed where it is now when the step started",
+                    command.program,
+                    program.path.display()
+                ))
+            })?;
+        let plan = ProgramPlan {
+            executable,
+            argv0: command.program.clone(),
+            args: command.args.clone(),
+            env,
+            cwd,
+        };
+        let before = self.programs.counters();
+        let started = Instant::now();
+        let mut child = prepared
+            .environment
+            .run(&plan, command.stdin.clone())
+            .await
+            .map_err(|e| {
+                wit::ProcessError::Failed(format!("cannot start `{}`: {e}", command.program))
+            })?;
+        self.programs.describe_once();
         self.log.line(Source::Runner, &format!("$ {shown}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -363,7 +587,7 @@ impl ExecAccess {
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
             Ok(status) => (status, false),
             Err(_) => {
-                child.kill();
+                child.kill().await;
                 let status = child.wait().await;
                 self.log.line(
                     Source::Runner,
@@ -377,129 +601,9 @@ impl ExecAccess {
         drop(child);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
-        if let Ok(c) = cgroup {
-            self.check_limits(before, c.counters(), &shown);
-        }
+        self.programs.check_limits(before, self.programs.counters(), &shown);
         self.log.finish();
         Ok(completed(status, timed_out, stdout, stderr, out_trunc || err_trunc, started))
-    }
-
-    /// The sandbox of one program.
-    fn plan(
-        &self,
-        command: &wit::Command,
-        program: &ResolvedProgram,
-        cwd: &Path,
-        env: Vec<(String, String)>,
-        in_cgroup: bool,
-    ) -> ProgramPlan {
-        let read: Vec<PathBuf> = self.files.read_only().map(Path::to_path_buf).collect();
-        let write: Vec<PathBuf> = self.files.writable().map(Path::to_path_buf).collect();
-        let (mounts, mut landlock, executable) = mounts::plan(&Layout {
-            read: &read,
-            write: &write,
-            program_path: &program.path,
-            program_file: &program.file,
-            tmp_size: self.limits.tmp_size,
-            resolv_conf: self.net.any().then(net::resolv_conf),
-        });
-        landlock.tcp_ports = self.net.ports();
-        let net_plan = self.net.any().then(|| {
-            let listeners = self.net.addresses();
-            let mut local_addresses = Vec::new();
-            for a in &listeners {
-                if !a.ip().is_loopback() && !local_addresses.contains(&a.ip()) {
-                    local_addresses.push(a.ip());
-                }
-            }
-            NetPlan {
-                local_addresses,
-                listeners,
-                resolver: net::RESOLVER,
-            }
-        });
-        let rlimits = if in_cgroup {
-            RlimitPlan::default()
-        } else {
-            RlimitPlan {
-                processes: Some(self.limits.processes),
-                data: Some(self.limits.memory),
-            }
-        };
-        ProgramPlan {
-            executable,
-            argv0: command.program.clone(),
-            args: command.args.clone(),
-            env,
-            cwd: cwd.to_path_buf(),
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-            mounts,
-            landlock,
-            net: net_plan,
-            rlimits,
-            cgroup_fds: 0,
-        }
-    }
-
-    /// Say once per step how its programs are isolated and which limits hold.
-    fn describe_once(&self, cgroup: &Result<Arc<StepCgroup>, String>) {
-        if self.programs.described.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let size = |b: u64| bytesize::ByteSize::b(b).to_string();
-        let landlock = match super::confine::abi() {
-            Some(v) => format!("Landlock ABI {v}"),
-            None => "no Landlock (the kernel lacks it)".into(),
-        };
-        let limits = match (cgroup, self.sandbox.cgroups()) {
-            (Ok(_), Ok(support)) => format!(
-                "memory {} for all its programs and {} processes ({})",
-                size(self.limits.memory),
-                self.limits.processes,
-                support.kind()
-            ),
-            (Err(why), _) => {
-                let processes = if rustix::process::geteuid().is_root() {
-                    "processes not limited (root is exempt from RLIMIT_NPROC)".to_string()
-                } else {
-                    format!("{} processes (RLIMIT_NPROC)", self.limits.processes)
-                };
-                format!(
-                    "memory {} per process (RLIMIT_DATA), {processes}; no cgroup: {why}",
-                    size(self.limits.memory)
-                )
-            }
-            (Ok(_), Err(_)) => unreachable!("a step cgroup exists only where cgroups are supported"),
-        };
-        self.log.line(
-            Source::Runner,
-            &format!(
-                "native programs run isolated: own user, PID, mount, network, IPC and UTS namespaces, no capabilities, {landlock}; limits: {limits}, TMPDIR {} (tmpfs)",
-                size(self.limits.tmp_size)
-            ),
-        );
-    }
-
-    /// Record the limits a program ran into.
-    fn check_limits(&self, before: Counters, after: Counters, shown: &str) {
-        let size = bytesize::ByteSize::b(self.limits.memory);
-        if after.oom_kills > before.oom_kills {
-            let what = format!(
-                "a program was killed for exceeding the step's memory limit of {size} (`{shown}`)"
-            );
-            self.log.line(Source::Runner, &what);
-            self.programs.violated(what);
-        }
-        if after.process_limit_hits > before.process_limit_hits {
-            let what = format!(
-                "the step's programs reached its limit of {} processes ({} refused; `{shown}`)",
-                self.limits.processes,
-                after.process_limit_hits - before.process_limit_hits
-            );
-            self.log.line(Source::Runner, &what);
-            self.programs.violated(what);
-        }
     }
 
     /// Run a program with no isolation (the pipeline allowed it on a machine that

@@ -45,8 +45,6 @@ pub struct StepSandbox {
     net: Arc<egress::NetAccess>,
     exec: Arc<Vec<String>>,
     workdir: PathBuf,
-    sandbox: Arc<Sandbox>,
-    limits: exec::NativeLimits,
     programs: Arc<exec::StepPrograms>,
     allow_unconfined_exec: bool,
 }
@@ -68,19 +66,32 @@ impl StepSandbox {
             net,
             env,
         } = &step.grants;
-        Ok(StepSandbox {
-            files: Arc::new(files::FileAccess::resolve(read, write, log)?),
-            env: Arc::new(env::EnvAccess::resolve(env)),
-            net: Arc::new(egress::NetAccess::resolve(net, log)),
-            exec: Arc::new(exec.clone()),
-            workdir,
+        let files = Arc::new(files::FileAccess::resolve(read, write, log)?);
+        let net = Arc::new(egress::NetAccess::resolve(net, log));
+        let exec = Arc::new(exec.clone());
+        let limits = exec::NativeLimits {
+            memory: step.memory,
+            processes: step.processes,
+            tmp_size: step.tmpdir_size,
+        };
+        let programs = Arc::new(exec::StepPrograms::new(
+            exec.clone(),
+            files.clone(),
+            net.clone(),
             sandbox,
-            limits: exec::NativeLimits {
-                memory: step.memory,
-                processes: step.processes,
-                tmp_size: step.tmpdir_size,
-            },
-            programs: Arc::new(exec::StepPrograms::default()),
+            limits,
+            log.clone(),
+        ));
+        // A step that may start programs gets its sandbox made while its plugin
+        // starts.
+        programs.prepare();
+        Ok(StepSandbox {
+            files,
+            env: Arc::new(env::EnvAccess::resolve(env)),
+            net,
+            exec,
+            workdir,
+            programs,
             allow_unconfined_exec,
         })
     }
@@ -116,10 +127,7 @@ impl StepSandbox {
             granted: self.exec.clone(),
             files: self.files.clone(),
             env: self.env.clone(),
-            net: self.net.clone(),
             workdir: self.workdir.clone(),
-            sandbox: self.sandbox.clone(),
-            limits: self.limits,
             programs: self.programs.clone(),
             allow_unconfined: self.allow_unconfined_exec,
             deadline,
@@ -131,5 +139,10 @@ impl StepSandbox {
     /// attempt), as sentences.
     pub fn take_limit_violations(&self) -> Vec<String> {
         self.programs.take_violations()
+    }
+
+    /// End every native program an attempt left running (daemons included).
+    pub async fn end_attempt(&self) {
+        self.programs.end_attempt().await;
     }
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -27,7 +27,7 @@ const ANSWER_TTL: u32 = 60;
 /// Granted host names (lower case, no trailing dot) and their addresses.
 pub type NameTable = HashMap<String, Vec<IpAddr>>;
 
-/// The forwarding of one program; stops when dropped.
+/// The forwarding of one step's sandbox; stops when dropped.
 pub struct Forwarding {
     tasks: Vec<JoinHandle<()>>,
 }
@@ -47,7 +47,6 @@ pub fn start(
     plan: &NetPlan,
     names: Arc<NameTable>,
     log: StepLog,
-    deadline: Instant,
 ) -> io::Result<Forwarding> {
     if sockets.len() != plan.listeners.len() + 1 {
         return Err(io::Error::other(format!(
@@ -76,7 +75,7 @@ pub fn start(
                     let _permit = permit;
                     // The address the program connected to is where the listener sits.
                     let Ok(target) = inside.local_addr() else { return };
-                    forward(inside, target, deadline).await;
+                    forward(inside, target).await;
                 });
             }
         }));
@@ -88,9 +87,8 @@ pub fn start(
     Ok(Forwarding { tasks })
 }
 
-async fn forward(mut inside: tokio::net::TcpStream, target: SocketAddr, deadline: Instant) {
-    let wait = CONNECT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
-    let outside = match tokio::time::timeout(wait, tokio::net::TcpStream::connect(target)).await {
+async fn forward(mut inside: tokio::net::TcpStream, target: SocketAddr) {
+    let outside = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
         // The program sees the connection reset, as if the address refused it.
         _ => {

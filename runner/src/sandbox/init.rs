@@ -1,34 +1,47 @@
-//! The init process of one sandbox: PID 1 of a new PID namespace, in new user, mount,
-//! network, IPC and UTS namespaces, created by the launcher. It joins the step's
-//! cgroups, maps the runner's user to itself, sets up loopback (and the forwarded
-//! addresses of `net` grants), builds the file system ([`super::mounts`]), then starts
-//! the program in a child process that drops every capability, applies the rlimits and
-//! Landlock, and executes it. It reaps everything in the namespace and reports the
-//! program's exit status; when it exits, the kernel kills whatever is left.
+//! The two processes that make and run a step's sandbox.
 //!
-//! Runs in a fork of the single-threaded launcher, so ordinary Rust is fine here.
+//! The **holder**, forked by the launcher once per step, joins the step's cgroups,
+//! enters a new user namespace mapping the runner's user to itself, then new network,
+//! mount, IPC and UTS namespaces; sets up loopback (and the forwarded addresses of
+//! `net` grants); builds the sandbox's file system ([`super::mounts`]); and forks the
+//! **init** into a new PID namespace, then waits for it.
+//!
+//! The init, PID 1 of that namespace, mounts `/proc`, pivots into the new root, applies
+//! the rlimits, gives up every capability, sets `no_new_privs` and Landlock, and then
+//! serves the runner: it starts each program the runner asks for (a fork that
+//! executes it, inheriting all of the above); when the program exits it kills and
+//! reaps everything the program started, then reports the program's exit status; on
+//! request it kills every process in the sandbox. When it exits, the kernel kills
+//! whatever is left in its namespace.
+//!
+//! Both run in forks of the single-threaded launcher, so ordinary Rust is fine here.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
 
-use rustix::process::{Resource, Rlimit, Signal};
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{Pid, Resource, Rlimit, Signal};
+use rustix::thread::UnshareFlags;
 
 use super::channel;
-use super::plan::{InitReport, ProgramPlan};
+use super::plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
 use super::{mounts, net, sys};
 
 /// Hostname inside every sandbox.
 const HOSTNAME: &[u8] = b"sluice-sandbox";
 
-/// Entry point in the child of `clone3`. `fds` are `[plan, stdin, stdout, stderr,
-/// control, cgroup.procs...]`.
-pub fn run(fds: Vec<OwnedFd>) -> ! {
+/// How often the init reaps processes that were not the program (orphans).
+const REAP_EVERY: Duration = Duration::from_millis(200);
+
+/// Entry point of the holder, in the launcher's child. `fds` are `[plan, control,
+/// cgroup.procs...]`.
+pub fn holder(fds: Vec<OwnedFd>) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let mut fds = fds.into_iter();
-    let (Some(plan), Some(stdin), Some(stdout), Some(stderr), Some(control)) =
-        (fds.next(), fds.next(), fds.next(), fds.next(), fds.next())
-    else {
+    let (Some(plan), Some(control)) = (fds.next(), fds.next()) else {
         std::process::exit(121);
     };
     let cgroup_procs: Vec<OwnedFd> = fds.collect();
@@ -45,7 +58,7 @@ pub fn run(fds: Vec<OwnedFd>) -> ! {
         );
         std::process::exit(122)
     };
-    let plan = match read_plan(plan) {
+    let plan: SandboxPlan = match read_json(plan) {
         Ok(p) => p,
         Err(e) => fail("reading the plan", e.to_string()),
     };
@@ -55,8 +68,15 @@ pub fn run(fds: Vec<OwnedFd>) -> ! {
         }
     }
     drop(cgroup_procs);
+    if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWUSER) {
+        fail("mapping the user", format!("cannot make a user namespace: {e}"));
+    }
     if let Err(e) = map_ids(plan.uid, plan.gid) {
         fail("mapping the user", e.to_string());
+    }
+    let namespaces = UnshareFlags::NEWNET | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
+    if let Err(e) = sys::unshare_namespaces(namespaces) {
+        fail("making namespaces", e.to_string());
     }
     match net::configure(plan.net.as_ref()) {
         Ok(sockets) => {
@@ -67,56 +87,236 @@ pub fn run(fds: Vec<OwnedFd>) -> ! {
         }
         Err(e) => fail("setting up the network", e.to_string()),
     }
-    if let Err(e) = mounts::build_root(&plan.mounts) {
-        fail("building the file system", e.to_string());
-    }
-    let _ = rustix::system::sethostname(HOSTNAME);
-
-    let (err_read, err_write) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
-        Ok(p) => p,
-        Err(e) => fail("starting the program", e.to_string()),
+    let root = match mounts::build_root(&plan.mounts) {
+        Ok(root) => root,
+        Err(e) => fail("building the file system", e.to_string()),
     };
+    let _ = rustix::system::sethostname(HOSTNAME);
+    if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWPID) {
+        fail("making namespaces", e.to_string());
+    }
     // SAFETY: this process is a fork of the single-threaded launcher and has started
     // no thread.
-    let pid = match unsafe { sys::fork() } {
-        Ok(0) => {
-            drop(err_read);
+    match unsafe { sys::fork() } {
+        Ok(0) => init(&plan, control, &root),
+        Ok(pid) => {
             drop(control);
-            let error = exec_program(&plan, stdin, stdout, stderr);
-            let mut w = std::fs::File::from(err_write);
-            let _ = w.write_all(error.as_bytes());
-            std::process::exit(127)
+            let status = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+            let code = match status {
+                Ok(Some((_, s))) => s.exit_status().unwrap_or(1),
+                _ => 1,
+            };
+            std::process::exit(code)
         }
-        Ok(pid) => pid,
-        Err(e) => fail("starting the program", e.to_string()),
-    };
-    drop(err_write);
-    drop((stdin, stdout, stderr));
-    let mut error = String::new();
-    let _ = std::fs::File::from(err_read).read_to_string(&mut error);
-    if !error.is_empty() {
-        fail("executing the program", error);
+        Err(e) => fail("starting the sandbox", e.to_string()),
     }
-    report(&InitReport::Started, &[]);
-    // Reap everything; the program's own status is what counts.
+}
+
+/// PID 1 of the sandbox: finish it, then serve the runner until it hangs up.
+fn init(plan: &SandboxPlan, control: OwnedFd, root: &Path) -> ! {
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    let report = |r: &InitReport, fds: &[BorrowedFd<'_>]| {
+        let _ = channel::send(control.as_fd(), r, fds);
+    };
+    let fail = |stage: &str, error: String| -> ! {
+        report(
+            &InitReport::Failed {
+                stage: stage.to_string(),
+                error,
+            },
+            &[],
+        );
+        std::process::exit(122)
+    };
+    if let Err(e) = mounts::enter_root(root) {
+        fail("building the file system", e.to_string());
+    }
+    if let Err(e) = confine(plan) {
+        fail("confining the sandbox", e);
+    }
+    report(&InitReport::Ready, &[]);
+
+    let mut program: Option<(i32, OwnedFd)> = None;
     loop {
-        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
-            Ok(Some((reaped, status))) if reaped.as_raw_nonzero().get() == pid => {
-                report(
-                    &InitReport::Exited {
-                        status: status.as_raw(),
-                    },
-                    &[],
-                );
-                std::process::exit(0);
+        let mut polled = vec![PollFd::new(&control, PollFlags::IN)];
+        if let Some((_, pidfd)) = &program {
+            polled.push(PollFd::new(pidfd, PollFlags::IN));
+        }
+        let timeout = rustix::time::Timespec {
+            tv_sec: REAP_EVERY.as_secs() as i64,
+            tv_nsec: REAP_EVERY.subsec_nanos() as i64,
+        };
+        let _ = rustix::event::poll(&mut polled, Some(&timeout));
+        let request = !polled[0].revents().is_empty();
+        drop(polled);
+        reap(&mut program, &report);
+        if !request {
+            continue;
+        }
+        match channel::recv::<InitRequest>(control.as_fd()) {
+            Ok(Some((InitRequest::Run, fds))) => {
+                if program.is_some() {
+                    report(
+                        &InitReport::Failed {
+                            stage: "starting the program".into(),
+                            error: "another program of the step is still running".into(),
+                        },
+                        &[],
+                    );
+                    continue;
+                }
+                match start(fds) {
+                    Ok(started) => {
+                        program = Some(started);
+                        report(&InitReport::Started, &[]);
+                    }
+                    Err(error) => report(
+                        &InitReport::Failed {
+                            stage: "executing the program".into(),
+                            error,
+                        },
+                        &[],
+                    ),
+                }
             }
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => std::process::exit(123),
+            Ok(Some((InitRequest::KillAll, _))) => {
+                kill_everything(&mut program, &report);
+                empty_folder(Path::new("/tmp"));
+                empty_folder(Path::new("/dev/shm"));
+                report(&InitReport::Emptied, &[]);
+            }
+            // The runner is done with the step (or gone): end everything.
+            Ok(None) | Err(_) => {
+                sys::kill_all_but_self();
+                std::process::exit(0)
+            }
         }
     }
 }
 
-fn read_plan(fd: OwnedFd) -> std::io::Result<ProgramPlan> {
+/// Reap every child that has ended. When the program is one, everything it started
+/// is killed and reaped too before its status is reported: nothing outlives the
+/// program that started it (daemons included), and its output pipes close.
+fn reap(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[BorrowedFd<'_>])) {
+    loop {
+        match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => {
+                if program.as_ref().is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get()) {
+                    *program = None;
+                    kill_everything(program, report);
+                    report(
+                        &InitReport::Exited {
+                            status: status.as_raw(),
+                        },
+                        &[],
+                    );
+                    return;
+                }
+            }
+            Ok(None) => break,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// Kill every process of the sandbox but this one, and reap them all (reporting the
+/// program's status if it was running).
+fn kill_everything(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[BorrowedFd<'_>])) {
+    sys::kill_all_but_self();
+    loop {
+        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
+            Ok(Some((pid, status))) => {
+                if program.as_ref().is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get()) {
+                    *program = None;
+                    report(
+                        &InitReport::Exited {
+                            status: status.as_raw(),
+                        },
+                        &[],
+                    );
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            _ => break,
+        }
+    }
+}
+
+fn empty_folder(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// Start one program: `fds` are `[plan, stdin, stdout, stderr]`.
+fn start(fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), String> {
+    let mut fds = fds.into_iter();
+    let (Some(plan), Some(stdin), Some(stdout), Some(stderr)) =
+        (fds.next(), fds.next(), fds.next(), fds.next())
+    else {
+        return Err("the runner sent an incomplete request".into());
+    };
+    let plan: ProgramPlan = read_json(plan).map_err(|e| format!("reading the program's plan: {e}"))?;
+    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| e.to_string())?;
+    // SAFETY: the init is single-threaded.
+    let pid = unsafe { sys::fork() }.map_err(|e| e.to_string())?;
+    if pid == 0 {
+        drop(err_read);
+        let error = exec(&plan, stdin, stdout, stderr);
+        let mut w = std::fs::File::from(err_write);
+        let _ = w.write_all(error.as_bytes());
+        std::process::exit(127);
+    }
+    drop(err_write);
+    drop((stdin, stdout, stderr));
+    let pidfd = rustix::process::pidfd_open(
+        Pid::from_raw(pid).expect("fork returned a pid"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut error = String::new();
+    let _ = std::fs::File::from(err_read).read_to_string(&mut error);
+    if error.is_empty() {
+        Ok((pid, pidfd))
+    } else {
+        Err(error)
+    }
+}
+
+/// In the program's process: its own session, its streams, then execute. Everything
+/// else (namespaces, rlimits, no capabilities, Landlock) is inherited from the init.
+/// Returns only on failure, with the reason.
+fn exec(plan: &ProgramPlan, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> String {
+    if let Err(e) = rustix::process::setsid() {
+        return format!("setsid: {e}");
+    }
+    let redirected = rustix::stdio::dup2_stdin(&stdin)
+        .and_then(|()| rustix::stdio::dup2_stdout(&stdout))
+        .and_then(|()| rustix::stdio::dup2_stderr(&stderr));
+    if let Err(e) = redirected {
+        return format!("redirecting standard streams: {e}");
+    }
+    drop((stdin, stdout, stderr));
+    let e = std::process::Command::new(&plan.executable)
+        .arg0(&plan.argv0)
+        .args(&plan.args)
+        .env_clear()
+        .envs(plan.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&plan.cwd)
+        .exec();
+    format!("cannot execute {}: {e}", plan.executable.display())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(fd: OwnedFd) -> std::io::Result<T> {
     let mut text = Vec::new();
     let mut f = std::fs::File::from(fd);
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
@@ -125,27 +325,25 @@ fn read_plan(fd: OwnedFd) -> std::io::Result<ProgramPlan> {
 }
 
 /// Map the runner's user and group to themselves, the only ids in the namespace.
+///
+/// This process is a copy of the runner, environment included, so it stays
+/// non-dumpable (the programs, same user, cannot read its memory or environment)
+/// except while writing its own maps, which a non-dumpable process may not.
 fn map_ids(uid: u32, gid: u32) -> std::io::Result<()> {
-    std::fs::write("/proc/self/setgroups", b"deny")?;
-    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
-    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))?;
-    Ok(())
+    use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+    set_dumpable_behavior(DumpableBehavior::Dumpable)?;
+    let mapped = (|| {
+        std::fs::write("/proc/self/setgroups", b"deny")?;
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+    })();
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    mapped
 }
 
-/// In the program's process: give up everything, then execute. Returns only on
-/// failure, with the reason.
-fn exec_program(plan: &ProgramPlan, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> String {
-    let step = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
-    if let Err(e) = rustix::process::setsid() {
-        return step("setsid", &e);
-    }
-    let redirected = rustix::stdio::dup2_stdin(&stdin)
-        .and_then(|()| rustix::stdio::dup2_stdout(&stdout))
-        .and_then(|()| rustix::stdio::dup2_stderr(&stderr));
-    if let Err(e) = redirected {
-        return step("redirecting standard streams", &e);
-    }
-    drop((stdin, stdout, stderr));
+/// rlimits, no capability now or after any `execve` (even as uid 0), `no_new_privs`,
+/// Landlock: for the init and, by inheritance, every program.
+fn confine(plan: &SandboxPlan) -> Result<(), String> {
     let limits = [
         (Resource::Nproc, plan.rlimits.processes),
         (Resource::Data, plan.rlimits.data),
@@ -157,31 +355,15 @@ fn exec_program(plan: &ProgramPlan, stdin: OwnedFd, stdout: OwnedFd, stderr: Own
                 current: Some(v),
                 maximum: Some(v),
             };
-            if let Err(e) = rustix::process::setrlimit(resource, limit) {
-                return step("setting resource limits", &e);
-            }
+            rustix::process::setrlimit(resource, limit)
+                .map_err(|e| format!("setting resource limits: {e}"))?;
         }
     }
-    if let Err(e) = rustix::thread::set_no_new_privs(true) {
-        return step("no_new_privs", &e);
-    }
-    if let Err(e) = crate::capabilities::confine::restrict_self(&plan.landlock) {
-        return e.to_string();
-    }
-    if let Err(e) = drop_capabilities() {
-        return step("dropping capabilities", &e);
-    }
-    let e = std::process::Command::new(&plan.executable)
-        .arg0(&plan.argv0)
-        .args(&plan.args)
-        .env_clear()
-        .envs(plan.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&plan.cwd)
-        .exec();
-    format!("cannot execute {}: {e}", plan.executable.display())
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+    crate::capabilities::confine::restrict_self(&plan.landlock).map_err(|e| e.to_string())?;
+    drop_capabilities().map_err(|e| format!("dropping capabilities: {e}"))
 }
 
-/// No capability, now or after any `execve`, even as uid 0 inside the namespace.
 fn drop_capabilities() -> rustix::io::Result<()> {
     use rustix::thread::{CapabilitiesSecureBits as Bits, CapabilitySet, CapabilitySets};
     rustix::thread::set_capabilities_secure_bits(
@@ -199,7 +381,6 @@ fn drop_capabilities() -> rustix::io::Result<()> {
         match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(
             1 << bit,
         )) {
-            // Capabilities newer than this kernel do not exist in the bounding set.
             Ok(()) | Err(rustix::io::Errno::INVAL) => {}
             Err(e) => return Err(e),
         }

@@ -1,19 +1,19 @@
 //! The launcher: a small process forked from the runner before the runner starts any
-//! thread, which creates every sandbox. Creating a process in new namespaces needs a
-//! single-threaded parent, and forking this small process costs a tenth of starting
-//! the runner's binary again, so the runner asks the launcher instead.
+//! thread, which forks the holder of every step's sandbox ([`super::init`]). Entering
+//! namespaces and forking need a single-threaded process, and forking this small one
+//! costs a fraction of starting the runner's binary again.
 //!
 //! Protocol (packets on a socket pair, see [`super::channel`]):
 //! - runner → launcher: `Spawn { id }` with the descriptors
-//!   `[plan, stdin, stdout, stderr, control, cgroup.procs...]`, and `Kill { id }`;
+//!   `[plan, control, cgroup.procs...]`, `Kill { id }`, and `Shutdown`;
 //! - launcher → runner: `Spawned { id }`, `SpawnFailed { id, error }`,
-//!   `Exited { id, status }` (the raw wait status of the sandbox's init).
+//!   `Exited { id, status }` (the raw wait status of the holder), `ShutDown`.
 //!
 //! Lifetimes: the launcher dies with the runner (parent-death signal, and the end of
-//! its socket), and kills every sandbox when it goes; each sandbox's init dies with
-//! the launcher (parent-death signal), and the kernel kills every process of a PID
-//! namespace when its init dies. So no program outlives the runner, even one killed
-//! with SIGKILL.
+//! its socket), and kills every sandbox when it goes; a sandbox's holder and init die
+//! with their parent (parent-death signals), and the kernel kills every process of a
+//! PID namespace when its init dies. So no program outlives the runner, even one
+//! killed with SIGKILL.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,16 +28,7 @@ use tokio::sync::mpsc;
 
 use super::channel::{self, AsyncChannel};
 use super::init;
-use super::sys::{self, Forked};
-
-/// Namespaces of every sandbox: user (no capability outside it), PID (nothing
-/// outlives the program), mount, network, IPC and UTS.
-const NAMESPACES: u64 = (libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS) as u64;
+use super::sys;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
@@ -49,11 +40,11 @@ enum Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LaunchEvent {
-    /// The sandbox's init process exists.
+    /// The sandbox's holder process exists.
     Spawned { id: u64 },
     /// It could not be created.
     SpawnFailed { id: u64, error: String },
-    /// The init process ended (raw wait status).
+    /// The holder process ended (raw wait status).
     Exited { id: u64, status: i32 },
     /// Every sandbox is gone; the launcher exits.
     ShutDown,
@@ -129,8 +120,8 @@ impl Launcher {
         }
     }
 
-    /// Ask for a sandbox. `fds` are `[plan, stdin, stdout, stderr, control,
-    /// cgroup.procs...]`; they are closed on our side once sent.
+    /// Ask for a sandbox. `fds` are `[plan, control, cgroup.procs...]`; they are
+    /// closed on our side once sent.
     pub async fn spawn(&self, fds: Vec<OwnedFd>) -> io::Result<Launched> {
         let client = self.client().await?;
         let id = client.next_id.fetch_add(1, Ordering::Relaxed);
@@ -149,7 +140,7 @@ impl Launcher {
     }
 }
 
-/// One sandbox asked of the launcher. Dropping it before its init has exited kills
+/// One sandbox asked of the launcher. Dropping it before its holder has exited kills
 /// the sandbox.
 pub struct Launched {
     id: u64,
@@ -168,7 +159,7 @@ impl Launched {
         e
     }
 
-    /// Kill the sandbox (its init, and with it every process in it).
+    /// Kill the sandbox (its holder, and with it every process in it).
     pub fn kill(&self) {
         let _ = self
             .client
@@ -244,13 +235,13 @@ impl Client {
 /// The launcher's loop: create sandboxes, report their end, kill them on request, and
 /// kill them all when the runner goes away.
 fn serve(socket: OwnedFd) -> ! {
-    let mut children: HashMap<u64, (i32, OwnedFd)> = HashMap::new();
+    let mut children: HashMap<u64, OwnedFd> = HashMap::new();
     loop {
         let ids: Vec<u64> = children.keys().copied().collect();
         let mut polled: Vec<PollFd<'_>> = Vec::with_capacity(ids.len() + 1);
         polled.push(PollFd::new(&socket, PollFlags::IN));
         for id in &ids {
-            polled.push(PollFd::new(&children[id].1, PollFlags::IN));
+            polled.push(PollFd::new(&children[id], PollFlags::IN));
         }
         match rustix::event::poll(&mut polled, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -265,7 +256,7 @@ fn serve(socket: OwnedFd) -> ! {
             .collect();
         drop(polled);
         for id in exited {
-            if let Some((_, pidfd)) = children.remove(&id) {
+            if let Some(pidfd) = children.remove(&id) {
                 let status = rustix::process::waitid(
                     rustix::process::WaitId::PidFd(pidfd.as_fd()),
                     WaitIdOptions::EXITED,
@@ -282,20 +273,30 @@ fn serve(socket: OwnedFd) -> ! {
         match channel::recv::<Request>(socket.as_fd()) {
             Ok(Some((Request::Spawn { id }, fds))) => {
                 // SAFETY: the launcher is single-threaded.
-                match unsafe { sys::clone_into_namespaces(NAMESPACES) } {
-                    Ok(Forked::Child) => {
+                let forked = unsafe { sys::fork() }.and_then(|pid| {
+                    if pid == 0 {
+                        return Ok(None);
+                    }
+                    let pidfd = rustix::process::pidfd_open(
+                        rustix::process::Pid::from_raw(pid).expect("fork returned a pid"),
+                        rustix::process::PidfdFlags::empty(),
+                    )?;
+                    Ok(Some(pidfd))
+                });
+                match forked {
+                    Ok(None) => {
                         drop(socket);
                         drop(children);
-                        init::run(fds)
+                        init::holder(fds)
                     }
-                    Ok(Forked::Parent { pid, pidfd }) => {
+                    Ok(Some(pidfd)) => {
                         drop(fds);
-                        children.insert(id, (pid, pidfd));
+                        children.insert(id, pidfd);
                         let _ = channel::send(socket.as_fd(), &LaunchEvent::Spawned { id }, &[]);
                     }
                     Err(e) => {
                         drop(fds);
-                        let error = format!("cannot create the namespaces of a sandbox: {e}");
+                        let error = format!("cannot start a sandbox: {e}");
                         let _ = channel::send(
                             socket.as_fd(),
                             &LaunchEvent::SpawnFailed { id, error },
@@ -305,13 +306,13 @@ fn serve(socket: OwnedFd) -> ! {
                 }
             }
             Ok(Some((Request::Kill { id }, _))) => {
-                if let Some((_, pidfd)) = children.get(&id) {
+                if let Some(pidfd) = children.get(&id) {
                     let _ = rustix::process::pidfd_send_signal(pidfd, Signal::KILL);
                 }
             }
             Ok(Some((Request::Shutdown, _))) => {
                 kill_all(&children);
-                for (_, pidfd) in children.values() {
+                for pidfd in children.values() {
                     let _ = rustix::process::waitid(
                         rustix::process::WaitId::PidFd(pidfd.as_fd()),
                         WaitIdOptions::EXITED,
@@ -326,13 +327,13 @@ fn serve(socket: OwnedFd) -> ! {
     }
 }
 
-fn kill_all(children: &HashMap<u64, (i32, OwnedFd)>) {
-    for (_, pidfd) in children.values() {
+fn kill_all(children: &HashMap<u64, OwnedFd>) {
+    for pidfd in children.values() {
         let _ = rustix::process::pidfd_send_signal(pidfd, Signal::KILL);
     }
 }
 
-fn shutdown(children: &HashMap<u64, (i32, OwnedFd)>) -> ! {
+fn shutdown(children: &HashMap<u64, OwnedFd>) -> ! {
     kill_all(children);
     std::process::exit(0)
 }

@@ -1,21 +1,23 @@
 //! Isolation of everything a step runs natively, and of the runner's own files.
 //!
-//! A native program started through the `process` capability runs in a sandbox of
-//! its own: new user (no capability on the machine, even for root), PID (nothing
-//! outlives it), mount (only system folders and grants, see [`mounts`]), network
-//! (loopback, plus forwarding to granted addresses only, see [`net`] and
-//! [`forward`]), IPC and UTS namespaces; every capability dropped, `no_new_privs`,
-//! Landlock on top ([`crate::capabilities::confine`]); and the step's limits on
-//! memory, processes and TMPDIR size ([`cgroup`], or rlimits where the machine does
-//! not delegate cgroups).
+//! The native programs a step starts run in the step's sandbox: new user (no
+//! capability on the machine, even for root), PID (nothing outlives the step), mount
+//! (only system folders and grants, see [`mounts`]), network (loopback, plus
+//! forwarding to granted addresses only, see [`net`] and [`forward`]), IPC and UTS
+//! namespaces; every capability dropped, `no_new_privs`, Landlock on top
+//! ([`crate::capabilities::confine`]); and the step's limits on memory, processes and
+//! TMPDIR size ([`cgroup`], or rlimits where the machine does not delegate cgroups).
 //!
 //! The pieces, in the order a program meets them:
 //! - [`Sandbox::prepare`], before the runner starts any thread: the runner's own
 //!   mount namespace ([`runner_ns`]), cgroup support, and the [`launcher`] process;
-//! - [`Sandbox::spawn`], per program: the plan ([`plan`]) travels to the launcher,
-//!   which forks the sandbox's init ([`init`]) into new namespaces; init builds the
-//!   sandbox and starts the program, and reports back on a control socket
-//!   ([`channel`]).
+//! - [`Sandbox::open_step`], once per step (started as soon as the step starts): the
+//!   plan ([`plan`]) travels to the launcher, which forks the sandbox's holder
+//!   ([`init`]); it builds the namespaces and file system and forks the sandbox's
+//!   init, which reports back on a control socket ([`channel`]);
+//! - [`StepEnvironment::run`], per program: the init forks it; its exit status comes
+//!   back on the control socket. Between attempts [`StepEnvironment::kill_all`] ends
+//!   every process the attempt left behind.
 
 pub mod cgroup;
 pub mod channel;
@@ -33,12 +35,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Instant;
-
 use cgroup::CgroupSupport;
 use forward::{Forwarding, NameTable};
 use launcher::{LaunchEvent, Launched, Launcher};
-use plan::{InitReport, ProgramPlan};
+use plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
 use runner_ns::RunnerIsolation;
 
 use crate::capabilities::logs::StepLog;
@@ -120,44 +120,21 @@ impl Sandbox {
         self.cgroups.as_ref().map_err(String::as_str)
     }
 
-    /// Start one program. `cgroup_procs` are the step group's `cgroup.procs` files;
-    /// `names` the granted host names, for the sandbox's name server.
-    pub async fn spawn(
+    /// Make a step's sandbox. `cgroup_procs` are the step group's `cgroup.procs`
+    /// files; `names` the granted host names, for the sandbox's name server.
+    pub async fn open_step(
         &self,
-        plan: &ProgramPlan,
-        stdin: Option<Vec<u8>>,
+        plan: &SandboxPlan,
         cgroup_procs: Vec<OwnedFd>,
         names: Arc<NameTable>,
         log: &StepLog,
-        deadline: Instant,
-    ) -> Result<SandboxedChild, SpawnError> {
+    ) -> Result<StepEnvironment, SpawnError> {
         let launcher = self
             .launcher
             .as_ref()
             .map_err(|e| SpawnError::Unavailable(e.clone()))?;
-        let plan_fd = rustix::fs::memfd_create(c"sluice-plan", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(io::Error::from)?;
-        let text = serde_json::to_vec(plan).map_err(io::Error::other)?;
-        write_all(&plan_fd, &text)?;
-        let (stdout_r, stdout_w) = pipe()?;
-        let (stderr_r, stderr_w) = pipe()?;
-        let (stdin_r, stdin_task) = match stdin {
-            Some(bytes) => {
-                let (r, w) = pipe()?;
-                rustix::io::ioctl_fionbio(&w, true).map_err(io::Error::from)?;
-                let mut sender = tokio::net::unix::pipe::Sender::from_owned_fd(w)?;
-                let task = tokio::spawn(async move {
-                    let _ = tokio::io::AsyncWriteExt::write_all(&mut sender, &bytes).await;
-                });
-                (r, Some(task))
-            }
-            None => (
-                std::fs::File::open("/dev/null").map(OwnedFd::from)?,
-                None,
-            ),
-        };
         let (control_ours, control_theirs) = channel::pair()?;
-        let mut fds = vec![plan_fd, stdin_r, stdout_w, stderr_w, control_theirs];
+        let mut fds = vec![json_memfd(plan)?, control_theirs];
         fds.extend(cgroup_procs);
         let mut launched = launcher.spawn(fds).await?;
         match launched.next().await {
@@ -173,16 +150,103 @@ impl Sandbox {
                     let net = plan.net.as_ref().ok_or_else(|| {
                         io::Error::other("the sandbox set up a network it was not asked for")
                     })?;
-                    forwarding = Some(forward::start(sockets, net, names.clone(), log.clone(), deadline)?);
+                    forwarding = Some(forward::start(sockets, net, names.clone(), log.clone())?);
                 }
-                Some((InitReport::Started, _)) => break,
+                Some((InitReport::Ready, _)) => break,
                 Some((InitReport::Failed { stage, error }, _)) => {
                     return Err(SpawnError::Setup { stage, error });
                 }
-                Some((InitReport::Exited { .. }, _)) | None => {
+                Some(_) | None => {
                     return Err(SpawnError::Setup {
                         stage: "starting the sandbox".into(),
-                        error: "its init process ended early".into(),
+                        error: "it ended before it was ready".into(),
+                    });
+                }
+            }
+        }
+        Ok(StepEnvironment {
+            _launched: launched,
+            control: Arc::new(tokio::sync::Mutex::new(Conversation {
+                channel: control,
+                unfinished: false,
+            })),
+            _forwarding: forwarding,
+        })
+    }
+}
+
+/// The control socket of a step's sandbox, one conversation at a time.
+struct Conversation {
+    channel: channel::AsyncChannel,
+    /// A program's conversation was abandoned (its caller went away); the sandbox
+    /// must be emptied before the next one.
+    unfinished: bool,
+}
+
+impl Conversation {
+    /// Kill everything in the sandbox; read until it says it is empty.
+    async fn kill_all(&mut self) -> io::Result<()> {
+        self.channel.send(&InitRequest::KillAll, &[]).await?;
+        loop {
+            match self.channel.recv::<InitReport>().await? {
+                Some((InitReport::Emptied, _)) => {
+                    self.unfinished = false;
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => return Err(io::Error::other("the step's sandbox ended")),
+            }
+        }
+    }
+}
+
+/// A step's sandbox, alive as long as this value: dropping it ends every process in
+/// it.
+pub struct StepEnvironment {
+    _launched: Launched,
+    control: Arc<tokio::sync::Mutex<Conversation>>,
+    _forwarding: Option<Forwarding>,
+}
+
+impl StepEnvironment {
+    /// Start a program in the sandbox; it waits for the one before to be done.
+    pub async fn run(&self, plan: &ProgramPlan, stdin: Option<Vec<u8>>) -> Result<SandboxedChild, SpawnError> {
+        let mut conversation = self.control.clone().lock_owned().await;
+        if conversation.unfinished {
+            conversation.kill_all().await?;
+        }
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        let (stdin_r, stdin_task) = match stdin {
+            Some(bytes) => {
+                let (r, w) = pipe()?;
+                rustix::io::ioctl_fionbio(&w, true).map_err(io::Error::from)?;
+                let mut sender = tokio::net::unix::pipe::Sender::from_owned_fd(w)?;
+                let task = tokio::spawn(async move {
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut sender, &bytes).await;
+                });
+                (r, Some(task))
+            }
+            None => (std::fs::File::open("/dev/null").map(OwnedFd::from)?, None),
+        };
+        let fds = [json_memfd(plan)?, stdin_r, stdout_w, stderr_w];
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        conversation.channel.send(&InitRequest::Run, &borrowed).await?;
+        drop(fds);
+        conversation.unfinished = true;
+        loop {
+            match conversation.channel.recv::<InitReport>().await? {
+                Some((InitReport::Started, _)) => break,
+                Some((InitReport::Failed { stage, error }, _)) => {
+                    conversation.unfinished = false;
+                    return Err(SpawnError::Setup { stage, error });
+                }
+                // A report left over from an abandoned conversation.
+                Some(_) => {}
+                None => {
+                    return Err(SpawnError::Setup {
+                        stage: "starting the program".into(),
+                        error: "the step's sandbox ended".into(),
                     });
                 }
             }
@@ -190,11 +254,15 @@ impl Sandbox {
         Ok(SandboxedChild {
             stdout: Some(receiver(stdout_r)?),
             stderr: Some(receiver(stderr_r)?),
-            launched,
-            control,
-            _forwarding: forwarding,
+            conversation,
+            killed: false,
             _stdin: stdin_task.map(AbortOnDrop),
         })
+    }
+
+    /// Kill every process the sandbox holds (an attempt is over) and empty its `/tmp`.
+    pub async fn kill_all(&self) -> io::Result<()> {
+        self.control.lock().await.kill_all().await
     }
 }
 
@@ -206,41 +274,51 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A program running in its sandbox. Dropping it kills the sandbox.
+/// A program running in its step's sandbox.
 pub struct SandboxedChild {
     pub stdout: Option<tokio::net::unix::pipe::Receiver>,
     pub stderr: Option<tokio::net::unix::pipe::Receiver>,
-    launched: Launched,
-    control: channel::AsyncChannel,
-    _forwarding: Option<Forwarding>,
+    conversation: tokio::sync::OwnedMutexGuard<Conversation>,
+    killed: bool,
     _stdin: Option<AbortOnDrop>,
 }
 
 impl SandboxedChild {
-    /// Wait for the program to end; everything else in its sandbox dies with it.
+    /// Wait for the program to end.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        if let Ok(Some((InitReport::Exited { status }, _))) = self.control.recv::<InitReport>().await {
-            // The init exits right after reporting; wait for it so the namespace is gone.
-            while let Some(e) = self.launched.next().await {
-                if matches!(e, LaunchEvent::Exited { .. }) {
-                    break;
+        loop {
+            match self.conversation.channel.recv::<InitReport>().await? {
+                Some((InitReport::Exited { status }, _)) => {
+                    if self.killed {
+                        // Everything else it left is being killed; wait for that too.
+                        while let Some((report, _)) = self.conversation.channel.recv::<InitReport>().await? {
+                            if matches!(report, InitReport::Emptied) {
+                                break;
+                            }
+                        }
+                    }
+                    self.conversation.unfinished = false;
+                    return Ok(ExitStatus::from_raw(status));
                 }
-            }
-            return Ok(ExitStatus::from_raw(status));
-        }
-        // The init died without reporting (it was killed): its own status says how.
-        while let Some(e) = self.launched.next().await {
-            if let LaunchEvent::Exited { status, .. } = e {
-                return Ok(ExitStatus::from_raw(status));
+                Some(_) => {}
+                // The sandbox died (killed for memory, say): so did the program.
+                None => return Ok(ExitStatus::from_raw(libc::SIGKILL)),
             }
         }
-        Err(io::Error::other("the launcher stopped"))
     }
 
-    /// Kill the program and everything in its sandbox.
-    pub fn kill(&self) {
-        self.launched.kill();
+    /// Kill the program, and with it every process of the step's sandbox.
+    pub async fn kill(&mut self) {
+        if self.conversation.channel.send(&InitRequest::KillAll, &[]).await.is_ok() {
+            self.killed = true;
+        }
     }
+}
+
+fn json_memfd(value: &impl serde::Serialize) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create(c"sluice-plan", rustix::fs::MemfdFlags::CLOEXEC)?;
+    write_all(&fd, &serde_json::to_vec(value).map_err(io::Error::other)?)?;
+    Ok(fd)
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -6,7 +6,8 @@
 //! `/etc` (shadow passwords, sudoers, SSH host keys, TLS private keys) are masked.
 //!
 //! [`plan`] decides the table in the runner; [`build_root`] makes it in the sandbox's
-//! init process and pivots into it.
+//! holder process, and [`enter_root`] mounts `/proc` and pivots into it from the
+//! sandbox's init.
 
 use std::collections::HashMap;
 use std::io;
@@ -41,35 +42,34 @@ const SECRETS: &[&str] = &[
     "/etc/ssh/ssh_host_dsa_key",
 ];
 
-/// What the file system of one program is made from.
+/// What the file system of a step's sandbox is made from.
 pub struct Layout<'a> {
     /// Read grants (canonical folders).
     pub read: &'a [PathBuf],
     /// Write grants (canonical folders).
     pub write: &'a [PathBuf],
-    /// The program as found (may go through symlinks) and the file it resolves to.
-    pub program_path: &'a Path,
-    pub program_file: &'a Path,
+    /// The granted programs: each as found (may go through symlinks) and the file it
+    /// resolves to. One outside every folder is mounted on its own.
+    pub programs: &'a [(PathBuf, PathBuf)],
     /// Size of `/tmp` and of `/dev/shm`.
     pub tmp_size: u64,
     /// The resolver configuration to show, for steps with `net` grants.
     pub resolv_conf: Option<String>,
 }
 
-/// The mount table, the Landlock rules and the path to execute, for `layout`.
-pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan, PathBuf) {
+/// The mount table and the Landlock rules for `layout`. `/proc` is not in the table:
+/// [`enter_root`] mounts it, from inside the sandbox's PID namespace.
+pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
     let mut mounts: Vec<MountPlan> = Vec::new();
     let mut landlock = LandlockPlan {
         list: vec![PathBuf::from("/")],
         ..LandlockPlan::default()
     };
-    let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
     for folder in SYSTEM_FOLDERS {
         let path = Path::new(folder);
         match path.symlink_metadata() {
             Ok(m) if m.file_type().is_symlink() => {
                 if let Ok(to) = std::fs::read_link(path) {
-                    symlinks.push((path.to_path_buf(), to.clone()));
                     mounts.push(MountPlan::Symlink {
                         target: path.to_path_buf(),
                         points_to: to,
@@ -131,9 +131,6 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan, PathBuf) {
         });
         landlock.write.push(target.into());
     }
-    mounts.push(MountPlan::Proc {
-        target: "/proc".into(),
-    });
     landlock.read.push("/proc".into());
 
     // Grants, at their own paths; a grant of a system folder replaces its bind.
@@ -173,39 +170,55 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan, PathBuf) {
         });
     }
 
-    // The program: run it by the path it was found at when that path exists in the
-    // sandbox, else bind the file it resolves to and run that.
-    let visible = |p: &Path| {
-        let p = symlinks
-            .iter()
-            .find_map(|(link, to)| p.strip_prefix(link).ok().map(|rest| Path::new("/").join(to).join(rest)))
-            .unwrap_or_else(|| p.to_path_buf());
-        mounts.iter().any(|m| {
-            matches!(m, MountPlan::Bind { .. }) && p.starts_with(m.target())
-        })
-    };
-    let executable = if visible(layout.program_path) {
-        layout.program_path.to_path_buf()
-    } else {
-        if !visible(layout.program_file) {
+    // The programs: bind the file of one that is in no folder of the sandbox.
+    for (path, file) in layout.programs {
+        if executable(&mounts, path, file).is_none() {
             mounts.push(MountPlan::Bind {
-                source: layout.program_file.to_path_buf(),
+                source: file.clone(),
                 writable: false,
                 follow_symlinks: false,
             });
+            landlock.read.push(file.clone());
         }
-        layout.program_file.to_path_buf()
-    };
-    landlock.read.push(executable.clone());
+    }
 
     // Parents before children, so that a nested grant or mask lands on top.
     mounts.sort_by_key(|m| m.target().components().count());
-    (mounts, landlock, executable)
+    (mounts, landlock)
 }
 
-/// Make the mount table under a new root and pivot into it. Runs in the sandbox's
-/// init process, in its own mount namespace.
-pub fn build_root(mounts: &[MountPlan]) -> io::Result<()> {
+/// The path to execute a program (found at `path`, resolving to `file`) by in a
+/// sandbox with `mounts`: `path` when it exists there (a rustup proxy must keep its
+/// name), else `file` when that was mounted; `None` when neither is in the sandbox.
+pub fn executable(mounts: &[MountPlan], path: &Path, file: &Path) -> Option<PathBuf> {
+    let visible = |p: &Path| {
+        // Through the system folders that are links (`/bin` -> `usr/bin`).
+        let p = mounts
+            .iter()
+            .find_map(|m| match m {
+                MountPlan::Symlink { target, points_to } => p
+                    .strip_prefix(target)
+                    .ok()
+                    .map(|rest| target.parent().unwrap_or(Path::new("/")).join(points_to).join(rest)),
+                _ => None,
+            })
+            .unwrap_or_else(|| p.to_path_buf());
+        mounts
+            .iter()
+            .any(|m| matches!(m, MountPlan::Bind { .. }) && p.starts_with(m.target()))
+    };
+    if visible(path) {
+        Some(path.to_path_buf())
+    } else if visible(file) {
+        Some(file.to_path_buf())
+    } else {
+        None
+    }
+}
+
+/// Make the mount table under a new root, which is returned (read-only, with an empty
+/// `/proc` to mount on). Runs in the sandbox's holder, in its own mount namespace.
+pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
     // Open every source first: the staging tmpfs below may hide some of them.
     let mut sources: HashMap<usize, OwnedFd> = HashMap::new();
     for (i, m) in mounts.iter().enumerate() {
@@ -271,17 +284,6 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<()> {
                 tmpfs(&target, *size, *mode, MountFlags::NOSUID | MountFlags::NODEV)
                     .map_err(context)?;
             }
-            MountPlan::Proc { .. } => {
-                mountpoint(&target, true).map_err(context)?;
-                rustix::mount::mount(
-                    "proc",
-                    &target,
-                    "proc",
-                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-                    None,
-                )
-                .map_err(|e| context(e.into()))?;
-            }
             MountPlan::Symlink { points_to, .. } => {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(context)?;
@@ -311,15 +313,43 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<()> {
             }
         }
     }
+    mountpoint(&root.join("proc"), true)?;
     rustix::mount::mount_remount(
         &root,
         MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
         c"",
     )?;
-    rustix::process::chdir(&root)?;
+    Ok(root)
+}
+
+/// Mount `/proc` for the calling process's PID namespace and pivot into `root`. Runs
+/// in the sandbox's init.
+pub fn enter_root(root: &Path) -> io::Result<()> {
+    let proc = root.join("proc");
+    rustix::mount::mount(
+        "proc",
+        &proc,
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        None,
+    )
+    .map_err(|e| io::Error::other(format!("/proc: {e}")))?;
+    rustix::process::chdir(root)?;
     rustix::process::pivot_root(".", ".")?;
     rustix::mount::unmount(".", UnmountFlags::DETACH)?;
     rustix::process::chdir("/")?;
+    // `/proc/sys` and friends stay read-only even where Landlock is missing.
+    for sub in ["/proc/sys", "/proc/sysrq-trigger"] {
+        if Path::new(sub).exists() {
+            let _ = rustix::mount::mount_bind(sub, sub).and_then(|()| {
+                rustix::mount::mount_remount(
+                    sub,
+                    MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    c"",
+                )
+            });
+        }
+    }
     Ok(())
 }
 
@@ -385,11 +415,11 @@ mod tests {
     fn grants_land_on_top_of_system_folders_and_each_other() {
         let read = vec![PathBuf::from("/work/proj")];
         let write = vec![PathBuf::from("/work/proj/target")];
-        let (mounts, landlock, exe) = plan(&Layout {
+        let programs = vec![(PathBuf::from("/bin/sh"), PathBuf::from("/usr/bin/dash"))];
+        let (mounts, landlock) = plan(&Layout {
             read: &read,
             write: &write,
-            program_path: Path::new("/bin/sh"),
-            program_file: Path::new("/usr/bin/dash"),
+            programs: &programs,
             tmp_size: 1 << 20,
             resolv_conf: None,
         });
@@ -400,23 +430,37 @@ mod tests {
             .position(|t| *t == Path::new("/work/proj/target"))
             .unwrap();
         assert!(proj < target, "{targets:?}");
-        assert!(targets.contains(&Path::new("/proc")));
+        assert!(targets.contains(&Path::new("/tmp")));
         assert!(landlock.write.contains(&PathBuf::from("/work/proj/target")));
         assert!(!landlock.write.contains(&PathBuf::from("/work/proj")));
-        assert_eq!(exe, Path::new("/bin/sh"));
+        assert_eq!(
+            executable(&mounts, Path::new("/bin/sh"), Path::new("/usr/bin/dash")).as_deref(),
+            Some(Path::new("/bin/sh"))
+        );
     }
 
     #[test]
     fn a_program_outside_every_folder_is_bound_alone() {
-        let (mounts, _, exe) = plan(&Layout {
+        let programs = vec![(
+            PathBuf::from("/home/me/.local/bin/tool"),
+            PathBuf::from("/home/me/tools/tool-1.2"),
+        )];
+        let (mounts, _) = plan(&Layout {
             read: &[],
             write: &[],
-            program_path: Path::new("/home/me/.local/bin/tool"),
-            program_file: Path::new("/home/me/tools/tool-1.2"),
+            programs: &programs,
             tmp_size: 1 << 20,
             resolv_conf: None,
         });
-        assert_eq!(exe, Path::new("/home/me/tools/tool-1.2"));
+        assert_eq!(
+            executable(
+                &mounts,
+                Path::new("/home/me/.local/bin/tool"),
+                Path::new("/home/me/tools/tool-1.2")
+            )
+            .as_deref(),
+            Some(Path::new("/home/me/tools/tool-1.2"))
+        );
         assert!(mounts.contains(&MountPlan::Bind {
             source: "/home/me/tools/tool-1.2".into(),
             writable: false,

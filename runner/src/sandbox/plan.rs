@@ -1,13 +1,29 @@
-//! What one native program's sandbox is made of, decided in the runner and carried to
-//! the sandbox's init process: the file system it sees, its network, its limits, and
-//! the program to execute. Plain data; [`super::init`] carries it out.
+//! What a step's sandbox is made of, and what each program run in it is, decided in
+//! the runner and carried to the sandbox's processes (see [`super::init`]). Plain data.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Everything the init process of one sandbox needs.
+/// A step's sandbox: made once per step, holding every program the step runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxPlan {
+    /// The runner's user and group: mapped to themselves in the new user namespace.
+    pub uid: u32,
+    pub gid: u32,
+    /// The file system, in the order the mounts are made (`/proc` comes last, from
+    /// inside the sandbox's PID namespace).
+    pub mounts: Vec<MountPlan>,
+    /// Landlock, applied on top of the namespaces.
+    pub landlock: LandlockPlan,
+    /// Network: `None` means no network at all (loopback only).
+    pub net: Option<NetPlan>,
+    /// Resource limits set with `setrlimit` (used where no cgroup enforces them).
+    pub rlimits: RlimitPlan,
+}
+
+/// One program, run in a step's sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProgramPlan {
     /// The file to execute, as a path inside the sandbox.
@@ -19,31 +35,18 @@ pub struct ProgramPlan {
     pub env: Vec<(String, String)>,
     /// Working directory, inside the sandbox.
     pub cwd: PathBuf,
-    /// The runner's user and group: mapped to themselves in the new user namespace.
-    pub uid: u32,
-    pub gid: u32,
-    /// The file system, in the order the mounts are made.
-    pub mounts: Vec<MountPlan>,
-    /// Landlock, applied on top of the mount namespace.
-    pub landlock: LandlockPlan,
-    /// Network: `None` means no network at all (loopback only).
-    pub net: Option<NetPlan>,
-    /// Resource limits set with `setrlimit` (used where no cgroup enforces them).
-    pub rlimits: RlimitPlan,
-    /// How many `cgroup.procs` descriptors follow the fixed ones in the spawn message.
-    pub cgroup_fds: usize,
 }
 
 /// One entry of the sandbox's mount table. Targets are absolute paths inside the
-/// sandbox; the init process mounts them below its new root, in order.
+/// sandbox; they are mounted below the new root, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountPlan {
-    /// A folder or file of the machine, recursively, at the same path. Symlinks in
-    /// `source` are refused (a step could have swapped a folder for one).
+    /// A folder or file of the machine, recursively, at the same path. Unless
+    /// `follow_symlinks`, a symlink anywhere in `source` is refused (a step could have
+    /// swapped a folder for one).
     Bind {
         source: PathBuf,
         writable: bool,
-        /// Sources that may legitimately contain symlinks (system folders).
         follow_symlinks: bool,
     },
     /// A fresh tmpfs.
@@ -52,8 +55,6 @@ pub enum MountPlan {
         size: u64,
         mode: u32,
     },
-    /// `proc` for the sandbox's PID namespace.
-    Proc { target: PathBuf },
     /// A symbolic link (e.g. `/bin -> usr/bin` on merged-/usr systems).
     Symlink { target: PathBuf, points_to: PathBuf },
     /// An empty, read-only placeholder over a path (secrets such as /etc/shadow).
@@ -64,11 +65,10 @@ pub enum MountPlan {
 
 impl MountPlan {
     /// Where this mount appears inside the sandbox.
-    pub fn target(&self) -> &std::path::Path {
+    pub fn target(&self) -> &Path {
         match self {
             MountPlan::Bind { source, .. } => source,
             MountPlan::Tmpfs { target, .. }
-            | MountPlan::Proc { target }
             | MountPlan::Symlink { target, .. }
             | MountPlan::Mask { target }
             | MountPlan::File { target, .. } => target,
@@ -85,10 +85,10 @@ pub struct LandlockPlan {
     pub write: Vec<PathBuf>,
     /// Devices: read and write, no directory operations.
     pub devices: Vec<PathBuf>,
-    /// Folders that may be listed (and nothing more): the root, whose entries are
-    /// only the sandbox's own mounts.
+    /// Folders that may be listed and nothing more: the root, whose entries are only
+    /// the sandbox's own mounts.
     pub list: Vec<PathBuf>,
-    /// TCP ports the program may connect to.
+    /// TCP ports the programs may connect to.
     pub tcp_ports: Vec<u16>,
 }
 
@@ -114,15 +114,29 @@ pub struct RlimitPlan {
     pub data: Option<u64>,
 }
 
-/// What the init process reports to the runner, on the control socket.
+/// What the runner asks of a sandbox's init, on the control socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum InitRequest {
+    /// Run a program; the descriptors are its plan (a memfd holding a
+    /// [`ProgramPlan`]), stdin, stdout and stderr.
+    Run,
+    /// Kill every process in the sandbox and empty its `/tmp`; answered `Emptied`.
+    KillAll,
+}
+
+/// What a sandbox reports to the runner, on the control socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum InitReport {
     /// The network is ready; the descriptors are the listeners, then the resolver.
     Network,
-    /// The program has been started.
-    Started,
-    /// The sandbox could not be set up, or the program could not be executed.
+    /// The sandbox is built and waits for programs.
+    Ready,
+    /// The sandbox could not be set up, or a program could not be executed.
     Failed { stage: String, error: String },
+    /// The program asked for has been started.
+    Started,
     /// The program ended with this wait status.
     Exited { status: i32 },
+    /// Every process in the sandbox is gone.
+    Emptied,
 }

@@ -31,10 +31,10 @@ impl RunnerIsolation {
     /// that programs running as the same user cannot read its memory or environment.
     /// Must be called while the process has one thread.
     pub fn enter() -> RunnerIsolation {
+        let state = enter_namespace();
+        // After the namespace: a non-dumpable process cannot write its own id maps.
         let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
-        RunnerIsolation {
-            state: enter_namespace(),
-        }
+        RunnerIsolation { state }
     }
 
     /// An isolation that was never entered (library use, `validate`).

@@ -1,73 +1,18 @@
 //! The few system calls the sandbox needs that have no safe wrapper in `rustix`:
-//! `clone3` with new namespaces, `fork` in a single-threaded process, `mount_setattr`,
-//! and raising a signal in one thread. Each wrapper states the condition that makes it
+//! `fork` in a single-threaded process, `unshare` of namespaces, `mount_setattr`,
+//! killing every other process of a PID namespace, signalling one thread, a signal
+//! handler, and the Landlock version. Each wrapper states the condition that makes it
 //! sound; nothing else in the sandbox is `unsafe`.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-
-/// `struct clone_args` of `clone3(2)` (the version-0 layout, 64 bytes).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-}
-
-/// What `clone3` returned in the process that called it.
-pub enum Forked {
-    /// In the parent: the child's pid and a pidfd for it.
-    Parent { pid: i32, pidfd: OwnedFd },
-    /// In the child.
-    Child,
-}
-
-/// `clone3(CLONE_PIDFD | namespaces)` with fork semantics (the child continues on a
-/// copy of the caller's stack), `SIGCHLD` on exit.
-///
-/// # Safety
-/// The calling process must be single-threaded: the child is a copy of it with only
-/// the calling thread, so any lock another thread held would stay locked forever.
-pub unsafe fn clone_into_namespaces(namespace_flags: u64) -> io::Result<Forked> {
-    let mut pidfd: i32 = -1;
-    let mut args = CloneArgs {
-        flags: namespace_flags | libc::CLONE_PIDFD as u64,
-        pidfd: (&raw mut pidfd) as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: `args` is a valid clone_args of the size passed; stack 0 gives fork
-    // semantics; the caller guarantees a single thread.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &raw mut args,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent {
-            pid: pid as i32,
-            // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-        }),
-    }
-}
 
 /// `unshare(2)` of namespaces only (never of the file table or memory).
 pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
     let allowed = rustix::thread::UnshareFlags::NEWNS
         | rustix::thread::UnshareFlags::NEWUSER
+        | rustix::thread::UnshareFlags::NEWPID
         | rustix::thread::UnshareFlags::NEWNET
         | rustix::thread::UnshareFlags::NEWIPC
         | rustix::thread::UnshareFlags::NEWUTS;
@@ -80,7 +25,8 @@ pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()>
 /// `fork(2)`. Returns the child's pid in the parent, 0 in the child.
 ///
 /// # Safety
-/// As for [`clone_into_namespaces`]: the calling process must be single-threaded.
+/// The calling process must be single-threaded: the child is a copy of it with only
+/// the calling thread, so any lock another thread held would stay locked forever.
 pub unsafe fn fork() -> io::Result<i32> {
     // SAFETY: the caller guarantees a single thread.
     match unsafe { libc::fork() } {
@@ -131,6 +77,15 @@ pub fn lock_down_mount_tree(path: &Path, read_only: bool, nodev: bool) -> io::Re
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// From the init of a PID namespace: SIGKILL every other process in it.
+pub fn kill_all_but_self() {
+    // SAFETY: kill(2) with pid -1 signals every process the caller may signal except
+    // itself; in a PID namespace's init that is the namespace. No memory is involved.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+    }
 }
 
 /// Send `signal` to one thread of this process.
