@@ -393,6 +393,8 @@ async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<
             return Ok(code);
         }
     };
+    // No sandbox is left running; prepared holders and their cgroups go too.
+    sandbox.shutdown().await;
     // Every sender is gone once the run returns; the renderer drains and ends.
     let _ = renderer.await;
     let result =

@@ -145,6 +145,16 @@ pub async fn run(
         plugins_used: Mutex::new(Vec::new()),
         artifact: Mutex::new(None),
     });
+    // Steps that may start programs get prepared sandbox holders, made ahead.
+    let native_steps = pipeline
+        .stages
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter(|s| !s.grants.exec.is_empty())
+        .count();
+    if native_steps > 0 {
+        ctx.sandbox.keep_ready(native_steps.min(opts.jobs).clamp(1, 4));
+    }
     let semaphore = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut records = Vec::new();
     let mut failed_stage: Option<String> = None;

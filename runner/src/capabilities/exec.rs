@@ -157,7 +157,7 @@ pub struct EnvironmentError {
     pub message: String,
 }
 
-/// A step's sandbox and the mount table it was made with.
+/// A step's sandbox and its whole mount table (base and step).
 pub struct PreparedEnvironment {
     environment: StepEnvironment,
     mounts: Vec<MountPlan>,
@@ -232,37 +232,33 @@ impl StepPrograms {
         }
     }
 
-    fn cgroup(&self) -> &Result<Arc<StepCgroup>, String> {
-        self.cgroup.get_or_init(|| match self.sandbox.cgroups() {
-            Ok(support) => StepCgroup::create(support, self.limits.memory, self.limits.processes)
-                .map(Arc::new)
-                .map_err(|e| format!("cannot create the step's cgroup: {e}")),
-            Err(why) => Err(why.to_string()),
-        })
-    }
-
     /// The step's sandbox, made on first use.
     async fn environment(&self) -> &Result<Arc<PreparedEnvironment>, EnvironmentError> {
         self.environment
             .get_or_init(|| async {
-                let cgroup = self.cgroup();
-                let procs = match cgroup {
-                    Ok(c) => c.procs_files().map_err(|e| EnvironmentError {
-                        unavailable: false,
-                        message: format!("cannot open the step's cgroup: {e}"),
-                    })?,
-                    Err(_) => Vec::new(),
-                };
-                let plan = self.plan(cgroup.is_ok());
-                let mounts = plan.mounts.clone();
-                let environment = self
+                let plan = self.plan(self.sandbox.cgroups().is_ok());
+                let mounts: Vec<MountPlan> = mounts::base().into_iter().chain(plan.mounts.iter().cloned()).collect();
+                let (environment, cgroup) = self
                     .sandbox
-                    .open_step(&plan, procs, self.net.names(), &self.log)
+                    .open_step(
+                        &plan,
+                        self.limits.memory,
+                        self.limits.processes,
+                        self.net.names(),
+                        &self.log,
+                    )
                     .await
                     .map_err(|e| EnvironmentError {
                         unavailable: e.is_unavailable(),
                         message: e.to_string(),
                     })?;
+                let _ = self.cgroup.set(cgroup.ok_or_else(|| {
+                    self.sandbox
+                        .cgroups()
+                        .err()
+                        .unwrap_or("no cgroup was made")
+                        .to_string()
+                }));
                 Ok(Arc::new(PreparedEnvironment { environment, mounts }))
             })
             .await
@@ -309,8 +305,6 @@ impl StepPrograms {
             }
         };
         SandboxPlan {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
             mounts,
             landlock,
             net: net_plan,
@@ -328,7 +322,8 @@ impl StepPrograms {
             Some(v) => format!("Landlock ABI {v}"),
             None => "no Landlock (the kernel lacks it)".into(),
         };
-        let limits = match (self.cgroup(), self.sandbox.cgroups()) {
+        let no_cgroup = Err("no cgroup was made".to_string());
+        let limits = match (self.cgroup.get().unwrap_or(&no_cgroup), self.sandbox.cgroups()) {
             (Ok(_), Ok(support)) => format!(
                 "memory {} for all its programs and {} processes ({})",
                 size(self.limits.memory),

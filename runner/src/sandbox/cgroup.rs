@@ -198,6 +198,34 @@ impl StepCgroup {
         Ok(group)
     }
 
+    /// Set the memory and process limits (the group may already hold processes).
+    pub fn set_limits(&self, memory: u64, processes: u64) -> io::Result<()> {
+        match self.version {
+            1 => {
+                let mem = &self.dirs[0];
+                let swap = mem.join("memory.memsw.limit_in_bytes");
+                let limit = mem.join("memory.limit_in_bytes");
+                // memsw may never be below the memory limit: order the two writes.
+                let raising = std::fs::read_to_string(&limit)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .is_none_or(|current| memory > current);
+                if raising && swap.exists() {
+                    let _ = std::fs::write(&swap, memory.to_string());
+                }
+                std::fs::write(&limit, memory.to_string())?;
+                if !raising && swap.exists() {
+                    let _ = std::fs::write(&swap, memory.to_string());
+                }
+                std::fs::write(self.dirs[1].join("pids.max"), processes.to_string())
+            }
+            _ => {
+                std::fs::write(self.dirs[0].join("memory.max"), memory.to_string())?;
+                std::fs::write(self.dirs[0].join("pids.max"), processes.to_string())
+            }
+        }
+    }
+
     /// `cgroup.procs` of every hierarchy, open for writing: a process writes `0` to
     /// join.
     pub fn procs_files(&self) -> io::Result<Vec<OwnedFd>> {

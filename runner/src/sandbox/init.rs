@@ -1,12 +1,14 @@
 //! The two processes that make and run a step's sandbox.
 //!
-//! The **holder**, forked by the launcher once per step, joins the step's cgroups,
-//! enters a new user namespace mapping the runner's user to itself, then new network,
-//! mount, IPC and UTS namespaces; sets up loopback (and the forwarded addresses of
-//! `net` grants); builds the sandbox's file system ([`super::mounts`]); and forks the
-//! **init** into a new PID namespace, then waits for it.
+//! The **holder**, forked by the launcher ahead of need, joins its cgroups, enters a
+//! new user namespace mapping the runner's user to itself, then new network, mount,
+//! IPC and UTS namespaces; brings loopback up; builds the base of the file system
+//! ([`super::mounts::base`]); forks the **init** into a new PID namespace; and says it
+//! is prepared. When a step claims it, it adds the forwarded addresses of the step's
+//! `net` grants and the step's mounts, hands the plan to the init, and waits for it.
 //!
-//! The init, PID 1 of that namespace, mounts `/proc`, pivots into the new root, applies
+//! The init, PID 1 of that namespace, mounts `/proc`, waits for the plan, pivots into
+//! the new root, applies
 //! the rlimits, gives up every capability, sets `no_new_privs` and Landlock, and then
 //! serves the runner: it starts each program the runner asks for (a fork that
 //! executes it, inheriting all of the above); when the program exits it kills and
@@ -36,12 +38,14 @@ const HOSTNAME: &[u8] = b"sluice-sandbox";
 /// How often the init reaps processes that were not the program (orphans).
 const REAP_EVERY: Duration = Duration::from_millis(200);
 
-/// Entry point of the holder, in the launcher's child. `fds` are `[plan, control,
-/// cgroup.procs...]`.
+/// Entry point of the holder, in the launcher's child. `fds` are `[control,
+/// cgroup.procs...]`. It makes what does not depend on the step (cgroup membership,
+/// which can wait for an RCU grace period; the user and network namespaces, which are
+/// slow to create), says it is prepared, and waits for the step's plan.
 pub fn holder(fds: Vec<OwnedFd>) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let mut fds = fds.into_iter();
-    let (Some(plan), Some(control)) = (fds.next(), fds.next()) else {
+    let Some(control) = fds.next() else {
         std::process::exit(121);
     };
     let cgroup_procs: Vec<OwnedFd> = fds.collect();
@@ -58,27 +62,66 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         );
         std::process::exit(122)
     };
-    let plan: SandboxPlan = match read_json(plan) {
-        Ok(p) => p,
-        Err(e) => fail("reading the plan", e.to_string()),
-    };
     for procs in &cgroup_procs {
         if let Err(e) = rustix::io::write(procs, b"0") {
             fail("joining the step's cgroup", e.to_string());
         }
     }
     drop(cgroup_procs);
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWUSER) {
         fail("mapping the user", format!("cannot make a user namespace: {e}"));
     }
-    if let Err(e) = map_ids(plan.uid, plan.gid) {
+    if let Err(e) = map_ids(uid, gid) {
         fail("mapping the user", e.to_string());
     }
     let namespaces = UnshareFlags::NEWNET | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     if let Err(e) = sys::unshare_namespaces(namespaces) {
         fail("making namespaces", e.to_string());
     }
-    match net::configure(plan.net.as_ref()) {
+    if let Err(e) = net::loopback() {
+        fail("setting up the network", e.to_string());
+    }
+    let root = match mounts::build_base(&mounts::base()) {
+        Ok(root) => root,
+        Err(e) => fail("building the file system", e.to_string()),
+    };
+    let _ = rustix::system::sethostname(HOSTNAME);
+    if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWPID) {
+        fail("making namespaces", e.to_string());
+    }
+    // The init waits on this pipe for the step's plan, once the holder has built the
+    // step's part of the file system.
+    let (go_read, go_write) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => fail("starting the sandbox", e.to_string()),
+    };
+    // SAFETY: this process is a fork of the single-threaded launcher and has started
+    // no thread.
+    let init_pid = match unsafe { sys::fork() } {
+        Ok(0) => {
+            drop(go_write);
+            init(control, &root, go_read)
+        }
+        Ok(pid) => pid,
+        Err(e) => fail("starting the sandbox", e.to_string()),
+    };
+    drop(go_read);
+    report(&InitReport::Prepared, &[]);
+
+    let plan: SandboxPlan = match channel::recv::<InitRequest>(control.as_fd()) {
+        Ok(Some((InitRequest::Build, fds))) => match fds.into_iter().next().map(read_json) {
+            Some(Ok(plan)) => plan,
+            Some(Err(e)) => fail("reading the plan", e.to_string()),
+            None => fail("reading the plan", "no plan was sent".into()),
+        },
+        // The runner no longer needs this sandbox (the init dies with the holder).
+        _ => std::process::exit(0),
+    };
+    match net::grants(plan.net.as_ref()) {
         Ok(sockets) => {
             if plan.net.is_some() {
                 let borrowed: Vec<BorrowedFd<'_>> = sockets.iter().map(|s| s.as_fd()).collect();
@@ -87,33 +130,28 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         }
         Err(e) => fail("setting up the network", e.to_string()),
     }
-    let root = match mounts::build_root(&plan.mounts) {
-        Ok(root) => root,
-        Err(e) => fail("building the file system", e.to_string()),
+    if let Err(e) = mounts::build_step(&root, &plan.mounts) {
+        fail("building the file system", e.to_string());
+    }
+    // Hand over: the init takes the plan, and the control socket, from here.
+    let text = serde_json::to_vec(&plan).expect("a plan serialises");
+    let mut go = std::fs::File::from(go_write);
+    if go.write_all(&text).is_err() {
+        std::process::exit(1);
+    }
+    drop(go);
+    drop(control);
+    let status = rustix::process::waitpid(Pid::from_raw(init_pid), rustix::process::WaitOptions::empty());
+    let code = match status {
+        Ok(Some((_, s))) => s.exit_status().unwrap_or(1),
+        _ => 1,
     };
-    let _ = rustix::system::sethostname(HOSTNAME);
-    if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWPID) {
-        fail("making namespaces", e.to_string());
-    }
-    // SAFETY: this process is a fork of the single-threaded launcher and has started
-    // no thread.
-    match unsafe { sys::fork() } {
-        Ok(0) => init(&plan, control, &root),
-        Ok(pid) => {
-            drop(control);
-            let status = rustix::process::waitpid(Pid::from_raw(pid), rustix::process::WaitOptions::empty());
-            let code = match status {
-                Ok(Some((_, s))) => s.exit_status().unwrap_or(1),
-                _ => 1,
-            };
-            std::process::exit(code)
-        }
-        Err(e) => fail("starting the sandbox", e.to_string()),
-    }
+    std::process::exit(code)
 }
 
-/// PID 1 of the sandbox: finish it, then serve the runner until it hangs up.
-fn init(plan: &SandboxPlan, control: OwnedFd, root: &Path) -> ! {
+/// PID 1 of the sandbox: mount `/proc`, wait for the holder to finish building and
+/// send the plan, enter the sandbox, then serve the runner until it hangs up.
+fn init(control: OwnedFd, root: &Path, go: OwnedFd) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     let report = |r: &InitReport, fds: &[BorrowedFd<'_>]| {
         let _ = channel::send(control.as_fd(), r, fds);
@@ -128,10 +166,22 @@ fn init(plan: &SandboxPlan, control: OwnedFd, root: &Path) -> ! {
         );
         std::process::exit(122)
     };
+    if let Err(e) = mounts::mount_proc(root) {
+        fail("building the file system", e.to_string());
+    }
+    let mut text = Vec::new();
+    if std::fs::File::from(go).read_to_end(&mut text).is_err() || text.is_empty() {
+        // The holder went away without a step: nothing to do.
+        std::process::exit(0);
+    }
+    let plan: SandboxPlan = match serde_json::from_slice(&text) {
+        Ok(p) => p,
+        Err(e) => fail("reading the plan", e.to_string()),
+    };
     if let Err(e) = mounts::enter_root(root) {
         fail("building the file system", e.to_string());
     }
-    if let Err(e) = confine(plan) {
+    if let Err(e) = confine(&plan) {
         fail("confining the sandbox", e);
     }
     report(&InitReport::Ready, &[]);
@@ -185,6 +235,13 @@ fn init(plan: &SandboxPlan, control: OwnedFd, root: &Path) -> ! {
                 empty_folder(Path::new("/dev/shm"));
                 report(&InitReport::Emptied, &[]);
             }
+            Ok(Some((InitRequest::Build, _))) => report(
+                &InitReport::Failed {
+                    stage: "building the sandbox".into(),
+                    error: "it is already built".into(),
+                },
+                &[],
+            ),
             // The runner is done with the step (or gone): end everything.
             Ok(None) | Err(_) => {
                 sys::kill_all_but_self();

@@ -11,10 +11,13 @@
 //! The pieces, in the order a program meets them:
 //! - [`Sandbox::prepare`], before the runner starts any thread: the runner's own
 //!   mount namespace ([`runner_ns`]), cgroup support, and the [`launcher`] process;
-//! - [`Sandbox::open_step`], once per step (started as soon as the step starts): the
-//!   plan ([`plan`]) travels to the launcher, which forks the sandbox's holder
-//!   ([`init`]); it builds the namespaces and file system and forks the sandbox's
-//!   init, which reports back on a control socket ([`channel`]);
+//! - [`Sandbox::keep_ready`], at the start of a run with native steps: the launcher
+//!   forks holders ([`init`]) ahead of need; each joins a cgroup of its own and makes
+//!   its user and network namespaces, then waits;
+//! - [`Sandbox::open_step`], once per step (started as soon as the step starts): a
+//!   prepared holder gets the step's limits and plan ([`plan`]), builds the file
+//!   system and forks the sandbox's init, which reports back on a control socket
+//!   ([`channel`]);
 //! - [`StepEnvironment::run`], per program: the init forks it; its exit status comes
 //!   back on the control socket. Between attempts [`StepEnvironment::kill_all`] ends
 //!   every process the attempt left behind.
@@ -35,7 +38,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use cgroup::CgroupSupport;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use cgroup::{CgroupSupport, StepCgroup};
 use forward::{Forwarding, NameTable};
 use launcher::{LaunchEvent, Launched, Launcher};
 use plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
@@ -75,6 +79,20 @@ pub struct Sandbox {
     isolation: RunnerIsolation,
     launcher: Result<Launcher, String>,
     cgroups: Result<CgroupSupport, String>,
+    /// Holders already in a cgroup and in their user and network namespaces, waiting
+    /// for a step: joining a cgroup can wait for an RCU grace period (10 ms and more)
+    /// and a network namespace takes most of a millisecond, so both are done ahead.
+    spares: tokio::sync::Mutex<Vec<Spare>>,
+    /// How many spares to keep, and how many are being made.
+    spares_wanted: AtomicUsize,
+    spares_coming: AtomicUsize,
+}
+
+/// A prepared holder (see [`init::holder`]) and its cgroup.
+struct Spare {
+    launched: Launched,
+    channel: channel::AsyncChannel,
+    cgroup: Option<Arc<StepCgroup>>,
 }
 
 impl Sandbox {
@@ -87,19 +105,30 @@ impl Sandbox {
             c.remove_stale();
         }
         let launcher = Launcher::start().map_err(|e| format!("cannot start the launcher: {e}"));
-        Sandbox {
-            isolation,
-            launcher,
-            cgroups,
-        }
+        Sandbox::with(isolation, launcher, cgroups)
     }
 
     /// No isolation at all: for library use and commands that run no step.
     pub fn unavailable(reason: &str) -> Sandbox {
+        Sandbox::with(
+            RunnerIsolation::none(reason),
+            Err(reason.to_string()),
+            Err(reason.to_string()),
+        )
+    }
+
+    fn with(
+        isolation: RunnerIsolation,
+        launcher: Result<Launcher, String>,
+        cgroups: Result<CgroupSupport, String>,
+    ) -> Sandbox {
         Sandbox {
-            isolation: RunnerIsolation::none(reason),
-            launcher: Err(reason.to_string()),
-            cgroups: Err(reason.to_string()),
+            isolation,
+            launcher,
+            cgroups,
+            spares: tokio::sync::Mutex::new(Vec::new()),
+            spares_wanted: AtomicUsize::new(0),
+            spares_coming: AtomicUsize::new(0),
         }
     }
 
@@ -108,11 +137,14 @@ impl Sandbox {
         &self.isolation
     }
 
-    /// Stop every running sandbox and wait until their processes are gone.
+    /// Stop every sandbox and spare and wait until their processes are gone; remove
+    /// the spares' cgroups.
     pub async fn shutdown(&self) {
+        self.spares_wanted.store(0, Ordering::Relaxed);
         if let Ok(launcher) = &self.launcher {
             launcher.shutdown(std::time::Duration::from_secs(3)).await;
         }
+        self.spares.lock().await.clear();
     }
 
     /// How step limits can be enforced here.
@@ -120,29 +152,103 @@ impl Sandbox {
         self.cgroups.as_ref().map_err(String::as_str)
     }
 
-    /// Make a step's sandbox. `cgroup_procs` are the step group's `cgroup.procs`
-    /// files; `names` the granted host names, for the sandbox's name server.
-    pub async fn open_step(
-        &self,
-        plan: &SandboxPlan,
-        cgroup_procs: Vec<OwnedFd>,
-        names: Arc<NameTable>,
-        log: &StepLog,
-    ) -> Result<StepEnvironment, SpawnError> {
+    /// Keep `n` holders prepared for steps to come, made in the background.
+    pub fn keep_ready(self: &Arc<Self>, n: usize) {
+        self.spares_wanted.store(n, Ordering::Relaxed);
+        self.refill();
+    }
+
+    /// How many prepared holders wait for a step.
+    pub async fn ready_holders(&self) -> usize {
+        self.spares.lock().await.len()
+    }
+
+    fn refill(self: &Arc<Self>) {
+        if self.launcher.is_err() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let wanted = self.spares_wanted.load(Ordering::Relaxed);
+        let ready = self.spares.try_lock().map(|s| s.len()).unwrap_or(wanted);
+        let coming = self.spares_coming.load(Ordering::Relaxed);
+        for _ in (ready + coming)..wanted {
+            self.spares_coming.fetch_add(1, Ordering::Relaxed);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let spare = this.prepare_holder().await;
+                this.spares_coming.fetch_sub(1, Ordering::Relaxed);
+                if let Ok(spare) = spare {
+                    this.spares.lock().await.push(spare);
+                }
+            });
+        }
+    }
+
+    /// Fork a holder into a new cgroup (with default limits, set on claim) and wait
+    /// until it is prepared.
+    async fn prepare_holder(&self) -> Result<Spare, SpawnError> {
         let launcher = self
             .launcher
             .as_ref()
             .map_err(|e| SpawnError::Unavailable(e.clone()))?;
+        let cgroup = match &self.cgroups {
+            Ok(support) => Some(Arc::new(StepCgroup::create(
+                support,
+                crate::config::DEFAULT_STEP_MEMORY,
+                crate::config::DEFAULT_STEP_PROCESSES,
+            )?)),
+            Err(_) => None,
+        };
         let (control_ours, control_theirs) = channel::pair()?;
-        let mut fds = vec![json_memfd(plan)?, control_theirs];
-        fds.extend(cgroup_procs);
+        let mut fds = vec![control_theirs];
+        if let Some(c) = &cgroup {
+            fds.extend(c.procs_files()?);
+        }
         let mut launched = launcher.spawn(fds).await?;
         match launched.next().await {
             Some(LaunchEvent::Spawned { .. }) => {}
             Some(LaunchEvent::SpawnFailed { error, .. }) => return Err(SpawnError::Unavailable(error)),
             _ => return Err(SpawnError::Unavailable("the launcher stopped".into())),
         }
-        let control = channel::AsyncChannel::new(control_ours)?;
+        let channel = channel::AsyncChannel::new(control_ours)?;
+        match channel.recv::<InitReport>().await? {
+            Some((InitReport::Prepared, _)) => Ok(Spare {
+                launched,
+                channel,
+                cgroup,
+            }),
+            Some((InitReport::Failed { stage, error }, _)) => Err(SpawnError::Setup { stage, error }),
+            _ => Err(SpawnError::Setup {
+                stage: "starting the sandbox".into(),
+                error: "it ended before it was ready".into(),
+            }),
+        }
+    }
+
+    /// Make a step's sandbox from `plan`, with the step's memory and process limits.
+    /// `names` are the granted host names, for the sandbox's name server. Returns the
+    /// sandbox and its cgroup (none where cgroups are unavailable).
+    pub async fn open_step(
+        self: &Arc<Self>,
+        plan: &SandboxPlan,
+        memory: u64,
+        processes: u64,
+        names: Arc<NameTable>,
+        log: &StepLog,
+    ) -> Result<(StepEnvironment, Option<Arc<StepCgroup>>), SpawnError> {
+        let claimed = self.spares.lock().await.pop();
+        let spare = match claimed {
+            Some(spare) => spare,
+            None => self.prepare_holder().await?,
+        };
+        let Spare {
+            launched,
+            channel: control,
+            cgroup,
+        } = spare;
+        if let Some(c) = &cgroup {
+            c.set_limits(memory, processes)?;
+        }
+        control.send(&InitRequest::Build, &[json_memfd(plan)?.as_fd()]).await?;
         let mut forwarding = None;
         loop {
             match control.recv::<InitReport>().await? {
@@ -164,14 +270,18 @@ impl Sandbox {
                 }
             }
         }
-        Ok(StepEnvironment {
+        // Replace the holder taken, once this step's sandbox no longer competes for
+        // the processors.
+        self.refill();
+        let environment = StepEnvironment {
             _launched: launched,
             control: Arc::new(tokio::sync::Mutex::new(Conversation {
                 channel: control,
                 unfinished: false,
             })),
             _forwarding: forwarding,
-        })
+        };
+        Ok((environment, cgroup))
     }
 }
 

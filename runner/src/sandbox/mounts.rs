@@ -5,9 +5,11 @@
 //! no `/run`, no foreign UNIX sockets, no other process. Secrets of the machine under
 //! `/etc` (shadow passwords, sudoers, SSH host keys, TLS private keys) are masked.
 //!
-//! [`plan`] decides the table in the runner; [`build_root`] makes it in the sandbox's
-//! holder process, and [`enter_root`] mounts `/proc` and pivots into it from the
-//! sandbox's init.
+//! The table has two parts. [`base`] is what every sandbox has (system folders, `/dev`,
+//! `/tmp`, masks); a prepared holder builds it ahead of need with [`build_base`].
+//! [`plan`] decides the rest for a step in the runner (grants, programs, the
+//! resolver file, the step's `/tmp` size); the holder adds it with [`build_step`] and
+//! the sandbox's init pivots into the result with [`enter_root`].
 
 use std::collections::HashMap;
 use std::io;
@@ -57,14 +59,16 @@ pub struct Layout<'a> {
     pub resolv_conf: Option<String>,
 }
 
-/// The mount table and the Landlock rules for `layout`. `/proc` is not in the table:
-/// [`enter_root`] mounts it, from inside the sandbox's PID namespace.
-pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
+/// The mounts every sandbox has, whatever its step: the system folders (read-only),
+/// `/sys/devices/system/cpu`, a minimal `/dev`, `/tmp` and `/dev/shm` (resized for
+/// the step later), and masks over the machine's secrets. Looked up once per process.
+pub fn base() -> Vec<MountPlan> {
+    static BASE: std::sync::OnceLock<Vec<MountPlan>> = std::sync::OnceLock::new();
+    BASE.get_or_init(look_up_base).clone()
+}
+
+fn look_up_base() -> Vec<MountPlan> {
     let mut mounts: Vec<MountPlan> = Vec::new();
-    let mut landlock = LandlockPlan {
-        list: vec![PathBuf::from("/")],
-        ..LandlockPlan::default()
-    };
     for folder in SYSTEM_FOLDERS {
         let path = Path::new(folder);
         match path.symlink_metadata() {
@@ -76,14 +80,11 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
                     });
                 }
             }
-            Ok(m) if m.is_dir() => {
-                mounts.push(MountPlan::Bind {
-                    source: path.to_path_buf(),
-                    writable: false,
-                    follow_symlinks: true,
-                });
-                landlock.read.push(path.to_path_buf());
-            }
+            Ok(m) if m.is_dir() => mounts.push(MountPlan::Bind {
+                source: path.to_path_buf(),
+                writable: false,
+                follow_symlinks: true,
+            }),
             _ => {}
         }
     }
@@ -94,7 +95,6 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
             writable: false,
             follow_symlinks: true,
         });
-        landlock.read.push(cpu.to_path_buf());
     }
     mounts.push(MountPlan::Tmpfs {
         target: "/dev".into(),
@@ -104,7 +104,6 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
     for d in DEVICES {
         let path = Path::new("/dev").join(d);
         if path.exists() {
-            landlock.devices.push(path.clone());
             mounts.push(MountPlan::Bind {
                 source: path,
                 writable: true,
@@ -126,14 +125,63 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
     for target in ["/dev/shm", "/tmp"] {
         mounts.push(MountPlan::Tmpfs {
             target: target.into(),
-            size: layout.tmp_size,
+            size: BASE_TMP_SIZE,
             mode: 0o1777,
         });
-        landlock.write.push(target.into());
     }
-    landlock.read.push("/proc".into());
+    mounts.extend(secrets());
+    mounts.sort_by_key(|m| m.target().components().count());
+    mounts
+}
 
-    // Grants, at their own paths; a grant of a system folder replaces its bind.
+/// Size of `/tmp` before a step sets its own.
+const BASE_TMP_SIZE: u64 = 1 << 20;
+
+/// Masks over the machine's secrets that exist here.
+fn secrets() -> impl Iterator<Item = MountPlan> {
+    SECRETS
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.symlink_metadata().is_ok())
+        .map(|p| MountPlan::Mask {
+            target: p.to_path_buf(),
+        })
+}
+
+/// The step's part of the mount table (to build on top of [`base`]) and the Landlock
+/// rules for `layout`. `/proc` is in neither table: the sandbox's init mounts it,
+/// from inside its PID namespace.
+pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
+    let base = base();
+    let mut landlock = LandlockPlan {
+        list: vec![PathBuf::from("/")],
+        ..LandlockPlan::default()
+    };
+    for m in &base {
+        match m {
+            MountPlan::Bind {
+                source, writable, ..
+            } if source.starts_with("/dev") => {
+                if *writable {
+                    landlock.devices.push(source.clone());
+                }
+            }
+            MountPlan::Bind { source, .. } => landlock.read.push(source.clone()),
+            _ => {}
+        }
+    }
+    landlock.write.extend(["/dev/shm".into(), "/tmp".into()]);
+    landlock.read.push("/proc".into());
+    let mut mounts: Vec<MountPlan> = ["/dev/shm", "/tmp"]
+        .iter()
+        .map(|t| MountPlan::Resize {
+            target: t.into(),
+            size: layout.tmp_size,
+        })
+        .collect();
+
+    // Grants, at their own paths, on top of the base (a grant of a system folder
+    // covers its bind).
     for (dirs, writable) in [(layout.read, false), (layout.write, true)] {
         for dir in dirs {
             // Writes come second, so a folder both read and written ends writable.
@@ -151,15 +199,11 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
         }
     }
 
+    // A grant that covers a masked secret (`/etc`, say) gets the mask again on top,
+    // unless the secret itself is what is granted.
     let granted = |p: &Path| layout.read.iter().chain(layout.write).any(|g| g == p);
-    for secret in SECRETS {
-        let path = Path::new(secret);
-        if path.symlink_metadata().is_ok() && !granted(path) {
-            mounts.push(MountPlan::Mask {
-                target: path.to_path_buf(),
-            });
-        }
-    }
+    let covered = |p: &Path| layout.read.iter().chain(layout.write).any(|g| p.starts_with(g));
+    mounts.extend(secrets().filter(|m| covered(m.target()) && !granted(m.target())));
     if let Some(content) = &layout.resolv_conf {
         // /etc/resolv.conf is often a link into /run; show the file it points at.
         let target = std::fs::canonicalize("/etc/resolv.conf")
@@ -172,7 +216,8 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
 
     // The programs: bind the file of one that is in no folder of the sandbox.
     for (path, file) in layout.programs {
-        if executable(&mounts, path, file).is_none() {
+        let table: Vec<MountPlan> = base.iter().chain(&mounts).cloned().collect();
+        if executable(&table, path, file).is_none() {
             mounts.push(MountPlan::Bind {
                 source: file.clone(),
                 writable: false,
@@ -216,11 +261,41 @@ pub fn executable(mounts: &[MountPlan], path: &Path, file: &Path) -> Option<Path
     }
 }
 
-/// Make the mount table under a new root, which is returned (read-only, with an empty
-/// `/proc` to mount on). Runs in the sandbox's holder, in its own mount namespace.
-pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
-    // Open every source first: the staging tmpfs below may hide some of them.
-    let mut sources: HashMap<usize, OwnedFd> = HashMap::new();
+/// Build [`base`] under a new root, which is returned. Runs in a holder, in its own
+/// mount namespace, before it knows its step.
+pub fn build_base(mounts: &[MountPlan]) -> io::Result<PathBuf> {
+    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+    // The new root is staged over /dev in this namespace: every Linux has it, and no
+    // grant can name it, so the step's mounts made later still find their sources.
+    let stage = Path::new("/dev");
+    // Sources first: the staging tmpfs hides what is under it.
+    let sources = open_sources(mounts)?;
+    tmpfs(stage, 256 << 10, 0o700, MountFlags::NOSUID | MountFlags::NODEV)?;
+    let root = stage.join("root");
+    std::fs::create_dir(&root)?;
+    tmpfs(&root, 1 << 20, 0o755, MountFlags::NOSUID | MountFlags::NODEV)?;
+    std::fs::write(stage.join("empty"), b"")?;
+    mountpoint(&root.join("proc"), true)?;
+    apply(&root, mounts, &sources)?;
+    Ok(root)
+}
+
+/// Add the step's mounts on top of [`build_base`]'s root and make the root
+/// read-only. Runs in the holder once it knows its step.
+pub fn build_step(root: &Path, mounts: &[MountPlan]) -> io::Result<()> {
+    let sources = open_sources(mounts)?;
+    apply(root, mounts, &sources)?;
+    rustix::mount::mount_remount(
+        root,
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        c"",
+    )?;
+    Ok(())
+}
+
+/// Open the source of every bind in `mounts`, refusing symlinks where asked.
+fn open_sources(mounts: &[MountPlan]) -> io::Result<HashMap<usize, OwnedFd>> {
+    let mut sources = HashMap::new();
     for (i, m) in mounts.iter().enumerate() {
         if let MountPlan::Bind {
             source,
@@ -251,19 +326,12 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
             sources.insert(i, fd);
         }
     }
-    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
-    let stage = ["/tmp", "/run", "/mnt", "/var/tmp"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_dir())
-        .ok_or_else(|| io::Error::other("no folder to stage the new root in (/tmp is missing)"))?;
-    tmpfs(stage, 256 << 10, 0o700, MountFlags::NOSUID | MountFlags::NODEV)?;
-    let root = stage.join("root");
-    std::fs::create_dir(&root)?;
-    tmpfs(&root, 1 << 20, 0o755, MountFlags::NOSUID | MountFlags::NODEV)?;
-    let empty_file = stage.join("empty");
-    std::fs::write(&empty_file, b"")?;
+    Ok(sources)
+}
 
+/// Make `mounts` below `root`, in order.
+fn apply(root: &Path, mounts: &[MountPlan], sources: &HashMap<usize, OwnedFd>) -> io::Result<()> {
+    let stage = root.parent().expect("the root is staged in a folder");
     for (i, m) in mounts.iter().enumerate() {
         let target = root.join(m.target().strip_prefix("/").unwrap_or(m.target()));
         let context = |e: io::Error| io::Error::other(format!("{}: {e}", m.target().display()));
@@ -284,6 +352,16 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
                 tmpfs(&target, *size, *mode, MountFlags::NOSUID | MountFlags::NODEV)
                     .map_err(context)?;
             }
+            MountPlan::Resize { size, .. } => {
+                let options = std::ffi::CString::new(format!("size={size}"))
+                    .expect("no NUL in mount options");
+                rustix::mount::mount_remount(
+                    &target,
+                    MountFlags::NOSUID | MountFlags::NODEV,
+                    options.as_c_str(),
+                )
+                .map_err(|e| context(e.into()))?;
+            }
             MountPlan::Symlink { points_to, .. } => {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(context)?;
@@ -300,7 +378,8 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
                     )
                     .map_err(context)?;
                 } else if target.exists() {
-                    rustix::mount::mount_bind(&empty_file, &target).map_err(|e| context(e.into()))?;
+                    rustix::mount::mount_bind(&stage.join("empty"), &target)
+                        .map_err(|e| context(e.into()))?;
                     restrict_mount(&target, true, true).map_err(context)?;
                 }
             }
@@ -313,27 +392,24 @@ pub fn build_root(mounts: &[MountPlan]) -> io::Result<PathBuf> {
             }
         }
     }
-    mountpoint(&root.join("proc"), true)?;
-    rustix::mount::mount_remount(
-        &root,
-        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
-        c"",
-    )?;
-    Ok(root)
+    Ok(())
 }
 
-/// Mount `/proc` for the calling process's PID namespace and pivot into `root`. Runs
-/// in the sandbox's init.
-pub fn enter_root(root: &Path) -> io::Result<()> {
-    let proc = root.join("proc");
+/// Mount `/proc` for the calling process's PID namespace at `root/proc`. Runs in the
+/// sandbox's init, while the holder is still building.
+pub fn mount_proc(root: &Path) -> io::Result<()> {
     rustix::mount::mount(
         "proc",
-        &proc,
+        &root.join("proc"),
         "proc",
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
         None,
     )
-    .map_err(|e| io::Error::other(format!("/proc: {e}")))?;
+    .map_err(|e| io::Error::other(format!("/proc: {e}")))
+}
+
+/// Pivot into `root` (with `/proc` mounted). Runs in the sandbox's init.
+pub fn enter_root(root: &Path) -> io::Result<()> {
     rustix::process::chdir(root)?;
     rustix::process::pivot_root(".", ".")?;
     rustix::mount::unmount(".", UnmountFlags::DETACH)?;
@@ -423,7 +499,8 @@ mod tests {
             tmp_size: 1 << 20,
             resolv_conf: None,
         });
-        let targets: Vec<&Path> = mounts.iter().map(MountPlan::target).collect();
+        let table: Vec<MountPlan> = base().into_iter().chain(mounts.iter().cloned()).collect();
+        let targets: Vec<&Path> = table.iter().map(MountPlan::target).collect();
         let proj = targets.iter().position(|t| *t == Path::new("/work/proj")).unwrap();
         let target = targets
             .iter()
@@ -434,7 +511,7 @@ mod tests {
         assert!(landlock.write.contains(&PathBuf::from("/work/proj/target")));
         assert!(!landlock.write.contains(&PathBuf::from("/work/proj")));
         assert_eq!(
-            executable(&mounts, Path::new("/bin/sh"), Path::new("/usr/bin/dash")).as_deref(),
+            executable(&table, Path::new("/bin/sh"), Path::new("/usr/bin/dash")).as_deref(),
             Some(Path::new("/bin/sh"))
         );
     }
@@ -452,9 +529,10 @@ mod tests {
             tmp_size: 1 << 20,
             resolv_conf: None,
         });
+        let table: Vec<MountPlan> = base().into_iter().chain(mounts.iter().cloned()).collect();
         assert_eq!(
             executable(
-                &mounts,
+                &table,
                 Path::new("/home/me/.local/bin/tool"),
                 Path::new("/home/me/tools/tool-1.2")
             )

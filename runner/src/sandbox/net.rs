@@ -29,15 +29,18 @@ pub fn resolv_conf() -> String {
     )
 }
 
-/// Bring loopback up and, for `net`, make the granted addresses local and open the
-/// sockets the runner serves. Returns the listeners, then the resolver socket.
-pub fn configure(net: Option<&NetPlan>) -> io::Result<Vec<OwnedFd>> {
-    let nl = Netlink::open()?;
-    // Loopback is interface 1 in a new network namespace.
-    nl.link_up(1)?;
+/// Bring loopback up (interface 1 in a new network namespace).
+pub fn loopback() -> io::Result<()> {
+    Netlink::open()?.link_up(1)
+}
+
+/// For `net` grants, make the granted addresses local and open the sockets the runner
+/// serves. Returns the listeners, then the resolver socket.
+pub fn grants(net: Option<&NetPlan>) -> io::Result<Vec<OwnedFd>> {
     let Some(net) = net else {
         return Ok(Vec::new());
     };
+    let nl = Netlink::open()?;
     for addr in &net.local_addresses {
         nl.add_address(1, *addr)?;
     }

@@ -9,11 +9,8 @@ use serde::{Deserialize, Serialize};
 /// A step's sandbox: made once per step, holding every program the step runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxPlan {
-    /// The runner's user and group: mapped to themselves in the new user namespace.
-    pub uid: u32,
-    pub gid: u32,
-    /// The file system, in the order the mounts are made (`/proc` comes last, from
-    /// inside the sandbox's PID namespace).
+    /// The step's part of the file system, made on top of the base every sandbox has
+    /// (see [`super::mounts::base`]), in order.
     pub mounts: Vec<MountPlan>,
     /// Landlock, applied on top of the namespaces.
     pub landlock: LandlockPlan,
@@ -55,6 +52,8 @@ pub enum MountPlan {
         size: u64,
         mode: u32,
     },
+    /// A new size for a tmpfs of the base table.
+    Resize { target: PathBuf, size: u64 },
     /// A symbolic link (e.g. `/bin -> usr/bin` on merged-/usr systems).
     Symlink { target: PathBuf, points_to: PathBuf },
     /// An empty, read-only placeholder over a path (secrets such as /etc/shadow).
@@ -69,6 +68,7 @@ impl MountPlan {
         match self {
             MountPlan::Bind { source, .. } => source,
             MountPlan::Tmpfs { target, .. }
+            | MountPlan::Resize { target, .. }
             | MountPlan::Symlink { target, .. }
             | MountPlan::Mask { target }
             | MountPlan::File { target, .. } => target,
@@ -114,9 +114,13 @@ pub struct RlimitPlan {
     pub data: Option<u64>,
 }
 
-/// What the runner asks of a sandbox's init, on the control socket.
+/// What the runner asks of a sandbox's holder and then its init, on the control
+/// socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum InitRequest {
+    /// To the prepared holder: build the sandbox; the descriptor is its plan (a memfd
+    /// holding a [`SandboxPlan`]).
+    Build,
     /// Run a program; the descriptors are its plan (a memfd holding a
     /// [`ProgramPlan`]), stdin, stdout and stderr.
     Run,
@@ -127,6 +131,9 @@ pub enum InitRequest {
 /// What a sandbox reports to the runner, on the control socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum InitReport {
+    /// The holder has joined the cgroups and made the user and network namespaces; it
+    /// waits for `Build`.
+    Prepared,
     /// The network is ready; the descriptors are the listeners, then the resolver.
     Network,
     /// The sandbox is built and waits for programs.
