@@ -44,6 +44,8 @@ fn trivial_step() -> Step {
         retries: 0,
         retry_delay: Duration::from_secs(1),
         allow_failure: false,
+        processes: sluice::config::DEFAULT_STEP_PROCESSES,
+        tmpdir_size: sluice::config::DEFAULT_STEP_TMPDIR_SIZE,
         grants: Grants::default(),
         stage_index: 0,
         step_index: 0,

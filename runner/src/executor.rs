@@ -580,6 +580,13 @@ async fn attempts(
             limits,
         )
         .await
+        .map(|mut report| {
+            // What a plugin reports is bounded before anything holds or writes it.
+            for note in crate::limits::cap_report(&mut report) {
+                log.line(Source::Runner, &note);
+            }
+            report
+        })
         .and_then(|report| {
             let artifacts = record_artifacts(&ctx.workdir, sandbox, &report)?;
             Ok((report, artifacts))

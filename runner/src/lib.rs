@@ -7,7 +7,8 @@
 //! - [`validate`] loads every plugin and checks each step's `with` against its schema;
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch;
-//! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems.
+//! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
+//! - [`limits`] holds every documented bound.
 
 pub mod builtins;
 pub mod capabilities;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod events;
 pub mod executor;
 pub mod host;
+pub mod limits;
 pub mod render;
 pub mod reports;
 pub mod validate;

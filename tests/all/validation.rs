@@ -176,3 +176,102 @@ with = { program = "echo", args = ["hi"] }
         "sluice.toml: pipeline `web` is valid (1 stages, 1 steps)\n"
     );
 }
+
+#[test]
+fn values_beyond_the_documented_bounds() {
+    let long_id = "x".repeat(300);
+    insta::assert_snapshot!(validate(&format!(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "forever"
+uses = "builtin:command"
+with = {{ program = "true" }}
+timeout = "18446744073709551616s"
+retry-delay = "2h"
+
+[[stage.step]]
+id = "ages"
+uses = "builtin:command"
+with = {{ program = "true" }}
+timeout = "100000h"
+
+[[stage.step]]
+id = "{long_id}"
+uses = "builtin:command"
+with = {{ program = "true" }}
+
+[[stage.step]]
+id = "huge"
+uses = "builtin:command"
+with = {{ program = "true" }}
+memory = "99999999TiB"
+
+[[stage.step]]
+id = "big"
+uses = "builtin:command"
+with = {{ program = "true" }}
+memory = "300GiB"
+
+[[stage.step]]
+id = "native"
+uses = "builtin:command"
+with = {{ program = "true" }}
+processes = 0
+tmpdir-size = "1KiB"
+
+[[stage.step]]
+id = "native-max"
+uses = "builtin:command"
+with = {{ program = "true" }}
+processes = 65537
+tmpdir-size = "65GiB"
+"#
+    )));
+}
+
+#[test]
+fn names_longer_than_64_characters() {
+    insta::assert_snapshot!(validate(&format!(
+        r#"[pipeline]
+name = "{}"
+
+[[stage]]
+name = "{}"
+
+[[stage.step]]
+id = "ok"
+uses = "builtin:command"
+with = {{ program = "true" }}
+"#,
+        "p".repeat(65),
+        "s".repeat(65)
+    )));
+}
+
+#[test]
+fn processes_and_tmpdir_size_within_bounds_are_accepted() {
+    let p = Project::new(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:command"
+with = { program = "true" }
+processes = 65536
+tmpdir-size = "64GiB"
+memory = "256GiB"
+timeout = "7days"
+retry-delay = "1h"
+"#,
+    );
+    p.sluice(&["validate"]).expect_code(0);
+}
