@@ -8,12 +8,13 @@
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch;
 //! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
-//! - [`limits`] holds every documented bound.
+//! - [`limits`] holds every documented bound, [`console`] every write to stdout/stderr.
 
 pub mod builtins;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod executor;
 pub mod host;
