@@ -15,6 +15,7 @@ use sluice::capabilities::StepSandbox;
 use sluice::capabilities::logs::StepLog;
 use sluice::config::{Grants, PluginRef, Step};
 use sluice::host::bindings::types::StepInput;
+use sluice::host::cache::CacheRoot;
 use sluice::host::engine::EngineProfile;
 use sluice::host::plugin::PluginHost;
 use sluice::host::step::{AttemptLimits, run_attempt};
@@ -59,7 +60,7 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, pooling: bool) {
             max_concurrent_steps: 4,
             pooling,
         },
-        cache.path(),
+        Some(CacheRoot::open(cache.path()).unwrap()),
     )
     .unwrap();
     let step = trivial_step();

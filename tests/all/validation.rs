@@ -275,3 +275,71 @@ retry-delay = "1h"
     );
     p.sluice(&["validate"]).expect_code(0);
 }
+
+/// `sluice <args>` in `p`, killed (and the test failed) if it takes 10 s or more.
+fn within_10s(p: &Project, args: &[&str]) -> crate::support::Outcome {
+    let started = std::time::Instant::now();
+    let mut child = p
+        .command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sluice");
+    while child.try_wait().expect("wait for sluice").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`sluice {}` still ran after 10 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    crate::support::Outcome::from_child(child)
+}
+
+#[test]
+fn uses_must_be_a_regular_file_of_bounded_size() {
+    let p = Project::new(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "zeros"
+uses = "/dev/zero"
+
+[[stage.step]]
+id = "fifo"
+uses = "plugin.fifo"
+
+[[stage.step]]
+id = "folder"
+uses = "plugins"
+
+[[stage.step]]
+id = "huge"
+uses = "huge.wasm"
+"#,
+    );
+    let made = std::process::Command::new("mkfifo")
+        .arg(p.path().join("plugin.fifo"))
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    std::fs::create_dir(p.path().join("plugins")).unwrap();
+    // Sparse: 600 MiB long, nothing on disk.
+    std::fs::File::create(p.path().join("huge.wasm"))
+        .unwrap()
+        .set_len(600 << 20)
+        .unwrap();
+    let out = within_10s(&p, &["validate"]);
+    out.expect_code(2);
+    let run = within_10s(&p, &["run", "--format", "plain"]);
+    run.expect_code(2);
+    assert_eq!(run.stderr, out.stderr);
+    for path in ["/dev/zero", "plugin.fifo"] {
+        within_10s(&p, &["plugin", "info", path]).expect_code(2);
+    }
+    insta::assert_snapshot!(normalize(&out.stderr, p.path()));
+}
