@@ -21,6 +21,7 @@ use sluice::capabilities::StepSandbox;
 use sluice::capabilities::logs::StepLog;
 use sluice::config::{Grants, PluginRef, Step};
 use sluice::host::bindings::types::StepInput;
+use sluice::host::cache::CacheRoot;
 use sluice::host::engine::EngineProfile;
 use sluice::host::plugin::PluginHost;
 use sluice::host::step::{AttemptLimits, run_attempt};
@@ -77,7 +78,7 @@ fn step_overhead(
             max_concurrent_steps: 4,
             pooling,
         },
-        cache.path(),
+        Some(CacheRoot::open(cache.path()).unwrap()),
     )
     .unwrap();
     let plugin = runtime.block_on(host.load(&step.uses)).unwrap();

@@ -8,6 +8,11 @@
 //! | 2 | usage or configuration error |
 //! | 3 | internal error |
 //! | 129, 130, 143 | stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM |
+//!
+//! Every write to stdout and stderr goes through [`crate::console`], so a closed pipe
+//! never turns into a panic; the cache root is opened and checked, and `run` isolates
+//! itself ([`Sandbox::prepare`]), before the async runtime starts; failing to start
+//! the runtime or a thread is exit code 3.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,13 +21,14 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, PipelineFileError, PluginRef};
+use crate::console;
 use crate::events::{EventSink, Status};
 use crate::executor::{self, RunOptions};
 use crate::folders::OwnedDir;
+use crate::host::cache::{CacheRoot, default_cache_root};
 use crate::sandbox::Sandbox;
-use crate::host::cache::default_cache_root;
 use crate::host::engine::EngineProfile;
-use crate::host::plugin::{LoadedPlugin, PluginHost};
+use crate::host::plugin::{EngineError, LoadedPlugin, PluginHost};
 use crate::render::{self, Format};
 use crate::{builtins, reports, validate};
 
@@ -71,7 +77,7 @@ impl ExpectedError {
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Folder for compiled plugins [default: $SLUICE_CACHE_DIR, $XDG_CACHE_HOME/sluice or ~/.cache/sluice]
+    /// Folder for compiled plugins [default: $SLUICE_CACHE_DIR, $XDG_CACHE_HOME/sluice or $HOME/.cache/sluice; none: compile in memory]
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 }
@@ -156,48 +162,88 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    // Namespaces and the launcher need a process with one thread: before the runtime.
+    let fail = |e: ExpectedError| {
+        console::err_line(&format!("error: {e}"));
+        ExitCode::from(e.code())
+    };
+    // Namespaces and the launcher need a process with one thread: before the runtime,
+    // and before the cache root is opened (its handle must belong to the runner's
+    // mount namespace, where the runner hides it from steps).
     let sandbox = Arc::new(match cli.command {
         Command::Run(_) => Sandbox::prepare(),
         _ => Sandbox::unavailable("this command runs no step"),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::INTERNAL);
-        }
+    // Then check and hold the cache root.
+    let cache_root = match open_cache(cli.cache_dir.clone()) {
+        Ok(root) => root,
+        Err(e) => return fail(e),
     };
-    match runtime.block_on(dispatch(cli, sandbox)) {
+    let runtime = match start_runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(ExpectedError::Internal(e)),
+    };
+    match runtime.block_on(dispatch(cli, cache_root, sandbox)) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.code())
-        }
+        Err(e) => fail(e),
     }
 }
 
-async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> {
-    let cache_root = cli.cache_dir.clone().unwrap_or_else(default_cache_root);
+/// Open the cache root: `--cache-dir`, else the default; `None` (with a note) when
+/// there is none, and plugins are compiled in memory.
+fn open_cache(flag: Option<PathBuf>) -> Result<Option<CacheRoot>, ExpectedError> {
+    let Some(path) = flag.or_else(default_cache_root) else {
+        console::err_line(
+            "note: no cache folder for compiled plugins ($SLUICE_CACHE_DIR, $XDG_CACHE_HOME and $HOME are unset), so plugins are compiled on every run; set SLUICE_CACHE_DIR or pass --cache-dir DIR to keep them",
+        );
+        return Ok(None);
+    };
+    CacheRoot::open(&path)
+        .map(Some)
+        .map_err(|e| ExpectedError::Config(e.to_string()))
+}
+
+/// Start the multi-threaded async runtime. Tokio panics when the OS refuses a worker
+/// thread (e.g. `ulimit -u` reached), and unwinding from there would wait forever for
+/// the workers it already started; so while it starts, a panic prints one `error:`
+/// line and exits with code 3 at once.
+fn start_runtime() -> Result<tokio::runtime::Runtime, String> {
+    const HINT: &str = "too many processes or threads for this user? see `ulimit -u`";
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let why = info.payload_as_str().unwrap_or("unknown failure");
+        console::err_line(&format!(
+            "error: cannot start the async runtime: {why} ({HINT})"
+        ));
+        std::process::exit(i32::from(exit::INTERNAL));
+    }));
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    std::panic::set_hook(hook);
+    built.map_err(|e| format!("cannot start the async runtime: {e} ({HINT})"))
+}
+
+async fn dispatch(
+    cli: Cli,
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
+) -> Result<u8, ExpectedError> {
     match cli.command {
-        Command::Run(args) => run(args, &cache_root, sandbox).await,
+        Command::Run(args) => run(args, cache_root, sandbox).await,
         Command::Validate { file } => {
-            let host = start_host(1, &cache_root)?;
+            let host = start_host(1, cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
             let steps: usize = pipeline.stages.iter().map(|s| s.steps.len()).sum();
-            println!(
+            console::out_line(&format!(
                 "{}: pipeline `{}` is valid ({} stages, {steps} steps)",
                 file.display(),
                 pipeline.name,
                 pipeline.stages.len()
-            );
+            ));
             Ok(exit::OK)
         }
         Command::Plugins { json } => {
-            let host = start_host(1, &cache_root)?;
+            let host = start_host(1, cache_root)?;
             let mut all = Vec::new();
             for name in builtins::names() {
                 let p = host
@@ -208,10 +254,7 @@ async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> 
             }
             if json {
                 let v: Vec<_> = all.iter().map(|p| plugin_json(p)).collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("JSON values serialise")
-                );
+                console::out_line(&json_text(&v));
             } else {
                 let width = all
                     .iter()
@@ -220,12 +263,15 @@ async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> 
                     .unwrap_or(0);
                 for p in &all {
                     let d = p.descriptor();
-                    println!(
+                    let line = format!(
                         "{:width$}  {:8}  {}",
                         p.reference().to_string(),
                         d.version,
                         d.summary
                     );
+                    if !console::out_line(&line) {
+                        break;
+                    }
                 }
             }
             Ok(exit::OK)
@@ -233,7 +279,7 @@ async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> 
         Command::Plugin {
             command: PluginCommand::Info { reference, json },
         } => {
-            let host = start_host(1, &cache_root)?;
+            let host = start_host(1, cache_root)?;
             let cwd =
                 std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
             let r = PluginRef::parse(&reference, &cwd);
@@ -242,23 +288,23 @@ async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> 
                 .await
                 .map_err(|e| ExpectedError::Config(e.to_string()))?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plugin_json(&p)).expect("JSON values serialise")
-                );
+                console::out_line(&json_text(&plugin_json(&p)));
             } else {
+                use std::fmt::Write as _;
                 let d = p.descriptor();
-                println!("plugin:       {}", p.reference());
-                println!("name:         {}", d.name);
-                println!("version:      {}", d.version);
-                println!("summary:      {}", d.summary);
-                println!("digest:       {}", p.digest());
+                let mut text = String::new();
+                let _ = writeln!(text, "plugin:       {}", p.reference());
+                let _ = writeln!(text, "name:         {}", d.name);
+                let _ = writeln!(text, "version:      {}", d.version);
+                let _ = writeln!(text, "summary:      {}", d.summary);
+                let _ = writeln!(text, "digest:       {}", p.digest());
                 let caps: Vec<String> = d
                     .capabilities
                     .iter()
                     .map(|c| capability_name(*c).to_string())
                     .collect();
-                println!(
+                let _ = writeln!(
+                    text,
                     "capabilities: {}",
                     if caps.is_empty() {
                         "none".into()
@@ -266,12 +312,11 @@ async fn dispatch(cli: Cli, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> 
                         caps.join(", ")
                     }
                 );
-                println!("config schema:");
-                let schema =
-                    serde_json::to_string_pretty(p.schema()).expect("JSON values serialise");
-                for l in schema.lines() {
-                    println!("  {l}");
+                let _ = writeln!(text, "config schema:");
+                for l in json_text(p.schema()).lines() {
+                    let _ = writeln!(text, "  {l}");
                 }
+                console::out(&text);
             }
             Ok(exit::OK)
         }
@@ -289,6 +334,11 @@ fn capability_name(c: crate::host::bindings::types::Capability) -> &'static str 
     }
 }
 
+/// Pretty JSON of a value that is already JSON (cannot fail).
+fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("null /* {e} */"))
+}
+
 fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
     let d = p.descriptor();
     serde_json::json!({
@@ -302,12 +352,15 @@ fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
     })
 }
 
-fn start_host(jobs: usize, cache_root: &Path) -> Result<PluginHost, ExpectedError> {
+fn start_host(jobs: usize, cache_root: Option<CacheRoot>) -> Result<PluginHost, ExpectedError> {
     let profile = EngineProfile {
         max_concurrent_steps: jobs.clamp(1, 256) as u32,
         pooling: true,
     };
-    PluginHost::new(profile, cache_root).map_err(|e| ExpectedError::Internal(e.to_string()))
+    PluginHost::new(profile, cache_root).map_err(|e| match e {
+        EngineError::Cache(_) => ExpectedError::Config(e.to_string()),
+        EngineError::Engine(_) => ExpectedError::Internal(e.to_string()),
+    })
 }
 
 fn config_error(errors: &[config::ConfigError]) -> ExpectedError {
@@ -339,7 +392,8 @@ async fn load_and_check(
     match validate::validate(&pipeline, host).await {
         Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
         Ok(_) => Err(config_error(&errors)),
-        Err(more) => {
+        Err(validate::Invalid::Internal(e)) => Err(ExpectedError::Internal(e.to_string())),
+        Err(validate::Invalid::Config(more)) => {
             // A step whose `uses` is already reported needs no second error.
             let lines: std::collections::HashSet<usize> =
                 errors.iter().map(|e| e.pos.line).collect();
@@ -350,7 +404,11 @@ async fn load_and_check(
     }
 }
 
-async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<u8, ExpectedError> {
+async fn run(
+    args: RunArgs,
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
+) -> Result<u8, ExpectedError> {
     let RunArgs {
         file,
         jobs,
@@ -362,10 +420,11 @@ async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<
     } = args;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let log_limit = log_limit.as_u64();
+    let cache = cache_root.clone();
     let host = start_host(jobs, cache_root)?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
     let folders = RunnerFolders::open(&pipeline, runs_dir.as_deref(), report_dir.as_deref())?;
-    private::protect(&pipeline, &folders, cache_root, sandbox.isolation())
+    private::protect(&pipeline, &folders, cache.as_ref(), sandbox.isolation())
         .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
     // Opened before any step runs, so that no step can swap it for a link.
     let job_summary = reports::github::open_job_summary()
@@ -389,7 +448,7 @@ async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<
             // Every step's sandbox dies, with every process in it, before the runner
             // exits. Records of finished steps are already on disk.
             sandbox.shutdown().await;
-            eprintln!("interrupted: the running steps were stopped");
+            console::err_line("interrupted: the running steps were stopped");
             return Ok(code);
         }
     };
@@ -408,14 +467,16 @@ async fn run(args: RunArgs, cache_root: &Path, sandbox: Arc<Sandbox>) -> Result<
     };
     reports::write_all(&result, &report_dir).map_err(|e| ExpectedError::Internal(e.to_string()))?;
     if format != Format::Json {
-        eprintln!("reports: {}", report_dir.path().display());
+        console::err_line(&format!("reports: {}", report_dir.path().display()));
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         reports::github::print_annotations(&result);
         if let Some(file) = job_summary
             && let Err(e) = reports::github::append_job_summary(file, &result)
         {
-            eprintln!("warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}");
+            console::err_line(&format!(
+                "warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}"
+            ));
         }
     }
     Ok(match result.status {
@@ -499,24 +560,25 @@ mod private {
     pub(super) fn protect(
         pipeline: &config::Pipeline,
         folders: &RunnerFolders,
-        cache_root: &Path,
+        cache: Option<&CacheRoot>,
         isolation: &RunnerIsolation,
     ) -> Result<(), Vec<String>> {
-        let cache = std::fs::canonicalize(cache_root).ok().and_then(|path| {
-            OwnedDir::open_or_create(&path).ok()
-        });
-        let mut private: Vec<(&OwnedDir, &str)> = vec![(&folders.state, "run records and state")];
+        let mut private: Vec<(&std::os::fd::OwnedFd, &Path, &str)> = vec![(
+            folders.state.handle(),
+            folders.state.path(),
+            "run records and state",
+        )];
         if !folders.runs.path().starts_with(folders.state.path()) {
-            private.push((&folders.runs, "run records"));
+            private.push((folders.runs.handle(), folders.runs.path(), "run records"));
         }
-        if let Some(cache) = &cache {
-            private.push((cache, "compiled-plugin cache"));
+        if let Some(cache) = cache {
+            private.push((cache.handle(), cache.path(), "compiled-plugin cache"));
         }
         let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let hidden = isolation.can_hide().map_err(str::to_string).and_then(|()| {
             private
                 .iter()
-                .try_for_each(|(dir, _)| isolation.hide(dir.handle(), dir.path()))
+                .try_for_each(|(handle, path, _)| isolation.hide(handle, path))
                 .map_err(|e| e.to_string())
         });
         let mut errors = Vec::new();
@@ -530,8 +592,8 @@ mod private {
                     .chain(step.grants.write.iter().map(|g| ("write", g)));
                 for (kind, grant) in grants {
                     let granted = real(grant);
-                    for (dir, what) in &private {
-                        let folder = real(dir.path());
+                    for (_, path, what) in &private {
+                        let folder = real(path);
                         let shown = pipeline_relative(pipeline, &folder);
                         if granted.starts_with(&folder) {
                             errors.push(format!(

@@ -13,16 +13,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+use crate::limits;
+
 /// Default wall-clock limit of a step.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default memory limit of a step (all linear memories of its component together).
 pub const DEFAULT_STEP_MEMORY: u64 = 1 << 30;
-/// Default of the most processes a step's native programs may have at once.
-pub const DEFAULT_STEP_PROCESSES: u64 = 512;
-/// Default size of the private TMPDIR of a step's native programs.
-pub const DEFAULT_TMPDIR_SIZE: u64 = 1 << 30;
 /// Default pause before the first retry; it doubles on each further retry.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Default of `processes`: most processes and threads a step's native programs may
+/// have at once.
+pub const DEFAULT_STEP_PROCESSES: u32 = 512;
+/// Default of `tmpdir-size`: the size of the private TMPDIR of a step's native programs.
+pub const DEFAULT_STEP_TMPDIR_SIZE: u64 = 1 << 30;
 
 /// A place in a file, 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,13 +177,15 @@ pub struct Step {
     pub needs: Vec<String>,
     pub timeout: Duration,
     pub memory: u64,
-    /// Most processes and threads of the step's native programs at once.
-    pub processes: u64,
-    /// Size of the private TMPDIR of each native program.
-    pub tmpdir_size: u64,
     pub retries: u32,
     pub retry_delay: Duration,
     pub allow_failure: bool,
+    /// Most processes and threads the step's native programs may have at once
+    /// (`processes`, [`limits::MIN_PROCESSES`]..=[`limits::MAX_PROCESSES`]).
+    pub processes: u32,
+    /// Size in bytes of the private TMPDIR of the step's native programs
+    /// (`tmpdir-size`, [`limits::MIN_TMPDIR_SIZE`]..=[`limits::MAX_TMPDIR_SIZE`]).
+    pub tmpdir_size: u64,
     pub grants: Grants,
     /// Indexes into the file: `stage`, `step` array positions (for error locations).
     pub stage_index: usize,
@@ -317,11 +322,11 @@ struct RawStep {
     memory: Option<Spanned<String>>,
     #[serde(default)]
     retries: u32,
-    processes: Option<u64>,
-    tmpdir_size: Option<Spanned<String>>,
     retry_delay: Option<Spanned<String>>,
     #[serde(default)]
     allow_failure: bool,
+    processes: Option<Spanned<i64>>,
+    tmpdir_size: Option<Spanned<String>>,
     #[serde(default)]
     grants: RawGrants,
 }
@@ -340,9 +345,6 @@ struct RawGrants {
     #[serde(default)]
     env: Vec<Spanned<String>>,
 }
-
-/// Highest number of retries a step may ask for.
-const MAX_RETRIES: u32 = 10;
 
 /// Read and check a pipeline file. Plugins are not loaded here.
 pub fn load(path: &Path) -> Result<Pipeline, PipelineFileError> {
@@ -418,6 +420,8 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             raw.pipeline.get_ref().name.span().start,
             "`pipeline.name` is empty",
         ));
+    } else if let Some(message) = too_long("pipeline name", &name) {
+        errors.push(source.error(raw.pipeline.get_ref().name.span().start, message));
     }
     if raw.stages.is_empty() {
         errors.push(source.error(
@@ -489,6 +493,10 @@ fn check_ident(
     errors: &mut Vec<ConfigError>,
 ) {
     let v = s.get_ref();
+    if let Some(message) = too_long(what, v) {
+        errors.push(source.error(s.span().start, message));
+        return;
+    }
     let ok = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
@@ -499,6 +507,18 @@ fn check_ident(
             format!("{what} `{v}` must start with a letter or digit and use only letters, digits, `-`, `_` and `.`"),
         ));
     }
+}
+
+/// The error for a name longer than [`limits::MAX_NAME_CHARS`], if it is.
+fn too_long(what: &str, name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    (chars > limits::MAX_NAME_CHARS).then(|| {
+        let start: String = name.chars().take(24).collect();
+        format!(
+            "{what} `{start}…` is {chars} characters long; the limit is {}",
+            limits::MAX_NAME_CHARS
+        )
+    })
 }
 
 fn build_step(
@@ -541,6 +561,7 @@ fn build_step(
         raw.timeout.as_ref(),
         "timeout",
         DEFAULT_STEP_TIMEOUT,
+        limits::MAX_TIMEOUT,
         errors,
     );
     let retry_delay = parse_duration(
@@ -548,40 +569,56 @@ fn build_step(
         raw.retry_delay.as_ref(),
         "retry-delay",
         DEFAULT_RETRY_DELAY,
+        limits::MAX_RETRY_DELAY,
         errors,
     );
-    let memory = match &raw.memory {
-        None => DEFAULT_STEP_MEMORY,
-        Some(m) => match m.get_ref().parse::<bytesize::ByteSize>() {
-            Ok(b) if b.as_u64() >= 1 << 20 => b.as_u64(),
-            Ok(_) => {
-                errors.push(source.error(
-                    m.span().start,
-                    format!("memory `{}` is below the 1MiB minimum", m.get_ref()),
-                ));
-                DEFAULT_STEP_MEMORY
+    let memory = parse_size(
+        source,
+        raw.memory.as_ref(),
+        "memory",
+        DEFAULT_STEP_MEMORY,
+        limits::MIN_MEMORY..=limits::MAX_MEMORY,
+        errors,
+    );
+    let tmpdir_size = parse_size(
+        source,
+        raw.tmpdir_size.as_ref(),
+        "tmpdir-size",
+        DEFAULT_STEP_TMPDIR_SIZE,
+        limits::MIN_TMPDIR_SIZE..=limits::MAX_TMPDIR_SIZE,
+        errors,
+    );
+    let processes = match &raw.processes {
+        None => DEFAULT_STEP_PROCESSES,
+        Some(p) => {
+            let n = *p.get_ref();
+            let problem = if n < limits::MIN_PROCESSES {
+                format!("is below the minimum of {}", limits::MIN_PROCESSES)
+            } else if n > limits::MAX_PROCESSES {
+                format!("is above the maximum of {}", limits::MAX_PROCESSES)
+            } else {
+                String::new()
+            };
+            match u32::try_from(n) {
+                Ok(n) if problem.is_empty() => n,
+                _ => {
+                    errors
+                        .push(source.error(p.span().start, format!("`processes` = {n} {problem}")));
+                    DEFAULT_STEP_PROCESSES
+                }
             }
-            Err(_) => {
-                errors.push(source.error(
-                    m.span().start,
-                    format!(
-                        "memory `{}` is not a size; write e.g. \"512MiB\" or \"2GiB\"",
-                        m.get_ref()
-                    ),
-                ));
-                DEFAULT_STEP_MEMORY
-            }
-        },
+        }
     };
-    if raw.retries > MAX_RETRIES {
+    if raw.retries > limits::MAX_RETRIES {
         let off = source
             .span_of(&step_path(stage_index, step_index, "retries"))
             .map_or(raw.id.span().start, |s| s.start);
         errors.push(source.error(
             off,
             format!(
-                "retries = {} is above the limit of {MAX_RETRIES}",
-                raw.retries
+                "retries = {} is above the limit of {}",
+                raw.retries,
+                limits::MAX_RETRIES
             ),
         ));
     }
@@ -593,15 +630,11 @@ fn build_step(
         needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
         timeout,
         memory,
-        processes: raw.processes.unwrap_or(DEFAULT_STEP_PROCESSES),
-        tmpdir_size: raw
-            .tmpdir_size
-            .as_ref()
-            .and_then(|s| s.get_ref().parse::<bytesize::ByteSize>().ok())
-            .map_or(DEFAULT_TMPDIR_SIZE, |b| b.as_u64()),
         retries: raw.retries,
         retry_delay,
         allow_failure: raw.allow_failure,
+        processes,
+        tmpdir_size,
         grants,
         stage_index,
         step_index,
@@ -623,13 +656,32 @@ fn parse_duration(
     value: Option<&Spanned<String>>,
     key: &str,
     default: Duration,
+    max: Duration,
     errors: &mut Vec<ConfigError>,
 ) -> Duration {
     let Some(v) = value else { return default };
+    let too_long = || {
+        source.error(
+            v.span().start,
+            format!(
+                "`{key}` = \"{}\" is too long; the limit is {}",
+                v.get_ref(),
+                humantime::format_duration(max)
+            ),
+        )
+    };
     match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) if d > max => {
+            errors.push(too_long());
+            default
+        }
         Ok(d) if !d.is_zero() => d,
         Ok(_) => {
             errors.push(source.error(v.span().start, format!("`{key}` must be longer than zero")));
+            default
+        }
+        Err(humantime::DurationError::NumberOverflow) => {
+            errors.push(too_long());
             default
         }
         Err(_) => {
@@ -643,6 +695,39 @@ fn parse_duration(
             default
         }
     }
+}
+
+/// A size key (`memory`, `tmpdir-size`) within `range`, or its default and an error.
+fn parse_size(
+    source: &SourceFile,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    errors: &mut Vec<ConfigError>,
+) -> u64 {
+    let Some(v) = value else { return default };
+    let problem = match limits::parse_size(v.get_ref()) {
+        Ok(n) if range.contains(&n) => return n,
+        Ok(n) if n < *range.start() => {
+            format!(
+                "is below the minimum of {}",
+                limits::show_size(*range.start())
+            )
+        }
+        Ok(_) | Err(limits::SizeError::Overflow) => {
+            format!(
+                "is above the maximum of {}",
+                limits::show_size(*range.end())
+            )
+        }
+        Err(e) => e.to_string(),
+    };
+    errors.push(source.error(
+        v.span().start,
+        format!("`{key}` = \"{}\" {problem}", v.get_ref()),
+    ));
+    default
 }
 
 fn build_grants(

@@ -589,7 +589,14 @@ async fn attempts(
             input,
             limits,
         )
-        .await;
+        .await
+        .map(|mut report| {
+            // What a plugin reports is bounded before anything holds or writes it.
+            for note in crate::limits::cap_report(&mut report) {
+                log.line(Source::Runner, &note);
+            }
+            report
+        });
         // Nothing the attempt started outlives it (before its artifacts are hashed).
         sandbox.end_attempt().await;
         // A program that ran into a limit fails the step, whatever the plugin made of

@@ -8,16 +8,19 @@
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch and [`sandbox`] isolating the native programs steps start and
 //!   the runner's own files ([`folders`]);
-//! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems.
+//! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
+//! - [`limits`] holds every documented bound, [`console`] every write to stdout/stderr.
 
 pub mod builtins;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod executor;
 pub mod folders;
 pub mod host;
+pub mod limits;
 pub mod render;
 pub mod reports;
 pub mod sandbox;

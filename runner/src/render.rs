@@ -1,14 +1,19 @@
 //! Showing a run to a person or a program: live progress on a terminal (a spinner per
 //! running step, a line per finished step), plain lines when output is not a terminal
 //! (CI logs), or one JSON object per event with `--format json`.
+//!
+//! Output goes through [`crate::console`]: when stdout or stderr is closed the run
+//! goes on unseen (it is still recorded in its folder). Spinners are ticked from the
+//! event loop rather than from a thread of indicatif's own, so showing progress never
+//! needs a thread the OS might refuse.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::console;
 use crate::events::{Event, Status};
 
 /// How to show a run.
@@ -34,23 +39,35 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
     match format {
         Format::Json => {
             while let Some(e) = rx.recv().await {
-                let line = serde_json::to_string(&e).expect("events serialise");
-                if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+                let Ok(line) = serde_json::to_string(&e) else {
+                    continue;
+                };
+                if !console::out_line(&line) {
+                    // Nobody reads the events any more; the run goes on unseen.
                     break;
                 }
             }
         }
         Format::Tty => {
             let mut live = Live::new();
-            while let Some(e) = rx.recv().await {
-                live.event(&e, verbose);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    e = rx.recv() => match e {
+                        Some(e) => live.event(&e, verbose),
+                        None => break,
+                    },
+                    _ = tick.tick() => live.tick(),
+                }
             }
         }
         _ => {
             while let Some(e) = rx.recv().await {
-                if let Some(text) = plain_line(&e, verbose) {
-                    let mut err = std::io::stderr().lock();
-                    let _ = writeln!(err, "{text}");
+                if let Some(text) = plain_line(&e, verbose)
+                    && !console::err_line(&text)
+                {
+                    break;
                 }
             }
         }
@@ -182,6 +199,13 @@ impl Live {
         }
     }
 
+    /// Advance every spinner.
+    fn tick(&self) {
+        for b in self.bars.values() {
+            b.tick();
+        }
+    }
+
     fn event(&mut self, e: &Event, verbose: bool) {
         match e {
             Event::StepStarted {
@@ -194,7 +218,6 @@ impl Live {
                     let b = self.multi.add(ProgressBar::new_spinner());
                     b.set_style(self.style.clone());
                     b.set_prefix(format!("{stage}/{step}"));
-                    b.enable_steady_tick(Duration::from_millis(100));
                     b
                 });
                 if *attempt > 1 {

@@ -6,14 +6,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, PathSegment, Pipeline, PluginRef};
-use crate::host::plugin::{LoadedPlugin, PluginHost};
+use crate::host::plugin::{LoadedPlugin, PluginError, PluginHost};
+
+/// Why a pipeline cannot run.
+#[derive(Debug)]
+pub enum Invalid {
+    /// Problems in the pipeline file, each at its place.
+    Config(Vec<ConfigError>),
+    /// The runner itself failed while loading a plugin (e.g. the OS refused a thread);
+    /// not the pipeline's fault.
+    Internal(PluginError),
+}
 
 /// Load every plugin the pipeline uses and check each step's configuration.
 /// Returns the loaded plugins, or every problem found.
 pub async fn validate(
     pipeline: &Pipeline,
     host: &PluginHost,
-) -> Result<HashMap<PluginRef, Arc<LoadedPlugin>>, Vec<ConfigError>> {
+) -> Result<HashMap<PluginRef, Arc<LoadedPlugin>>, Invalid> {
     let source = &pipeline.source;
     let mut plugins = HashMap::new();
     let mut errors = Vec::new();
@@ -26,6 +36,7 @@ pub async fn validate(
                         plugins.insert(step.uses.clone(), p.clone());
                         Some(p)
                     }
+                    Err(e @ PluginError::Internal { .. }) => return Err(Invalid::Internal(e)),
                     Err(e) => {
                         let span =
                             source.span_of(&step.key_path(&[PathSegment::Key("uses".into())]));
@@ -74,6 +85,6 @@ pub async fn validate(
         Ok(plugins)
     } else {
         errors.sort_by_key(|e| (e.pos.line, e.pos.column));
-        Err(errors)
+        Err(Invalid::Config(errors))
     }
 }

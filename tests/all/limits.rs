@@ -125,3 +125,33 @@ fn many_findings_are_kept() {
         5000
     );
 }
+
+#[test]
+fn a_50_mb_summary_is_capped() {
+    let p = one_step(r#"mode = "big-summary", bytes = 50000000"#, "");
+    p.run(&[]).expect_code(0);
+    let step = p.step("bad");
+    assert_eq!(step["status"], "passed");
+    let summary = step["summary"].as_str().unwrap();
+    assert!(summary.len() < 4200, "{} bytes", summary.len());
+    assert!(
+        summary.ends_with(" … [truncated 49995904 bytes]"),
+        "{}",
+        &summary[summary.len() - 60..]
+    );
+    assert_eq!(step["report"]["summary"], step["summary"]);
+    let run_dir = std::path::PathBuf::from(p.run_record()["run_dir"].as_str().unwrap());
+    for file in [
+        run_dir.join("run.json"),
+        run_dir.join("steps").join("bad.json"),
+    ] {
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(size < 64 << 10, "{} is {size} bytes", file.display());
+    }
+    assert!(
+        p.step_log("bad")
+            .contains("the report's summary (50000000 bytes) was cut to 4KiB"),
+        "{}",
+        p.step_log("bad")
+    );
+}

@@ -17,6 +17,9 @@ pub fn cache_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sluice-test-cache");
         std::fs::create_dir_all(&d).expect("create the test cache folder");
+        // Sluice refuses a cache folder others can write, whatever the umask made.
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("make the test cache folder private");
         d
     })
     .clone()
@@ -29,14 +32,18 @@ pub fn adversary() -> &'static str {
 
 /// `sluice <args>` run in `dir`, with the shared cache.
 pub fn sluice_in(dir: &Path, args: &[&str]) -> Outcome {
-    let out = Command::new(sluice_bin())
-        .args(args)
+    Outcome::of(&mut command_in(dir, args))
+}
+
+/// The command `sluice <args>` in `dir`, with the shared cache, to adjust (e.g. a
+/// cache of its own) before running it with [`Outcome::of`].
+pub fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.args(args)
         .current_dir(dir)
         .env("SLUICE_CACHE_DIR", cache_dir())
-        .env_remove("SLUICE_LOG")
-        .output()
-        .expect("run sluice");
-    Outcome::from(out)
+        .env_remove("SLUICE_LOG");
+    cmd
 }
 
 /// A throwaway project folder holding a `sluice.toml`.
@@ -52,6 +59,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Run `cmd` to its end and collect what it did.
+    pub fn of(cmd: &mut Command) -> Outcome {
+        Outcome::from(cmd.output().expect("run sluice"))
+    }
+
+    /// Collect what a spawned child (with piped stdout and stderr) did; it has ended.
+    pub fn from_child(child: std::process::Child) -> Outcome {
+        Outcome::from(child.wait_with_output().expect("collect sluice's output"))
+    }
+
     fn from(out: Output) -> Outcome {
         Outcome {
             code: out.status.code().unwrap_or(-1),
@@ -99,6 +116,11 @@ impl Project {
     /// `sluice <args>` in the project folder, with the shared cache.
     pub fn sluice(&self, args: &[&str]) -> Outcome {
         sluice_in(self.path(), args)
+    }
+
+    /// The command `sluice <args>` in the project folder, to adjust before running.
+    pub fn command(&self, args: &[&str]) -> Command {
+        command_in(self.path(), args)
     }
 
     /// `sluice run --format plain` plus `extra` arguments.
@@ -171,4 +193,18 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// Fail (never skip) a test that needs root, saying why; CI runs the tests as root.
+#[track_caller]
+pub fn require_root(why: &str) {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        uid, "0",
+        "this test must run as root {why}; run `cargo test` as root (CI does)"
+    );
 }

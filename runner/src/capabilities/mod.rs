@@ -71,7 +71,7 @@ impl StepSandbox {
         let exec = Arc::new(exec.clone());
         let limits = exec::NativeLimits {
             memory: step.memory,
-            processes: step.processes,
+            processes: u64::from(step.processes),
             tmp_size: step.tmpdir_size,
         };
         let programs = Arc::new(exec::StepPrograms::new(

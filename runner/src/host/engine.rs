@@ -101,8 +101,8 @@ fn config(pool_slots: Option<u32>) -> Config {
 }
 
 /// Advance the engine's epoch every [`EPOCH_TICK`] on a background thread, for as long
-/// as the engine lives. One ticker per engine.
-pub fn spawn_epoch_ticker(engine: &Engine) {
+/// as the engine lives. One ticker per engine. Fails when the OS refuses the thread.
+pub fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("sluice-epoch".into())
@@ -115,5 +115,5 @@ pub fn spawn_epoch_ticker(engine: &Engine) {
                 }
             }
         })
-        .expect("the OS refused to start the epoch ticker thread");
+        .map(drop)
 }

@@ -1,9 +1,15 @@
 //! Loading plugins: from the built-in set or a `.wasm` file, through the compiled
-//! component cache, to an `InstancePre` that every step of that plugin shares, plus
-//! the plugin's `describe()` answer and its compiled config schema.
+//! component cache (or compiled in memory when there is none), to an `InstancePre`
+//! that every step of that plugin shares, plus the plugin's `describe()` answer and
+//! its compiled config schema.
+//!
+//! A component file is opened once, without blocking (a FIFO cannot hang the
+//! runner), must be a regular file of at most [`limits::MAX_COMPONENT_BYTES`], and is
+//! read only through that handle.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +21,10 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::builtins;
 use crate::config::PluginRef;
 use crate::host::bindings::{Step as StepWorld, StepPre, types};
-use crate::host::cache::{CacheError, ComponentCache, sha256_digest};
+use crate::host::cache::{CacheError, CacheRoot, ComponentCache, sha256_digest};
 use crate::host::engine::{EngineProfile, build_engine, spawn_epoch_ticker};
 use crate::host::step::{StepFailure, StepState, describe};
+use crate::limits;
 
 /// Why a plugin cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +36,12 @@ pub enum PluginError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("plugin {} is {kind}, not a regular file; `uses` must name a .wasm component file", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("plugin {} is {size} bytes, larger than the {} a component may be", path.display(), limits::show_size(limits::MAX_COMPONENT_BYTES))]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("cannot load plugin {name}: {reason}")]
+    Internal { name: String, reason: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("plugin {name} does not fit the sluice:plugin@0.1.0 `step` world: {reason}")]
@@ -39,10 +52,167 @@ pub enum PluginError {
     BadSchema { name: String, reason: String },
 }
 
-/// The host environment a plugin failed to start in.
+/// Why the plugin host could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start the WebAssembly engine: {0}")]
-pub struct EngineError(String);
+pub enum EngineError {
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The cache folders under the root are unusable (a configuration problem).
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// A component file opened for loading: opened once with `O_NONBLOCK` (so a FIFO
+/// never blocks), checked through the handle to be a regular file within
+/// [`limits::MAX_COMPONENT_BYTES`], and read only through that handle.
+struct ComponentFile {
+    path: PathBuf,
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+}
+
+impl ComponentFile {
+    fn open(path: &Path) -> Result<ComponentFile, PluginError> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let unreadable = |source| PluginError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        let t = meta.file_type();
+        let kind = if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a folder")
+        } else if t.is_fifo() {
+            Some("a named pipe (FIFO)")
+        } else if t.is_char_device() {
+            Some("a character device")
+        } else if t.is_block_device() {
+            Some("a block device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            Some("not a file")
+        };
+        if let Some(kind) = kind {
+            return Err(PluginError::NotAFile {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
+        if meta.len() > limits::MAX_COMPONENT_BYTES {
+            return Err(PluginError::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+            });
+        }
+        Ok(ComponentFile {
+            path: path.to_path_buf(),
+            file,
+            meta,
+        })
+    }
+
+    /// The whole file, from the start, at most the cap.
+    fn read(&mut self) -> std::io::Result<Vec<u8>> {
+        self.file.rewind()?;
+        let mut bytes = Vec::with_capacity(self.meta.len() as usize);
+        (&mut self.file)
+            .take(limits::MAX_COMPONENT_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > limits::MAX_COMPONENT_BYTES {
+            return Err(std::io::Error::other(format!(
+                "it grew past the {} a component may be",
+                limits::show_size(limits::MAX_COMPONENT_BYTES)
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Reads a component's bytes when they are needed for compiling.
+type WasmSource = Box<dyn FnOnce() -> std::io::Result<Cow<'static, [u8]>> + Send>;
+
+/// Name of the threads that hash and compile plugins.
+const LOAD_THREAD: &str = "sluice-load";
+
+/// Run `job` on a thread of its own and wait for it without blocking the async
+/// workers. Unlike tokio's `spawn_blocking`, a thread the OS refuses to start is an
+/// error, not a panic or a task that waits for a thread forever. A panic in `job`
+/// (wasmtime's compiler panics when the OS refuses the threads of its parallel
+/// compilation) becomes an error carrying the panic's message, not printed as a panic.
+async fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PluginError> {
+    static QUIET_LOAD_PANICS: std::sync::Once = std::sync::Once::new();
+    QUIET_LOAD_PANICS.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(LOAD_THREAD) {
+                previous(info);
+            }
+        }));
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
+    };
+    // Kept outside the closure handed to the OS, so that a refused thread can be
+    // asked for again.
+    let slot = Arc::new(std::sync::Mutex::new(Some(job)));
+    // A thread that just ended (the previous plugin's) may still count against the
+    // user's limit for a moment; a refusal is retried for up to half a second.
+    let mut tries = 0;
+    loop {
+        let mine = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name(LOAD_THREAD.into())
+            .spawn(move || {
+                let job = mine.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(job) = job {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => {
+                return Err(PluginError::Internal {
+                    name: name.to_string(),
+                    reason: format!("cannot start a thread to compile it: {e}"),
+                });
+            }
+        }
+    }
+    let internal = |reason: String| PluginError::Internal {
+        name: name.to_string(),
+        reason,
+    };
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(internal(format!("compiling it failed: {what}")))
+        }
+        Err(_) => Err(internal(
+            "the compile thread ended without an answer".into(),
+        )),
+    }
+}
 
 /// A plugin ready to run steps.
 pub struct LoadedPlugin {
@@ -94,22 +264,31 @@ impl LoadedPlugin {
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<StepState>,
-    cache: ComponentCache,
+    /// `None`: no disk cache; plugins are compiled in memory on every run.
+    cache: Option<ComponentCache>,
     loaded: Mutex<HashMap<PluginRef, Arc<LoadedPlugin>>>,
 }
 
 impl PluginHost {
-    /// Start the engine (and its epoch ticker) and open the cache under `cache_root`.
-    pub fn new(profile: EngineProfile, cache_root: &Path) -> Result<PluginHost, EngineError> {
-        let engine = build_engine(profile).map_err(|e| EngineError(format!("{e:#}")))?;
-        spawn_epoch_ticker(&engine);
+    /// Start the engine (and its epoch ticker) and open this engine's part of the
+    /// cache under `cache_root` (opened earlier with [`CacheRoot::open`]); with `None`
+    /// plugins are compiled in memory and nothing is written to disk.
+    pub fn new(
+        profile: EngineProfile,
+        cache_root: Option<CacheRoot>,
+    ) -> Result<PluginHost, EngineError> {
+        let engine_err = |e: wasmtime::Error| EngineError::Engine(format!("{e:#}"));
+        let engine = build_engine(profile).map_err(engine_err)?;
+        spawn_epoch_ticker(&engine).map_err(|e| {
+            EngineError::Engine(format!("cannot start the epoch ticker thread: {e}"))
+        })?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| EngineError(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         StepWorld::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
-            .map_err(|e| EngineError(format!("{e:#}")))?;
-        let cache =
-            ComponentCache::open(cache_root, &engine).map_err(|e| EngineError(e.to_string()))?;
+            .map_err(engine_err)?;
+        let cache = cache_root
+            .map(|root| ComponentCache::open(&root, &engine))
+            .transpose()?;
         Ok(PluginHost {
             engine,
             linker,
@@ -123,9 +302,9 @@ impl PluginHost {
         &self.engine
     }
 
-    /// Folder of the compiled-component cache.
-    pub fn cache_dir(&self) -> &Path {
-        self.cache.dir()
+    /// Folder of this engine's compiled components, when there is a disk cache.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.as_ref().map(ComponentCache::dir)
     }
 
     /// Load a plugin (once per process; later calls share it).
@@ -144,11 +323,8 @@ impl PluginHost {
         );
         // Hashing and compiling are CPU-bound and may take seconds; keep them off the
         // async workers.
-        let (digest, component, digest_time) = tokio::task::spawn_blocking(move || {
-            let (digest, wasm): (
-                String,
-                Box<dyn FnOnce() -> std::io::Result<Cow<'static, [u8]>> + Send>,
-            ) = match &job_ref {
+        let (digest, component, digest_time) = on_own_thread(&name, move || {
+            let (digest, wasm): (String, WasmSource) = match &job_ref {
                 PluginRef::Builtin(n) => {
                     let bytes = builtins::find(n).ok_or_else(|| PluginError::UnknownBuiltin {
                         name: n.clone(),
@@ -159,25 +335,16 @@ impl PluginHost {
                         Box::new(move || Ok(Cow::Borrowed(bytes))),
                     )
                 }
-                PluginRef::File(path) => {
-                    let unreadable = |source| PluginError::Unreadable {
-                        path: path.clone(),
-                        source,
-                    };
-                    let digest = cache.file_digest(path).map_err(unreadable)?;
-                    let path = path.clone();
-                    (
-                        digest,
-                        Box::new(move || std::fs::read(&path).map(Cow::Owned)),
-                    )
-                }
+                PluginRef::File(path) => file_digest(cache.as_ref(), path)?,
             };
             let digest_time = started.elapsed();
-            let component = cache.load(&engine, &job_name, &digest, wasm)?;
+            let component = match &cache {
+                Some(cache) => cache.load(&engine, &job_name, &digest, wasm)?,
+                None => compile_in_memory(&engine, &job_name, wasm)?,
+            };
             Ok::<_, PluginError>((digest, component, digest_time))
         })
-        .await
-        .expect("the compile task does not panic")?;
+        .await??;
         let compile_time = started.elapsed();
         let pre = self
             .linker
@@ -225,4 +392,46 @@ impl PluginHost {
         loaded.insert(reference.clone(), plugin.clone());
         Ok(plugin)
     }
+}
+
+/// The digest of a component file (from the cache's stat index when the file is
+/// unchanged) and a way to read its bytes for compiling.
+fn file_digest(
+    cache: Option<&ComponentCache>,
+    path: &Path,
+) -> Result<(String, WasmSource), PluginError> {
+    let mut file = ComponentFile::open(path)?;
+    let unreadable = |source| PluginError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let canonical = std::fs::canonicalize(path).map_err(unreadable)?;
+    if let Some(digest) = cache.and_then(|c| c.index_lookup(&canonical, &file.meta)) {
+        return Ok((digest, Box::new(move || file.read().map(Cow::Owned))));
+    }
+    let bytes = file.read().map_err(unreadable)?;
+    let digest = sha256_digest(&bytes);
+    if let Some(c) = cache {
+        c.index_store(&canonical, &file.meta, &digest);
+    }
+    tracing::debug!(path = %file.path.display(), %digest, "component file hashed");
+    Ok((digest, Box::new(move || Ok(Cow::Owned(bytes)))))
+}
+
+/// Compile a component without a disk cache (nothing unsafe: no deserialisation).
+fn compile_in_memory(
+    engine: &Engine,
+    name: &str,
+    wasm: WasmSource,
+) -> Result<wasmtime::component::Component, PluginError> {
+    let wasm = wasm().map_err(|e| CacheError::Compile {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    wasmtime::component::Component::new(engine, &wasm).map_err(|e| {
+        PluginError::Cache(CacheError::Compile {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        })
+    })
 }

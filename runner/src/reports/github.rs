@@ -160,11 +160,13 @@ pub fn annotations(run: &RunResult) -> Vec<String> {
     shown
 }
 
-/// Print the annotations to stdout, where the runner reads workflow commands.
+/// Print the annotations to stdout, where the runner reads workflow commands; stop
+/// quietly when stdout is gone.
 pub fn print_annotations(run: &RunResult) {
-    let mut out = std::io::stdout().lock();
     for line in annotations(run) {
-        let _ = writeln!(out, "{line}");
+        if !crate::console::out_line(&line) {
+            break;
+        }
     }
 }
 

@@ -194,7 +194,7 @@ impl Sandbox {
             Ok(support) => Some(Arc::new(StepCgroup::create(
                 support,
                 crate::config::DEFAULT_STEP_MEMORY,
-                crate::config::DEFAULT_STEP_PROCESSES,
+                u64::from(crate::config::DEFAULT_STEP_PROCESSES),
             )?)),
             Err(_) => None,
         };
