@@ -60,18 +60,28 @@ fn trivial_step(with: serde_json::Value, grants: Grants) -> Step {
     }
 }
 
-/// Per-attempt overhead of `step`, run `n` times after 10% warm-up. With
-/// `fresh_step`, every attempt is a new step (its own sandbox and cgroup).
+/// Which step each measured attempt belongs to.
+#[derive(Clone, Copy, PartialEq)]
+enum Steps {
+    /// Every attempt in the same step (its sandbox made once).
+    Same,
+    /// Every attempt a new step (its own sandbox and cgroup); with `settle`, after
+    /// the previous step's sandbox had time to be torn down.
+    New { settle: bool },
+}
+
+/// Per-attempt overhead of `step`, run `n` times after 10% warm-up.
 fn step_overhead(
     runtime: &tokio::runtime::Runtime,
     sandbox: &Arc<Sandbox>,
     pooling: bool,
     step: Step,
     n: usize,
-    fresh_step: bool,
-    settle: bool,
+    steps: Steps,
     label: &str,
 ) {
+    let fresh_step = steps != Steps::Same;
+    let settle = steps == Steps::New { settle: true };
     let cache = tempfile::tempdir().unwrap();
     let host = PluginHost::new(
         EngineProfile {
@@ -178,7 +188,7 @@ fn warm_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>,
         "warm step (on-demand allocator)"
     };
     let step = trivial_step(serde_json::json!({ "mode": "ok" }), Grants::default());
-    step_overhead(runtime, sandbox, pooling, step, 3000, false, false, label);
+    step_overhead(runtime, sandbox, pooling, step, 3000, Steps::Same, label);
 }
 
 fn sandbox_keep_ready(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
@@ -204,8 +214,7 @@ fn native_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox
         true,
         step(),
         300,
-        true,
-        true,
+        Steps::New { settle: true },
         "native step, new step",
     );
     step_overhead(
@@ -214,8 +223,7 @@ fn native_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox
         true,
         step(),
         300,
-        true,
-        false,
+        Steps::New { settle: false },
         "native step, new step, back to back",
     );
     step_overhead(
@@ -224,8 +232,7 @@ fn native_step_overhead(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox
         true,
         step(),
         500,
-        false,
-        false,
+        Steps::Same,
         "native step, same step (retry or 2nd program)",
     );
 }

@@ -26,10 +26,10 @@ use crate::events::{EventSink, Status};
 use crate::executor::{self, RunOptions};
 use crate::folders::OwnedDir;
 use crate::host::cache::{CacheRoot, default_cache_root};
-use crate::sandbox::Sandbox;
 use crate::host::engine::EngineProfile;
 use crate::host::plugin::{EngineError, LoadedPlugin, PluginHost};
 use crate::render::{self, Format};
+use crate::sandbox::Sandbox;
 use crate::{builtins, reports, validate};
 
 /// Exit codes of the `sluice` binary.
@@ -518,7 +518,9 @@ impl RunnerFolders {
         runs_dir: Option<&Path>,
         report_dir: Option<&Path>,
     ) -> Result<RunnerFolders, ExpectedError> {
-        let internal = |e: std::io::Error| ExpectedError::Internal(format!("cannot create the run's folder: {e}"));
+        let internal = |e: std::io::Error| {
+            ExpectedError::Internal(format!("cannot create the run's folder: {e}"))
+        };
         let state = OwnedDir::open_or_create(&pipeline.dir.join(".sluice")).map_err(internal)?;
         // Keep run folders and state out of the project's version control.
         if !state.contains(".gitignore") {
@@ -616,7 +618,11 @@ mod private {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     fn pipeline_relative(pipeline: &config::Pipeline, path: &Path) -> String {

@@ -19,12 +19,12 @@ use tokio::task::JoinSet;
 use crate::capabilities::StepSandbox;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::config::{Pipeline, PluginRef, Stage, Step};
-use crate::folders::OwnedDir;
-use crate::sandbox::Sandbox;
 use crate::events::{Event, EventSink, StagePlan, Status};
+use crate::folders::OwnedDir;
 use crate::host::bindings::types;
 use crate::host::plugin::LoadedPlugin;
 use crate::host::step::{AttemptLimits, StepFailure, run_attempt};
+use crate::sandbox::Sandbox;
 
 /// How to run.
 pub struct RunOptions {
@@ -153,7 +153,8 @@ pub async fn run(
         .filter(|s| !s.grants.exec.is_empty())
         .count();
     if native_steps > 0 {
-        ctx.sandbox.keep_ready(native_steps.min(opts.jobs).clamp(1, 4));
+        ctx.sandbox
+            .keep_ready(native_steps.min(opts.jobs).clamp(1, 4));
     }
     let semaphore = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut records = Vec::new();
@@ -427,7 +428,10 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         Ok((file, path)) => StepLog::create(file, path, ctx.log_limit, events),
         Err(e) => {
             let log = StepLog::in_memory(ctx.log_limit);
-            log.line(Source::Runner, &format!("the step log cannot be written: {e}"));
+            log.line(
+                Source::Runner,
+                &format!("the step log cannot be written: {e}"),
+            );
             log
         }
     };
@@ -691,13 +695,18 @@ fn open_artifact(path: &Path, sandbox: &StepSandbox) -> Result<std::fs::File, St
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| format!("cannot be read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot be read: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read: {e}"))?;
     if !meta.is_file() {
         return Err("is not a regular file; artifacts must be files".into());
     }
     // Where the opened file really is, whatever links led to it.
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)))
-        .map_err(|e| format!("cannot be located: {e}"))?;
+    let real = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ))
+    .map_err(|e| format!("cannot be located: {e}"))?;
     if !sandbox.files().can_read(&real) {
         return Err(
             "is outside the step's grants; artifacts must be files the step may read".into(),
@@ -734,7 +743,9 @@ fn hash_until(mut file: std::fs::File, deadline: Instant) -> Result<(String, u64
                 hasher.update(&buf[..n]);
                 size += n as u64;
                 if size > MAX_ARTIFACT_SIZE {
-                    return Err(HashError::Io(std::io::Error::other("it grew past the size cap while being hashed")));
+                    return Err(HashError::Io(std::io::Error::other(
+                        "it grew past the size cap while being hashed",
+                    )));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -68,7 +68,8 @@ impl OwnedDir {
     /// A sub-folder that must not exist yet.
     pub fn create_dir(&self, name: &str) -> io::Result<OwnedDir> {
         let path = self.path.join(name);
-        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)).map_err(with_path(&path))?;
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(with_path(&path))?;
         self.open_dir(name)
     }
 
@@ -84,7 +85,8 @@ impl OwnedDir {
 
     fn open_dir(&self, name: &str) -> io::Result<OwnedDir> {
         let path = self.path.join(name);
-        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()).map_err(with_path(&path))?;
+        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map_err(with_path(&path))?;
         Ok(OwnedDir { fd, path })
     }
 

@@ -12,7 +12,11 @@ use crate::support::{Project, cache_dir, output, sluice_bin};
 /// A pipeline of one adversary step with `with`, `grants` and `extra` step keys (a
 /// 20 s timeout unless `extra` sets one).
 fn one_step(with: &str, grants: &str, extra: &str) -> Project {
-    let timeout = if extra.contains("timeout") { "" } else { "timeout = \"20s\"" };
+    let timeout = if extra.contains("timeout") {
+        ""
+    } else {
+        "timeout = \"20s\""
+    };
     Project::new(&format!(
         r#"
 [pipeline]
@@ -48,7 +52,10 @@ fn toml_string(s: &str) -> String {
 
 /// Processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<String> {
-    let out = Command::new("pgrep").args(["-af", marker]).output().unwrap();
+    let out = Command::new("pgrep")
+        .args(["-af", marker])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains("pgrep"))
@@ -83,7 +90,15 @@ fn assert_none_left(marker: &str, within: Duration) {
 fn run_within(p: &Project, secs: u32) -> crate::support::Outcome {
     crate::support::Outcome::of(
         Command::new("timeout")
-            .args(["-s", "KILL", &secs.to_string(), sluice_bin(), "run", "--format", "plain"])
+            .args([
+                "-s",
+                "KILL",
+                &secs.to_string(),
+                sluice_bin(),
+                "run",
+                "--format",
+                "plain",
+            ])
             .current_dir(p.path())
             .env("SLUICE_CACHE_DIR", cache_dir()),
     )
@@ -147,7 +162,10 @@ needs = ["wasm-plant"]
     ));
     p.run(&[]).expect_code(0);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "# untouched\n");
-    assert_eq!(std::fs::read_to_string(outside.join("file")).unwrap(), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("file")).unwrap(),
+        "keep me"
+    );
     let plant_log = p.step_log("plant");
     assert!(
         plant_log.contains("Read-only file system") || plant_log.contains("No such file"),
@@ -156,7 +174,10 @@ needs = ["wasm-plant"]
     let wasm = p.step("wasm-plant");
     assert_eq!(wasm["status"], "warned", "{wasm:#}");
     assert!(
-        wasm["summary"].as_str().unwrap().contains("cannot write .sluice/runs/forged.json"),
+        wasm["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write .sluice/runs/forged.json"),
         "{wasm:#}"
     );
     assert!(!p.path().join(".sluice/runs/forged.json").exists());
@@ -165,7 +186,13 @@ needs = ["wasm-plant"]
     assert!(later_log.contains("an info line"), "{later_log}");
     let record = p.step("later");
     let log_path = Path::new(record["log"].as_str().unwrap());
-    assert!(!log_path.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        !log_path
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(!p.path().join(".sluice/state.db").exists());
 }
 
@@ -175,8 +202,10 @@ fn grants_inside_the_runner_folder_are_refused() {
     let out = p.run(&[]);
     out.expect_code(2);
     assert!(
-        out.stderr
-            .contains("`read` grant") && out.stderr.contains("lies inside sluice's own folder .sluice"),
+        out.stderr.contains("`read` grant")
+            && out
+                .stderr
+                .contains("lies inside sluice's own folder .sluice"),
         "{}",
         out.stderr
     );
@@ -216,14 +245,20 @@ write = ["{}"]
             .env("SLUICE_CACHE_DIR", &cache)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     // The first run compiles the adversary into the cache; its step tries to replace
     // every compiled file it can find from `~/.cache`.
     let (code, stderr) = run(&p);
     assert_eq!(code, Some(0), "{stderr}");
     let log = p.step_log("plant");
-    assert!(!log.contains("[exec] replaced"), "the cache is hidden from the step: {log}");
+    assert!(
+        !log.contains("[exec] replaced"),
+        "the cache is hidden from the step: {log}"
+    );
     // The next run loads what the runner compiled, untouched.
     let before: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert!(!before.is_empty());
@@ -242,8 +277,10 @@ fn root_with_net_grant_holds_no_capability_and_sees_no_foreign_process() {
                   ls /proc | grep -E '^[0-9]+$' | wc -l";
     let p = one_step(
         &bash(script),
-        &format!(r#"exec = ["bash"]
-net = ["127.0.0.1:{port}"]"#),
+        &format!(
+            r#"exec = ["bash"]
+net = ["127.0.0.1:{port}"]"#
+        ),
         "",
     );
     let out = Command::new(sluice_bin())
@@ -257,7 +294,9 @@ net = ["127.0.0.1:{port}"]"#),
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         assert!(
-            stdout.lines().any(|l| l.starts_with(set) && l.ends_with("0000000000000000")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(set) && l.ends_with("0000000000000000")),
             "{set} is empty: {stdout}"
         );
     }
@@ -281,7 +320,11 @@ fn unix_sockets_outside_the_grants_are_unreachable() {
         path.display()
     );
     for net in ["", &format!(r#"net = ["127.0.0.1:{port}"]"#)] {
-        let p = one_step(&bash(&script), &format!("exec = [\"bash\"]\nread = [\".\"]\n{net}"), "");
+        let p = one_step(
+            &bash(&script),
+            &format!("exec = [\"bash\"]\nread = [\".\"]\n{net}"),
+            "",
+        );
         p.run(&[]).expect_code(1);
         let log = p.step_log("attack");
         assert!(log.contains("connect: No such file or directory"), "{log}");
@@ -366,7 +409,11 @@ timeout = "8s""#,
     );
     let log_says_capped = |p: &Project| p.step_log("attack").contains("50 processes (cgroup");
     p.run(&[]).expect_code(1);
-    assert!(log_says_capped(&p), "the limit was enforced: {}", p.step_log("attack"));
+    assert!(
+        log_says_capped(&p),
+        "the limit was enforced: {}",
+        p.step_log("attack")
+    );
     let summary = p.step("attack")["summary"].as_str().unwrap().to_string();
     assert!(
         summary.contains("reached its limit of 50 processes"),
@@ -407,11 +454,19 @@ fn tmpdir_is_private_and_capped() {
 
 #[test]
 fn reading_a_fifo_ends_at_the_timeout() {
-    let p = one_step(r#"mode = "read", path = "pipe""#, r#"read = ["."]"#, r#"timeout = "2s""#);
+    let p = one_step(
+        r#"mode = "read", path = "pipe""#,
+        r#"read = ["."]"#,
+        r#"timeout = "2s""#,
+    );
     make_fifo(&p.path().join("pipe"));
     let started = Instant::now();
     run_within(&p, 30).expect_code(1);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(p.step("attack")["summary"], "timed out after 2s");
 }
 
@@ -450,11 +505,18 @@ fn an_exec_grant_is_not_a_grant_for_another_name_of_the_same_file() {
     std::fs::write(&tool, "#!/bin/sh\necho tool ran as $0\n").unwrap();
     std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(&tool, bin.path().join("other-name")).unwrap();
-    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
     let run = |program: &str| {
         let p = one_step(
             &format!(r#"mode = "exec", program = "{program}""#),
-            &format!("exec = [\"granted-tool\"]\nread = [\"{}\"]", bin.path().display()),
+            &format!(
+                "exec = [\"granted-tool\"]\nread = [\"{}\"]",
+                bin.path().display()
+            ),
             "",
         );
         let out = Command::new(sluice_bin())
@@ -464,32 +526,48 @@ fn an_exec_grant_is_not_a_grant_for_another_name_of_the_same_file() {
             .env("PATH", &path)
             .output()
             .unwrap();
-        (out.status.code(), p.step("attack")["summary"].as_str().unwrap().to_string())
+        (
+            out.status.code(),
+            p.step("attack")["summary"].as_str().unwrap().to_string(),
+        )
     };
     let (code, summary) = run("granted-tool");
     assert_eq!(code, Some(0), "{summary}");
     let (code, summary) = run("other-name");
     assert_eq!(code, Some(1));
-    assert!(summary.contains("not in the step's `exec` grant"), "{summary}");
+    assert!(
+        summary.contains("not in the step's `exec` grant"),
+        "{summary}"
+    );
     let (code, summary) = run(&bin.path().join("other-name").display().to_string());
     assert_eq!(code, Some(1));
-    assert!(summary.contains("not in the step's `exec` grant"), "{summary}");
+    assert!(
+        summary.contains("not in the step's `exec` grant"),
+        "{summary}"
+    );
     // The real case, where rustup is installed: `cargo` does not grant `rustup`.
     if let Some(rustup) = crate::support::which("rustup") {
         let p = one_step(
             r#"mode = "exec", program = "rustup", args = ["run", "stable", "/bin/sh", "-c", "echo escaped"]"#,
-            &format!("exec = [\"cargo\"]\nread = [\"{}\"]", rustup.parent().unwrap().display()),
+            &format!(
+                "exec = [\"cargo\"]\nread = [\"{}\"]",
+                rustup.parent().unwrap().display()
+            ),
             "",
         );
         p.run(&[]).expect_code(1);
         let summary = p.step("attack")["summary"].as_str().unwrap().to_string();
-        assert!(summary.contains("not in the step's `exec` grant"), "{summary}");
+        assert!(
+            summary.contains("not in the step's `exec` grant"),
+            "{summary}"
+        );
     }
 }
 
 #[test]
 fn loader_variables_pass_only_when_granted() {
-    let with = r#"mode = "exec", program = "echo", args = ["hi"], env = { LD_PRELOAD = "/tmp/evil.so" }"#;
+    let with =
+        r#"mode = "exec", program = "echo", args = ["hi"], env = { LD_PRELOAD = "/tmp/evil.so" }"#;
     let p = one_step(with, r#"exec = ["echo"]"#, "");
     p.run(&[]).expect_code(1);
     let summary = p.step("attack")["summary"].as_str().unwrap().to_string();
@@ -498,8 +576,12 @@ fn loader_variables_pass_only_when_granted() {
             && summary.contains(r#"add "LD_PRELOAD" under [stage.step.grants] env"#),
         "{summary}"
     );
-    let granted = one_step(with, r#"exec = ["echo"]
-env = ["LD_PRELOAD"]"#, "");
+    let granted = one_step(
+        with,
+        r#"exec = ["echo"]
+env = ["LD_PRELOAD"]"#,
+        "",
+    );
     granted.run(&[]).expect_code(0);
     for (name, value) in [("BASH_ENV", "/tmp/x"), ("GIT_CONFIG_COUNT", "1")] {
         let p = one_step(
@@ -521,7 +603,8 @@ fn tcp_listener() -> (TcpListener, u16) {
 #[test]
 fn udp_reaches_only_the_sandbox_name_server() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let udp_port = udp.local_addr().unwrap().port();
     let (_l, tcp_port) = tcp_listener();
     // UDP to a non-resolver port on the host's loopback and to a public resolver;
@@ -537,7 +620,10 @@ fn udp_reaches_only_the_sandbox_name_server() {
     );
     p.run(&[]).expect_code(0);
     let mut buf = [0u8; 16];
-    assert!(udp.recv_from(&mut buf).is_err(), "no datagram reached the host");
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "no datagram reached the host"
+    );
     let out = output(&p.step("attack"), "stdout");
     assert!(out.contains("public=1"), "{out}");
     assert!(out.contains("lookup=2"), "{out}");
@@ -579,11 +665,17 @@ fn tcp_reaches_only_granted_addresses() {
     for refused in ["other_port=1", "other_host=1", "far_host=1"] {
         assert!(out.contains(refused), "{refused}: {out}");
     }
-    assert!(other.accept().is_err(), "the same port on another address was reached");
+    assert!(
+        other.accept().is_err(),
+        "the same port on another address was reached"
+    );
     // The granted connection really reached the test's listener.
     let deadline = Instant::now() + Duration::from_secs(2);
     while granted.accept().is_err() {
-        assert!(Instant::now() < deadline, "the granted connection never arrived");
+        assert!(
+            Instant::now() < deadline,
+            "the granted connection never arrived"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -593,13 +685,21 @@ fn a_grant_that_does_not_resolve_opens_nothing() {
     let (listener, port) = tcp_listener();
     listener.set_nonblocking(true).unwrap();
     let p = one_step(
-        &bash(&format!("(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; echo loopback=$?")),
+        &bash(&format!(
+            "(exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; echo loopback=$?"
+        )),
         &format!("exec = [\"bash\"]\nnet = [\"no-such-host.invalid:{port}\"]"),
         "",
     );
     p.run(&[]).expect_code(0);
     let out = output(&p.step("attack"), "stdout");
     assert!(out.contains("loopback=1"), "{out}");
-    assert!(listener.accept().is_err(), "nothing reached the port on the machine");
-    assert!(p.step_log("attack").contains("net grant no-such-host.invalid"));
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the port on the machine"
+    );
+    assert!(
+        p.step_log("attack")
+            .contains("net grant no-such-host.invalid")
+    );
 }

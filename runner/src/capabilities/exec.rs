@@ -220,7 +220,10 @@ impl StepPrograms {
     }
 
     fn violated(&self, what: String) {
-        self.violations.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+        self.violations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(what);
     }
 
     /// End every process an attempt left in the sandbox, so that nothing outlives it.
@@ -228,7 +231,8 @@ impl StepPrograms {
         if let Some(Ok(prepared)) = self.environment.get()
             && let Err(e) = prepared.environment.kill_all().await
         {
-            self.log.line(Source::Runner, &format!("ending the step's programs: {e}"));
+            self.log
+                .line(Source::Runner, &format!("ending the step's programs: {e}"));
         }
     }
 
@@ -237,7 +241,10 @@ impl StepPrograms {
         self.environment
             .get_or_init(|| async {
                 let plan = self.plan(self.sandbox.cgroups().is_ok());
-                let mounts: Vec<MountPlan> = mounts::base().into_iter().chain(plan.mounts.iter().cloned()).collect();
+                let mounts: Vec<MountPlan> = mounts::base()
+                    .into_iter()
+                    .chain(plan.mounts.iter().cloned())
+                    .collect();
                 let (environment, cgroup) = self
                     .sandbox
                     .open_step(
@@ -259,7 +266,10 @@ impl StepPrograms {
                         .unwrap_or("no cgroup was made")
                         .to_string()
                 }));
-                Ok(Arc::new(PreparedEnvironment { environment, mounts }))
+                Ok(Arc::new(PreparedEnvironment {
+                    environment,
+                    mounts,
+                }))
             })
             .await
     }
@@ -323,7 +333,10 @@ impl StepPrograms {
             None => "no Landlock (the kernel lacks it)".into(),
         };
         let no_cgroup = Err("no cgroup was made".to_string());
-        let limits = match (self.cgroup.get().unwrap_or(&no_cgroup), self.sandbox.cgroups()) {
+        let limits = match (
+            self.cgroup.get().unwrap_or(&no_cgroup),
+            self.sandbox.cgroups(),
+        ) {
             (Ok(_), Ok(support)) => format!(
                 "memory {} for all its programs and {} processes ({})",
                 size(self.limits.memory),
@@ -341,7 +354,9 @@ impl StepPrograms {
                     size(self.limits.memory)
                 )
             }
-            (Ok(_), Err(_)) => unreachable!("a step cgroup exists only where cgroups are supported"),
+            (Ok(_), Err(_)) => {
+                unreachable!("a step cgroup exists only where cgroups are supported")
+            }
         };
         self.log.line(
             Source::Runner,
@@ -423,7 +438,9 @@ impl ExecAccess {
             }
         };
         let not_granted = |found: Option<&Path>| {
-            let found = found.map(|p| format!(" ({})", p.display())).unwrap_or_default();
+            let found = found
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default();
             denied(format!(
                 "running `{program}`{found} is not allowed: it is not in the step's `exec` grant (granted: {}); add \"{program}\" under [stage.step.grants] exec",
                 granted_list()
@@ -450,7 +467,9 @@ impl ExecAccess {
         };
         let named = |grant: &String| {
             grant == program
-                || (grant.starts_with('/') && !program.starts_with('/') && resolved.path == Path::new(grant))
+                || (grant.starts_with('/')
+                    && !program.starts_with('/')
+                    && resolved.path == Path::new(grant))
                 || (!grant.starts_with('/')
                     && program.starts_with('/')
                     && resolve_program(grant).is_some_and(|g| g.path == Path::new(program)))
@@ -488,7 +507,10 @@ impl ExecAccess {
 
     /// The environment: PATH, TMPDIR, the granted variables, and the plugin's own,
     /// refusing plugin variables that change what runs unless granted by name.
-    fn environment(&self, requested: &[(String, String)]) -> Result<Vec<(String, String)>, wit::ProcessError> {
+    fn environment(
+        &self,
+        requested: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, wit::ProcessError> {
         let mut env: Vec<(String, String)> = vec![
             (
                 "PATH".into(),
@@ -534,7 +556,9 @@ impl ExecAccess {
                         e.message, command.program
                     ),
                 );
-                return self.run_unconfined(&command, &program, &cwd, &env, limit, &shown).await;
+                return self
+                    .run_unconfined(&command, &program, &cwd, &env, limit, &shown)
+                    .await;
             }
             Err(e) if e.unavailable => {
                 return Err(denied(format!(
@@ -591,14 +615,22 @@ impl ExecAccess {
                 (status, true)
             }
         };
-        let status = status
-            .map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
+        let status =
+            status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
         drop(child);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
-        self.programs.check_limits(before, self.programs.counters(), &shown);
+        self.programs
+            .check_limits(before, self.programs.counters(), &shown);
         self.log.finish();
-        Ok(completed(status, timed_out, stdout, stderr, out_trunc || err_trunc, started))
+        Ok(completed(
+            status,
+            timed_out,
+            stdout,
+            stderr,
+            out_trunc || err_trunc,
+            started,
+        ))
     }
 
     /// Run a program with no isolation (the pipeline allowed it on a machine that
@@ -613,12 +645,24 @@ impl ExecAccess {
         shown: &str,
     ) -> Result<wit::Completed, wit::ProcessError> {
         let mut cmd = tokio::process::Command::new(&program.path);
-        let cwd = if cwd == Path::new("/tmp") { std::env::temp_dir() } else { cwd.to_path_buf() };
+        let cwd = if cwd == Path::new("/tmp") {
+            std::env::temp_dir()
+        } else {
+            cwd.to_path_buf()
+        };
         cmd.args(&command.args)
             .current_dir(&cwd)
             .env_clear()
-            .envs(env.iter().filter(|(k, _)| k != "TMPDIR").map(|(k, v)| (k, v)))
-            .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .envs(
+                env.iter()
+                    .filter(|(k, _)| k != "TMPDIR")
+                    .map(|(k, v)| (k, v)),
+            )
+            .stdin(if command.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -634,8 +678,16 @@ impl ExecAccess {
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let out_task = tokio::spawn(capture(child.stdout.take().expect("piped"), self.log.clone(), Source::Exec));
-        let err_task = tokio::spawn(capture(child.stderr.take().expect("piped"), self.log.clone(), Source::ExecStderr));
+        let out_task = tokio::spawn(capture(
+            child.stdout.take().expect("piped"),
+            self.log.clone(),
+            Source::Exec,
+        ));
+        let err_task = tokio::spawn(capture(
+            child.stderr.take().expect("piped"),
+            self.log.clone(),
+            Source::ExecStderr,
+        ));
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
             Ok(status) => (status, false),
             Err(_) => {
@@ -645,12 +697,20 @@ impl ExecAccess {
                 (child.wait().await, true)
             }
         };
-        let status = status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
+        let status =
+            status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
         drop(group);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
         self.log.finish();
-        Ok(completed(status, timed_out, stdout, stderr, out_trunc || err_trunc, started))
+        Ok(completed(
+            status,
+            timed_out,
+            stdout,
+            stderr,
+            out_trunc || err_trunc,
+            started,
+        ))
     }
 }
 
@@ -785,6 +845,9 @@ mod tests {
             assert!(!changes_what_runs(v, "1"), "{v}");
         }
         assert!(!changes_what_runs("GIT_CONFIG_GLOBAL", "/dev/null"));
-        assert!(changes_what_runs("GIT_CONFIG_GLOBAL", "/tmp/evil.gitconfig"));
+        assert!(changes_what_runs(
+            "GIT_CONFIG_GLOBAL",
+            "/tmp/evil.gitconfig"
+        ));
     }
 }

@@ -114,7 +114,10 @@ fn canonical_dir(grant: &'static str, dir: &Path) -> Result<PathBuf, GrantError>
             reason: "it is the whole machine; grant the folders the step needs".into(),
         });
     }
-    if ["/proc", "/sys", "/dev"].iter().any(|p| canonical.starts_with(p)) {
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|p| canonical.starts_with(p))
+    {
         return Err(GrantError::Path {
             grant,
             path: dir.to_path_buf(),

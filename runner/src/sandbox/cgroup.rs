@@ -84,7 +84,9 @@ impl CgroupSupport {
             CgroupSupport::V2 { parent } => vec![parent],
         };
         for parent in parents {
-            let Ok(entries) = std::fs::read_dir(parent) else { continue };
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let Some(pid) = name
@@ -110,8 +112,12 @@ fn writable(dir: &Path) -> bool {
 /// and pids controllers: the runner moves into a leaf of its own, then enables both
 /// controllers for the children of `base`.
 fn v2_delegate(base: &Path) -> Result<PathBuf, String> {
-    let controllers = std::fs::read_to_string(base.join("cgroup.controllers"))
-        .map_err(|e| format!("cannot read {}: {e}", base.join("cgroup.controllers").display()))?;
+    let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).map_err(|e| {
+        format!(
+            "cannot read {}: {e}",
+            base.join("cgroup.controllers").display()
+        )
+    })?;
     let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
     if !has("memory") || !has("pids") {
         return Err(format!(
@@ -246,10 +252,8 @@ impl StepCgroup {
             std::fs::read_to_string(path)
                 .ok()
                 .and_then(|t| {
-                    t.lines().find_map(|l| {
-                        l.strip_prefix(key)
-                            .and_then(|v| v.trim().parse().ok())
-                    })
+                    t.lines()
+                        .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
                 })
                 .unwrap_or(0)
         };
@@ -274,7 +278,8 @@ impl Drop for StepCgroup {
                 if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                     for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                         if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                            let _ =
+                                rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                         }
                     }
                 }

@@ -32,7 +32,11 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Send `message` with `fds` (blocking, or `WouldBlock` on a non-blocking socket).
-pub fn send<T: Serialize>(sock: BorrowedFd<'_>, message: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub fn send<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    message: &T,
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
     let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
     if bytes.len() > MAX_MESSAGE || fds.len() > MAX_FDS {
         return Err(io::Error::other("message too large"));
@@ -43,7 +47,12 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, message: &T, fds: &[BorrowedFd<'
         return Err(io::Error::other("too many descriptors"));
     }
     loop {
-        match rustix::net::sendmsg(sock, &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL) {
+        match rustix::net::sendmsg(
+            sock,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(_) => return Ok(()),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

@@ -74,7 +74,9 @@ pub fn start(
                 tokio::spawn(async move {
                     let _permit = permit;
                     // The address the program connected to is where the listener sits.
-                    let Ok(target) = inside.local_addr() else { return };
+                    let Ok(target) = inside.local_addr() else {
+                        return;
+                    };
                     forward(inside, target).await;
                 });
             }
@@ -88,14 +90,15 @@ pub fn start(
 }
 
 async fn forward(mut inside: tokio::net::TcpStream, target: SocketAddr) {
-    let outside = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target)).await {
-        Ok(Ok(s)) => s,
-        // The program sees the connection reset, as if the address refused it.
-        _ => {
-            let _ = inside.set_zero_linger();
-            return;
-        }
-    };
+    let outside =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target)).await {
+            Ok(Ok(s)) => s,
+            // The program sees the connection reset, as if the address refused it.
+            _ => {
+                let _ = inside.set_zero_linger();
+                return;
+            }
+        };
     let _ = inside.set_nodelay(true);
     let _ = outside.set_nodelay(true);
     let mut outside = outside;
@@ -110,7 +113,11 @@ async fn serve_names(udp: tokio::net::UdpSocket, names: Arc<NameTable>, log: Ste
             break;
         };
         let Some(answer) = answer(&buf[..n], &names, |name| {
-            if denied.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string()) {
+            if denied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string())
+            {
                 log.line(
                     Source::Runner,
                     &format!(
@@ -236,7 +243,10 @@ mod tests {
             "api.example.com".into(),
             vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()],
         );
-        let a = answer(&query("API.example.com", TYPE_A), &names, |_| panic!("granted")).unwrap();
+        let a = answer(&query("API.example.com", TYPE_A), &names, |_| {
+            panic!("granted")
+        })
+        .unwrap();
         assert_eq!(&a[..2], &[0x12, 0x34]);
         assert_eq!(a[3] & 0x0f, 0, "NOERROR");
         assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1, "one answer");

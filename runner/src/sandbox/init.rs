@@ -73,12 +73,16 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         rustix::process::getegid().as_raw(),
     );
     if let Err(e) = sys::unshare_namespaces(UnshareFlags::NEWUSER) {
-        fail("mapping the user", format!("cannot make a user namespace: {e}"));
+        fail(
+            "mapping the user",
+            format!("cannot make a user namespace: {e}"),
+        );
     }
     if let Err(e) = map_ids(uid, gid) {
         fail("mapping the user", e.to_string());
     }
-    let namespaces = UnshareFlags::NEWNET | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
+    let namespaces =
+        UnshareFlags::NEWNET | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     if let Err(e) = sys::unshare_namespaces(namespaces) {
         fail("making namespaces", e.to_string());
     }
@@ -141,7 +145,10 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
     }
     drop(go);
     drop(control);
-    let status = rustix::process::waitpid(Pid::from_raw(init_pid), rustix::process::WaitOptions::empty());
+    let status = rustix::process::waitpid(
+        Pid::from_raw(init_pid),
+        rustix::process::WaitOptions::empty(),
+    );
     let code = match status {
         Ok(Some((_, s))) => s.exit_status().unwrap_or(1),
         _ => 1,
@@ -258,7 +265,10 @@ fn reap(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[Bo
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => {
-                if program.as_ref().is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get()) {
+                if program
+                    .as_ref()
+                    .is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get())
+                {
                     *program = None;
                     kill_everything(program, report);
                     report(
@@ -279,12 +289,18 @@ fn reap(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[Bo
 
 /// Kill every process of the sandbox but this one, and reap them all (reporting the
 /// program's status if it was running).
-fn kill_everything(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[BorrowedFd<'_>])) {
+fn kill_everything(
+    program: &mut Option<(i32, OwnedFd)>,
+    report: &impl Fn(&InitReport, &[BorrowedFd<'_>]),
+) {
     sys::kill_all_but_self();
     loop {
         match rustix::process::wait(rustix::process::WaitOptions::empty()) {
             Ok(Some((pid, status))) => {
-                if program.as_ref().is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get()) {
+                if program
+                    .as_ref()
+                    .is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get())
+                {
                     *program = None;
                     report(
                         &InitReport::Exited {
@@ -321,9 +337,10 @@ fn start(fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), String> {
     else {
         return Err("the runner sent an incomplete request".into());
     };
-    let plan: ProgramPlan = read_json(plan).map_err(|e| format!("reading the program's plan: {e}"))?;
-    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| e.to_string())?;
+    let plan: ProgramPlan =
+        read_json(plan).map_err(|e| format!("reading the program's plan: {e}"))?;
+    let (err_read, err_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
     // SAFETY: the init is single-threaded.
     let pid = unsafe { sys::fork() }.map_err(|e| e.to_string())?;
     if pid == 0 {

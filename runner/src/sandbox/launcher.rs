@@ -32,8 +32,12 @@ use super::sys;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
-    Spawn { id: u64 },
-    Kill { id: u64 },
+    Spawn {
+        id: u64,
+    },
+    Kill {
+        id: u64,
+    },
     /// Kill every sandbox, wait until each is gone, answer, and exit.
     Shutdown,
 }
@@ -112,9 +116,15 @@ impl Launcher {
     /// Kill every sandbox and wait (at most `wait`) until all their processes are
     /// gone. For a runner that is stopping.
     pub async fn shutdown(&self, wait: std::time::Duration) {
-        let Some(client) = self.client.get() else { return };
+        let Some(client) = self.client.get() else {
+            return;
+        };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        client.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(0, tx);
+        client
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(0, tx);
         if client.outbox.send((Request::Shutdown, Vec::new())).is_ok() {
             let _ = tokio::time::timeout(wait, rx.recv()).await;
         }
@@ -126,7 +136,11 @@ impl Launcher {
         let client = self.client().await?;
         let id = client.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, events) = mpsc::unbounded_channel();
-        client.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        client
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
         client
             .outbox
             .send((Request::Spawn { id }, fds))
@@ -153,7 +167,10 @@ impl Launched {
     /// The next event about this sandbox; `None` if the launcher died.
     pub async fn next(&mut self) -> Option<LaunchEvent> {
         let e = self.events.recv().await;
-        if matches!(e, Some(LaunchEvent::Exited { .. } | LaunchEvent::SpawnFailed { .. }) | None) {
+        if matches!(
+            e,
+            Some(LaunchEvent::Exited { .. } | LaunchEvent::SpawnFailed { .. }) | None
+        ) {
             self.done = true;
         }
         e

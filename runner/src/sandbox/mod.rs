@@ -33,17 +33,17 @@ pub mod plan;
 pub mod runner_ns;
 mod sys;
 
+use cgroup::{CgroupSupport, StepCgroup};
+use forward::{Forwarding, NameTable};
+use launcher::{LaunchEvent, Launched, Launcher};
+use plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
+use runner_ns::RunnerIsolation;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use cgroup::{CgroupSupport, StepCgroup};
-use forward::{Forwarding, NameTable};
-use launcher::{LaunchEvent, Launched, Launcher};
-use plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
-use runner_ns::RunnerIsolation;
 
 use crate::capabilities::logs::StepLog;
 
@@ -206,7 +206,9 @@ impl Sandbox {
         let mut launched = launcher.spawn(fds).await?;
         match launched.next().await {
             Some(LaunchEvent::Spawned { .. }) => {}
-            Some(LaunchEvent::SpawnFailed { error, .. }) => return Err(SpawnError::Unavailable(error)),
+            Some(LaunchEvent::SpawnFailed { error, .. }) => {
+                return Err(SpawnError::Unavailable(error));
+            }
             _ => return Err(SpawnError::Unavailable("the launcher stopped".into())),
         }
         let channel = channel::AsyncChannel::new(control_ours)?;
@@ -216,7 +218,9 @@ impl Sandbox {
                 channel,
                 cgroup,
             }),
-            Some((InitReport::Failed { stage, error }, _)) => Err(SpawnError::Setup { stage, error }),
+            Some((InitReport::Failed { stage, error }, _)) => {
+                Err(SpawnError::Setup { stage, error })
+            }
             _ => Err(SpawnError::Setup {
                 stage: "starting the sandbox".into(),
                 error: "it ended before it was ready".into(),
@@ -248,7 +252,9 @@ impl Sandbox {
         if let Some(c) = &cgroup {
             c.set_limits(memory, processes)?;
         }
-        control.send(&InitRequest::Build, &[json_memfd(plan)?.as_fd()]).await?;
+        control
+            .send(&InitRequest::Build, &[json_memfd(plan)?.as_fd()])
+            .await?;
         let mut forwarding = None;
         loop {
             match control.recv::<InitReport>().await? {
@@ -320,7 +326,11 @@ pub struct StepEnvironment {
 
 impl StepEnvironment {
     /// Start a program in the sandbox; it waits for the one before to be done.
-    pub async fn run(&self, plan: &ProgramPlan, stdin: Option<Vec<u8>>) -> Result<SandboxedChild, SpawnError> {
+    pub async fn run(
+        &self,
+        plan: &ProgramPlan,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<SandboxedChild, SpawnError> {
         let mut conversation = self.control.clone().lock_owned().await;
         if conversation.unfinished {
             conversation.kill_all().await?;
@@ -341,7 +351,10 @@ impl StepEnvironment {
         };
         let fds = [json_memfd(plan)?, stdin_r, stdout_w, stderr_w];
         let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-        conversation.channel.send(&InitRequest::Run, &borrowed).await?;
+        conversation
+            .channel
+            .send(&InitRequest::Run, &borrowed)
+            .await?;
         drop(fds);
         conversation.unfinished = true;
         loop {
@@ -401,7 +414,9 @@ impl SandboxedChild {
                 Some((InitReport::Exited { status }, _)) => {
                     if self.killed {
                         // Everything else it left is being killed; wait for that too.
-                        while let Some((report, _)) = self.conversation.channel.recv::<InitReport>().await? {
+                        while let Some((report, _)) =
+                            self.conversation.channel.recv::<InitReport>().await?
+                        {
                             if matches!(report, InitReport::Emptied) {
                                 break;
                             }
@@ -419,7 +434,13 @@ impl SandboxedChild {
 
     /// Kill the program, and with it every process of the step's sandbox.
     pub async fn kill(&mut self) {
-        if self.conversation.channel.send(&InitRequest::KillAll, &[]).await.is_ok() {
+        if self
+            .conversation
+            .channel
+            .send(&InitRequest::KillAll, &[])
+            .await
+            .is_ok()
+        {
             self.killed = true;
         }
     }

@@ -161,10 +161,8 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
         match m {
             MountPlan::Bind {
                 source, writable, ..
-            } if source.starts_with("/dev") => {
-                if *writable {
-                    landlock.devices.push(source.clone());
-                }
+            } if source.starts_with("/dev") && *writable => {
+                landlock.devices.push(source.clone());
             }
             MountPlan::Bind { source, .. } => landlock.read.push(source.clone()),
             _ => {}
@@ -202,7 +200,13 @@ pub fn plan(layout: &Layout<'_>) -> (Vec<MountPlan>, LandlockPlan) {
     // A grant that covers a masked secret (`/etc`, say) gets the mask again on top,
     // unless the secret itself is what is granted.
     let granted = |p: &Path| layout.read.iter().chain(layout.write).any(|g| g == p);
-    let covered = |p: &Path| layout.read.iter().chain(layout.write).any(|g| p.starts_with(g));
+    let covered = |p: &Path| {
+        layout
+            .read
+            .iter()
+            .chain(layout.write)
+            .any(|g| p.starts_with(g))
+    };
     mounts.extend(secrets().filter(|m| covered(m.target()) && !granted(m.target())));
     if let Some(content) = &layout.resolv_conf {
         // /etc/resolv.conf is often a link into /run; show the file it points at.
@@ -241,10 +245,15 @@ pub fn executable(mounts: &[MountPlan], path: &Path, file: &Path) -> Option<Path
         let p = mounts
             .iter()
             .find_map(|m| match m {
-                MountPlan::Symlink { target, points_to } => p
-                    .strip_prefix(target)
-                    .ok()
-                    .map(|rest| target.parent().unwrap_or(Path::new("/")).join(points_to).join(rest)),
+                MountPlan::Symlink { target, points_to } => {
+                    p.strip_prefix(target).ok().map(|rest| {
+                        target
+                            .parent()
+                            .unwrap_or(Path::new("/"))
+                            .join(points_to)
+                            .join(rest)
+                    })
+                }
                 _ => None,
             })
             .unwrap_or_else(|| p.to_path_buf());
@@ -264,16 +273,29 @@ pub fn executable(mounts: &[MountPlan], path: &Path, file: &Path) -> Option<Path
 /// Build [`base`] under a new root, which is returned. Runs in a holder, in its own
 /// mount namespace, before it knows its step.
 pub fn build_base(mounts: &[MountPlan]) -> io::Result<PathBuf> {
-    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?;
     // The new root is staged over /dev in this namespace: every Linux has it, and no
     // grant can name it, so the step's mounts made later still find their sources.
     let stage = Path::new("/dev");
     // Sources first: the staging tmpfs hides what is under it.
     let sources = open_sources(mounts)?;
-    tmpfs(stage, 256 << 10, 0o700, MountFlags::NOSUID | MountFlags::NODEV)?;
+    tmpfs(
+        stage,
+        256 << 10,
+        0o700,
+        MountFlags::NOSUID | MountFlags::NODEV,
+    )?;
     let root = stage.join("root");
     std::fs::create_dir(&root)?;
-    tmpfs(&root, 1 << 20, 0o755, MountFlags::NOSUID | MountFlags::NODEV)?;
+    tmpfs(
+        &root,
+        1 << 20,
+        0o755,
+        MountFlags::NOSUID | MountFlags::NODEV,
+    )?;
     std::fs::write(stage.join("empty"), b"")?;
     mountpoint(&root.join("proc"), true)?;
     apply(&root, mounts, &sources)?;
@@ -349,8 +371,13 @@ fn apply(root: &Path, mounts: &[MountPlan], sources: &HashMap<usize, OwnedFd>) -
             }
             MountPlan::Tmpfs { size, mode, .. } => {
                 mountpoint(&target, true).map_err(context)?;
-                tmpfs(&target, *size, *mode, MountFlags::NOSUID | MountFlags::NODEV)
-                    .map_err(context)?;
+                tmpfs(
+                    &target,
+                    *size,
+                    *mode,
+                    MountFlags::NOSUID | MountFlags::NODEV,
+                )
+                .map_err(context)?;
             }
             MountPlan::Resize { size, .. } => {
                 let options = std::ffi::CString::new(format!("size={size}"))
@@ -374,11 +401,14 @@ fn apply(root: &Path, mounts: &[MountPlan], sources: &HashMap<usize, OwnedFd>) -
                         &target,
                         4 << 10,
                         0o000,
-                        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                        MountFlags::RDONLY
+                            | MountFlags::NOSUID
+                            | MountFlags::NODEV
+                            | MountFlags::NOEXEC,
                     )
                     .map_err(context)?;
                 } else if target.exists() {
-                    rustix::mount::mount_bind(&stage.join("empty"), &target)
+                    rustix::mount::mount_bind(stage.join("empty"), &target)
                         .map_err(|e| context(e.into()))?;
                     restrict_mount(&target, true, true).map_err(context)?;
                 }
@@ -400,7 +430,7 @@ fn apply(root: &Path, mounts: &[MountPlan], sources: &HashMap<usize, OwnedFd>) -
 pub fn mount_proc(root: &Path) -> io::Result<()> {
     rustix::mount::mount(
         "proc",
-        &root.join("proc"),
+        root.join("proc"),
         "proc",
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
         None,
@@ -420,7 +450,11 @@ pub fn enter_root(root: &Path) -> io::Result<()> {
             let _ = rustix::mount::mount_bind(sub, sub).and_then(|()| {
                 rustix::mount::mount_remount(
                     sub,
-                    MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    MountFlags::BIND
+                        | MountFlags::RDONLY
+                        | MountFlags::NOSUID
+                        | MountFlags::NODEV
+                        | MountFlags::NOEXEC,
                     c"",
                 )
             });
@@ -501,7 +535,10 @@ mod tests {
         });
         let table: Vec<MountPlan> = base().into_iter().chain(mounts.iter().cloned()).collect();
         let targets: Vec<&Path> = table.iter().map(MountPlan::target).collect();
-        let proj = targets.iter().position(|t| *t == Path::new("/work/proj")).unwrap();
+        let proj = targets
+            .iter()
+            .position(|t| *t == Path::new("/work/proj"))
+            .unwrap();
         let target = targets
             .iter()
             .position(|t| *t == Path::new("/work/proj/target"))

@@ -33,7 +33,8 @@ impl RunnerIsolation {
     pub fn enter() -> RunnerIsolation {
         let state = enter_namespace();
         // After the namespace: a non-dumpable process cannot write its own id maps.
-        let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
         RunnerIsolation { state }
     }
 
@@ -85,6 +86,9 @@ fn enter_namespace() -> Result<(), String> {
         map("/proc/self/uid_map", format!("{euid} {euid} 1\n"))?;
         map("/proc/self/gid_map", format!("{egid} {egid} 1\n"))?;
     }
-    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .map_err(|e| format!("cannot make mounts private: {e}"))
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| format!("cannot make mounts private: {e}"))
 }
