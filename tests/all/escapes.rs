@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, cache_dir, output, sluice_bin};
+use crate::support::{Project, cache_dir, output, sluice_bin, tcp_listener};
 
 /// A pipeline of one adversary step with `with`, `grants` and `extra` step keys (a
 /// 20 s timeout unless `extra` sets one).
@@ -591,13 +591,6 @@ env = ["LD_PRELOAD"]"#,
         );
         p.run(&[]).expect_code(1);
     }
-}
-
-/// A TCP listener on a fresh loopback port.
-fn tcp_listener() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, port)
 }
 
 #[test]

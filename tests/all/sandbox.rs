@@ -1,9 +1,7 @@
 //! Each sandbox attack, made by a real component or by a native program it starts,
 //! must fail with a message that names the missing grant, and must not get through.
 
-use std::net::TcpListener;
-
-use crate::support::{Project, output};
+use crate::support::{Project, output, tcp_listener};
 
 /// A pipeline with one step, `with` and `grants` as TOML inline tables' bodies.
 fn one_step(with: &str, grants: &str) -> Project {
@@ -258,17 +256,10 @@ read = ["."]"#,
     assert!(!out.stderr.contains("private key material"));
 }
 
-/// Accept connections on a fresh loopback port until the test ends.
-fn listener() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, port)
-}
-
 #[test]
 fn plugin_connects_only_to_granted_ports() {
-    let (_granted, granted_port) = listener();
-    let (_other, other_port) = listener();
+    let (_granted, granted_port) = tcp_listener();
+    let (_other, other_port) = tcp_listener();
     let grants = format!(r#"net = ["127.0.0.1:{granted_port}"]"#);
     let ok = one_step(
         &format!(r#"mode = "connect", addr = "127.0.0.1:{granted_port}""#),
@@ -291,7 +282,7 @@ fn plugin_connects_only_to_granted_ports() {
 
 #[test]
 fn plugin_without_net_grant_has_no_network() {
-    let (_l, port) = listener();
+    let (_l, port) = tcp_listener();
     let p = one_step(
         &format!(r#"mode = "connect", addr = "127.0.0.1:{port}""#),
         "",
@@ -301,8 +292,8 @@ fn plugin_without_net_grant_has_no_network() {
 
 #[test]
 fn native_program_connects_only_to_granted_ports() {
-    let (_granted, granted_port) = listener();
-    let (_other, other_port) = listener();
+    let (_granted, granted_port) = tcp_listener();
+    let (_other, other_port) = tcp_listener();
     let grants = format!(
         r#"exec = ["bash"]
 net = ["127.0.0.1:{granted_port}"]"#
@@ -325,7 +316,7 @@ net = ["127.0.0.1:{granted_port}"]"#
 
 #[test]
 fn native_program_without_net_grant_has_no_network() {
-    let (_l, port) = listener();
+    let (_l, port) = tcp_listener();
     let p = one_step(
         &format!(
             r#"mode = "exec", program = "bash", args = ["-c", "exec 3<>/dev/tcp/127.0.0.1/{port}"]"#

@@ -208,3 +208,10 @@ pub fn require_root(why: &str) {
         "this test must run as root {why}; run `cargo test` as root (CI does)"
     );
 }
+
+/// A listener on a fresh loopback port (accepting until the test ends), and the port.
+pub fn tcp_listener() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = l.local_addr().expect("a bound address").port();
+    (l, port)
+}

@@ -601,6 +601,25 @@ impl ExecAccess {
         self.log.line(Source::Runner, &format!("$ {shown}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
+        let completed = self
+            .supervise(child, stdout, stderr, limit, &shown, started)
+            .await?;
+        self.programs
+            .check_limits(before, self.programs.counters(), &shown);
+        Ok(completed)
+    }
+
+    /// Stream a started program's output into the step log, wait for it (killing it
+    /// at `limit`), and say how it ended.
+    async fn supervise(
+        &self,
+        mut child: impl Running,
+        stdout: impl AsyncRead + Unpin + Send + 'static,
+        stderr: impl AsyncRead + Unpin + Send + 'static,
+        limit: Duration,
+        shown: &str,
+        started: Instant,
+    ) -> Result<wit::Completed, wit::ProcessError> {
         let out_task = tokio::spawn(capture(stdout, self.log.clone(), Source::Exec));
         let err_task = tokio::spawn(capture(stderr, self.log.clone(), Source::ExecStderr));
         let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
@@ -617,11 +636,11 @@ impl ExecAccess {
         };
         let status =
             status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
+        // An unconfined program's process group dies here; a sandboxed program's
+        // descendants are already gone.
         drop(child);
         let (stdout, out_trunc) = out_task.await.unwrap_or_default();
         let (stderr, err_trunc) = err_task.await.unwrap_or_default();
-        self.programs
-            .check_limits(before, self.programs.counters(), &shown);
         self.log.finish();
         Ok(completed(
             status,
@@ -672,45 +691,59 @@ impl ExecAccess {
         let mut child = cmd.spawn().map_err(|e| {
             wit::ProcessError::Failed(format!("cannot start `{}`: {e}", program.path.display()))
         })?;
-        let group = child.id().map(|p| ProcessGroup(p as i32));
         if let (Some(bytes), Some(mut stdin)) = (command.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let out_task = tokio::spawn(capture(
-            child.stdout.take().expect("piped"),
-            self.log.clone(),
-            Source::Exec,
-        ));
-        let err_task = tokio::spawn(capture(
-            child.stderr.take().expect("piped"),
-            self.log.clone(),
-            Source::ExecStderr,
-        ));
-        let (status, timed_out) = match tokio::time::timeout(limit, child.wait()).await {
-            Ok(status) => (status, false),
-            Err(_) => {
-                if let Some(g) = &group {
-                    g.kill();
-                }
-                (child.wait().await, true)
-            }
-        };
-        let status =
-            status.map_err(|e| wit::ProcessError::Failed(format!("waiting for `{shown}`: {e}")))?;
-        drop(group);
-        let (stdout, out_trunc) = out_task.await.unwrap_or_default();
-        let (stderr, err_trunc) = err_task.await.unwrap_or_default();
-        self.log.finish();
-        Ok(completed(
-            status,
-            timed_out,
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let group = child.id().map(|p| ProcessGroup(p as i32));
+        self.supervise(
+            Unconfined { child, group },
             stdout,
             stderr,
-            out_trunc || err_trunc,
+            limit,
+            shown,
             started,
-        ))
+        )
+        .await
+    }
+}
+
+/// A started program, in its step's sandbox or not.
+trait Running {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus>;
+    /// Kill it and everything it started.
+    async fn kill(&mut self);
+}
+
+impl Running for crate::sandbox::SandboxedChild {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        crate::sandbox::SandboxedChild::wait(self).await
+    }
+
+    async fn kill(&mut self) {
+        crate::sandbox::SandboxedChild::kill(self).await
+    }
+}
+
+/// A program run with no isolation, in a process group of its own (killed when
+/// dropped).
+struct Unconfined {
+    child: tokio::process::Child,
+    group: Option<ProcessGroup>,
+}
+
+impl Running for Unconfined {
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    async fn kill(&mut self) {
+        if let Some(g) = &self.group {
+            g.kill();
+        }
     }
 }
 

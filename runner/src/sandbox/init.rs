@@ -32,6 +32,32 @@ use super::channel;
 use super::plan::{InitReport, InitRequest, ProgramPlan, SandboxPlan};
 use super::{mounts, net, sys};
 
+/// The control socket, from the sandbox's side.
+struct Reporter<'a>(BorrowedFd<'a>);
+
+impl Reporter<'_> {
+    fn send(&self, report: &InitReport, fds: &[BorrowedFd<'_>]) {
+        let _ = channel::send(self.0, report, fds);
+    }
+
+    /// Report what went wrong, and where.
+    fn failed(&self, stage: &str, error: String) {
+        self.send(
+            &InitReport::Failed {
+                stage: stage.to_string(),
+                error,
+            },
+            &[],
+        );
+    }
+
+    /// Report a failure of setting up the sandbox, and end this process.
+    fn fail(&self, stage: &str, error: String) -> ! {
+        self.failed(stage, error);
+        std::process::exit(122)
+    }
+}
+
 /// Hostname inside every sandbox.
 const HOSTNAME: &[u8] = b"sluice-sandbox";
 
@@ -49,19 +75,8 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         std::process::exit(121);
     };
     let cgroup_procs: Vec<OwnedFd> = fds.collect();
-    let report = |r: &InitReport, fds: &[BorrowedFd<'_>]| {
-        let _ = channel::send(control.as_fd(), r, fds);
-    };
-    let fail = |stage: &str, error: String| -> ! {
-        report(
-            &InitReport::Failed {
-                stage: stage.to_string(),
-                error,
-            },
-            &[],
-        );
-        std::process::exit(122)
-    };
+    let reporter = Reporter(control.as_fd());
+    let fail = |stage: &str, error: String| -> ! { reporter.fail(stage, error) };
     for procs in &cgroup_procs {
         if let Err(e) = rustix::io::write(procs, b"0") {
             fail("joining the step's cgroup", e.to_string());
@@ -114,7 +129,7 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         Err(e) => fail("starting the sandbox", e.to_string()),
     };
     drop(go_read);
-    report(&InitReport::Prepared, &[]);
+    reporter.send(&InitReport::Prepared, &[]);
 
     let plan: SandboxPlan = match channel::recv::<InitRequest>(control.as_fd()) {
         Ok(Some((InitRequest::Build, fds))) => match fds.into_iter().next().map(read_json) {
@@ -129,7 +144,7 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
         Ok(sockets) => {
             if plan.net.is_some() {
                 let borrowed: Vec<BorrowedFd<'_>> = sockets.iter().map(|s| s.as_fd()).collect();
-                report(&InitReport::Network, &borrowed);
+                reporter.send(&InitReport::Network, &borrowed);
             }
         }
         Err(e) => fail("setting up the network", e.to_string()),
@@ -160,19 +175,8 @@ pub fn holder(fds: Vec<OwnedFd>) -> ! {
 /// send the plan, enter the sandbox, then serve the runner until it hangs up.
 fn init(control: OwnedFd, root: &Path, go: OwnedFd) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
-    let report = |r: &InitReport, fds: &[BorrowedFd<'_>]| {
-        let _ = channel::send(control.as_fd(), r, fds);
-    };
-    let fail = |stage: &str, error: String| -> ! {
-        report(
-            &InitReport::Failed {
-                stage: stage.to_string(),
-                error,
-            },
-            &[],
-        );
-        std::process::exit(122)
-    };
+    let reporter = Reporter(control.as_fd());
+    let fail = |stage: &str, error: String| -> ! { reporter.fail(stage, error) };
     if let Err(e) = mounts::mount_proc(root) {
         fail("building the file system", e.to_string());
     }
@@ -191,7 +195,7 @@ fn init(control: OwnedFd, root: &Path, go: OwnedFd) -> ! {
     if let Err(e) = confine(&plan) {
         fail("confining the sandbox", e);
     }
-    report(&InitReport::Ready, &[]);
+    reporter.send(&InitReport::Ready, &[]);
 
     let mut program: Option<(i32, OwnedFd)> = None;
     loop {
@@ -206,49 +210,36 @@ fn init(control: OwnedFd, root: &Path, go: OwnedFd) -> ! {
         let _ = rustix::event::poll(&mut polled, Some(&timeout));
         let request = !polled[0].revents().is_empty();
         drop(polled);
-        reap(&mut program, &report);
+        reap(&mut program, &reporter, false);
         if !request {
             continue;
         }
         match channel::recv::<InitRequest>(control.as_fd()) {
             Ok(Some((InitRequest::Run, fds))) => {
                 if program.is_some() {
-                    report(
-                        &InitReport::Failed {
-                            stage: "starting the program".into(),
-                            error: "another program of the step is still running".into(),
-                        },
-                        &[],
+                    reporter.failed(
+                        "starting the program",
+                        "another program of the step is still running".into(),
                     );
                     continue;
                 }
                 match start(fds) {
                     Ok(started) => {
                         program = Some(started);
-                        report(&InitReport::Started, &[]);
+                        reporter.send(&InitReport::Started, &[]);
                     }
-                    Err(error) => report(
-                        &InitReport::Failed {
-                            stage: "executing the program".into(),
-                            error,
-                        },
-                        &[],
-                    ),
+                    Err(error) => reporter.failed("executing the program", error),
                 }
             }
             Ok(Some((InitRequest::KillAll, _))) => {
-                kill_everything(&mut program, &report);
+                reap(&mut program, &reporter, true);
                 empty_folder(Path::new("/tmp"));
                 empty_folder(Path::new("/dev/shm"));
-                report(&InitReport::Emptied, &[]);
+                reporter.send(&InitReport::Emptied, &[]);
             }
-            Ok(Some((InitRequest::Build, _))) => report(
-                &InitReport::Failed {
-                    stage: "building the sandbox".into(),
-                    error: "it is already built".into(),
-                },
-                &[],
-            ),
+            Ok(Some((InitRequest::Build, _))) => {
+                reporter.failed("building the sandbox", "it is already built".into())
+            }
             // The runner is done with the step (or gone): end everything.
             Ok(None) | Err(_) => {
                 sys::kill_all_but_self();
@@ -258,60 +249,44 @@ fn init(control: OwnedFd, root: &Path, go: OwnedFd) -> ! {
     }
 }
 
-/// Reap every child that has ended. When the program is one, everything it started
-/// is killed and reaped too before its status is reported: nothing outlives the
-/// program that started it (daemons included), and its output pipes close.
-fn reap(program: &mut Option<(i32, OwnedFd)>, report: &impl Fn(&InitReport, &[BorrowedFd<'_>])) {
+/// Reap children. With `kill`, every other process of the sandbox is killed first and
+/// all are waited for; otherwise only those that have ended are taken. When the
+/// program is among them, everything it started is killed and reaped too before its
+/// exit status is reported: nothing outlives the program that started it (daemons
+/// included), and its output pipes close.
+fn reap(program: &mut Option<(i32, OwnedFd)>, reporter: &Reporter<'_>, kill: bool) {
+    if kill {
+        sys::kill_all_but_self();
+    }
+    let options = if kill {
+        rustix::process::WaitOptions::empty()
+    } else {
+        rustix::process::WaitOptions::NOHANG
+    };
     loop {
-        match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
+        match rustix::process::wait(options) {
             Ok(Some((pid, status))) => {
-                if program
-                    .as_ref()
-                    .is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get())
-                {
+                let ended = pid.as_raw_nonzero().get();
+                if program.as_ref().is_some_and(|(p, _)| *p == ended) {
                     *program = None;
-                    kill_everything(program, report);
-                    report(
+                    if !kill {
+                        reap(program, reporter, true);
+                    }
+                    reporter.send(
                         &InitReport::Exited {
                             status: status.as_raw(),
                         },
                         &[],
                     );
-                    return;
+                    if !kill {
+                        return;
+                    }
                 }
             }
-            Ok(None) => break,
+            // Nothing else has ended (without `kill`), or no child is left.
+            Ok(None) | Err(rustix::io::Errno::CHILD) => break,
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => break,
-        }
-    }
-}
-
-/// Kill every process of the sandbox but this one, and reap them all (reporting the
-/// program's status if it was running).
-fn kill_everything(
-    program: &mut Option<(i32, OwnedFd)>,
-    report: &impl Fn(&InitReport, &[BorrowedFd<'_>]),
-) {
-    sys::kill_all_but_self();
-    loop {
-        match rustix::process::wait(rustix::process::WaitOptions::empty()) {
-            Ok(Some((pid, status))) => {
-                if program
-                    .as_ref()
-                    .is_some_and(|(p, _)| *p == pid.as_raw_nonzero().get())
-                {
-                    *program = None;
-                    report(
-                        &InitReport::Exited {
-                            status: status.as_raw(),
-                        },
-                        &[],
-                    );
-                }
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            _ => break,
         }
     }
 }
