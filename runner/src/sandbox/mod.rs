@@ -228,6 +228,17 @@ impl Sandbox {
         }
     }
 
+    /// Give a prepared holder the step's limits and plan.
+    async fn build(spare: &Spare, plan: &SandboxPlan, memory: u64, processes: u64) -> io::Result<()> {
+        if let Some(c) = &spare.cgroup {
+            c.set_limits(memory, processes)?;
+        }
+        spare
+            .channel
+            .send(&InitRequest::Build, &[json_memfd(plan)?.as_fd()])
+            .await
+    }
+
     /// Make a step's sandbox from `plan`, with the step's memory and process limits.
     /// `names` are the granted host names, for the sandbox's name server. Returns the
     /// sandbox and its cgroup (none where cgroups are unavailable).
@@ -239,22 +250,28 @@ impl Sandbox {
         names: Arc<NameTable>,
         log: &StepLog,
     ) -> Result<(StepEnvironment, Option<Arc<StepCgroup>>), SpawnError> {
+        // A holder that waited may have died meanwhile; then a fresh one is made.
         let claimed = self.spares.lock().await.pop();
         let spare = match claimed {
-            Some(spare) => spare,
-            None => self.prepare_holder().await?,
+            Some(spare) => match Self::build(&spare, plan, memory, processes).await {
+                Ok(()) => spare,
+                Err(_) => {
+                    let fresh = self.prepare_holder().await?;
+                    Self::build(&fresh, plan, memory, processes).await?;
+                    fresh
+                }
+            },
+            None => {
+                let fresh = self.prepare_holder().await?;
+                Self::build(&fresh, plan, memory, processes).await?;
+                fresh
+            }
         };
         let Spare {
             launched,
             channel: control,
             cgroup,
         } = spare;
-        if let Some(c) = &cgroup {
-            c.set_limits(memory, processes)?;
-        }
-        control
-            .send(&InitRequest::Build, &[json_memfd(plan)?.as_fd()])
-            .await?;
         let mut forwarding = None;
         loop {
             match control.recv::<InitReport>().await? {
