@@ -93,13 +93,14 @@ fn step_overhead(
     .unwrap();
     let plugin = runtime.block_on(host.load(&step.uses)).unwrap();
     let workdir = tempfile::tempdir().unwrap();
-    let log = StepLog::in_memory(1 << 20);
+    let log = StepLog::in_memory(1 << 20, Default::default());
     let resolve = || {
         let _guard = runtime.enter();
         StepSandbox::resolve(
             &step,
             workdir.path().to_path_buf(),
             sandbox.clone(),
+            &Default::default(),
             false,
             &log,
         )
@@ -157,7 +158,7 @@ fn step_overhead(
                     &plugin,
                     wasi,
                     log.clone(),
-                    |d| stepsandbox.exec(&log, d),
+                    |d| stepsandbox.attempt(&log, d),
                     input.clone(),
                     limits,
                 )
@@ -264,8 +265,9 @@ fn sandboxed_true(runtime: &tokio::runtime::Runtime, sandbox: &Arc<Sandbox>) {
         args: vec![],
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         cwd: "/tmp".into(),
+        files: vec![],
     };
-    let log = StepLog::in_memory(1 << 20);
+    let log = StepLog::in_memory(1 << 20, Default::default());
     let mut made = Vec::new();
     let mut env = None;
     for _ in 0..50 {

@@ -30,6 +30,7 @@ use crate::host::engine::EngineProfile;
 use crate::host::plugin::{EngineError, LoadedPlugin, PluginHost};
 use crate::render::{self, Format};
 use crate::sandbox::Sandbox;
+use crate::secrets::SecretValues;
 use crate::{builtins, reports, validate};
 
 /// Exit codes of the `sluice` binary.
@@ -423,12 +424,28 @@ async fn run(
     let cache = cache_root.clone();
     let host = start_host(jobs, cache_root)?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    // Secrets are read before anything is created; a command source may take a while.
+    let for_secrets = pipeline.clone();
+    let secrets = tokio::task::spawn_blocking(move || SecretValues::resolve(&for_secrets))
+        .await
+        .map_err(|e| ExpectedError::Internal(format!("reading the secrets: {e}")))?
+        .map_err(|errors| {
+            ExpectedError::Config(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\nerror: "),
+            )
+        })?;
     let folders = RunnerFolders::open(&pipeline, runs_dir.as_deref(), report_dir.as_deref())?;
     private::protect(&pipeline, &folders, cache.as_ref(), sandbox.isolation())
         .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
     // Opened before any step runs, so that no step can swap it for a link.
     let job_summary = reports::github::open_job_summary()
         .map_err(|e| ExpectedError::Config(format!("cannot open $GITHUB_STEP_SUMMARY: {e}")))?;
+    // Inside GitHub Actions, nothing a plugin prints acts as a workflow command.
+    let fence = reports::github::CommandFence::open();
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
     let renderer = tokio::spawn(render::render(format, verbose, rx));
     let opts = RunOptions {
@@ -441,6 +458,7 @@ async fn run(
         log_limit,
         events,
         sandbox: sandbox.clone(),
+        secrets: Arc::new(secrets),
     };
     let result = tokio::select! {
         result = executor::run(&pipeline, &plugins, opts) => result,
@@ -448,6 +466,9 @@ async fn run(
             // Every step's sandbox dies, with every process in it, before the runner
             // exits. Records of finished steps are already on disk.
             sandbox.shutdown().await;
+            if let Some(fence) = fence {
+                fence.close();
+            }
             console::err_line("interrupted: the running steps were stopped");
             return Ok(code);
         }
@@ -456,6 +477,9 @@ async fn run(
     sandbox.shutdown().await;
     // Every sender is gone once the run returns; the renderer drains and ends.
     let _ = renderer.await;
+    if let Some(fence) = fence {
+        fence.close();
+    }
     let result =
         result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
     let report_dir = match folders.reports {
@@ -469,7 +493,7 @@ async fn run(
     if format != Format::Json {
         console::err_line(&format!("reports: {}", report_dir.path().display()));
     }
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+    if reports::github::in_github_actions() {
         reports::github::print_annotations(&result);
         if let Some(file) = job_summary
             && let Err(e) = reports::github::append_job_summary(file, &result)

@@ -131,7 +131,41 @@ pub struct Pipeline {
     pub source: SourceFile,
     /// Run native programs without Landlock confinement when the kernel lacks it.
     pub allow_unconfined_exec: bool,
+    /// The secrets steps may be granted, by name (`[secrets]`).
+    pub secrets: Vec<SecretDecl>,
     pub stages: Vec<Stage>,
+}
+
+/// A secret declared under `[secrets]`: where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretDecl {
+    pub name: String,
+    pub source: SecretSource,
+    /// Where it is declared, for messages about its value.
+    pub pos: SourcePos,
+}
+
+/// Where a secret's value is read when a run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the runner.
+    Env(String),
+    /// A file (its content, less one trailing newline).
+    File(PathBuf),
+    /// The standard output of a command (less one trailing newline), e.g.
+    /// `["pass", "show", "deploy"]` or `["gh", "auth", "token"]`.
+    Command(Vec<String>),
+}
+
+/// A step's grant of one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretGrant {
+    /// The declared secret.
+    pub name: String,
+    /// Also as this environment variable, for the plugin and its programs.
+    pub env: Option<String>,
+    /// Also as this file in the private TMPDIR of the step's programs.
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +258,8 @@ pub struct Grants {
     pub net: Vec<NetGrant>,
     /// Environment variables passed through from the runner.
     pub env: Vec<String>,
+    /// Secrets, by name, from `[secrets]`.
+    pub secrets: Vec<SecretGrant>,
 }
 
 /// One `host:port` network grant.
@@ -289,8 +325,18 @@ pub fn expand_home(p: &str) -> PathBuf {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     pipeline: Spanned<RawPipeline>,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default, rename = "stage")]
     stages: Vec<Spanned<RawStage>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -344,6 +390,8 @@ struct RawGrants {
     net: Vec<Spanned<String>>,
     #[serde(default)]
     env: Vec<Spanned<String>>,
+    #[serde(default)]
+    secrets: Vec<Spanned<toml::Value>>,
 }
 
 /// Read and check a pipeline file. Plugins are not loaded here.
@@ -414,6 +462,8 @@ pub fn parse_lenient(
 }
 
 fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigError>) -> Pipeline {
+    let secrets = build_secrets(source, dir, &raw.secrets, errors);
+    let declared: HashSet<&str> = raw.secrets.keys().map(String::as_str).collect();
     let name = raw.pipeline.get_ref().name.get_ref().trim().to_string();
     if name.is_empty() {
         errors.push(source.error(
@@ -466,8 +516,8 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
                 source,
                 dir,
                 raw_step,
-                stage_index,
-                step_index,
+                (stage_index, step_index),
+                &declared,
                 errors,
             ));
         }
@@ -482,8 +532,169 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         dir: dir.to_path_buf(),
         source: source.clone(),
         allow_unconfined_exec: raw.pipeline.get_ref().allow_unconfined_exec,
+        secrets,
         stages,
     }
+}
+
+/// `[secrets]`: each entry names exactly one source.
+fn build_secrets(
+    source: &SourceFile,
+    dir: &Path,
+    raw: &BTreeMap<String, Spanned<RawSecret>>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<SecretDecl> {
+    let mut decls = Vec::new();
+    for (name, entry) in raw {
+        let at = entry.span().start;
+        let pos = source.pos(at);
+        if !valid_secret_name(name) {
+            errors.push(source.error(
+                at,
+                format!("secret name `{name}` must start with a letter and use only letters, digits, `-` and `_`"),
+            ));
+            continue;
+        }
+        let RawSecret { env, file, command } = entry.get_ref();
+        let mut sources = Vec::new();
+        if let Some(v) = env {
+            if valid_variable(v.get_ref()) {
+                sources.push(SecretSource::Env(v.get_ref().clone()));
+            } else {
+                errors.push(source.error(
+                    v.span().start,
+                    format!(
+                        "secret `{name}`: `env` = \"{}\" is not a variable name",
+                        v.get_ref()
+                    ),
+                ));
+                continue;
+            }
+        }
+        if let Some(f) = file {
+            sources.push(SecretSource::File(normalize(
+                &dir.join(expand_home(f.get_ref())),
+            )));
+        }
+        if let Some(c) = command {
+            if c.get_ref().is_empty() || c.get_ref()[0].is_empty() {
+                errors.push(source.error(
+                    c.span().start,
+                    format!("secret `{name}`: `command` is empty; write the program and its arguments, e.g. [\"gh\", \"auth\", \"token\"]"),
+                ));
+                continue;
+            }
+            sources.push(SecretSource::Command(c.get_ref().clone()));
+        }
+        match sources.len() {
+            1 => decls.push(SecretDecl {
+                name: name.clone(),
+                source: sources.remove(0),
+                pos,
+            }),
+            0 => errors.push(source.error(
+                at,
+                format!("secret `{name}` has no source; give one of `env`, `file` or `command`"),
+            )),
+            _ => errors.push(source.error(
+                at,
+                format!("secret `{name}` has more than one source; give only one of `env`, `file` or `command`"),
+            )),
+        }
+    }
+    decls
+}
+
+fn valid_secret_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= limits::MAX_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_variable(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && !name.contains('\0')
+}
+
+/// One entry of a step's `secrets` grant: a name, or `{ name, env, file }`.
+fn secret_grant(
+    source: &SourceFile,
+    entry: &Spanned<toml::Value>,
+    declared: &HashSet<&str>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SecretGrant> {
+    let at = entry.span().start;
+    let mut fail = |message: String| {
+        errors.push(source.error(at, message));
+        None
+    };
+    let grant = match entry.get_ref() {
+        toml::Value::String(name) => SecretGrant {
+            name: name.clone(),
+            env: None,
+            file: None,
+        },
+        toml::Value::Table(t) => {
+            let text = |key: &str| -> Result<Option<String>, String> {
+                match t.get(key) {
+                    None => Ok(None),
+                    Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(format!("`secrets` grant: `{key}` must be a string")),
+                }
+            };
+            if let Some(unknown) = t
+                .keys()
+                .find(|k| !["name", "env", "file"].contains(&k.as_str()))
+            {
+                return fail(format!(
+                    "`secrets` grant: unknown key `{unknown}`, expected one of `name`, `env`, `file`"
+                ));
+            }
+            let (name, env, file) = match (text("name"), text("env"), text("file")) {
+                (Ok(Some(n)), Ok(e), Ok(f)) => (n, e, f),
+                (Ok(None), _, _) => {
+                    return fail(
+                        "`secrets` grant: a table needs `name`, the declared secret".into(),
+                    );
+                }
+                (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return fail(m),
+            };
+            SecretGrant { name, env, file }
+        }
+        _ => {
+            return fail(
+                "`secrets` grant: each entry is a secret's name, or `{ name = \"...\", env = \"VAR\" }` / `{ name = \"...\", file = \"file-name\" }`".into(),
+            );
+        }
+    };
+    if !declared.contains(grant.name.as_str()) {
+        return fail(format!(
+            "`secrets` grant `{}` is not declared; declare it under [secrets], e.g. `{} = {{ env = \"...\" }}`",
+            grant.name, grant.name
+        ));
+    }
+    if let Some(env) = &grant.env
+        && !valid_variable(env)
+    {
+        return fail(format!(
+            "`secrets` grant `{}`: `env` = \"{env}\" is not a variable name",
+            grant.name
+        ));
+    }
+    if let Some(file) = &grant.file
+        && (file.is_empty()
+            || file.contains('/')
+            || file == "."
+            || file == ".."
+            || file.contains('\0'))
+    {
+        return fail(format!(
+            "`secrets` grant `{}`: `file` = \"{file}\" must be a plain file name (it is made in the programs' TMPDIR)",
+            grant.name
+        ));
+    }
+    Some(grant)
 }
 
 fn check_ident(
@@ -525,8 +736,8 @@ fn build_step(
     source: &SourceFile,
     dir: &Path,
     raw: RawStep,
-    stage_index: usize,
-    step_index: usize,
+    (stage_index, step_index): (usize, usize),
+    declared: &HashSet<&str>,
     errors: &mut Vec<ConfigError>,
 ) -> Step {
     let id = raw.id.get_ref().clone();
@@ -622,7 +833,7 @@ fn build_step(
             ),
         ));
     }
-    let grants = build_grants(source, dir, &raw.grants, errors);
+    let grants = build_grants(source, dir, &raw.grants, declared, errors);
     Step {
         id,
         uses,
@@ -734,6 +945,7 @@ fn build_grants(
     source: &SourceFile,
     dir: &Path,
     raw: &RawGrants,
+    declared: &HashSet<&str>,
     errors: &mut Vec<ConfigError>,
 ) -> Grants {
     let mut path_list = |list: &[Spanned<String>], key: &str| -> Vec<PathBuf> {
@@ -785,12 +997,26 @@ fn build_grants(
             env.push(s.clone());
         }
     }
+    let mut secrets: Vec<SecretGrant> = Vec::new();
+    for entry in &raw.secrets {
+        if let Some(grant) = secret_grant(source, entry, declared, errors) {
+            if secrets.iter().any(|g| g.name == grant.name) {
+                errors.push(source.error(
+                    entry.span().start,
+                    format!("`secrets` grant `{}` is given twice", grant.name),
+                ));
+            } else {
+                secrets.push(grant);
+            }
+        }
+    }
     Grants {
         read,
         write,
         exec,
         net,
         env,
+        secrets,
     }
 }
 

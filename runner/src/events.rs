@@ -44,6 +44,12 @@ pub enum Event {
     StageStarted {
         stage: String,
     },
+    /// The secrets a step is granted, by name (never their values).
+    StepSecrets {
+        stage: String,
+        step: String,
+        secrets: Vec<String>,
+    },
     StepStarted {
         stage: String,
         step: String,

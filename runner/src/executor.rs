@@ -25,6 +25,8 @@ use crate::host::bindings::types;
 use crate::host::plugin::LoadedPlugin;
 use crate::host::step::{AttemptLimits, StepFailure, run_attempt};
 use crate::sandbox::Sandbox;
+use crate::secrets::SecretValues;
+use crate::secrets::redact::Redactor;
 
 /// How to run.
 pub struct RunOptions {
@@ -38,6 +40,8 @@ pub struct RunOptions {
     pub events: EventSink,
     /// Isolation of the steps' native programs.
     pub sandbox: Arc<Sandbox>,
+    /// The values of the secrets steps are granted (read when the run started).
+    pub secrets: Arc<SecretValues>,
 }
 
 /// Largest file a step may report as an artifact.
@@ -138,6 +142,8 @@ pub async fn run(
         workdir: pipeline.dir.clone(),
         run_dir: opts.run_dir,
         sandbox: opts.sandbox,
+        redactor: Arc::new(opts.secrets.redactor()),
+        secrets: opts.secrets,
         allow_unconfined_exec: pipeline.allow_unconfined_exec,
         log_limit: opts.log_limit,
         events: opts.events.clone(),
@@ -239,6 +245,9 @@ struct RunContext {
     workdir: PathBuf,
     run_dir: OwnedDir,
     sandbox: Arc<Sandbox>,
+    secrets: Arc<SecretValues>,
+    /// Masks every secret value wherever text leaves the runner.
+    redactor: Arc<Redactor>,
     allow_unconfined_exec: bool,
     log_limit: u64,
     events: EventSink,
@@ -425,9 +434,11 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         .and_then(|logs| logs.dir(stage))
         .and_then(|dir| Ok((dir.create_file(&name)?, dir.path().join(&name))))
     {
-        Ok((file, path)) => StepLog::create(file, path, ctx.log_limit, events),
+        Ok((file, path)) => {
+            StepLog::create(file, path, ctx.log_limit, events, ctx.redactor.clone())
+        }
         Err(e) => {
-            let log = StepLog::in_memory(ctx.log_limit);
+            let log = StepLog::in_memory(ctx.log_limit, ctx.redactor.clone());
             log.line(
                 Source::Runner,
                 &format!("the step log cannot be written: {e}"),
@@ -455,11 +466,26 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         step,
         ctx.workdir.clone(),
         ctx.sandbox.clone(),
+        &ctx.secrets,
         ctx.allow_unconfined_exec,
         &log,
     ) {
         Err(e) => Err(StepFailure::Setup(e.to_string())),
-        Ok(sandbox) => attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await,
+        Ok(sandbox) => {
+            let names = sandbox.secret_names();
+            if !names.is_empty() {
+                log.line(
+                    Source::Runner,
+                    &format!("secrets granted: {}", names.join(", ")),
+                );
+                ctx.events.send(Event::StepSecrets {
+                    stage: stage.to_string(),
+                    step: step.id.clone(),
+                    secrets: names,
+                });
+            }
+            attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await
+        }
     };
     match outcome {
         Ok((report, artifacts)) => {
@@ -497,7 +523,8 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         }
         Err(failure) => {
             record.status = Status::Failed;
-            record.summary = failure.to_string();
+            // A failure's text may quote the plugin (a panic message, a program's error).
+            record.summary = ctx.redactor.redact(&failure.to_string()).into_owned();
             log.line(Source::Runner, &format!("step failed: {failure}"));
         }
     }
@@ -589,7 +616,7 @@ async fn attempts(
             plugin,
             wasi,
             log.clone(),
-            |deadline| sandbox.exec(log, deadline),
+            |deadline| sandbox.attempt(log, deadline),
             input,
             limits,
         )
@@ -599,6 +626,9 @@ async fn attempts(
             for note in crate::limits::cap_report(&mut report) {
                 log.line(Source::Runner, &note);
             }
+            // Everything derived from the report (records, run.json, reports, the
+            // console, later steps' inputs) is free of secrets.
+            ctx.redactor.redact_report(&mut report);
             report
         });
         // Nothing the attempt started outlives it (before its artifacts are hashed).

@@ -24,4 +24,5 @@ pub mod limits;
 pub mod render;
 pub mod reports;
 pub mod sandbox;
+pub mod secrets;
 pub mod validate;

@@ -3,7 +3,14 @@
 //! (CI logs), or one JSON object per event with `--format json`.
 //!
 //! Output goes through [`crate::console`]: when stdout or stderr is closed the run
-//! goes on unseen (it is still recorded in its folder). Spinners are ticked from the
+//! goes on unseen (it is still recorded in its folder).
+//!
+//! Text that comes from plugins (summaries, log lines, progress messages) is data:
+//! [`shown`] escapes control characters (ANSI and OSC sequences are printed, not
+//! executed) and the markers CI systems scan lines for (`##[`, `##vso[`), and every
+//! such line is printed after a fixed prefix, so it never starts a workflow command
+//! (`::error ...`) or looks like the runner's own line. Inside GitHub Actions the
+//! whole run's output is also fenced with `::stop-commands::`. Spinners are ticked from the
 //! event loop rather than from a thread of indicatif's own, so showing progress never
 //! needs a thread the OS might refuse.
 
@@ -42,6 +49,11 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
                 let Ok(line) = serde_json::to_string(&e) else {
                     continue;
                 };
+                // The same text once parsed, but no marker a CI system would act on
+                // anywhere in the line (only strings can hold `#`).
+                let line = line
+                    .replace("##[", "#\\u0023[")
+                    .replace("##vso[", "#\\u0023vso[");
                 if !console::out_line(&line) {
                     // Nobody reads the events any more; the run goes on unseen.
                     break;
@@ -63,11 +75,19 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
             }
         }
         _ => {
+            // Inside GitHub Actions everything goes to stdout, in one stream with the
+            // command fence around it (see `GithubFence`).
+            let to_stdout = crate::reports::github::in_github_actions();
             while let Some(e) = rx.recv().await {
-                if let Some(text) = plain_line(&e, verbose)
-                    && !console::err_line(&text)
-                {
-                    break;
+                if let Some(text) = plain_line(&e, verbose) {
+                    let written = if to_stdout {
+                        console::out_line(&text)
+                    } else {
+                        console::err_line(&text)
+                    };
+                    if !written {
+                        break;
+                    }
                 }
             }
         }
@@ -100,13 +120,21 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             pipeline, run_id, ..
         } => Some(format!("pipeline {pipeline} (run {run_id})")),
         Event::StageStarted { stage } => Some(format!("stage {stage}")),
+        Event::StepSecrets {
+            stage,
+            step,
+            secrets,
+        } => Some(format!(
+            "  secrets for {stage}/{step}: {}",
+            secrets.join(", ")
+        )),
         Event::StepStarted { .. } | Event::StepProgress { .. } => None,
         Event::StepLog {
             stage,
             step,
             source,
             line,
-        } => verbose.then(|| format!("       {stage}/{step} [{source}] {line}")),
+        } => verbose.then(|| format!("       {stage}/{step} [{source}] {}", shown(line))),
         Event::StepRetrying {
             stage,
             step,
@@ -115,7 +143,7 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             reason,
         } => Some(format!(
             "  RETRY {stage}/{step}: attempt {attempt} failed ({}); retrying in {}",
-            first_line(reason),
+            shown(first_line(reason)),
             seconds(*delay)
         )),
         Event::StepFinished {
@@ -137,16 +165,16 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             }
             if !summary.is_empty() {
                 s.push_str(": ");
-                s.push_str(first_line(summary));
+                s.push_str(&shown(first_line(summary)));
             }
             if *status == Status::Failed {
                 for l in summary.lines().skip(1) {
-                    s.push_str(&format!("\n         {l}"));
+                    s.push_str(&format!("\n         | {}", shown(l)));
                 }
                 if !log_tail.is_empty() {
                     s.push_str("\n       last lines of the step log:");
                     for l in log_tail {
-                        s.push_str(&format!("\n         {l}"));
+                        s.push_str(&format!("\n         {}", shown(l)));
                     }
                 }
                 if let Some(log) = log {
@@ -178,6 +206,34 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// Plugin text as it may appear on a console: control characters (C0, DEL, C1, and
+/// the bidirectional overrides) written as escapes, and the line markers CI systems
+/// act on anywhere in a line (`##[` of GitHub's legacy commands, `##vso[` of Azure
+/// Pipelines) broken with a backslash.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(risky) && !text.contains("##") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if risky(c) {
+            let n = c as u32;
+            if n < 0x100 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out.replace("##[", "#\\#[").replace("##vso[", "#\\#vso["))
 }
 
 /// Spinners for running steps, lines for finished ones.
@@ -232,9 +288,10 @@ impl Live {
                 message,
             } => {
                 if let Some(b) = self.bars.get(&(stage.clone(), step.clone())) {
+                    let message = shown(message).into_owned();
                     match total {
                         Some(t) => b.set_message(format!("{done}/{t} {message}")),
-                        None => b.set_message(message.clone()),
+                        None => b.set_message(message),
                     }
                 }
             }

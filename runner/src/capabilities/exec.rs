@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::egress::NetAccess;
 use super::env::EnvAccess;
 use super::files::FileAccess;
+use super::secrets::SecretAccess;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::host::bindings::sluice::plugin::process as wit;
 use crate::sandbox::cgroup::{Counters, StepCgroup};
@@ -416,6 +417,7 @@ pub struct ExecAccess {
     pub(crate) granted: Arc<Vec<String>>,
     pub(crate) files: Arc<FileAccess>,
     pub(crate) env: Arc<EnvAccess>,
+    pub(crate) secrets: Arc<SecretAccess>,
     pub(crate) workdir: PathBuf,
     pub(crate) programs: Arc<StepPrograms>,
     pub(crate) allow_unconfined: bool,
@@ -519,6 +521,7 @@ impl ExecAccess {
             ("TMPDIR".into(), "/tmp".into()),
         ];
         env.extend(self.env.vars().iter().cloned());
+        env.extend(self.secrets.env());
         for (name, value) in requested {
             if changes_what_runs(name, value) && !self.env.granted(name) {
                 return Err(denied(format!(
@@ -587,6 +590,7 @@ impl ExecAccess {
             args: command.args.clone(),
             env,
             cwd,
+            files: self.secrets.files(),
         };
         let before = self.programs.counters();
         let started = Instant::now();

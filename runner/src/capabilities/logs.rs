@@ -5,6 +5,12 @@
 //! Once the cap is reached one `[output truncated after N bytes]` marker is written and
 //! the rest is dropped while the step keeps running, so a plugin that floods its output
 //! costs the runner neither memory nor disk beyond the cap.
+//!
+//! Every line is redacted (the run's secrets become `***`) before it is written, kept
+//! for the tail, or sent as an event. Output is assembled into whole lines first, so a
+//! secret split across writes is caught; a line longer than [`MAX_LINE`] is cut only
+//! where no secret can straddle the cut. Multi-line messages of the `log` import are
+//! split, each line tagged as the plugin's.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -18,6 +24,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::events::{Event, EventSink};
 use crate::host::bindings::sluice::plugin::log as wit_log;
+use crate::secrets::redact::Redactor;
 
 /// Default cap of one step's log.
 pub const DEFAULT_LOG_LIMIT: u64 = 16 << 20;
@@ -80,23 +87,33 @@ struct LogInner {
     /// Unfinished last line of each raw output stream.
     partial: HashMap<Source, Vec<u8>>,
     events: Option<(EventSink, String, String)>,
+    redactor: Arc<Redactor>,
 }
 
 impl StepLog {
-    /// A log written to `file` (found at `path`), capped at `limit` bytes. Lines are
-    /// also sent as [`Event::StepLog`] when `events` is given.
+    /// A log written to `file` (found at `path`), capped at `limit` bytes, with the
+    /// run's secrets masked. Lines are also sent as [`Event::StepLog`] when `events`
+    /// is given.
     pub fn create(
         file: File,
         path: PathBuf,
         limit: u64,
         events: Option<(EventSink, String, String)>,
+        redactor: Arc<Redactor>,
     ) -> StepLog {
-        StepLog::with_file(Some(path), Some(BufWriter::new(file)), limit, events)
+        StepLog::with_file(
+            Some(path),
+            Some(BufWriter::new(file)),
+            limit,
+            events,
+            redactor,
+        )
     }
 
-    /// A log that keeps only its tail in memory (used for `describe` calls).
-    pub fn in_memory(limit: u64) -> StepLog {
-        StepLog::with_file(None, None, limit, None)
+    /// A log that keeps only its tail in memory (used for `describe` calls), with the
+    /// run's secrets masked.
+    pub fn in_memory(limit: u64, redactor: Arc<Redactor>) -> StepLog {
+        StepLog::with_file(None, None, limit, None, redactor)
     }
 
     fn with_file(
@@ -104,6 +121,7 @@ impl StepLog {
         file: Option<BufWriter<File>>,
         limit: u64,
         events: Option<(EventSink, String, String)>,
+        redactor: Arc<Redactor>,
     ) -> StepLog {
         StepLog {
             inner: Arc::new(Mutex::new(LogInner {
@@ -115,6 +133,7 @@ impl StepLog {
                 tail: VecDeque::with_capacity(TAIL_LINES),
                 partial: HashMap::new(),
                 events,
+                redactor,
             })),
         }
     }
@@ -151,8 +170,13 @@ impl StepLog {
         let partial = inner.partial.entry(source).or_default();
         partial.extend_from_slice(rest);
         if partial.len() > MAX_LINE {
-            let line = inner.partial.remove(&source).unwrap_or_default();
-            inner.push_line(source, &String::from_utf8_lossy(&line));
+            // Cut the long line where no secret can straddle the cut; the rest waits.
+            let mut partial = inner.partial.remove(&source).unwrap_or_default();
+            let mut head = Vec::with_capacity(partial.len());
+            let cut = inner.redactor.final_part(&partial, &mut head);
+            partial.drain(..cut);
+            inner.partial.insert(source, partial);
+            inner.push_redacted_line(source, &String::from_utf8_lossy(&head));
         }
     }
 
@@ -211,6 +235,15 @@ impl StepLog {
 
 impl LogInner {
     fn push_line(&mut self, source: Source, text: &str) {
+        if self.truncated {
+            return;
+        }
+        let redacted = self.redactor.clone();
+        let text = redacted.redact(text);
+        self.push_redacted_line(source, &text);
+    }
+
+    fn push_redacted_line(&mut self, source: Source, text: &str) {
         if self.truncated {
             return;
         }
@@ -341,12 +374,17 @@ impl wit_log::Host for crate::host::step::StepState {
             wit_log::Level::Warn => Source::Warn,
             wit_log::Level::Error => Source::Error,
         };
-        if fields.is_empty() {
-            self.log.line(source, &message);
+        let text = if fields.is_empty() {
+            message
         } else {
             let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{message} {}", fields.join(" "))
+        };
+        // Each line of a multi-line message is a line of its own, tagged as the
+        // plugin's: a message cannot make a line look like the runner's.
+        for line in text.split('\n') {
             self.log
-                .line(source, &format!("{message} {}", fields.join(" ")));
+                .line(source, line.strip_suffix('\r').unwrap_or(line));
         }
     }
 
@@ -361,7 +399,7 @@ mod tests {
 
     #[test]
     fn output_is_split_into_lines_and_capped() {
-        let log = StepLog::in_memory(64);
+        let log = StepLog::in_memory(64, Default::default());
         log.output(Source::Stdout, b"hello\nwor");
         log.output(Source::Stdout, b"ld\n");
         assert_eq!(log.tail(), vec!["[stdout] hello", "[stdout] world"]);

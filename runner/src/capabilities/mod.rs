@@ -7,7 +7,8 @@
 //! - [`egress`]: `net` grant for TCP sockets;
 //! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
 //!   [`confine`] is the Landlock layer of that sandbox;
-//! - [`logs`]: the step log (stdout, stderr, `log` import, program output).
+//! - [`logs`]: the step log (stdout, stderr, `log` import, program output);
+//! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs.
 
 pub mod confine;
 pub mod egress;
@@ -15,6 +16,7 @@ pub mod env;
 pub mod exec;
 pub mod files;
 pub mod logs;
+pub mod secrets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +25,9 @@ use std::time::Instant;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use crate::config::{Grants, Step};
+use crate::host::step::AttemptCapabilities;
 use crate::sandbox::Sandbox;
+use crate::secrets::SecretValues;
 use logs::{Source, StepLog};
 
 /// A grant that cannot be honoured as written.
@@ -46,16 +50,18 @@ pub struct StepSandbox {
     exec: Arc<Vec<String>>,
     workdir: PathBuf,
     programs: Arc<exec::StepPrograms>,
+    secrets: Arc<secrets::SecretAccess>,
     allow_unconfined_exec: bool,
 }
 
 impl StepSandbox {
     /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `sandbox` isolates
-    /// the native programs the step starts.
+    /// the native programs the step starts; `secrets` holds the run's secret values.
     pub fn resolve(
         step: &Step,
         workdir: PathBuf,
         sandbox: Arc<Sandbox>,
+        secrets: &SecretValues,
         allow_unconfined_exec: bool,
         log: &StepLog,
     ) -> Result<StepSandbox, GrantError> {
@@ -65,6 +71,7 @@ impl StepSandbox {
             exec,
             net,
             env,
+            secrets: secret_grants,
         } = &step.grants;
         let files = Arc::new(files::FileAccess::resolve(read, write, log)?);
         let net = Arc::new(egress::NetAccess::resolve(net, log));
@@ -92,6 +99,7 @@ impl StepSandbox {
             exec,
             workdir,
             programs,
+            secrets: Arc::new(secrets::SecretAccess::resolve(secret_grants, secrets)),
             allow_unconfined_exec,
         })
     }
@@ -112,6 +120,8 @@ impl StepSandbox {
         b.allow_blocking_current_thread(true);
         self.files.preopen(&mut b)?;
         self.env.apply(&mut b);
+        // Secrets granted with `env` are variables for the plugin too.
+        b.envs(&self.secrets.env());
         self.net.apply(&mut b, log);
         if let Some(cwd) = self.workdir.to_str() {
             b.initial_cwd(cwd);
@@ -121,18 +131,27 @@ impl StepSandbox {
         Ok(b.build())
     }
 
-    /// The `process` capability of one attempt.
-    pub fn exec(&self, log: &StepLog, deadline: Instant) -> exec::ExecAccess {
-        exec::ExecAccess {
-            granted: self.exec.clone(),
-            files: self.files.clone(),
-            env: self.env.clone(),
-            workdir: self.workdir.clone(),
-            programs: self.programs.clone(),
-            allow_unconfined: self.allow_unconfined_exec,
-            deadline,
-            log: log.clone(),
+    /// The `process` and `secrets` capabilities of one attempt.
+    pub fn attempt(&self, log: &StepLog, deadline: Instant) -> AttemptCapabilities {
+        AttemptCapabilities {
+            exec: exec::ExecAccess {
+                granted: self.exec.clone(),
+                files: self.files.clone(),
+                env: self.env.clone(),
+                secrets: self.secrets.clone(),
+                workdir: self.workdir.clone(),
+                programs: self.programs.clone(),
+                allow_unconfined: self.allow_unconfined_exec,
+                deadline,
+                log: log.clone(),
+            },
+            secrets: self.secrets.clone(),
         }
+    }
+
+    /// The names of the secrets the step is granted.
+    pub fn secret_names(&self) -> Vec<String> {
+        self.secrets.names()
     }
 
     /// The limits the step's native programs ran into since the last call (one

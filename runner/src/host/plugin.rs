@@ -44,7 +44,9 @@ pub enum PluginError {
     Internal { name: String, reason: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("plugin {name} does not fit the sluice:plugin@0.1.0 `step` world: {reason}")]
+    #[error(
+        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 or 0.1.1): {reason}"
+    )]
     Incompatible { name: String, reason: String },
     #[error("plugin {name} failed in describe(): {failure}")]
     Describe { name: String, failure: StepFailure },

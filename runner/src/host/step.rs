@@ -2,6 +2,7 @@
 //! with the step's capabilities and limits, and the classification of everything that
 //! can go wrong into a [`StepFailure`] a person can act on.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -10,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::exec::ExecAccess;
 use crate::capabilities::logs::StepLog;
+use crate::capabilities::secrets::SecretAccess;
 use crate::host::bindings::types;
 use crate::host::plugin::LoadedPlugin;
 
@@ -31,6 +33,8 @@ pub struct StepState {
     pub(crate) log: StepLog,
     /// The `process` capability; absent for `describe`.
     pub(crate) exec: Option<ExecAccess>,
+    /// The `secrets` capability (none for `describe`).
+    pub(crate) secrets: Arc<SecretAccess>,
     deadline: Instant,
 }
 
@@ -129,6 +133,12 @@ impl StepFailure {
     }
 }
 
+/// The capabilities of one attempt that are host functions (WASI is set up apart).
+pub struct AttemptCapabilities {
+    pub exec: ExecAccess,
+    pub secrets: Arc<SecretAccess>,
+}
+
 /// Limits of one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptLimits {
@@ -140,10 +150,14 @@ fn new_store(
     engine: &wasmtime::Engine,
     wasi: WasiCtx,
     log: StepLog,
-    exec: Option<ExecAccess>,
+    caps: Option<AttemptCapabilities>,
     limits: AttemptLimits,
     deadline: Instant,
 ) -> Store<StepState> {
+    let (exec, secrets) = match caps {
+        Some(c) => (Some(c.exec), c.secrets),
+        None => (None, Arc::new(SecretAccess::default())),
+    };
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
     let state = StepState {
@@ -156,6 +170,7 @@ fn new_store(
         },
         log,
         exec,
+        secrets,
         deadline,
     };
     let mut store = Store::new(engine, state);
@@ -210,13 +225,13 @@ pub async fn run_attempt(
     plugin: &LoadedPlugin,
     wasi: WasiCtx,
     log: StepLog,
-    exec: impl FnOnce(Instant) -> ExecAccess,
+    caps: impl FnOnce(Instant) -> AttemptCapabilities,
     input: types::StepInput,
     limits: AttemptLimits,
 ) -> Result<types::Report, StepFailure> {
     let deadline = Instant::now() + limits.timeout;
-    let exec = exec(deadline);
-    let mut store = new_store(plugin.engine(), wasi, log, Some(exec), limits, deadline);
+    let caps = caps(deadline);
+    let mut store = new_store(plugin.engine(), wasi, log, Some(caps), limits, deadline);
     let call = async {
         let instance = plugin.pre().instantiate_async(&mut store).await?;
         instance
@@ -255,7 +270,7 @@ pub async fn describe(
         memory: 512 << 20,
     };
     let deadline = Instant::now() + limits.timeout;
-    let log = StepLog::in_memory(64 << 10);
+    let log = StepLog::in_memory(64 << 10, Default::default());
     let mut b = wasmtime_wasi::WasiCtxBuilder::new();
     b.stdout(log.stream(crate::capabilities::logs::Source::Stdout));
     b.stderr(log.stream(crate::capabilities::logs::Source::Stderr));

@@ -276,6 +276,39 @@ pub fn job_summary(run: &RunResult) -> String {
     md
 }
 
+/// Whether the runner runs as a step of a GitHub Actions job.
+pub fn in_github_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// GitHub's workflow-command fence: between `::stop-commands::TOKEN` and `::TOKEN::`
+/// the Actions runner acts on no command, whatever a plugin prints. The token is
+/// random, so no plugin can end the fence early.
+pub struct CommandFence {
+    token: String,
+}
+
+impl CommandFence {
+    /// Print the opening line (on stdout, where everything goes inside GitHub
+    /// Actions); `None` outside GitHub Actions.
+    pub fn open() -> Option<CommandFence> {
+        if !in_github_actions() {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).ok()?;
+        let token = hex::encode(bytes);
+        crate::console::out_line(&format!("::stop-commands::{token}"));
+        Some(CommandFence { token })
+    }
+
+    /// Print the closing line; commands printed after it (the run's annotations) are
+    /// acted on again.
+    pub fn close(self) {
+        crate::console::out_line(&format!("::{}::", self.token));
+    }
+}
+
 /// Append the job summary to `file` (see [`open_job_summary`]).
 pub fn append_job_summary(mut file: std::fs::File, run: &RunResult) -> std::io::Result<()> {
     file.write_all(job_summary(run).as_bytes())

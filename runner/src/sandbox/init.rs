@@ -314,6 +314,10 @@ fn start(fds: Vec<OwnedFd>) -> Result<(i32, OwnedFd), String> {
     };
     let plan: ProgramPlan =
         read_json(plan).map_err(|e| format!("reading the program's plan: {e}"))?;
+    for (name, content) in &plan.files {
+        write_private_file(&Path::new("/tmp").join(name), content)
+            .map_err(|e| format!("making /tmp/{name}: {e}"))?;
+    }
     let (err_read, err_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| e.to_string())?;
     // SAFETY: the init is single-threaded.
@@ -363,6 +367,24 @@ fn exec(plan: &ProgramPlan, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) ->
         .current_dir(&plan.cwd)
         .exec();
     format!("cannot execute {}: {e}", plan.executable.display())
+}
+
+/// A file only its owner may read, replacing whatever was at `path` (not following
+/// a link a program left there).
+fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(content.as_bytes())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(fd: OwnedFd) -> std::io::Result<T> {

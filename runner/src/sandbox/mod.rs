@@ -229,7 +229,12 @@ impl Sandbox {
     }
 
     /// Give a prepared holder the step's limits and plan.
-    async fn build(spare: &Spare, plan: &SandboxPlan, memory: u64, processes: u64) -> io::Result<()> {
+    async fn build(
+        spare: &Spare,
+        plan: &SandboxPlan,
+        memory: u64,
+        processes: u64,
+    ) -> io::Result<()> {
         if let Some(c) = &spare.cgroup {
             c.set_limits(memory, processes)?;
         }

@@ -32,6 +32,8 @@ pub struct ProgramPlan {
     pub env: Vec<(String, String)>,
     /// Working directory, inside the sandbox.
     pub cwd: PathBuf,
+    /// Files to make in the sandbox's `/tmp` first (mode 0600): `(name, content)`.
+    pub files: Vec<(String, String)>,
 }
 
 /// One entry of the sandbox's mount table. Targets are absolute paths inside the
