@@ -1,6 +1,6 @@
-//! Builds the components the end-to-end tests run: the adversarial fixture under
-//! `tests/fixtures/` and the Rust example plugin. Their paths reach `lib.rs` as
-//! compile-time environment variables.
+//! Builds the components the end-to-end tests run: the fixtures under `tests/fixtures/`
+//! (the adversary, a plugin on the first contract) and the Rust example plugin. Their
+//! paths reach `lib.rs` as compile-time environment variables.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,10 @@ use std::path::PathBuf;
 const COMPONENTS: &[(&str, &str)] = &[
     ("SLUICE_FIXTURE_ADVERSARY", "sluice-fixture-adversary"),
     ("SLUICE_EXAMPLE_FILE_BUDGET", "sluice-example-file-budget"),
+    (
+        "SLUICE_FIXTURE_CONTRACT_0_1_0",
+        "sluice-fixture-contract-0-1-0",
+    ),
 ];
 
 fn main() {

@@ -10,3 +10,7 @@ pub const FILE_BUDGET: &str = env!("SLUICE_EXAMPLE_FILE_BUDGET");
 
 /// The workspace's top folder.
 pub const WORKSPACE_ROOT: &str = env!("SLUICE_WORKSPACE_ROOT");
+
+/// A plugin built against the first contract, `sluice:plugin@0.1.0`
+/// (`tests/fixtures/contract-0.1.0`).
+pub const CONTRACT_0_1_0: &str = env!("SLUICE_FIXTURE_CONTRACT_0_1_0");

@@ -436,3 +436,32 @@ exec = ["sleep"]
             .unwrap();
     assert_eq!(done["status"], "passed");
 }
+
+#[test]
+fn a_plugin_built_against_contract_0_1_0_still_runs() {
+    // The runner speaks sluice:plugin@0.1.1 (0.1.1 added `secrets`); a component
+    // built against 0.1.0 imports `sluice:plugin/log@0.1.0` and must still link.
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "old-contract"
+
+[[stage]]
+name = "check"
+
+[[stage.step]]
+id = "old"
+uses = "{}"
+"#,
+        sluice_tests::CONTRACT_0_1_0
+    ));
+    let out = p.run(&["--verbose"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("built against sluice:plugin@0.1.0"),
+        "{}",
+        out.stderr
+    );
+    let log = p.step_log("old");
+    assert!(log.contains("step old on contract 0.1.0"), "{log}");
+}
