@@ -213,6 +213,11 @@ with = { program = "true" }
     std::fs::create_dir(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
+    // A copy nobody can reach: the build folder may sit under a private one (a clone
+    // in a `mktemp -d` folder).
+    let bin = p.path().join("sluice");
+    std::fs::copy(crate::support::sluice_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     // With 1 to 4 processes allowed, the runtime's workers, the epoch ticker, the
     // thread that compiles a plugin or the compiler's own threads cannot start.
     let mut seen = Vec::new();
@@ -229,7 +234,7 @@ with = { program = "true" }
                     "bash",
                     "-c",
                     &format!("ulimit -u {limit}; exec \"$0\" {command}"),
-                    crate::support::sluice_bin(),
+                    bin.to_str().unwrap(),
                 ])
                 .current_dir(p.path())
                 .env("SLUICE_CACHE_DIR", &cache),
