@@ -449,7 +449,7 @@ pub fn parse_lenient(
         Ok(raw) => raw,
         Err(e) => {
             let offset = e.span().map_or(0, |s| s.start);
-            let message = e.message().trim().to_string();
+            let message = crate::suggest::complete_unknown_name(e.message().trim());
             return Err(PipelineFileError::Invalid(vec![
                 source.error(offset, message),
             ]));

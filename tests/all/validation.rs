@@ -343,3 +343,25 @@ uses = "huge.wasm"
     }
     insta::assert_snapshot!(normalize(&out.stderr, p.path()));
 }
+
+#[test]
+fn mistyped_keys_and_values_get_the_valid_ones_and_the_closest() {
+    insta::assert_snapshot!(validate(
+        r#"[pipeline]
+name = "web"
+
+[[stage]]
+name = "check"
+
+[[stage.step]]
+id = "lint"
+uses = "builtin:lint"
+with = { tool = "clipy" }
+
+[[stage.step]]
+id = "compile"
+uses = "builtin:command"
+with = { program = "make", arg = ["all"], timeout = 5 }
+"#
+    ));
+}
