@@ -1,6 +1,8 @@
 //! Showing a run to a person or a program: live progress on a terminal (a spinner per
 //! running step, a line per finished step), plain lines when output is not a terminal
-//! (CI logs), or one JSON object per event with `--format json`.
+//! (CI logs), or one JSON object per event with `--format json`. Finished steps are
+//! shown in the order they finish; when a step line follows a failure, the failed
+//! steps are recalled before the run's last line, so a failure never scrolls away.
 //!
 //! Output goes through [`crate::console`]: when stdout or stderr is closed the run
 //! goes on unseen (it is still recorded in its folder).
@@ -78,7 +80,18 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
             // Inside GitHub Actions everything goes to stdout, in one stream with the
             // command fence around it (see `GithubFence`).
             let to_stdout = crate::reports::github::in_github_actions();
+            let mut failures = Failures::default();
             while let Some(e) = rx.recv().await {
+                if let Some(recap) = failures.note(&e) {
+                    let written = if to_stdout {
+                        console::out_line(&recap)
+                    } else {
+                        console::err_line(&recap)
+                    };
+                    if !written {
+                        break;
+                    }
+                }
                 if let Some(text) = plain_line(&e, verbose) {
                     let written = if to_stdout {
                         console::out_line(&text)
@@ -204,6 +217,57 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
     }
 }
 
+/// The failed steps of a run, recalled at its end: steps are shown in the order they
+/// finish, so a failure can scroll away above the passing steps that ran beside it or
+/// after it. The recap (only when some step line followed a failure) keeps it in view.
+#[derive(Default)]
+struct Failures {
+    failed: Vec<String>,
+    /// Lines of steps that ran, shown since the first failure.
+    shown_after: usize,
+}
+
+impl Failures {
+    /// Take note of `e`; at the end of the run, the recap to show before its last line.
+    fn note(&mut self, e: &Event) -> Option<String> {
+        match e {
+            Event::StepFinished {
+                stage,
+                step,
+                status,
+                summary,
+                log,
+                ..
+            } => {
+                // A skipped step says why (a failure above); it hides nothing.
+                if !self.failed.is_empty() && *status != Status::Skipped {
+                    self.shown_after += 1;
+                }
+                if *status == Status::Failed {
+                    let mut line = format!("  FAIL {stage}/{step}");
+                    if !summary.is_empty() {
+                        line.push_str(&format!(": {}", shown(first_line(summary))));
+                    }
+                    if let Some(log) = log {
+                        line.push_str(&format!(" (log: {log})"));
+                    }
+                    self.failed.push(line);
+                }
+                None
+            }
+            Event::RunFinished { .. } if self.shown_after > 0 => {
+                let mut recap = format!("failed steps ({}):", self.failed.len());
+                for line in &self.failed {
+                    recap.push('\n');
+                    recap.push_str(line);
+                }
+                Some(recap)
+            }
+            _ => None,
+        }
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
@@ -241,6 +305,7 @@ struct Live {
     multi: MultiProgress,
     bars: HashMap<(String, String), ProgressBar>,
     style: ProgressStyle,
+    failures: Failures,
 }
 
 impl Live {
@@ -252,6 +317,7 @@ impl Live {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: HashMap::new(),
             style,
+            failures: Failures::default(),
         }
     }
 
@@ -263,6 +329,9 @@ impl Live {
     }
 
     fn event(&mut self, e: &Event, verbose: bool) {
+        if let Some(recap) = self.failures.note(e) {
+            let _ = self.multi.println(recap);
+        }
         match e {
             Event::StepStarted {
                 stage,

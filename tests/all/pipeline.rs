@@ -364,6 +364,53 @@ with = { mode = "ok" }
 }
 
 #[test]
+fn a_failed_step_is_recalled_after_the_siblings_that_finished_later() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "recap"
+
+[[stage]]
+name = "check"
+
+[[stage.step]]
+id = "lint"
+uses = "{adversary}"
+with = { mode = "fail", message = "3 findings" }
+
+[[stage.step]]
+id = "unit"
+uses = "{adversary}"
+with = { mode = "sleep", ms = 300 }
+
+[[stage.step]]
+id = "docs"
+uses = "{adversary}"
+with = { mode = "sleep", ms = 600 }
+"#,
+    );
+    let out = p.run(&["--jobs", "3"]);
+    out.expect_code(1);
+    let shown = crate::support::normalize(&out.stderr, p.path());
+    // In the order they finished: the failure first, then its slower siblings.
+    let at = |needle: &str| {
+        shown
+            .find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` is not shown:\n{shown}"))
+    };
+    assert!(at("FAIL check/lint") < at("PASS check/unit"));
+    assert!(at("PASS check/unit") < at("PASS check/docs"));
+    // And recalled after them, right before the run's last line.
+    let recap = at("failed steps (1):");
+    assert!(recap > at("PASS check/docs"), "{shown}");
+    assert!(
+        shown[recap..].contains("FAIL check/lint: 3 findings (log: "),
+        "{shown}"
+    );
+    assert!(recap < at("pipeline failed"), "{shown}");
+}
+
+#[test]
 fn interrupt_stops_running_programs() {
     use std::process::{Command, Stdio};
     let marker = format!("6{}.25", std::process::id() % 1000);
