@@ -145,7 +145,11 @@ mod tests {
             .collect();
         assert_eq!(edges, [("b", "0.1.0"), ("c", "2.0.0")]);
         let ambiguous = text.replace("\"c 2.0.0\"", "\"c\"");
-        assert!(parse(&ambiguous).unwrap_err().contains("names no single locked package"));
+        assert!(
+            parse(&ambiguous)
+                .unwrap_err()
+                .contains("names no single locked package")
+        );
     }
 
     #[test]

@@ -146,8 +146,11 @@ pub fn cargo_metadata(json: &str, project: &Path) -> Result<Closure, ClosureErro
     let resolve = metadata.resolve.ok_or_else(|| {
         output("it has no `resolve` graph (was it run with --no-deps?)".to_owned())
     })?;
-    let packages: BTreeMap<&str, &MetadataPackage> =
-        metadata.packages.iter().map(|p| (p.id.as_str(), p)).collect();
+    let packages: BTreeMap<&str, &MetadataPackage> = metadata
+        .packages
+        .iter()
+        .map(|p| (p.id.as_str(), p))
+        .collect();
     let nodes: BTreeMap<&str, &Node> = resolve.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let manifest = project.join("Cargo.toml");
     let own = metadata
@@ -171,9 +174,11 @@ pub fn cargo_metadata(json: &str, project: &Path) -> Result<Closure, ClosureErro
         });
     }
     let reference = |id: &str| -> Result<PackageRef, ClosureError> {
-        let package = packages
-            .get(id)
-            .ok_or_else(|| output(format!("package `{id}` is in `resolve` but not in `packages`")))?;
+        let package = packages.get(id).ok_or_else(|| {
+            output(format!(
+                "package `{id}` is in `resolve` but not in `packages`"
+            ))
+        })?;
         Ok(PackageRef {
             name: package.name.clone(),
             version: package.version.clone(),
@@ -229,16 +234,23 @@ pub fn cargo_metadata(json: &str, project: &Path) -> Result<Closure, ClosureErro
             if scope == Scope::Build && required.contains(id) {
                 continue;
             }
-            let package = packages
-                .get(id)
-                .ok_or_else(|| output(format!("package `{id}` is in `resolve` but not in `packages`")))?;
+            let package = packages.get(id).ok_or_else(|| {
+                output(format!(
+                    "package `{id}` is in `resolve` but not in `packages`"
+                ))
+            })?;
             let mut dependencies = edges(id, kinds)
                 .into_iter()
                 .map(reference)
                 .collect::<Result<Vec<_>, _>>()?;
             if scope == Scope::Required {
                 // A required package's build dependencies are build-time components.
-                dependencies.extend(edges(id, BUILD).into_iter().map(reference).collect::<Result<Vec<_>, _>>()?);
+                dependencies.extend(
+                    edges(id, BUILD)
+                        .into_iter()
+                        .map(reference)
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
             }
             dependencies.sort();
             dependencies.dedup();
@@ -315,7 +327,9 @@ pub fn package_lock(parsed: &Parsed, root: PackageRef) -> Closure {
         });
     }
     closure.components.sort_by(|a, b| a.id.cmp(&b.id));
-    closure.root_dependencies.insert(root.clone(), parsed.direct.clone());
+    closure
+        .root_dependencies
+        .insert(root.clone(), parsed.direct.clone());
     closure.roots.push(root);
     closure
 }
@@ -411,7 +425,9 @@ pub fn go_list(json: &str) -> Result<Closure, ClosureError> {
     for (id, (main, source, edges)) in modules {
         if main {
             closure.roots.push(id.clone());
-            closure.root_dependencies.insert(id, edges.into_iter().collect());
+            closure
+                .root_dependencies
+                .insert(id, edges.into_iter().collect());
         } else {
             closure.components.push(Component {
                 ecosystem: Ecosystem::Go,
@@ -455,7 +471,13 @@ mod tests {
             names(&closure, Scope::Required),
             ["github.com/pkg/errors v0.9.1", "golang.org/x/text v0.7.0"]
         );
-        assert_eq!(closure.components[0].dependencies[0].name, "golang.org/x/text");
-        assert_eq!(closure.root_dependencies[&closure.roots[0]][0].name, "github.com/pkg/errors");
+        assert_eq!(
+            closure.components[0].dependencies[0].name,
+            "golang.org/x/text"
+        );
+        assert_eq!(
+            closure.root_dependencies[&closure.roots[0]][0].name,
+            "github.com/pkg/errors"
+        );
     }
 }

@@ -15,7 +15,14 @@ use globset::{GlobSet, GlobSetBuilder};
 use crate::Format;
 
 /// Folders never searched: installed dependencies, build output and tool state.
-pub const SKIPPED_FOLDERS: [&str; 6] = [".git", "node_modules", "target", "vendor", ".sluice", ".venv"];
+pub const SKIPPED_FOLDERS: [&str; 6] = [
+    ".git",
+    "node_modules",
+    "target",
+    "vendor",
+    ".sluice",
+    ".venv",
+];
 
 /// Why lockfiles could not be searched for.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +172,11 @@ mod tests {
     fn excludes_by_glob_relative_to_the_base() {
         let d = Discovery::new(
             Path::new("/p"),
-            &["tests/fixtures/**".into(), "**/testdata".into(), "*.lock".into()],
+            &[
+                "tests/fixtures/**".into(),
+                "**/testdata".into(),
+                "*.lock".into(),
+            ],
         )
         .unwrap();
         assert!(d.is_excluded(Path::new("/p/tests/fixtures/broken/Cargo.lock")));
@@ -207,7 +218,10 @@ mod tests {
             .into_iter()
             .map(|f| f.path.strip_prefix(&dir).unwrap().display().to_string())
             .collect();
-        let all = Discovery::new(&dir, &[]).unwrap().find(std::slice::from_ref(&dir)).unwrap();
+        let all = Discovery::new(&dir, &[])
+            .unwrap()
+            .find(std::slice::from_ref(&dir))
+            .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found, ["Cargo.lock", "go/go.mod", "web/package-lock.json"]);
         assert_eq!(all.len(), 4);

@@ -192,7 +192,14 @@ mod tests {
         let got: Vec<_> = parsed
             .packages
             .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str(), p.line, p.checksums[0].value.as_str()))
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.line,
+                    p.checksums[0].value.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,

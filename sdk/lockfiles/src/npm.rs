@@ -18,11 +18,8 @@ use super::{Checksum, ChecksumAlgorithm, GitSource, Package, PackageRef, Parsed,
 use crate::versions::Ecosystem;
 
 /// The dependency maps that are installed for production.
-const RUNTIME_DEPENDENCY_KEYS: [&str; 3] = [
-    "dependencies",
-    "optionalDependencies",
-    "peerDependencies",
-];
+const RUNTIME_DEPENDENCY_KEYS: [&str; 3] =
+    ["dependencies", "optionalDependencies", "peerDependencies"];
 
 /// Parse a package-lock.json.
 pub fn parse(text: &str) -> Result<Parsed, String> {
@@ -318,14 +315,21 @@ mod tests {
 }"#;
         let parsed = parse(text).unwrap();
         let refs = |list: &[PackageRef]| -> Vec<String> {
-            list.iter().map(|r| format!("{}@{}", r.name, r.version)).collect()
+            list.iter()
+                .map(|r| format!("{}@{}", r.name, r.version))
+                .collect()
         };
         assert_eq!(refs(&parsed.direct), ["a@1.0.0"]);
         let a = &parsed.packages[0];
         assert_eq!(refs(&a.dependencies), ["b@2.0.0", "c@1.0.0"]);
         assert_eq!(a.checksums[0].value, "00010203");
         assert_eq!(a.license.as_deref(), Some("MIT"));
-        let dev: Vec<_> = parsed.packages.iter().filter(|p| p.dev).map(|p| p.name.as_str()).collect();
+        let dev: Vec<_> = parsed
+            .packages
+            .iter()
+            .filter(|p| p.dev)
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(dev, ["b", "t"]);
         assert_eq!(refs(&parsed.packages[4].dependencies), ["b@1.0.0"]);
     }

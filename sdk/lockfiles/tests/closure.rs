@@ -70,7 +70,11 @@ fn package_lock_closure_follows_the_install_tree() {
         version: "1.0.0".into(),
     };
     let closure = closure::package_lock(&parsed, root.clone());
-    let names: Vec<&str> = closure.components.iter().map(|c| c.id.name.as_str()).collect();
+    let names: Vec<&str> = closure
+        .components
+        .iter()
+        .map(|c| c.id.name.as_str())
+        .collect();
     for name in ["express", "lodash", "minimist", "body-parser", "accepts"] {
         assert!(names.contains(&name), "{name} missing: {names:?}");
     }
@@ -90,4 +94,31 @@ fn package_lock_closure_follows_the_install_tree() {
         }
     }
     assert_eq!(closure.root_dependencies[&root].len(), 3);
+}
+
+/// Real `go list -deps -json ./...` output (go 1.19) for a main module that imports a
+/// module replaced by a local folder, and whose test imports net/http: the closure is
+/// that one module, with the edge, and neither the standard library nor test imports.
+#[test]
+fn go_list_closure_has_modules_not_std_nor_test_imports() {
+    let json = common::read("go-list/go-list.json");
+    assert!(!json.contains("\"ImportPath\": \"net/http\""));
+    let closure = closure::go_list(&json).unwrap();
+    let root = PackageRef {
+        name: "example.com/app".into(),
+        version: String::new(),
+    };
+    assert_eq!(closure.roots, std::slice::from_ref(&root));
+    let lib = PackageRef {
+        name: "example.com/lib".into(),
+        version: "v0.1.0".into(),
+    };
+    assert_eq!(closure.root_dependencies[&root], std::slice::from_ref(&lib));
+    assert_eq!(closure.components.len(), 1);
+    assert_eq!(closure.components[0].id, lib);
+    assert_eq!(
+        closure.components[0].source, None,
+        "replaced by a local folder"
+    );
+    assert!(closure.components[0].dependencies.is_empty());
 }
