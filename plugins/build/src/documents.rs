@@ -37,7 +37,8 @@ pub fn cyclonedx(
         .purl
         .clone()
         .unwrap_or_else(|| subject.name.to_owned());
-    let mut component = json!({"type": "application", "name": subject.name, "bom-ref": subject_ref});
+    let mut component =
+        json!({"type": "application", "name": subject.name, "bom-ref": subject_ref});
     if let Some(version) = subject.version {
         component["version"] = json!(version);
     }
@@ -59,9 +60,12 @@ pub fn cyclonedx(
             .unwrap_or(Ecosystem::CratesIo);
         let purl_of = |id: &PackageRef| sluice_lockfiles::purl(ecosystem, &id.name, &id.version);
         for root in &closure.roots {
-            let is_subject = root.name == subject.name
-                && subject.version.is_none_or(|version| version == root.version);
-            let direct: Vec<String> = closure.root_dependencies[root].iter().map(purl_of).collect();
+            // By name: a Go main module has no version, and `version` may set one.
+            let is_subject = root.name == subject.name;
+            let direct: Vec<String> = closure.root_dependencies[root]
+                .iter()
+                .map(purl_of)
+                .collect();
             if is_subject {
                 subject_edges.extend(direct);
             } else {
@@ -88,7 +92,11 @@ pub fn cyclonedx(
                     Scope::Build => "excluded",
                 },
             });
-            let lock = locked.get(&(part.ecosystem, part.id.name.as_str(), part.id.version.as_str()));
+            let lock = locked.get(&(
+                part.ecosystem,
+                part.id.name.as_str(),
+                part.id.version.as_str(),
+            ));
             let mut properties = Vec::new();
             if let Some(lock) = lock {
                 let hashes: Vec<Value> = lock
@@ -115,7 +123,9 @@ pub fn cyclonedx(
                 .source
                 .clone()
                 .or_else(|| lock.and_then(|lock| lock.source.clone()));
-            properties.push(json!({"name": "sluice:source", "value": source.as_deref().unwrap_or("local")}));
+            properties.push(
+                json!({"name": "sluice:source", "value": source.as_deref().unwrap_or("local")}),
+            );
             if part.scope == Scope::Build {
                 properties.push(json!({"name": "sluice:dependency-kind", "value": "build"}));
             }

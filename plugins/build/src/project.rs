@@ -325,14 +325,21 @@ fn cargo_closure(
     let target = match build_target(build) {
         Some(target) => target,
         None => {
-            let output = tool(Command::new("cargo").arg("-vV").envs(env.clone()).cwd(project))?;
+            let output = tool(
+                Command::new("cargo")
+                    .arg("-vV")
+                    .envs(env.clone())
+                    .cwd(project),
+            )?;
             output
                 .stdout_text()
                 .lines()
                 .find_map(|line| line.strip_prefix("host: "))
                 .map(|host| host.trim().to_owned())
                 .ok_or_else(|| {
-                    RunError::failed("`cargo -vV` names no `host:` platform; set `--target` in `args`")
+                    RunError::failed(
+                        "`cargo -vV` names no `host:` platform; set `--target` in `args`",
+                    )
                 })?
         }
     };
@@ -343,14 +350,38 @@ fn cargo_closure(
         "--filter-platform".into(),
         target,
     ];
-    for flag in ["--offline", "--locked", "--frozen"] {
-        if build.iter().any(|word| word == flag) {
-            args.push(flag.to_owned());
-        }
-    }
-    let output = tool(Command::new("cargo").args(args).envs(env.clone()).cwd(project))?;
+    args.extend(metadata_flags(build));
+    let output = tool(
+        Command::new("cargo")
+            .args(args)
+            .envs(env.clone())
+            .cwd(project),
+    )?;
     closure::cargo_metadata(&output.stdout_text(), project)
         .map_err(|err| RunError::failed(err.to_string()))
+}
+
+/// The flags of a cargo build command that change what `cargo metadata` resolves or
+/// may fetch: features (`--features x`, `--features=x`, `-F x`, `--all-features`,
+/// `--no-default-features`) and `--offline`, `--locked`, `--frozen`.
+pub fn metadata_flags(build: &[String]) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut words = build.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--offline" | "--locked" | "--frozen" | "--all-features" | "--no-default-features" => {
+                flags.push(word.clone())
+            }
+            "--features" | "-F" => {
+                if let Some(value) = words.next() {
+                    flags.extend(["--features".to_owned(), value.clone()]);
+                }
+            }
+            _ if word.starts_with("--features=") => flags.push(word.clone()),
+            _ => {}
+        }
+    }
+    flags
 }
 
 /// The platform a cargo build command targets (`--target x` or `--target=x`).

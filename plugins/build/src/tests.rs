@@ -92,7 +92,7 @@ fn go_sum_keeps_downloaded_modules() {
 }
 
 #[test]
-fn build_target_is_read_from_the_build_command() {
+fn target_and_feature_flags_carry_over_from_the_build_command() {
     let words = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(
         project::build_target(&words("cargo build --target wasm32-wasip2")).as_deref(),
@@ -103,6 +103,18 @@ fn build_target_is_read_from_the_build_command() {
         Some("x86_64-unknown-linux-musl")
     );
     assert_eq!(project::build_target(&words("cargo build --release")), None);
+    assert_eq!(
+        project::metadata_flags(&words(
+            "cargo build --release --locked -F a,b --features=c --no-default-features --target x"
+        )),
+        [
+            "--locked",
+            "--features",
+            "a,b",
+            "--features=c",
+            "--no-default-features"
+        ]
+    );
 }
 
 /// The SBOM of a real npm project (eslint and friends, installed as the project's own
@@ -110,7 +122,9 @@ fn build_target_is_read_from_the_build_command() {
 /// every edge points at a component.
 #[test]
 fn cyclonedx_document() {
-    let lock = Format::PackageLock.parse(data!("package-lock.json")).unwrap();
+    let lock = Format::PackageLock
+        .parse(data!("package-lock.json"))
+        .unwrap();
     let root = PackageRef {
         name: "jsdemo".into(),
         version: "1.2.3".into(),
