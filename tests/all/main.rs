@@ -11,6 +11,7 @@ mod limits;
 mod pipeline;
 mod reports;
 mod sandbox;
+mod sbom;
 mod secrets;
 mod security_scan;
 mod support;

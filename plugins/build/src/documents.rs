@@ -1,11 +1,14 @@
-//! The two documents the step writes: a CycloneDX 1.5 JSON SBOM of the locked
-//! dependency closure, and an in-toto Statement v1 carrying a SLSA Provenance v1
-//! predicate for the artifacts.
+//! The two documents the step writes: a CycloneDX 1.5 JSON SBOM of what the built
+//! target ships (its dependency closure, with edges and scopes), and an in-toto
+//! Statement v1 carrying a SLSA Provenance v1 predicate for the artifacts.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-use crate::lockfiles::Package;
+use sluice_lockfiles::closure::{Closure, Scope};
+use sluice_lockfiles::versions::Ecosystem;
+use sluice_lockfiles::{Package, PackageRef};
 
 /// The project an SBOM describes.
 pub struct Subject<'a> {
@@ -15,68 +18,131 @@ pub struct Subject<'a> {
     pub purl: Option<String>,
 }
 
-/// A CycloneDX 1.5 BOM. `serial_seed` makes the serial number (a name-based UUID) stable
-/// for the same run and inputs; `timestamp` is RFC 3339.
+/// A CycloneDX 1.5 BOM of `closures`: each closure's packages are components, `scope`
+/// `required` when they ship and `excluded` (with the property `sluice:dependency-kind`
+/// = `build`) when they only run while building; dev dependencies are not in a closure.
+/// Hashes, licenses and sources come from the `locked` packages of the lockfiles.
+/// Every component gets a `dependencies` entry (an empty `dependsOn` says it depends on
+/// nothing). `serial_seed` makes the serial number (a name-based UUID) stable for the
+/// same run and inputs; `timestamp` is RFC 3339.
 pub fn cyclonedx(
     subject: &Subject<'_>,
-    packages: &[Package],
+    closures: &[Closure],
+    locked: &[Package],
     serial_seed: &str,
     timestamp: &str,
     tool_version: &str,
 ) -> Value {
-    let mut component = json!({"type": "application", "name": subject.name, "bom-ref": subject.purl.clone().unwrap_or_else(|| subject.name.to_owned())});
+    let subject_ref = subject
+        .purl
+        .clone()
+        .unwrap_or_else(|| subject.name.to_owned());
+    let mut component =
+        json!({"type": "application", "name": subject.name, "bom-ref": subject_ref});
     if let Some(version) = subject.version {
         component["version"] = json!(version);
     }
     if let Some(purl) = &subject.purl {
         component["purl"] = json!(purl);
     }
-    let components: Vec<Value> = packages
+    let locked: BTreeMap<(Ecosystem, &str, &str), &Package> = locked
         .iter()
-        .map(|package| {
-            let purl = package.purl();
+        .map(|p| ((p.ecosystem, p.name.as_str(), p.version.as_str()), p))
+        .collect();
+    let mut components: BTreeMap<String, Value> = BTreeMap::new();
+    let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut subject_edges: Vec<String> = Vec::new();
+    for closure in closures {
+        let ecosystem = closure
+            .components
+            .first()
+            .map(|c| c.ecosystem)
+            .unwrap_or(Ecosystem::CratesIo);
+        let purl_of = |id: &PackageRef| sluice_lockfiles::purl(ecosystem, &id.name, &id.version);
+        for root in &closure.roots {
+            // By name: a Go main module has no version, and `version` may set one.
+            let is_subject = root.name == subject.name;
+            let direct: Vec<String> = closure.root_dependencies[root]
+                .iter()
+                .map(purl_of)
+                .collect();
+            if is_subject {
+                subject_edges.extend(direct);
+            } else {
+                // Another package of the project (a workspace member): it ships too.
+                let purl = purl_of(root);
+                components.insert(
+                    purl.clone(),
+                    json!({"type": "library", "bom-ref": purl, "name": root.name, "version": root.version, "purl": purl, "scope": "required", "properties": [{"name": "sluice:source", "value": "local"}]}),
+                );
+                edges.insert(purl.clone(), direct);
+                subject_edges.push(purl);
+            }
+        }
+        for part in &closure.components {
+            let purl = purl_of(&part.id);
             let mut entry = json!({
                 "type": "library",
                 "bom-ref": purl,
-                "name": package.name,
-                "version": package.version,
+                "name": part.id.name,
+                "version": part.id.version,
                 "purl": purl,
+                "scope": match part.scope {
+                    Scope::Required => "required",
+                    Scope::Build => "excluded",
+                },
             });
-            if !package.hashes.is_empty() {
-                entry["hashes"] = package
-                    .hashes
+            let lock = locked.get(&(
+                part.ecosystem,
+                part.id.name.as_str(),
+                part.id.version.as_str(),
+            ));
+            let mut properties = Vec::new();
+            if let Some(lock) = lock {
+                let hashes: Vec<Value> = lock
+                    .checksums
                     .iter()
-                    .map(|(alg, content)| json!({"alg": alg, "content": content}))
+                    .filter_map(|sum| {
+                        let alg = sum.algorithm.cyclonedx_name()?;
+                        Some(json!({"alg": alg, "content": sum.value}))
+                    })
                     .collect();
+                if !hashes.is_empty() {
+                    entry["hashes"] = json!(hashes);
+                }
+                for sum in &lock.checksums {
+                    if sum.algorithm == sluice_lockfiles::ChecksumAlgorithm::GoH1 {
+                        properties.push(json!({"name": "sluice:go-h1", "value": sum.value}));
+                    }
+                }
+                if let Some(license) = &lock.license {
+                    entry["licenses"] = json!([{"expression": license}]);
+                }
             }
-            if let Some(license) = package.properties.get("license") {
-                entry["licenses"] = json!([{"expression": license}]);
+            let source = part
+                .source
+                .clone()
+                .or_else(|| lock.and_then(|lock| lock.source.clone()));
+            properties.push(
+                json!({"name": "sluice:source", "value": source.as_deref().unwrap_or("local")}),
+            );
+            if part.scope == Scope::Build {
+                properties.push(json!({"name": "sluice:dependency-kind", "value": "build"}));
             }
-            if package
-                .properties
-                .get("scope")
-                .is_some_and(|scope| scope == "dev")
-            {
-                entry["scope"] = json!("excluded");
-            }
-            let properties: Vec<Value> = package
-                .properties
-                .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "license" | "scope"))
-                .map(|(key, value)| json!({"name": format!("sluice:{key}"), "value": value}))
-                .collect();
-            if !properties.is_empty() {
-                entry["properties"] = json!(properties);
-            }
-            entry
-        })
-        .collect();
-    let dependencies: Vec<Value> = packages
-        .iter()
-        .filter(|package| !package.depends_on.is_empty())
-        .map(|package| json!({"ref": package.purl(), "dependsOn": package.depends_on}))
-        .collect();
-    let mut bom = json!({
+            entry["properties"] = json!(properties);
+            components.insert(purl.clone(), entry);
+            edges.insert(purl, part.dependencies.iter().map(purl_of).collect());
+        }
+    }
+    subject_edges.sort();
+    subject_edges.dedup();
+    let mut dependencies = vec![json!({"ref": subject_ref, "dependsOn": subject_edges})];
+    dependencies.extend(
+        edges
+            .into_iter()
+            .map(|(from, to)| json!({"ref": from, "dependsOn": to})),
+    );
+    json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
         "serialNumber": format!("urn:uuid:{}", name_uuid(serial_seed)),
@@ -86,12 +152,9 @@ pub fn cyclonedx(
             "tools": {"components": [{"type": "application", "name": "sluice-plugin-build", "version": tool_version}]},
             "component": component,
         },
-        "components": components,
-    });
-    if !dependencies.is_empty() {
-        bom["dependencies"] = json!(dependencies);
-    }
-    bom
+        "components": components.into_values().collect::<Vec<_>>(),
+        "dependencies": dependencies,
+    })
 }
 
 /// A UUID (version 8, "custom") made from the SHA-256 of `seed`.
@@ -101,7 +164,7 @@ pub fn name_uuid(seed: &str) -> String {
     bytes.copy_from_slice(&digest[..16]);
     bytes[6] = (bytes[6] & 0x0f) | 0x80;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::lockfiles::hex(&bytes);
+    let hex = sluice_lockfiles::hex(&bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

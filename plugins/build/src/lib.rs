@@ -20,12 +20,14 @@
 //! - Artifacts: the files matching `artifacts`. Each is a deliverable (name and
 //!   version) when a version is known (Cargo.toml or `cargo metadata`, package.json,
 //!   or `version`), else a plain artifact.
-//! - `<output-dir>/sbom.cdx.json` (CycloneDX 1.5, from Cargo.lock, package-lock.json,
-//!   go.sum) and `<output-dir>/provenance.intoto.json` (in-toto Statement v1, SLSA
+//! - `<output-dir>/sbom.cdx.json` (CycloneDX 1.5): what the built target ships, its
+//!   dependency closure with edges (`cargo metadata` for the build's platform,
+//!   package-lock.json without dev dependencies, `go list -deps`), hashes from the
+//!   lockfiles; build-only packages are `scope: excluded`, dev dependencies left out;
+//!   and `<output-dir>/provenance.intoto.json` (in-toto Statement v1, SLSA
 //!   Provenance v1 predicate); `output-dir` must be inside a `write` grant.
 
 pub mod documents;
-pub mod lockfiles;
 pub mod project;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ use sluice_sdk::{
     Capability, Command, HumanDuration, Metric, Output, Plugin, ProcessError, Report, RunError,
     StepContext,
 };
+
+use sluice_lockfiles::closure::Scope;
 
 use crate::documents::Digested;
 use crate::project::Kind;
@@ -220,6 +224,7 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
     let locks = project::read_lockfiles(&project)?;
     let mut byproducts = Vec::new();
     let mut components = 0;
+    let mut build_only = 0;
     if config.sbom {
         let subject_name = identity
             .name
@@ -240,14 +245,23 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let packages: Vec<_> = locks
+        let closures = project::shipped(&project, &locks, &words, &config.env)?;
+        let locked: Vec<_> = locks
             .iter()
-            .flat_map(|lock| lock.packages.iter().cloned())
+            .flat_map(|lock| lock.parsed.packages.iter().cloned())
             .collect();
-        components = packages.len();
+        components = closures
+            .iter()
+            .map(|c| c.scoped(Scope::Required).count())
+            .sum();
+        build_only = closures
+            .iter()
+            .map(|c| c.scoped(Scope::Build).count())
+            .sum();
         let bom = documents::cyclonedx(
             &subject,
-            &packages,
+            &closures,
+            &locked,
             &seed,
             &finished_on,
             env!("CARGO_PKG_VERSION"),
@@ -256,7 +270,7 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
         let path = output_dir.join("sbom.cdx.json");
         sluice_sdk::fs::write(&path, &bytes)?;
         let shown_path = format!("{output_dir_shown}/sbom.cdx.json");
-        byproducts.push(json!({"name": shown_path, "digest": {"sha256": lockfiles::hex(&Sha256::digest(&bytes))}, "mediaType": "application/vnd.cyclonedx+json"}));
+        byproducts.push(json!({"name": shown_path, "digest": {"sha256": sluice_lockfiles::hex(&Sha256::digest(&bytes))}, "mediaType": "application/vnd.cyclonedx+json"}));
         report = report.with_artifact(shown_path, "application/vnd.cyclonedx+json");
     }
 
@@ -322,7 +336,10 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
         summary.push_str(&format!(" of {name} {version}"));
     }
     if config.sbom {
-        summary.push_str(&format!("; SBOM of {components} locked package(s)"));
+        summary.push_str(&format!("; SBOM of {components} shipped package(s)"));
+        if build_only > 0 {
+            summary.push_str(&format!(" and {build_only} build-only"));
+        }
     }
     if config.provenance {
         summary.push_str(match git_commit {
@@ -424,7 +441,7 @@ pub fn sha256_file(path: &Path) -> Result<String, RunError> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(lockfiles::hex(&hasher.finalize()))
+    Ok(sluice_lockfiles::hex(&hasher.finalize()))
 }
 
 /// `path` relative to the pipeline's folder when inside it, else absolute.

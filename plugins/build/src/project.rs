@@ -1,12 +1,15 @@
 //! What kind of project a folder holds, how to build it, what it calls itself (name and
-//! version), and which lockfiles pin its dependencies.
+//! version), which lockfiles pin its dependencies, and what its built target ships (the
+//! dependency closure, asked of `cargo metadata` / `go list` or read from
+//! package-lock.json).
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use sluice_sdk::{Command, RunError};
-
-use crate::lockfiles::{self, Package};
+use sluice_lockfiles::closure::{self, Closure};
+use sluice_lockfiles::versions::Ecosystem;
+use sluice_lockfiles::{Format, PackageRef, Parsed};
+use sluice_sdk::{Command, Output, RunError};
 
 /// A project kind, by its marker file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,12 +93,12 @@ impl Identity {
             Kind::Go => "golang",
             _ => return None,
         };
-        let purl = lockfiles::purl(ecosystem, name, version);
-        Some(if version.is_empty() {
-            purl.trim_end_matches('@').to_owned()
-        } else {
-            purl
-        })
+        let ecosystem = match ecosystem {
+            "cargo" => Ecosystem::CratesIo,
+            "npm" => Ecosystem::Npm,
+            _ => Ecosystem::Go,
+        };
+        Some(sluice_lockfiles::purl(ecosystem, name, version))
     }
 }
 
@@ -128,7 +131,7 @@ pub fn identity(kind: Option<Kind>, project: &Path, fallback_version: Option<&st
         }
         Some(Kind::Go) => {
             if let Ok(text) = std::fs::read_to_string(project.join("go.mod")) {
-                identity.name = lockfiles::go_sum("", Some(&text)).1.name;
+                identity.name = go_module_path(&text);
             }
         }
         _ => {}
@@ -210,78 +213,207 @@ fn cargo_metadata_version(project: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `module` path of a go.mod.
+pub fn go_module_path(go_mod: &str) -> Option<String> {
+    go_mod
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("module "))
+        .map(|module| module.trim().trim_matches('"').to_owned())
+}
+
 /// A lockfile that was read.
 pub struct Lock {
     pub name: &'static str,
     pub path: PathBuf,
     pub sha256: String,
-    pub packages: Vec<Package>,
+    pub format: Format,
+    pub parsed: Parsed,
 }
 
-/// Read the lockfiles in `project` (and, for Cargo, the workspace root above it).
+/// Read the lockfiles in `project` (and, for Cargo, the workspace root above it):
+/// Cargo.lock, package-lock.json, go.sum, and go.mod (a build input too: its `require`s
+/// select the versions).
 pub fn read_lockfiles(project: &Path) -> Result<Vec<Lock>, RunError> {
-    let mut locks = Vec::new();
-    let read = |path: &Path| -> Result<Option<(Vec<u8>, String)>, RunError> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                Ok(Some((bytes, text)))
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => {
-                Err(sluice_sdk::fs::Error::new(path, sluice_sdk::fs::Access::Read, err).into())
-            }
-        }
-    };
-    let digest = |bytes: &[u8]| lockfiles::hex(&Sha256::digest(bytes));
+    let mut candidates = Vec::new();
     // A workspace member's Cargo.lock lives at the workspace root.
     if project.join("Cargo.toml").is_file()
         && let Some(path) = project
             .ancestors()
             .map(|dir| dir.join("Cargo.lock"))
             .find(|path| path.is_file())
-        && let Some((bytes, text)) = read(&path)?
     {
-        let (packages, _) = lockfiles::cargo_lock(&text)
+        candidates.push(("Cargo.lock", path, Format::Cargo));
+    }
+    candidates.push((
+        "package-lock.json",
+        project.join("package-lock.json"),
+        Format::PackageLock,
+    ));
+    candidates.push(("go.sum", project.join("go.sum"), Format::GoSum));
+    candidates.push(("go.mod", project.join("go.mod"), Format::GoMod));
+    let mut locks = Vec::new();
+    for (name, path, format) in candidates {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => {
+                return Err(
+                    sluice_sdk::fs::Error::new(&path, sluice_sdk::fs::Access::Read, err).into(),
+                );
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let parsed = format
+            .parse(&text)
             .map_err(|err| RunError::failed(format!("cannot read {}: {err}", path.display())))?;
         locks.push(Lock {
-            name: "Cargo.lock",
-            sha256: digest(&bytes),
+            name,
+            sha256: sluice_lockfiles::hex(&Sha256::digest(&bytes)),
             path,
-            packages,
-        });
-    }
-    let path = project.join("package-lock.json");
-    if let Some((bytes, text)) = read(&path)? {
-        let (packages, _) = lockfiles::package_lock(&text)
-            .map_err(|err| RunError::failed(format!("cannot read {}: {err}", path.display())))?;
-        locks.push(Lock {
-            name: "package-lock.json",
-            sha256: digest(&bytes),
-            path,
-            packages,
-        });
-    }
-    let path = project.join("go.sum");
-    if let Some((bytes, text)) = read(&path)? {
-        let go_mod = std::fs::read_to_string(project.join("go.mod")).ok();
-        let (packages, _) = lockfiles::go_sum(&text, go_mod.as_deref());
-        locks.push(Lock {
-            name: "go.sum",
-            sha256: digest(&bytes),
-            path,
-            packages,
-        });
-    }
-    let path = project.join("go.mod");
-    if let Some((bytes, _)) = read(&path)? {
-        // go.mod is a build input too (its `require`s select the versions).
-        locks.push(Lock {
-            name: "go.mod",
-            sha256: digest(&bytes),
-            path,
-            packages: Vec::new(),
+            format,
+            parsed,
         });
     }
     Ok(locks)
+}
+
+/// What the built target ships, one closure per ecosystem the project uses: from
+/// `cargo metadata` for a Cargo.toml (for the platform the build targeted), from
+/// package-lock.json for an npm project, from `go list -deps` for a go.mod. `build`
+/// is the build command (its `--target`, `--offline`, `--locked`, `--frozen` carry
+/// over to `cargo metadata`); `env` is the step's extra environment.
+pub fn shipped(
+    project: &Path,
+    locks: &[Lock],
+    build: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<Closure>, RunError> {
+    let mut closures = Vec::new();
+    if project.join("Cargo.toml").is_file() {
+        closures.push(cargo_closure(project, build, env)?);
+    }
+    if let Some(lock) = locks.iter().find(|lock| lock.format == Format::PackageLock) {
+        let text = std::fs::read_to_string(&lock.path).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let root = PackageRef {
+            name: json["name"].as_str().unwrap_or("").to_owned(),
+            version: json["version"].as_str().unwrap_or("").to_owned(),
+        };
+        closures.push(closure::package_lock(&lock.parsed, root));
+    }
+    if project.join("go.mod").is_file() {
+        let output = tool(
+            Command::new("go")
+                .args(["list", "-deps", "-json", "./..."])
+                .envs(env.clone())
+                .cwd(project),
+        )?;
+        closures.push(
+            closure::go_list(&output.stdout_text())
+                .map_err(|err| RunError::failed(err.to_string()))?,
+        );
+    }
+    Ok(closures)
+}
+
+/// The closure of the Cargo package (or virtual workspace) in `project`.
+fn cargo_closure(
+    project: &Path,
+    build: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<Closure, RunError> {
+    let target = match build_target(build) {
+        Some(target) => target,
+        None => {
+            let output = tool(
+                Command::new("cargo")
+                    .arg("-vV")
+                    .envs(env.clone())
+                    .cwd(project),
+            )?;
+            output
+                .stdout_text()
+                .lines()
+                .find_map(|line| line.strip_prefix("host: "))
+                .map(|host| host.trim().to_owned())
+                .ok_or_else(|| {
+                    RunError::failed(
+                        "`cargo -vV` names no `host:` platform; set `--target` in `args`",
+                    )
+                })?
+        }
+    };
+    let mut args = vec![
+        "metadata".to_owned(),
+        "--format-version".into(),
+        "1".into(),
+        "--filter-platform".into(),
+        target,
+    ];
+    args.extend(metadata_flags(build));
+    let output = tool(
+        Command::new("cargo")
+            .args(args)
+            .envs(env.clone())
+            .cwd(project),
+    )?;
+    closure::cargo_metadata(&output.stdout_text(), project)
+        .map_err(|err| RunError::failed(err.to_string()))
+}
+
+/// The flags of a cargo build command that change what `cargo metadata` resolves or
+/// may fetch: features (`--features x`, `--features=x`, `-F x`, `--all-features`,
+/// `--no-default-features`) and `--offline`, `--locked`, `--frozen`.
+pub fn metadata_flags(build: &[String]) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut words = build.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--offline" | "--locked" | "--frozen" | "--all-features" | "--no-default-features" => {
+                flags.push(word.clone())
+            }
+            "--features" | "-F" => {
+                if let Some(value) = words.next() {
+                    flags.extend(["--features".to_owned(), value.clone()]);
+                }
+            }
+            _ if word.starts_with("--features=") => flags.push(word.clone()),
+            _ => {}
+        }
+    }
+    flags
+}
+
+/// The platform a cargo build command targets (`--target x` or `--target=x`).
+pub fn build_target(build: &[String]) -> Option<String> {
+    build.iter().enumerate().find_map(|(at, word)| {
+        if word == "--target" {
+            build.get(at + 1).cloned()
+        } else {
+            word.strip_prefix("--target=").map(str::to_owned)
+        }
+    })
+}
+
+/// Run a tool the SBOM needs; a denial or a failure becomes an error that names the
+/// command, what it said, and how to get past it.
+fn tool(command: Command) -> Result<Output, RunError> {
+    let shown = command.display();
+    let hint = "the SBOM lists what the built target ships, which this tool computes; grant its program under `exec`, or set `sbom = false`";
+    match command.run() {
+        Ok(output) if output.success() => Ok(output),
+        Ok(output) => {
+            let stderr = output.stderr_text();
+            let lines: Vec<&str> = stderr.trim_end().lines().collect();
+            Err(RunError::failed(format!(
+                "cannot compute the SBOM: `{shown}` {}: {}\n({hint})",
+                output.describe_exit(),
+                lines[lines.len().saturating_sub(10)..].join("\n")
+            )))
+        }
+        Err(err) => Err(RunError::failed(format!(
+            "cannot compute the SBOM: `{shown}`: {}\n({hint})",
+            err.message()
+        ))),
+    }
 }

@@ -1,12 +1,14 @@
-//! The lockfile parsers against real lockfiles (see tests/data/README.md) and the
+//! The shared lockfile readers on this plugin's real lockfiles (see tests/data/README.md) and the
 //! documents against the CycloneDX and in-toto/SLSA shapes.
 
 use std::path::Path;
 
 use serde_json::json;
 
+use sluice_lockfiles::closure;
+use sluice_lockfiles::{Format, Package, PackageRef};
+
 use super::*;
-use crate::lockfiles::Package;
 
 macro_rules! data {
     ($file:literal) => {
@@ -14,43 +16,43 @@ macro_rules! data {
     };
 }
 
+fn parse(format: Format, text: &str) -> Vec<Package> {
+    format.parse(text).unwrap().packages
+}
+
 #[test]
-fn cargo_lock_closure_with_checksums_and_edges() {
-    let (packages, local) = lockfiles::cargo_lock(data!("Cargo.lock")).unwrap();
-    assert_eq!(local, vec!["lockdemo"]);
+fn cargo_lock_with_checksums_and_edges() {
+    let packages = parse(Format::Cargo, data!("Cargo.lock"));
     assert_eq!(packages.len(), 11);
     let serde_json = packages.iter().find(|p| p.name == "serde_json").unwrap();
     assert_eq!(
         serde_json.purl(),
         format!("pkg:cargo/serde_json@{}", serde_json.version)
     );
-    assert_eq!(serde_json.hashes[0].0, "SHA-256");
-    assert_eq!(serde_json.hashes[0].1.len(), 64);
+    assert_eq!(serde_json.checksums[0].value.len(), 64);
     assert!(
         serde_json
-            .depends_on
+            .dependencies
             .iter()
-            .any(|dep| dep.starts_with("pkg:cargo/itoa@1.0.19")),
+            .any(|dep| dep.name == "itoa" && dep.version == "1.0.19"),
         "{:?}",
-        serde_json.depends_on
+        serde_json.dependencies
     );
     let itoa = packages.iter().find(|p| p.name == "itoa").unwrap();
     assert_eq!(
-        itoa.hashes[0].1,
+        itoa.checksums[0].value,
         "3bd1574e617a9a6c1f8f8181bd7e841e1f20e4277607ef28945765188d6284d4"
     );
     assert_eq!(
-        itoa.properties["source"],
-        "registry+https://github.com/rust-lang/crates.io-index"
+        itoa.source.as_deref(),
+        Some("registry+https://github.com/rust-lang/crates.io-index")
     );
-    assert!(lockfiles::cargo_lock("not = [toml").is_err());
+    assert!(Format::Cargo.parse("not = [toml").is_err());
 }
 
 #[test]
-fn package_lock_v3_with_scopes_and_integrity() {
-    let (packages, root) = lockfiles::package_lock(data!("package-lock.json")).unwrap();
-    assert_eq!(root.name.as_deref(), Some("jsdemo"));
-    assert_eq!(root.version.as_deref(), Some("1.2.3"));
+fn package_lock_v3_with_dev_flags_and_integrity() {
+    let packages = parse(Format::PackageLock, data!("package-lock.json"));
     let utils = packages
         .iter()
         .find(|p| p.name == "@eslint-community/eslint-utils")
@@ -60,24 +62,22 @@ fn package_lock_v3_with_scopes_and_integrity() {
         utils.purl(),
         "pkg:npm/%40eslint-community/eslint-utils@4.10.1"
     );
-    assert_eq!(utils.hashes[0].0, "SHA-512");
     // sha512-cuadcxVF... decoded: 64 bytes, hex starts with 72e69d73.
-    assert_eq!(utils.hashes[0].1.len(), 128);
-    assert!(
-        utils.hashes[0].1.starts_with("72e69d73"),
-        "{}",
-        utils.hashes[0].1
-    );
-    assert_eq!(utils.properties["license"], "MIT");
+    assert_eq!(utils.checksums[0].value.len(), 128);
+    assert!(utils.checksums[0].value.starts_with("72e69d73"));
+    assert_eq!(utils.license.as_deref(), Some("MIT"));
     assert!(packages.iter().any(|p| p.name == "eslint"));
-    assert!(packages.len() > 50, "{}", packages.len());
 }
 
 #[test]
 fn go_sum_keeps_downloaded_modules() {
-    let (packages, root) = lockfiles::go_sum(data!("go.sum"), Some(data!("go.mod")));
-    assert_eq!(root.name.as_deref(), Some("github.com/spf13/cobra"));
-    let purls: Vec<String> = packages.iter().map(Package::purl).collect();
+    let packages = parse(Format::GoSum, data!("go.sum"));
+    assert_eq!(
+        project::go_module_path(data!("go.mod")).as_deref(),
+        Some("github.com/spf13/cobra")
+    );
+    let mut purls: Vec<String> = packages.iter().map(Package::purl).collect();
+    purls.sort();
     assert_eq!(
         purls,
         vec![
@@ -89,23 +89,56 @@ fn go_sum_keeps_downloaded_modules() {
             "pkg:golang/gopkg.in/yaml.v3@v3.0.1",
         ]
     );
-    assert_eq!(
-        packages[3].properties["go-h1"],
-        "h1:iy+VFUOCP1a+8yFto/drg2CJ5u0yRoB7fZw3DKv/JXA="
-    );
 }
 
 #[test]
+fn target_and_feature_flags_carry_over_from_the_build_command() {
+    let words = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        project::build_target(&words("cargo build --target wasm32-wasip2")).as_deref(),
+        Some("wasm32-wasip2")
+    );
+    assert_eq!(
+        project::build_target(&words("cargo build --target=x86_64-unknown-linux-musl")).as_deref(),
+        Some("x86_64-unknown-linux-musl")
+    );
+    assert_eq!(project::build_target(&words("cargo build --release")), None);
+    assert_eq!(
+        project::metadata_flags(&words(
+            "cargo build --release --locked -F a,b --features=c --no-default-features --target x"
+        )),
+        [
+            "--locked",
+            "--features",
+            "a,b",
+            "--features=c",
+            "--no-default-features"
+        ]
+    );
+}
+
+/// The SBOM of a real npm project (eslint and friends, installed as the project's own
+/// dependencies): every component ships, carries the lock's hashes and license, and
+/// every edge points at a component.
+#[test]
 fn cyclonedx_document() {
-    let (packages, _) = lockfiles::cargo_lock(data!("Cargo.lock")).unwrap();
+    let lock = Format::PackageLock
+        .parse(data!("package-lock.json"))
+        .unwrap();
+    let root = PackageRef {
+        name: "jsdemo".into(),
+        version: "1.2.3".into(),
+    };
+    let closures = vec![closure::package_lock(&lock, root)];
     let subject = documents::Subject {
-        name: "lockdemo",
-        version: Some("0.3.1"),
-        purl: Some("pkg:cargo/lockdemo@0.3.1".into()),
+        name: "jsdemo",
+        version: Some("1.2.3"),
+        purl: Some("pkg:npm/jsdemo@1.2.3".into()),
     };
     let bom = documents::cyclonedx(
         &subject,
-        &packages,
+        &closures,
+        &lock.packages,
         "run-1/build/abc",
         "2026-11-22T16:33:07Z",
         "0.1.0",
@@ -118,22 +151,27 @@ fn cyclonedx_document() {
         "{serial}"
     );
     assert_eq!(&serial[23..24], "8", "UUID version 8");
-    assert_eq!(
-        bom["metadata"]["component"]["purl"],
-        "pkg:cargo/lockdemo@0.3.1"
-    );
-    assert_eq!(bom["components"].as_array().unwrap().len(), 11);
-    let component = &bom["components"][0];
-    assert_eq!(component["type"], "library");
-    assert_eq!(component["bom-ref"], component["purl"]);
-    // Every dependency edge points at a component of the BOM.
-    let refs: Vec<&str> = bom["components"]
-        .as_array()
-        .unwrap()
+    assert_eq!(bom["metadata"]["component"]["purl"], "pkg:npm/jsdemo@1.2.3");
+    let components = bom["components"].as_array().unwrap();
+    assert_eq!(components.len(), closures[0].components.len());
+    assert!(components.len() > 50, "{}", components.len());
+    let utils = components
+        .iter()
+        .find(|c| c["name"] == "@eslint-community/eslint-utils")
+        .unwrap();
+    assert_eq!(utils["scope"], "required");
+    assert_eq!(utils["hashes"][0]["alg"], "SHA-512");
+    assert_eq!(utils["licenses"][0]["expression"], "MIT");
+    let refs: Vec<&str> = components
         .iter()
         .map(|c| c["bom-ref"].as_str().unwrap())
         .collect();
-    for dependency in bom["dependencies"].as_array().unwrap() {
+    let dependencies = bom["dependencies"].as_array().unwrap();
+    // The project and every component have an entry; every edge points at a component.
+    assert_eq!(dependencies.len(), components.len() + 1);
+    assert_eq!(dependencies[0]["ref"], "pkg:npm/jsdemo@1.2.3");
+    assert_eq!(dependencies[0]["dependsOn"].as_array().unwrap().len(), 3);
+    for dependency in dependencies {
         for target in dependency["dependsOn"].as_array().unwrap() {
             assert!(
                 refs.contains(&target.as_str().unwrap()),
@@ -142,9 +180,9 @@ fn cyclonedx_document() {
         }
     }
     // Same seed, same serial; another run, another.
-    let again = documents::cyclonedx(&subject, &packages, "run-1/build/abc", "x", "0.1.0");
+    let again = documents::cyclonedx(&subject, &closures, &[], "run-1/build/abc", "x", "0.1.0");
     assert_eq!(again["serialNumber"], bom["serialNumber"]);
-    let other = documents::cyclonedx(&subject, &packages, "run-2/build/abc", "x", "0.1.0");
+    let other = documents::cyclonedx(&subject, &closures, &[], "run-2/build/abc", "x", "0.1.0");
     assert_ne!(other["serialNumber"], bom["serialNumber"]);
 }
 
@@ -221,7 +259,6 @@ fn hashing_and_helpers() {
     std::fs::remove_file(&file).unwrap();
     assert_eq!(documents::rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(documents::rfc3339(1_795_365_187), "2026-11-22T16:33:07Z");
-    assert_eq!(lockfiles::base64_decode("YWJj"), Some(b"abc".to_vec()));
     assert_eq!(guess_media_type("dist/app.tar.gz"), "application/gzip");
     assert_eq!(
         relative_to(Path::new("/w"), Path::new("/w/target/app")),

@@ -27,12 +27,15 @@
 //! `packages.scanned`, `advisories.loaded`, `database.age`, `scan.time`.
 
 pub mod denylist;
-pub mod lockfiles;
 pub mod osv;
 pub mod report;
 pub mod scan;
 pub mod secrets;
-pub mod versions;
+/// The lockfile readers and version orderings live in the shared `sluice-lockfiles`
+/// crate (also used by `builtin:build`); these names keep `crate::lockfiles::...` and
+/// `crate::versions::...` working.
+pub use sluice_lockfiles as lockfiles;
+pub use sluice_lockfiles::versions;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,6 +64,11 @@ pub struct Config {
     /// Folders searched for lockfiles when `lockfiles` is empty.
     #[serde(default = "default_paths")]
     pub paths: Vec<String>,
+    /// Paths the lockfile search skips: globs relative to the pipeline's folder, where
+    /// `*` stays within a folder and `**` crosses folders, e.g. `tests/fixtures/**`.
+    /// Lockfiles named in `lockfiles` are always read.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// The OSV database: a folder of OSV `<ID>.json` files (searched recursively, also
     /// reading any `all.zip` in it) or one ecosystem's `all.zip`. Needs a `read` grant.
     /// Required when there are lockfiles to scan.
@@ -230,9 +238,14 @@ fn resolve(workdir: &Path, path: &str) -> PathBuf {
 }
 
 /// Lockfiles under `roots`, honouring ignore files, skipping `node_modules`, `target`,
-/// `.git` and vendored trees.
-fn find_lockfiles(roots: &[PathBuf]) -> Result<Vec<(PathBuf, Format)>, RunError> {
-    let mut found = Vec::new();
+/// `.git`, vendored trees and whatever matches an `exclude` glob.
+fn find_lockfiles(
+    roots: &[PathBuf],
+    workdir: &Path,
+    exclude: &[String],
+) -> Result<Vec<(PathBuf, Format)>, RunError> {
+    let discovery = lockfiles::Discovery::new(workdir, exclude)
+        .map_err(|e| RunError::invalid_config(e.to_string()))?;
     for root in roots {
         std::fs::metadata(root).map_err(|e| {
             RunError::from(sluice_sdk::fs::Error::new(
@@ -241,34 +254,11 @@ fn find_lockfiles(roots: &[PathBuf]) -> Result<Vec<(PathBuf, Format)>, RunError>
                 e,
             ))
         })?;
-        let walker = ignore::WalkBuilder::new(root)
-            .hidden(false)
-            .require_git(false)
-            .filter_entry(|e| {
-                !matches!(
-                    e.file_name().to_str(),
-                    Some(".git" | "node_modules" | "target" | "vendor" | ".sluice" | ".venv")
-                )
-            })
-            .build();
-        for entry in walker {
-            let entry = entry.map_err(|e| {
-                RunError::failed(format!(
-                    "cannot search `{}` for lockfiles: {e}",
-                    root.display()
-                ))
-            })?;
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            if let Some(format) = Format::detect(entry.path()).filter(|f| *f != Format::GoSum) {
-                found.push((entry.into_path(), format));
-            }
-        }
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found.dedup_by(|a, b| a.0 == b.0);
-    Ok(found)
+    let found = discovery
+        .find(roots)
+        .map_err(|e| RunError::failed(e.to_string()))?;
+    Ok(found.into_iter().map(|f| (f.path, f.format)).collect())
 }
 
 /// Run the whole scan with `today` as the current day (days since the Unix epoch).
@@ -335,6 +325,8 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
                 .iter()
                 .map(|p| resolve(workdir, p))
                 .collect::<Vec<_>>(),
+            workdir,
+            &config.exclude,
         )?
     } else {
         config

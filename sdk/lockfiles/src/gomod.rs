@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{Package, Parsed};
+use super::{Checksum, ChecksumAlgorithm, Package, Parsed};
 use crate::versions::{Ecosystem, go};
 
 /// `replace` key: module and optional version.
@@ -97,7 +97,7 @@ pub fn parse_go_mod(text: &str) -> Result<Parsed, String> {
 
 /// Parse a go.sum.
 pub fn parse_go_sum(text: &str) -> Result<Parsed, String> {
-    let mut best: HashMap<String, (String, u32)> = HashMap::new();
+    let mut best: HashMap<String, (String, u32, String)> = HashMap::new();
     let mut order = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
@@ -105,7 +105,7 @@ pub fn parse_go_sum(text: &str) -> Result<Parsed, String> {
         if fields.is_empty() {
             continue;
         }
-        let [module, version, _hash] = fields[..] else {
+        let [module, version, hash] = fields[..] else {
             return Err(format!(
                 "go.sum line {number}: expected `<module> <version> <hash>`"
             ));
@@ -116,30 +116,39 @@ pub fn parse_go_sum(text: &str) -> Result<Parsed, String> {
         let parsed_version =
             go::parse(version).map_err(|e| format!("go.sum line {number}: {e}"))?;
         match best.get_mut(module) {
-            Some((v, l)) => {
-                if super::super::versions::semver::compare(&parsed_version, &go::parse(v)?)
+            Some((v, l, h)) => {
+                if crate::versions::semver::compare(&parsed_version, &go::parse(v)?)
                     == std::cmp::Ordering::Greater
                 {
                     *v = version.to_owned();
                     *l = number;
+                    *h = hash.to_owned();
                 }
             }
             None => {
                 order.push(module.to_owned());
-                best.insert(module.to_owned(), (version.to_owned(), number));
+                best.insert(
+                    module.to_owned(),
+                    (version.to_owned(), number, hash.to_owned()),
+                );
             }
         }
     }
     let packages = order
         .into_iter()
         .map(|m| {
-            let (v, l) = best.remove(&m).unwrap_or_default();
-            Package::new(Ecosystem::Go, m, v, Some(l))
+            let (v, l, h) = best.remove(&m).unwrap_or_default();
+            let mut package = Package::new(Ecosystem::Go, m, v, Some(l));
+            package.checksums.push(Checksum {
+                algorithm: ChecksumAlgorithm::GoH1,
+                value: h,
+            });
+            package
         })
         .collect();
     Ok(Parsed {
         packages,
-        skipped: Vec::new(),
+        ..Parsed::default()
     })
 }
 
@@ -180,11 +189,23 @@ mod tests {
     fn go_sum_keeps_the_highest_version() {
         let text = "golang.org/x/text v0.3.0 h1:a=\ngolang.org/x/text v0.3.0/go.mod h1:b=\ngolang.org/x/text v0.3.7 h1:c=\ngithub.com/pkg/errors v0.9.1 h1:d=\n";
         let parsed = parse_go_sum(text).unwrap();
+        let got: Vec<_> = parsed
+            .packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.line,
+                    p.checksums[0].value.as_str(),
+                )
+            })
+            .collect();
         assert_eq!(
-            parsed.packages,
+            got,
             [
-                Package::new(Ecosystem::Go, "golang.org/x/text", "v0.3.7", Some(3)),
-                Package::new(Ecosystem::Go, "github.com/pkg/errors", "v0.9.1", Some(4))
+                ("golang.org/x/text", "v0.3.7", Some(3), "h1:c="),
+                ("github.com/pkg/errors", "v0.9.1", Some(4), "h1:d=")
             ]
         );
     }

@@ -4,8 +4,8 @@
 
 mod common;
 
-use sluice_plugin_security_scan::lockfiles::{Format, Package, Parsed};
-use sluice_plugin_security_scan::versions::Ecosystem;
+use sluice_lockfiles::versions::Ecosystem;
+use sluice_lockfiles::{Format, Package, Parsed};
 
 fn parse(path: &str) -> Parsed {
     let format = Format::detect(&common::data(path))
