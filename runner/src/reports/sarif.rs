@@ -1,23 +1,51 @@
 //! `results.sarif`: every finding of the run as SARIF 2.1.0, shaped for GitHub code
 //! scanning (see `reference/plugins.md` §2.6).
 //!
-//! - One SARIF run per step that reported findings; its tool is the step's plugin, and
+//! - One SARIF run per analysis step: a step that reported findings, or whose report
+//!   publishes a `findings` output (the count, as `builtin:lint` does) and was not
+//!   skipped. A clean analysis still gets its (empty) run, so that code scanning closes
+//!   the alerts it no longer reports. Its tool is the step's plugin (plus, as a tool
+//!   extension, the program the step ran when the report publishes it as `tool`), and
 //!   `automationDetails.id` (`<pipeline>/<stage>/<step>/`) keeps the categories apart.
 //! - Rules are listed once per run with a stable `ruleId`; a rule's
 //!   `security-severity` is the highest CVSS score of its findings.
 //! - Locations are URIs relative to the repository root (the folder holding `.git`
 //!   above the pipeline), or to the pipeline's folder outside a repository, with
 //!   `uriBaseId` `%SRCROOT%`.
-//! - Each result carries the finding's fingerprint in `partialFingerprints`.
+//! - Each result carries the finding's fingerprint in `partialFingerprints`, under
+//!   [`FINGERPRINT_KEY`]; the key's version changes whenever the SDK's scheme does
+//!   (docs/design/0007-sarif-fingerprints.md).
 
 use serde_json::{Map, Value, json};
 
 use super::{relative_to, repository_root, severity_name};
 use crate::executor::RunResult;
-use crate::host::bindings::types::{Finding, Severity};
+use crate::host::bindings::types::{Finding, Report, Severity, Status};
 
 /// The schema URI written into the log.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The `partialFingerprints` key of Sluice's fingerprints. Version 2: the hash of the
+/// rule, path and finding's line text with an occurrence index (version 1 hashed the
+/// message instead of the line, and let repeated findings collide).
+pub const FINGERPRINT_KEY: &str = "sluiceFingerprint/v2";
+
+/// The output by which a report says it is an analysis (its value: how many findings).
+pub const FINDINGS_OUTPUT: &str = "findings";
+
+/// The output naming the program an analysis step ran (e.g. `clippy`).
+pub const TOOL_OUTPUT: &str = "tool";
+
+/// Whether `report` gets a SARIF run: it has findings, or it is an analysis that ran
+/// (a `findings` output and not skipped), even a clean one.
+pub fn is_analysis(report: &Report) -> bool {
+    !report.findings.is_empty()
+        || (report.status != Status::Skipped
+            && report
+                .outputs
+                .iter()
+                .any(|(name, _)| name == FINDINGS_OUTPUT))
+}
 
 /// SARIF `level` of a severity: info and low are notes, medium a warning, high and
 /// critical errors.
@@ -35,7 +63,7 @@ pub fn render(run: &RunResult) -> String {
     let mut runs = Vec::new();
     for step in &run.steps {
         let Some(report) = &step.report else { continue };
-        if report.findings.is_empty() {
+        if !is_analysis(report) {
             continue;
         }
         let mut rules: Vec<(String, Value, Option<f64>, Severity)> = Vec::new();
@@ -83,8 +111,16 @@ pub fn render(run: &RunResult) -> String {
             driver["semanticVersion"] = json!(v);
             driver["version"] = json!(v);
         }
+        let mut tool = json!({ "driver": driver });
+        if let Some((_, program)) = report
+            .outputs
+            .iter()
+            .find(|(name, value)| name == TOOL_OUTPUT && !value.is_empty())
+        {
+            tool["extensions"] = json!([{ "name": program }]);
+        }
         runs.push(json!({
-            "tool": { "driver": driver },
+            "tool": tool,
             "automationDetails": { "id": format!("{}/{}/{}/", run.pipeline, step.stage, step.step) },
             "originalUriBaseIds": {
                 "%SRCROOT%": { "uri": format!("file://{}/", base.display()) }
@@ -130,7 +166,7 @@ fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResul
         "ruleIndex": rule_index,
         "level": level(f.severity),
         "message": { "text": if f.message.is_empty() { f.rule_id.clone() } else { f.message.clone() } },
-        "partialFingerprints": { "sluiceFingerprint/v1": f.fingerprint },
+        "partialFingerprints": { FINGERPRINT_KEY: f.fingerprint },
     });
     if let Some(loc) = &f.location {
         let mut region = Map::new();
