@@ -311,8 +311,15 @@ fn fail_on_threshold() {
     assert_eq!(report.status, Status::Failed);
     assert_eq!(
         report.summary,
-        "6 finding(s) from eslint (5 high, 1 medium); 5 at or above `fail-on`"
+        "6 finding(s) from eslint (5 high, 1 medium); 5 at or above `fail-on`\n\
+         src/app.js:1:7 high no-unused-vars 'unused' is assigned a value but never used.\n\
+         src/app.js:1:17 high semi Missing semicolon.\n\
+         src/app.js:3:3 high no-undef 'console' is not defined.\n\
+         src/app.js:3:28 high semi Missing semicolon.\n\
+         src/app.js:4:35 high no-undef 'missing' is not defined.\n\
+         src/app.js:3:3 medium no-console Unexpected console statement."
     );
+    assert_eq!(report.output("tool"), Some("eslint"));
     let warnings_only: Vec<Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Medium)
@@ -553,4 +560,39 @@ fn inserting_a_line_above_findings_keeps_their_fingerprints() {
         };
         assert_eq!(prints(&before), prints(&report.findings), "{tool:?}");
     }
+}
+
+#[test]
+fn a_failed_step_lists_a_bounded_number_of_findings_worst_first() {
+    let dir = repeated("eslint");
+    let output = std::fs::read_to_string(dir.join("eslint.json")).unwrap();
+    let (_, findings) = fingerprinted(Tool::Eslint, &output, &dir);
+    let report = judge(
+        &config(r#"{"tool":"eslint","fail-on":"medium"}"#),
+        None,
+        findings,
+        0,
+        vec![],
+    );
+    assert_eq!(report.status, Status::Failed);
+    let lines: Vec<&str> = report.summary.lines().collect();
+    assert_eq!(lines.len(), 1 + 17);
+    assert_eq!(lines[1], "src/cart.js:2:14 high semi Missing semicolon.");
+    assert_eq!(
+        lines[17],
+        "src/cart.js:13:5 medium no-console Unexpected console statement."
+    );
+    let capped = listing(&report.findings, 5);
+    let capped: Vec<&str> = capped.lines().collect();
+    assert_eq!(capped.len(), 6);
+    assert_eq!(capped[5], "and 12 more");
+    // A step that does not fail keeps its summary to the one line.
+    let warned = judge(
+        &config(r#"{"tool":"eslint","fail-on":"none"}"#),
+        None,
+        report.findings.clone(),
+        0,
+        vec![],
+    );
+    assert_eq!(warned.summary.lines().count(), 1);
 }
