@@ -30,7 +30,8 @@
 //! it list the findings, worst first and at most [`LISTED_FINDINGS`] of them, as
 //! `file:line:col severity rule message`. The tool's raw output stays in the step log.
 //! The report publishes `findings` (their count, which also marks the step as an
-//! analysis that gets a SARIF run even when clean) and `tool`.
+//! analysis that gets a SARIF run even when clean), `tool`, and with `changed-since`
+//! `scope` (which gives its SARIF run a category of its own).
 
 pub mod changed;
 pub mod parsers;
@@ -473,6 +474,11 @@ pub fn judge(
     }
     if let Some(ran) = ran {
         report = report.with_output("command", ran);
+    }
+    if let Some(base) = &config.changed_since {
+        // Only part of the code was judged: its SARIF run must not close the alerts of
+        // full runs (see runner/src/reports/sarif.rs).
+        report = report.with_output("scope", format!("files changed since {base}"));
     }
     report.with_findings(findings)
 }

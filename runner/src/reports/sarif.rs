@@ -7,6 +7,9 @@
 //!   the alerts it no longer reports. Its tool is the step's plugin (plus, as a tool
 //!   extension, the program the step ran when the report publishes it as `tool`), and
 //!   `automationDetails.id` (`<pipeline>/<stage>/<step>/`) keeps the categories apart.
+//!   A report that analysed only part of the code says so with a `scope` output (lint's
+//!   `changed-since`); its run gets the category `<pipeline>/<stage>/<step>/partial/`, so
+//!   that its silence about the rest never closes the alerts of the full analyses.
 //! - Rules are listed once per run with a stable `ruleId`; a rule's
 //!   `security-severity` is the highest CVSS score of its findings.
 //! - Locations are URIs relative to the repository root (the folder holding `.git`
@@ -35,6 +38,10 @@ pub const FINDINGS_OUTPUT: &str = "findings";
 
 /// The output naming the program an analysis step ran (e.g. `clippy`).
 pub const TOOL_OUTPUT: &str = "tool";
+
+/// The output by which a report says it analysed only part of the code (its value says
+/// which part, e.g. `files changed since origin/main`).
+pub const SCOPE_OUTPUT: &str = "scope";
 
 /// Whether `report` gets a SARIF run: it has findings, or it is an analysis that ran
 /// (a `findings` output and not skipped), even a clean one.
@@ -121,7 +128,7 @@ pub fn render(run: &RunResult) -> String {
         }
         runs.push(json!({
             "tool": tool,
-            "automationDetails": { "id": format!("{}/{}/{}/", run.pipeline, step.stage, step.step) },
+            "automationDetails": { "id": category(&run.pipeline, &step.stage, &step.step, report) },
             "originalUriBaseIds": {
                 "%SRCROOT%": { "uri": format!("file://{}/", base.display()) }
             },
@@ -139,6 +146,21 @@ pub fn render(run: &RunResult) -> String {
     let mut text = serde_json::to_string_pretty(&log).expect("JSON values serialise");
     text.push('\n');
     text
+}
+
+/// The run's `automationDetails.id`: `<pipeline>/<stage>/<step>/`, or
+/// `<pipeline>/<stage>/<step>/partial/` when the report analysed only part of the code.
+/// Code scanning's category is everything up to the last `/`, so the two never mix.
+fn category(pipeline: &str, stage: &str, step: &str, report: &Report) -> String {
+    let partial = report
+        .outputs
+        .iter()
+        .any(|(name, value)| name == SCOPE_OUTPUT && !value.is_empty());
+    let mut id = format!("{pipeline}/{stage}/{step}/");
+    if partial {
+        id.push_str("partial/");
+    }
+    id
 }
 
 fn max_score(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -199,4 +221,55 @@ fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResul
     }
     r["properties"] = Value::Object(props);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: Status, outputs: &[(&str, &str)]) -> Report {
+        Report {
+            status,
+            summary: String::new(),
+            findings: Vec::new(),
+            test_cases: Vec::new(),
+            metrics: Vec::new(),
+            data_points: Vec::new(),
+            artifacts: Vec::new(),
+            outputs: outputs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn analyses_get_a_run_even_when_clean() {
+        assert!(is_analysis(&report(Status::Passed, &[("findings", "0")])));
+        assert!(is_analysis(&report(Status::Failed, &[("findings", "0")])));
+        // Nothing was analysed: an empty run would close every alert of the category.
+        assert!(!is_analysis(&report(Status::Skipped, &[("findings", "0")])));
+        // Not an analysis at all (a build, a test step).
+        assert!(!is_analysis(&report(
+            Status::Passed,
+            &[("tests-total", "3")]
+        )));
+    }
+
+    #[test]
+    fn a_partial_analysis_has_a_category_of_its_own() {
+        let full = report(Status::Passed, &[("findings", "0")]);
+        let partial = report(
+            Status::Passed,
+            &[
+                ("findings", "0"),
+                ("scope", "files changed since origin/main"),
+            ],
+        );
+        assert_eq!(category("p", "lint", "clippy", &full), "p/lint/clippy/");
+        assert_eq!(
+            category("p", "lint", "clippy", &partial),
+            "p/lint/clippy/partial/"
+        );
+    }
 }
