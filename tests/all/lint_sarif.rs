@@ -149,6 +149,31 @@ fn repeated_clippy_findings_get_distinct_fingerprints_that_survive_an_inserted_l
     assert_eq!(before.len(), 6, "two findings of each rule: {before:#?}");
     let distinct: BTreeSet<&String> = before.values().collect();
     assert_eq!(distinct.len(), before.len(), "{before:#?}");
+    // The lines were read and hashed (not the messages, the fallback): the two
+    // `if v.len() == 0 {` lines share a hash and count 1 and 2, while the two `return`s
+    // (same message, different lines) have hashes of their own.
+    let print = |rule: &str, line: u64| before[&(rule.to_owned(), line)].clone();
+    let (zero_a, zero_b) = (print("clippy::len_zero", 2), print("clippy::len_zero", 9));
+    assert_eq!(
+        zero_a.split_once(':').unwrap().0,
+        zero_b.split_once(':').unwrap().0
+    );
+    assert_eq!(
+        (
+            zero_a.split_once(':').unwrap().1,
+            zero_b.split_once(':').unwrap().1
+        ),
+        ("1", "2")
+    );
+    let (return_a, return_b) = (
+        print("clippy::needless_return", 5),
+        print("clippy::needless_return", 12),
+    );
+    assert_ne!(
+        return_a.split_once(':').unwrap().0,
+        return_b.split_once(':').unwrap().0
+    );
+    assert!(return_a.ends_with(":1") && return_b.ends_with(":1"));
 
     // A line inserted at the top moves every finding one line down, and changes none
     // of their fingerprints.
