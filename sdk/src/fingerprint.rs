@@ -246,12 +246,18 @@ mod tests {
     }
 
     #[test]
-    fn known_value() {
-        // So that a change to the scheme shows up here (it would reopen every alert).
+    fn known_values() {
+        // So that a change to the scheme shows up here: it would reopen every alert, and
+        // must come with a new `partialFingerprints` key in the runner's SARIF. The
+        // values were computed independently (FNV-1a 64 in Python).
+        assert_eq!(fnv1a(&[b"a"]), "af63dc4c8601ec8c");
         assert_eq!(
             line_hash("rule", "src/lib.rs", "  return 1;"),
-            line_hash("rule", "src/lib.rs", "return1;")
+            "bd609e49a417b5a3"
         );
-        assert_eq!(fnv1a(&[b"a"]), "af63dc4c8601ec8c");
+        assert_eq!(
+            message_hash("rule", Some("src/lib.rs"), "msg"),
+            "46fbd0ed9fa9bad5"
+        );
     }
 }
