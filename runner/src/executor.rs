@@ -541,7 +541,13 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     }
     log.finish();
     record.duration_ms = started.elapsed().as_millis();
-    if record.status == Status::Failed {
+    // A report's findings explain its failure (its summary lists them); the log's tail
+    // would only repeat the tool's raw machine output.
+    let explained_by_findings = record
+        .report
+        .as_ref()
+        .is_some_and(|report| !report.findings.is_empty());
+    if record.status == Status::Failed && !explained_by_findings {
         record.log_tail = log.tail();
     }
     if let Err(e) = ctx

@@ -52,6 +52,7 @@
 //! - [`log`] and [`progress`]: structured log lines shown live by the runner;
 //! - [`Command`]: native programs through the host's grant-checked `process` import;
 //! - [`fs`]: file access whose errors name the grant a step is missing;
+//! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs;
 //! - [`HumanDuration`]: `"30s"`-style durations for configuration structs.
 //!
 //! Everything also compiles for the host target, so a plugin's own unit tests run with
@@ -62,6 +63,7 @@
 
 mod context;
 mod duration;
+pub mod fingerprint;
 pub mod fs;
 pub mod glob;
 pub mod log;
@@ -140,7 +142,8 @@ pub fn describe_plugin<P: Plugin>() -> Descriptor {
 /// Run `P` on one step input, exactly as the exported `run()` does: parse the config,
 /// build the [`StepContext`], make the pipeline's folder the working directory (on
 /// wasm32, so that relative paths resolve against it), call [`Plugin::run`] and give
-/// every finding without a fingerprint its automatic one. Useful to test a plugin
+/// every finding without a fingerprint of its own its automatic one (see
+/// [`fingerprint`]). Useful to test a plugin
 /// natively, where the working directory is left alone.
 pub fn run_plugin<P: Plugin>(input: StepInput) -> Result<Report, RunError> {
     let config: P::Config = parse_config(&input.config)?;
@@ -148,7 +151,7 @@ pub fn run_plugin<P: Plugin>(input: StepInput) -> Result<Report, RunError> {
     #[cfg(target_arch = "wasm32")]
     context::enter_workdir(ctx.workdir());
     let mut report = P::run(config, &ctx)?;
-    report.fill_missing_fingerprints();
+    report.assign_fingerprints(ctx.workdir());
     Ok(report)
 }
 
@@ -278,7 +281,14 @@ mod tests {
         assert_eq!(report.summary, "hi");
         assert_eq!(report.output("step"), Some("say"));
         assert_eq!(report.output("repeats"), Some("0"));
-        assert_eq!(report.findings[0].fingerprint.len(), 16);
+        // `a.txt` is not in the (made-up) workdir: the message stands in for its line.
+        assert_eq!(
+            report.findings[0].fingerprint,
+            format!(
+                "{}:1",
+                fingerprint::message_hash("echo/said", Some("a.txt"), "said it")
+            )
+        );
     }
 
     #[test]

@@ -197,21 +197,12 @@ impl Report {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Give every finding that has an empty fingerprint its automatic one (for findings
-    /// built as plain struct literals rather than with [`Finding::new`]).
-    pub(crate) fn fill_missing_fingerprints(&mut self) {
-        for finding in &mut self.findings {
-            if finding.fingerprint.is_empty() {
-                finding.fingerprint = Finding::automatic_fingerprint(
-                    &finding.rule_id,
-                    finding
-                        .location
-                        .as_ref()
-                        .map(|location| location.path.as_str()),
-                    &finding.message,
-                );
-            }
-        }
+    /// Give every finding without a fingerprint of its own its automatic one, reading
+    /// the lines the findings point at from `workdir` (the pipeline's folder): see
+    /// [`crate::fingerprint`]. [`run_plugin`](crate::run_plugin) calls it once the
+    /// plugin returns.
+    pub fn assign_fingerprints(&mut self, workdir: &std::path::Path) {
+        crate::fingerprint::assign(&mut self.findings, workdir);
     }
 }
 
@@ -230,8 +221,10 @@ impl Location {
 
 impl Finding {
     /// A finding of rule `rule_id` (e.g. `clippy::needless_return`), without a location.
-    /// Its fingerprint is computed from the rule, the path (once [`at`](Self::at) sets
-    /// one) and the message, unless [`with_fingerprint`](Self::with_fingerprint) sets it.
+    /// Unless [`with_fingerprint`](Self::with_fingerprint) sets one, it gets its automatic
+    /// fingerprint when the plugin returns (from the rule, the path and the text of the
+    /// finding's line, plus an occurrence index: see [`crate::fingerprint`]); until
+    /// then it carries a provisional one.
     pub fn new(rule_id: impl Into<String>, severity: Severity, message: impl Into<String>) -> Self {
         let rule_id = rule_id.into();
         let message = message.into();
@@ -318,33 +311,21 @@ impl Finding {
         self
     }
 
-    /// The fingerprint [`Finding::new`] gives: 64-bit FNV-1a of the rule id, the path and
-    /// the message, as 16 hex digits. Line numbers are left out on purpose, so that the
-    /// same problem keeps its fingerprint when code above it moves.
-    pub fn automatic_fingerprint(rule_id: &str, path: Option<&str>, message: &str) -> String {
-        const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut hash = OFFSET_BASIS;
-        let parts = [
+    /// 64-bit FNV-1a of the rule id, the path and `identity`, as 16 hex digits: a stable
+    /// id for a finding whose identity is not a place in a file (e.g. an advisory for a
+    /// package: `automatic_fingerprint(id, Some("Cargo.lock"), purl)`), to pass to
+    /// [`with_fingerprint`](Self::with_fingerprint). With the message as `identity` it
+    /// is the provisional fingerprint [`Finding::new`] gives.
+    pub fn automatic_fingerprint(rule_id: &str, path: Option<&str>, identity: &str) -> String {
+        crate::fingerprint::fnv1a(&[
             rule_id.as_bytes(),
             path.unwrap_or("").as_bytes(),
-            message.as_bytes(),
-        ];
-        for (index, part) in parts.iter().enumerate() {
-            if index > 0 {
-                // A separator that cannot occur in text, so ("ab", "c") != ("a", "bc").
-                hash ^= 0xff;
-                hash = hash.wrapping_mul(PRIME);
-            }
-            for byte in *part {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(PRIME);
-            }
-        }
-        format!("{hash:016x}")
+            identity.as_bytes(),
+        ])
     }
 
-    fn current_automatic_fingerprint(&self) -> String {
+    /// The fingerprint [`Finding::new`] gives until the automatic one replaces it.
+    pub(crate) fn provisional_fingerprint(&self) -> String {
         Self::automatic_fingerprint(
             &self.rule_id,
             self.location
@@ -355,11 +336,11 @@ impl Finding {
     }
 
     fn has_automatic_fingerprint(&self) -> bool {
-        self.fingerprint.is_empty() || self.fingerprint == self.current_automatic_fingerprint()
+        self.fingerprint.is_empty() || self.fingerprint == self.provisional_fingerprint()
     }
 
     fn refresh_automatic_fingerprint(&mut self) {
-        self.fingerprint = self.current_automatic_fingerprint();
+        self.fingerprint = self.provisional_fingerprint();
     }
 }
 
@@ -523,7 +504,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprint_is_stable_and_follows_the_path() {
+    fn provisional_fingerprint_is_stable_and_follows_the_path() {
         let bare = Finding::new("rule", Severity::Low, "msg");
         assert_eq!(
             bare.fingerprint,

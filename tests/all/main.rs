@@ -8,6 +8,7 @@ mod cli;
 mod escapes;
 mod examples;
 mod limits;
+mod lint_sarif;
 mod pipeline;
 mod reports;
 mod sandbox;

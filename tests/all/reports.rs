@@ -182,7 +182,7 @@ fn sarif_matches_the_schema_and_github_needs() {
     );
     assert_eq!(first["properties"]["aliases"], "CVE-2099-1");
     assert!(
-        first["partialFingerprints"]["sluiceFingerprint/v1"]
+        first["partialFingerprints"]["sluiceFingerprint/v2"]
             .as_str()
             .unwrap()
             .len()

@@ -25,6 +25,13 @@
 //! fails when a finding reaches `fail-on` (default `high`: the tool's errors fail the
 //! step, its warnings make it `warned`; `none` never fails), and when the tool itself
 //! broke (non-zero exit with nothing parsed).
+//!
+//! The summary's first line counts the findings; when the step fails, the lines after
+//! it list the findings, worst first and at most [`LISTED_FINDINGS`] of them, as
+//! `file:line:col severity rule message`. The tool's raw output stays in the step log.
+//! The report publishes `findings` (their count, which also marks the step as an
+//! analysis that gets a SARIF run even when clean), `tool`, and with `changed-since`
+//! `scope` (which gives its SARIF run a category of its own).
 
 pub mod changed;
 pub mod parsers;
@@ -42,6 +49,9 @@ use crate::paths::Anchor;
 
 /// How many trailing lines of a broken tool's output go into the summary.
 const TAIL_LINES: usize = 20;
+
+/// How many findings a failed step lists in its summary (the worst first).
+pub const LISTED_FINDINGS: usize = 20;
 
 /// The linter.
 #[derive(serde::Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Debug)]
@@ -390,7 +400,13 @@ pub fn judge(
     dropped: usize,
     problems: Vec<String>,
 ) -> Report {
-    findings.sort_by(|a, b| b.severity.rank().cmp(&a.severity.rank()));
+    // Worst first, then in file order, whatever order the tool printed them in.
+    findings.sort_by(|a, b| {
+        b.severity
+            .rank()
+            .cmp(&a.severity.rank())
+            .then_with(|| position(a).cmp(&position(b)))
+    });
     let mut by_severity = [0usize; 5];
     for finding in &findings {
         by_severity[finding.severity.rank() as usize] += 1;
@@ -437,13 +453,18 @@ pub fn judge(
         summary.push_str("; ");
         summary.push_str(&problems.join("; "));
     }
+    if status == Status::Failed && !findings.is_empty() {
+        summary.push('\n');
+        summary.push_str(&listing(&findings, LISTED_FINDINGS));
+    }
     let mut report = Report::new(status, summary)
         .with_metric(
             Metric::new("lint.findings", findings.len() as f64, "count")
                 .tag("tool", tool_name(config.tool)),
         )
         .with_output("findings", findings.len())
-        .with_output("failing-findings", failing);
+        .with_output("failing-findings", failing)
+        .with_output("tool", tool_name(config.tool));
     for (index, count) in by_severity.iter().enumerate() {
         report = report.with_metric(
             Metric::new("lint.findings.by-severity", *count as f64, "count")
@@ -454,7 +475,55 @@ pub fn judge(
     if let Some(ran) = ran {
         report = report.with_output("command", ran);
     }
+    if let Some(base) = &config.changed_since {
+        // Only part of the code was judged: its SARIF run must not close the alerts of
+        // full runs (see runner/src/reports/sarif.rs).
+        report = report.with_output("scope", format!("files changed since {base}"));
+    }
     report.with_findings(findings)
+}
+
+/// Where a finding is, for sorting: path, line, column (findings without one first).
+fn position(finding: &Finding) -> (&str, u32, u32) {
+    finding.location.as_ref().map_or(("", 0, 0), |location| {
+        (
+            location.path.as_str(),
+            location.line.unwrap_or(0),
+            location.column.unwrap_or(0),
+        )
+    })
+}
+
+/// The first `limit` findings (already sorted worst first), one a line as
+/// `file:line:col severity rule message`, and how many more there are.
+pub fn listing(findings: &[Finding], limit: usize) -> String {
+    let names = ["info", "low", "medium", "high", "critical"];
+    let mut lines: Vec<String> = findings
+        .iter()
+        .take(limit)
+        .map(|finding| {
+            let place = match &finding.location {
+                None => String::from("-"),
+                Some(location) => {
+                    let mut place = location.path.clone();
+                    for number in [location.line, location.column].into_iter().flatten() {
+                        place.push_str(&format!(":{number}"));
+                    }
+                    place
+                }
+            };
+            let message = finding.message.lines().next().unwrap_or_default();
+            format!(
+                "{place} {} {} {message}",
+                names[finding.severity.rank() as usize],
+                finding.rule_id
+            )
+        })
+        .collect();
+    if findings.len() > limit {
+        lines.push(format!("and {} more", findings.len() - limit));
+    }
+    lines.join("\n")
 }
 
 fn tail_of(output: &Output) -> String {

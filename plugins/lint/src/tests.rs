@@ -118,10 +118,6 @@ fn eslint_json() {
         findings[0].help_uri.as_deref(),
         Some("https://eslint.org/docs/latest/rules/no-unused-vars")
     );
-    // Same rule, same file, same message on another line: the SDK's fingerprint leaves
-    // lines out on purpose, so the two missing semicolons share one.
-    assert_eq!(findings[1].fingerprint, findings[4].fingerprint);
-    assert_ne!(findings[0].fingerprint, findings[1].fingerprint);
 }
 
 #[test]
@@ -315,8 +311,15 @@ fn fail_on_threshold() {
     assert_eq!(report.status, Status::Failed);
     assert_eq!(
         report.summary,
-        "6 finding(s) from eslint (5 high, 1 medium); 5 at or above `fail-on`"
+        "6 finding(s) from eslint (5 high, 1 medium); 5 at or above `fail-on`\n\
+         src/app.js:1:7 high no-unused-vars 'unused' is assigned a value but never used.\n\
+         src/app.js:1:17 high semi Missing semicolon.\n\
+         src/app.js:3:3 high no-undef 'console' is not defined.\n\
+         src/app.js:3:28 high semi Missing semicolon.\n\
+         src/app.js:4:35 high no-undef 'missing' is not defined.\n\
+         src/app.js:3:3 medium no-console Unexpected console statement."
     );
+    assert_eq!(report.output("tool"), Some("eslint"));
     let warnings_only: Vec<Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Medium)
@@ -393,4 +396,203 @@ fn default_commands() {
         "go vet -json ./..."
     );
     assert_eq!(command(r#"{"tool":"sarif","sarif":["x.sarif"]}"#), None);
+}
+
+/// The folder of a capture under `tests/data/repeated/`.
+fn repeated(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/repeated")
+        .join(name)
+}
+
+/// How many distinct fingerprints `findings` have.
+fn distinct_fingerprints(findings: &[Finding]) -> usize {
+    findings
+        .iter()
+        .map(|finding| finding.fingerprint.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// Where each capture under `tests/data/repeated/` was made.
+fn captured_at(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Eslint => "/tmp/lintcap/js",
+        Tool::Ruff => "/tmp/lintcap/py",
+        _ => "/tmp/lintcap/go",
+    }
+}
+
+/// Parse a capture of `tool` whose sources now lie in `dir` (standing for the
+/// pipeline's folder), and return its findings before and after the SDK assigned the
+/// final fingerprints.
+fn fingerprinted(tool: Tool, output: &str, dir: &Path) -> (Vec<Finding>, Vec<Finding>) {
+    let anchor = Anchor::new(captured_at(tool), captured_at(tool));
+    let (stdout, stderr) = match tool {
+        Tool::GoVet => ("", output),
+        _ => (output, ""),
+    };
+    let parsed = parse_output(tool, stdout, stderr, &anchor).unwrap();
+    let mut report = Report::passed("").with_findings(parsed.clone());
+    report.assign_fingerprints(dir);
+    (parsed, report.findings)
+}
+
+#[test]
+fn repeated_findings_in_one_file_get_distinct_fingerprints() {
+    // Captures whose findings repeat the same rule in one file (see tests/data/README.md).
+    // The first number is what the fingerprint of rule, path and message gave (the
+    // collisions code scanning merged into one alert), the second the findings.
+    let eslint_dir = repeated("eslint");
+    let ruff_dir = repeated("ruff");
+    let go_dir = repeated("go-vet");
+    let cases = [
+        (
+            Tool::Eslint,
+            std::fs::read_to_string(eslint_dir.join("eslint.json")).unwrap(),
+            eslint_dir,
+            (5, 17),
+        ),
+        (
+            Tool::Ruff,
+            std::fs::read_to_string(ruff_dir.join("ruff.json")).unwrap(),
+            ruff_dir,
+            (4, 6),
+        ),
+        (
+            Tool::GoVet,
+            std::fs::read_to_string(go_dir.join("go-vet.json")).unwrap(),
+            go_dir,
+            (4, 5),
+        ),
+    ];
+    // The sources are there, so the lines are hashed (not the messages): the two
+    // identical `let sum = 0` lines missing their semicolon are occurrences 1 and 2.
+    let (_, eslint) = fingerprinted(Tool::Eslint, &cases[0].1, &cases[0].2);
+    let semi = sluice_sdk::fingerprint::line_hash("semi", "src/cart.js", "let sum = 0");
+    let lines = |print: &str| {
+        eslint
+            .iter()
+            .filter(|f| f.fingerprint == print)
+            .map(|f| f.location.as_ref().unwrap().line.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines(&format!("{semi}:1")), [2]);
+    assert_eq!(lines(&format!("{semi}:2")), [11]);
+    for (tool, output, dir, (before, total)) in cases {
+        let (parsed, findings) = fingerprinted(tool, &output, &dir);
+        assert_eq!(
+            (distinct_fingerprints(&parsed), parsed.len()),
+            (before, total),
+            "{tool:?}: the old scheme's collisions"
+        );
+        assert_eq!(
+            distinct_fingerprints(&findings),
+            findings.len(),
+            "{tool:?}: {:#?}",
+            findings
+                .iter()
+                .map(|f| (&f.rule_id, &f.location, &f.fingerprint))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn clippy_on_smallvec_gets_a_fingerprint_per_finding() {
+    // The sources are not stored (smallvec's lib.rs alone is 80 KB), so this also covers
+    // the fallback for files the step cannot read: still one fingerprint per finding.
+    let anchor = Anchor::new("/tmp/lintcap/smallvec", "/tmp/lintcap/smallvec");
+    let parsed = parsers::clippy(data!("repeated/smallvec-clippy.jsonl"), &anchor);
+    assert_eq!(
+        (distinct_fingerprints(&parsed), parsed.len()),
+        (11, 19),
+        "the old scheme's collisions"
+    );
+    let mut report = Report::passed("").with_findings(parsed);
+    report.assign_fingerprints(Path::new("/nonexistent-sluice-folder"));
+    assert_eq!(
+        distinct_fingerprints(&report.findings),
+        report.findings.len()
+    );
+}
+
+#[test]
+fn inserting_a_line_above_findings_keeps_their_fingerprints() {
+    for (tool, output_file, source) in [
+        (Tool::Eslint, "eslint.json", "src/cart.js"),
+        (Tool::Ruff, "ruff.json", "inventory.py"),
+        (Tool::GoVet, "go-vet.json", "stock.go"),
+    ] {
+        let name = match tool {
+            Tool::Eslint => "eslint",
+            Tool::Ruff => "ruff",
+            _ => "go-vet",
+        };
+        let dir = repeated(name);
+        let output = std::fs::read_to_string(dir.join(output_file)).unwrap();
+        let (_, before) = fingerprinted(tool, &output, &dir);
+
+        // The same tree with a comment line added at the top of the linted file, and
+        // the tool's findings moved one line down, as the tool would then report them.
+        let moved =
+            std::env::temp_dir().join(format!("sluice-lint-moved-{name}-{}", std::process::id()));
+        let target = moved.join(source);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let text = std::fs::read_to_string(dir.join(source)).unwrap();
+        let comment = if tool == Tool::Ruff { "#" } else { "//" };
+        std::fs::write(&target, format!("{comment} a new first line\n{text}")).unwrap();
+        let mut after = before.clone();
+        for finding in &mut after {
+            let location = finding.location.as_mut().unwrap();
+            location.line = location.line.map(|line| line + 1);
+            // As a parser would have left it: no fingerprint of its own.
+            finding.fingerprint.clear();
+        }
+        let mut report = Report::passed("").with_findings(after);
+        report.assign_fingerprints(&moved);
+        std::fs::remove_dir_all(&moved).unwrap();
+        let prints = |findings: &[Finding]| {
+            findings
+                .iter()
+                .map(|finding| finding.fingerprint.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(prints(&before), prints(&report.findings), "{tool:?}");
+    }
+}
+
+#[test]
+fn a_failed_step_lists_a_bounded_number_of_findings_worst_first() {
+    let dir = repeated("eslint");
+    let output = std::fs::read_to_string(dir.join("eslint.json")).unwrap();
+    let (_, findings) = fingerprinted(Tool::Eslint, &output, &dir);
+    let report = judge(
+        &config(r#"{"tool":"eslint","fail-on":"medium"}"#),
+        None,
+        findings,
+        0,
+        vec![],
+    );
+    assert_eq!(report.status, Status::Failed);
+    let lines: Vec<&str> = report.summary.lines().collect();
+    assert_eq!(lines.len(), 1 + 17);
+    assert_eq!(lines[1], "src/cart.js:2:14 high semi Missing semicolon.");
+    assert_eq!(
+        lines[17],
+        "src/cart.js:13:5 medium no-console Unexpected console statement."
+    );
+    let capped = listing(&report.findings, 5);
+    let capped: Vec<&str> = capped.lines().collect();
+    assert_eq!(capped.len(), 6);
+    assert_eq!(capped[5], "and 12 more");
+    // A step that does not fail keeps its summary to the one line.
+    let warned = judge(
+        &config(r#"{"tool":"eslint","fail-on":"none"}"#),
+        None,
+        report.findings.clone(),
+        0,
+        vec![],
+    );
+    assert_eq!(warned.summary.lines().count(), 1);
 }

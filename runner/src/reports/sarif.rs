@@ -1,23 +1,58 @@
 //! `results.sarif`: every finding of the run as SARIF 2.1.0, shaped for GitHub code
 //! scanning (see `reference/plugins.md` §2.6).
 //!
-//! - One SARIF run per step that reported findings; its tool is the step's plugin, and
+//! - One SARIF run per analysis step: a step that reported findings, or whose report
+//!   publishes a `findings` output (the count, as `builtin:lint` does) and was not
+//!   skipped. A clean analysis still gets its (empty) run, so that code scanning closes
+//!   the alerts it no longer reports. Its tool is the step's plugin (plus, as a tool
+//!   extension, the program the step ran when the report publishes it as `tool`), and
 //!   `automationDetails.id` (`<pipeline>/<stage>/<step>/`) keeps the categories apart.
+//!   A report that analysed only part of the code says so with a `scope` output (lint's
+//!   `changed-since`); its run gets the category `<pipeline>/<stage>/<step>/partial/`, so
+//!   that its silence about the rest never closes the alerts of the full analyses.
 //! - Rules are listed once per run with a stable `ruleId`; a rule's
 //!   `security-severity` is the highest CVSS score of its findings.
 //! - Locations are URIs relative to the repository root (the folder holding `.git`
 //!   above the pipeline), or to the pipeline's folder outside a repository, with
 //!   `uriBaseId` `%SRCROOT%`.
-//! - Each result carries the finding's fingerprint in `partialFingerprints`.
+//! - Each result carries the finding's fingerprint in `partialFingerprints`, under
+//!   [`FINGERPRINT_KEY`]; the key's version changes whenever the SDK's scheme does
+//!   (docs/design/0007-sarif-fingerprints.md).
 
 use serde_json::{Map, Value, json};
 
 use super::{relative_to, repository_root, severity_name};
 use crate::executor::RunResult;
-use crate::host::bindings::types::{Finding, Severity};
+use crate::host::bindings::types::{Finding, Report, Severity, Status};
 
 /// The schema URI written into the log.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The `partialFingerprints` key of Sluice's fingerprints. Version 2: the hash of the
+/// rule, path and finding's line text with an occurrence index (version 1 hashed the
+/// message instead of the line, and let repeated findings collide).
+pub const FINGERPRINT_KEY: &str = "sluiceFingerprint/v2";
+
+/// The output by which a report says it is an analysis (its value: how many findings).
+pub const FINDINGS_OUTPUT: &str = "findings";
+
+/// The output naming the program an analysis step ran (e.g. `clippy`).
+pub const TOOL_OUTPUT: &str = "tool";
+
+/// The output by which a report says it analysed only part of the code (its value says
+/// which part, e.g. `files changed since origin/main`).
+pub const SCOPE_OUTPUT: &str = "scope";
+
+/// Whether `report` gets a SARIF run: it has findings, or it is an analysis that ran
+/// (a `findings` output and not skipped), even a clean one.
+pub fn is_analysis(report: &Report) -> bool {
+    !report.findings.is_empty()
+        || (report.status != Status::Skipped
+            && report
+                .outputs
+                .iter()
+                .any(|(name, _)| name == FINDINGS_OUTPUT))
+}
 
 /// SARIF `level` of a severity: info and low are notes, medium a warning, high and
 /// critical errors.
@@ -35,7 +70,7 @@ pub fn render(run: &RunResult) -> String {
     let mut runs = Vec::new();
     for step in &run.steps {
         let Some(report) = &step.report else { continue };
-        if report.findings.is_empty() {
+        if !is_analysis(report) {
             continue;
         }
         let mut rules: Vec<(String, Value, Option<f64>, Severity)> = Vec::new();
@@ -83,9 +118,17 @@ pub fn render(run: &RunResult) -> String {
             driver["semanticVersion"] = json!(v);
             driver["version"] = json!(v);
         }
+        let mut tool = json!({ "driver": driver });
+        if let Some((_, program)) = report
+            .outputs
+            .iter()
+            .find(|(name, value)| name == TOOL_OUTPUT && !value.is_empty())
+        {
+            tool["extensions"] = json!([{ "name": program }]);
+        }
         runs.push(json!({
-            "tool": { "driver": driver },
-            "automationDetails": { "id": format!("{}/{}/{}/", run.pipeline, step.stage, step.step) },
+            "tool": tool,
+            "automationDetails": { "id": category(&run.pipeline, &step.stage, &step.step, report) },
             "originalUriBaseIds": {
                 "%SRCROOT%": { "uri": format!("file://{}/", base.display()) }
             },
@@ -103,6 +146,21 @@ pub fn render(run: &RunResult) -> String {
     let mut text = serde_json::to_string_pretty(&log).expect("JSON values serialise");
     text.push('\n');
     text
+}
+
+/// The run's `automationDetails.id`: `<pipeline>/<stage>/<step>/`, or
+/// `<pipeline>/<stage>/<step>/partial/` when the report analysed only part of the code.
+/// Code scanning's category is everything up to the last `/`, so the two never mix.
+fn category(pipeline: &str, stage: &str, step: &str, report: &Report) -> String {
+    let partial = report
+        .outputs
+        .iter()
+        .any(|(name, value)| name == SCOPE_OUTPUT && !value.is_empty());
+    let mut id = format!("{pipeline}/{stage}/{step}/");
+    if partial {
+        id.push_str("partial/");
+    }
+    id
 }
 
 fn max_score(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -130,7 +188,7 @@ fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResul
         "ruleIndex": rule_index,
         "level": level(f.severity),
         "message": { "text": if f.message.is_empty() { f.rule_id.clone() } else { f.message.clone() } },
-        "partialFingerprints": { "sluiceFingerprint/v1": f.fingerprint },
+        "partialFingerprints": { FINGERPRINT_KEY: f.fingerprint },
     });
     if let Some(loc) = &f.location {
         let mut region = Map::new();
@@ -163,4 +221,55 @@ fn result(f: &Finding, rule_index: usize, base: &std::path::Path, run: &RunResul
     }
     r["properties"] = Value::Object(props);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: Status, outputs: &[(&str, &str)]) -> Report {
+        Report {
+            status,
+            summary: String::new(),
+            findings: Vec::new(),
+            test_cases: Vec::new(),
+            metrics: Vec::new(),
+            data_points: Vec::new(),
+            artifacts: Vec::new(),
+            outputs: outputs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn analyses_get_a_run_even_when_clean() {
+        assert!(is_analysis(&report(Status::Passed, &[("findings", "0")])));
+        assert!(is_analysis(&report(Status::Failed, &[("findings", "0")])));
+        // Nothing was analysed: an empty run would close every alert of the category.
+        assert!(!is_analysis(&report(Status::Skipped, &[("findings", "0")])));
+        // Not an analysis at all (a build, a test step).
+        assert!(!is_analysis(&report(
+            Status::Passed,
+            &[("tests-total", "3")]
+        )));
+    }
+
+    #[test]
+    fn a_partial_analysis_has_a_category_of_its_own() {
+        let full = report(Status::Passed, &[("findings", "0")]);
+        let partial = report(
+            Status::Passed,
+            &[
+                ("findings", "0"),
+                ("scope", "files changed since origin/main"),
+            ],
+        );
+        assert_eq!(category("p", "lint", "clippy", &full), "p/lint/clippy/");
+        assert_eq!(
+            category("p", "lint", "clippy", &partial),
+            "p/lint/clippy/partial/"
+        );
+    }
 }
