@@ -325,3 +325,41 @@ fn native_program_without_net_grant_has_no_network() {
     );
     p.run(&[]).expect_code(1);
 }
+
+#[test]
+fn killing_a_program_never_empties_a_granted_folder_under_tmp() {
+    // The project lives under the machine's /tmp (tempfile's default), so its granted
+    // folders are mounted below the sandbox's own /tmp, which is emptied when a
+    // program is killed. What is under a grant is the user's and must survive.
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "keep"
+
+[[stage]]
+name = "work"
+
+[[stage.step]]
+id = "slow"
+uses = "builtin:command"
+with = { program = "sleep", args = ["30"], timeout = "1s" }
+
+[stage.step.grants]
+exec = ["sleep"]
+read = ["src"]
+write = ["out"]
+"#,
+    );
+    assert!(p.path().starts_with(std::env::temp_dir()), "the project is under /tmp");
+    p.write("src/main.rs", "fn main() {}");
+    p.write("out/kept.txt", "written before the run");
+    p.run(&[]).expect_code(1);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("src/main.rs")).unwrap(),
+        "fn main() {}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/kept.txt")).unwrap(),
+        "written before the run"
+    );
+}

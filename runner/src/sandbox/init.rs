@@ -291,15 +291,39 @@ fn reap(program: &mut Option<(i32, OwnedFd)>, reporter: &Reporter<'_>, kill: boo
     }
 }
 
+/// Remove what the step's programs left in one of the sandbox's own folders (`/tmp`,
+/// `/dev/shm`), never crossing into another file system: folders granted below
+/// `/tmp` (a project under the machine's `/tmp`) are bind mounts of the machine's
+/// files, which must survive, so a mount point and everything under it is left alone.
 fn empty_folder(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
+    use std::os::unix::fs::MetadataExt;
+    let Ok(own) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    empty_on_device(dir, own.dev());
+}
+
+fn empty_on_device(dir: &Path, device: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        // `symlink_metadata`: a link is removed, never followed.
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.dev() != device {
+            // A mount point (a grant): neither it nor anything under it is ours.
+            continue;
+        }
+        if meta.is_dir() {
+            empty_on_device(&p, device);
+            // Fails (EBUSY, ENOTEMPTY) when a mount point was kept inside; fine.
+            let _ = std::fs::remove_dir(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
         }
     }
 }
