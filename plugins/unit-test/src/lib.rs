@@ -338,13 +338,13 @@ pub struct RetryPlan {
 }
 
 /// The retry of `failed` (cases of the previous attempt) for `tool`, from its `base`
-/// command line. `entry` tells what a path in the project folder is (pytest node ids
-/// are found on disk). `Err` says why no retry can run at all.
+/// command line. `files` finds pytest's test files on disk. `Err` says why no retry
+/// can run at all.
 pub fn plan_retry(
     tool: Tool,
     base: &[String],
     failed: &[&TestCase],
-    entry: &dyn Fn(&str) -> pytest::Entry,
+    files: &pytest::ProjectFiles,
 ) -> Result<RetryPlan, String> {
     let mut command = base.to_vec();
     let mut left_out = Vec::new();
@@ -393,7 +393,7 @@ pub fn plan_retry(
         Tool::Pytest => {
             let mut ids = Vec::new();
             for case in failed {
-                match pytest::node_id(case, entry) {
+                match files.node_id(case) {
                     Ok(id) => ids.push(id),
                     Err(why) => left_out.push(format!("{}::{}: {why}", case.suite, case.name)),
                 }
@@ -406,7 +406,7 @@ pub fn plan_retry(
                 ));
             }
             let prefix = pytest::program_words(base);
-            command = pytest::retry_command(base, prefix, &ids, entry);
+            command = pytest::retry_command(base, prefix, &ids, &|path| files.entry(path));
         }
         Tool::Npm | Tool::Command | Tool::Auto | Tool::Nextest | Tool::Maven => {
             return Ok(RetryPlan {
@@ -491,7 +491,10 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
         tool,
         Tool::Cargo | Tool::Go | Tool::Pytest | Tool::Npm | Tool::Command
     );
-    let entry = |relative: &str| pytest::entry_on_disk(&project, relative);
+    let files = pytest::ProjectFiles {
+        project: project.clone(),
+        top: ctx.workdir().to_path_buf(),
+    };
     if plugin_retries && !first.output.timed_out {
         for attempt in 2..=config.retries + 1 {
             let retry = attempt - 1;
@@ -504,7 +507,7 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
             }
             let attempt_results = results(attempt);
             let base = base_command(tool, config, attempt_results.junit_file())?;
-            let plan = match plan_retry(tool, &base, &failed, &entry) {
+            let plan = match plan_retry(tool, &base, &failed, &files) {
                 Ok(plan) => plan,
                 Err(why) => {
                     warnings.push(format!(

@@ -10,7 +10,7 @@
 //! found on disk, relative to the project folder, which is where pytest resolves the
 //! node ids given on its command line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sluice_sdk::TestCase;
 
@@ -89,12 +89,67 @@ pub enum Entry {
     Missing,
 }
 
-/// [`Entry`] of `relative` under `project`, from the file system.
-pub fn entry_on_disk(project: &Path, relative: &str) -> Entry {
-    match std::fs::metadata(project.join(relative)) {
+/// [`Entry`] of `relative` under `folder`, from the file system.
+pub fn entry_on_disk(folder: &Path, relative: &str) -> Entry {
+    match std::fs::metadata(folder.join(relative)) {
         Ok(meta) if meta.is_dir() => Entry::Folder,
         Ok(_) => Entry::File,
         Err(_) => Entry::Missing,
+    }
+}
+
+/// The project folder pytest runs in, and the outermost folder that may be its rootdir
+/// (the pipeline's folder): node ids in the JUnit file are relative to the rootdir,
+/// which is an ancestor of the project when the pytest configuration is higher up (a
+/// monorepo's `pyproject.toml`), while node ids on the command line are relative to
+/// the project.
+pub struct ProjectFiles {
+    pub project: PathBuf,
+    pub top: PathBuf,
+}
+
+impl ProjectFiles {
+    /// What `relative` (to the project) is.
+    pub fn entry(&self, relative: &str) -> Entry {
+        entry_on_disk(&self.project, relative)
+    }
+
+    /// The node id of `case`, relative to the project: the test file is looked up from
+    /// the project, then from each folder above it up to `top`, as pytest's rootdir.
+    pub fn node_id(&self, case: &TestCase) -> Result<String, String> {
+        let mut root = self.project.as_path();
+        let mut inside = PathBuf::new();
+        loop {
+            let entry = |relative: &str| entry_on_disk(root, relative);
+            if let Ok(id) = node_id(case, &entry) {
+                let prefix = inside.to_string_lossy();
+                if prefix.is_empty() {
+                    return Ok(id);
+                }
+                if let Some(own) = id.strip_prefix(&format!("{prefix}/")) {
+                    return Ok(own.to_owned());
+                }
+            }
+            if root == self.top {
+                break;
+            }
+            let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
+                break;
+            };
+            if !parent.starts_with(&self.top) {
+                break;
+            }
+            inside = if inside.as_os_str().is_empty() {
+                PathBuf::from(name)
+            } else {
+                Path::new(name).join(&inside)
+            };
+            root = parent;
+        }
+        Err(format!(
+            "no test file in the project folder matches pytest's class name `{}`",
+            case.suite
+        ))
     }
 }
 

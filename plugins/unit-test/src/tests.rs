@@ -15,6 +15,24 @@ fn no_files(_: &str) -> pytest::Entry {
     pytest::Entry::Missing
 }
 
+/// A project folder that does not exist.
+fn nowhere() -> pytest::ProjectFiles {
+    let missing = Path::new("/nonexistent/sluice-unit-test-project");
+    pytest::ProjectFiles {
+        project: missing.to_path_buf(),
+        top: missing.to_path_buf(),
+    }
+}
+
+/// The scratch project that `pytest-ids-junit.xml` was captured from.
+fn pytest_ids_files() -> pytest::ProjectFiles {
+    let project = pytest_ids_project();
+    pytest::ProjectFiles {
+        top: project.clone(),
+        project,
+    }
+}
+
 fn find<'a>(cases: &'a [TestCase], name: &str) -> &'a TestCase {
     cases
         .iter()
@@ -126,7 +144,7 @@ fn cargo_retry_command_targets_exact_names() {
         .map(String::from)
         .to_vec();
     // The exact command that produced cargo-test-retry.stdout.
-    let plan = plan_retry(Tool::Cargo, &base, &failed, &no_files).unwrap();
+    let plan = plan_retry(Tool::Cargo, &base, &failed, &nowhere()).unwrap();
     assert!(plan.targeted);
     assert_eq!(
         plan.command.join(" "),
@@ -136,7 +154,7 @@ fn cargo_retry_command_targets_exact_names() {
         .map(String::from)
         .to_vec();
     assert_eq!(
-        plan_retry(Tool::Cargo, &with_sep, &failed, &no_files)
+        plan_retry(Tool::Cargo, &with_sep, &failed, &nowhere())
             .unwrap()
             .command
             .join(" "),
@@ -278,7 +296,7 @@ fn go_test_json_with_subtests_skips_and_retries() {
         .to_vec();
     // The exact command that produced go-test-retry.jsonl.
     assert_eq!(
-        plan_retry(Tool::Go, &base, &failed, &no_files)
+        plan_retry(Tool::Go, &base, &failed, &nowhere())
             .unwrap()
             .command,
         [
@@ -422,8 +440,7 @@ fn pytest_node_id_of_a_file_that_is_not_there_is_an_error() {
 #[test]
 fn pytest_retry_names_exactly_the_failed_node_ids() {
     let cases = junit::parse(data!("pytest-ids-junit.xml")).unwrap();
-    let project = pytest_ids_project();
-    let entry = |relative: &str| pytest::entry_on_disk(&project, relative);
+    let files = pytest_ids_files();
     let base: Vec<String> = [
         "pytest",
         "-p",
@@ -433,7 +450,7 @@ fn pytest_retry_names_exactly_the_failed_node_ids() {
     ]
     .map(String::from)
     .to_vec();
-    let plan = plan_retry(Tool::Pytest, &base, &failed_of(&cases), &entry).unwrap();
+    let plan = plan_retry(Tool::Pytest, &base, &failed_of(&cases), &files).unwrap();
     assert!(plan.targeted);
     assert!(plan.left_out.is_empty(), "{:?}", plan.left_out);
     // The exact command that produced pytest-ids-junit-retry.xml.
@@ -478,8 +495,7 @@ fn pytest_retry_drops_test_paths_but_keeps_option_values() {
         .into_iter()
         .filter(|case| case.name == "test_flaky_once")
         .collect();
-    let project = pytest_ids_project();
-    let entry = |relative: &str| pytest::entry_on_disk(&project, relative);
+    let files = pytest_ids_files();
     let base: Vec<String> = [
         "python3",
         "-X",
@@ -498,7 +514,7 @@ fn pytest_retry_drops_test_paths_but_keeps_option_values() {
     ]
     .map(String::from)
     .to_vec();
-    let plan = plan_retry(Tool::Pytest, &base, &failed, &entry).unwrap();
+    let plan = plan_retry(Tool::Pytest, &base, &failed, &files).unwrap();
     assert_eq!(
         plan.command.join(" "),
         "python3 -X utf8 -m pytest -k tests --ignore tests/v1.2 --tb=short -p no:cacheprovider \
@@ -510,7 +526,7 @@ fn pytest_retry_drops_test_paths_but_keeps_option_values() {
 fn pytest_retry_without_any_node_id_cannot_run() {
     let cases = junit::parse(data!("pytest-ids-junit.xml")).unwrap();
     let base: Vec<String> = vec!["pytest".into()];
-    let err = plan_retry(Tool::Pytest, &base, &failed_of(&cases), &no_files).unwrap_err();
+    let err = plan_retry(Tool::Pytest, &base, &failed_of(&cases), &nowhere()).unwrap_err();
     assert!(
         err.contains("tests.test_calc::test_flaky_once: no test file"),
         "{err}"
@@ -623,7 +639,7 @@ fn a_retry_that_reports_none_of_its_tests_is_a_warning() {
 fn go_build_failures_are_left_out_of_a_retry() {
     let cases = gotest::parse(data!("go-test-build-failed.jsonl"));
     let base: Vec<String> = ["go", "test", "-json", "./..."].map(String::from).to_vec();
-    let err = plan_retry(Tool::Go, &base, &failed_of(&cases), &no_files).unwrap_err();
+    let err = plan_retry(Tool::Go, &base, &failed_of(&cases), &nowhere()).unwrap_err();
     assert!(
         err.contains("package example.com/godemo failed without a failing test"),
         "{err}"
@@ -685,4 +701,29 @@ fn the_schema_requires_junit_where_nothing_else_reads_results() {
     }
     // The tool's own command with a known tool set explicitly is fine too.
     assert!(errors(serde_json::json!({"tool": "pytest", "command": ["./pt"]})).is_empty());
+}
+
+#[test]
+fn pytest_node_ids_when_the_rootdir_is_above_the_project() {
+    // pytest run in `tests/` takes the folder of `pyproject.toml` as its rootdir, so the
+    // JUnit class names start at that folder; the command line wants `tests/`-relative.
+    let cases = junit::parse(data!("pytest-ids-junit.xml")).unwrap();
+    let top = pytest_ids_project();
+    let files = pytest::ProjectFiles {
+        project: top.join("tests"),
+        top,
+    };
+    let ids: Vec<String> = failed_of(&cases)
+        .iter()
+        .map(|case| files.node_id(case).unwrap())
+        .collect();
+    assert_eq!(ids[0], "pkg/test_in_package.py::TestThing::test_broken");
+    assert_eq!(ids[1], "test_calc.py::test_fails");
+    assert_eq!(ids[6], "v1.2/test_dotted.py::test_in_dotted_folder");
+    // Never above the pipeline's folder.
+    let files = pytest::ProjectFiles {
+        project: pytest_ids_project().join("tests"),
+        top: pytest_ids_project().join("tests"),
+    };
+    assert!(files.node_id(failed_of(&cases)[1]).is_err());
 }
