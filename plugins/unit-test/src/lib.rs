@@ -481,6 +481,7 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
 
     let first_results = results(1);
     let base = base_command(tool, config, first_results.junit_file())?;
+    first_results.clear()?;
     let first = execute(config, &project, &base)?;
     let mut cases = collect(tool, config, ctx, &first_results, &first)?;
     let mut total_duration = first.output.duration;
@@ -518,7 +519,10 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
                 }
             };
             for left_out in &plan.left_out {
-                warnings.push(format!("retry {retry} left out {left_out}"));
+                let warning = format!("not retried: {left_out}");
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
             }
             let targets: Vec<(String, String)> = if plan.targeted {
                 failed
@@ -538,6 +542,7 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
                     ", re-running the whole command (it cannot select single tests)"
                 }
             ));
+            attempt_results.clear()?;
             let again = execute(config, &project, &plan.command)?;
             total_duration += again.output.duration;
             let retried = collect(tool, config, ctx, &attempt_results, &again)?;
@@ -580,6 +585,22 @@ enum Results<'a> {
 }
 
 impl Results<'_> {
+    /// Remove what an earlier run left in this attempt's own JUnit file, so that a
+    /// file is there afterwards only if this attempt wrote it.
+    fn clear(&self) -> Result<(), RunError> {
+        match self {
+            Results::File(file) => match std::fs::remove_file(file) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(RunError::failed(format!(
+                    "cannot remove the old JUnit file {}: {err}",
+                    file.display()
+                ))),
+            },
+            Results::Globs(_) => Ok(()),
+        }
+    }
+
     fn junit_file(&self) -> &Path {
         match self {
             Results::File(file) => file,
