@@ -96,13 +96,18 @@ fn a_pytest_test_failing_once_is_retried_by_node_id_and_flaky() {
     assert_eq!(step["status"], "warned", "{step:#}");
     let summary = step["report"]["summary"].as_str().unwrap();
     assert!(
-        summary.starts_with("6 tests: 5 passed, 0 failed, 0 skipped, 1 flaky"),
+        summary.starts_with("5 tests: 4 passed, 0 failed, 0 skipped, 1 flaky"),
         "{summary}"
     );
     let cases = step["report"]["test_cases"].as_array().unwrap();
     let flaky: Vec<&str> = cases
         .iter()
-        .filter(|case| case["status"] == "flaky")
+        // The record keeps the contract's enum names (`Flaky`).
+        .filter(|case| {
+            case["status"]
+                .as_str()
+                .is_some_and(|status| status.eq_ignore_ascii_case("flaky"))
+        })
         .map(|case| case["name"].as_str().unwrap())
         .collect();
     assert_eq!(flaky, ["test_fails_first_time"]);
@@ -128,24 +133,23 @@ fn a_pytest_test_failing_once_is_retried_by_node_id_and_flaky() {
         !retry_line.contains(" tests ") && !retry_line.contains("--lf"),
         "{retry_line}"
     );
-    let retried =
-        std::fs::read_to_string(p.path().join("target/sluice/pytest-junit-2.xml")).unwrap();
-    assert_eq!(
-        retried.matches("<testcase ").count(),
-        1,
-        "the retry ran more than the failed test:\n{retried}"
+    // What pytest itself said on the retry (its JUnit file lives in the step's sandbox).
+    let retry_output = &log[log.find("retry 1 of 2").unwrap()..];
+    assert!(
+        retry_output.contains("collected 1 item") && retry_output.contains("1 passed"),
+        "the retry ran more than the failed test:\n{retry_output}"
     );
     assert!(
-        !p.path().join(".pytest_cache").exists(),
-        "pytest tried to use its cache"
+        !log.contains("PytestCacheWarning") && !log.contains(".pytest_cache"),
+        "pytest tried to use its cache:\n{log}"
     );
     assert!(!log.contains("could not run"), "{log}");
 }
 
 /// A parametrized test whose id changes on every run (a common accident: ids made from
-/// a process id, a time or a temporary path) cannot be selected again by its node id.
+/// a time, a process id or a temporary path) cannot be selected again by its node id.
 const ID_CHANGES_EVERY_RUN: &str = r#"
-import os
+import time
 
 import pytest
 
@@ -154,9 +158,9 @@ def test_steady():
     pass
 
 
-@pytest.mark.parametrize("pid", [os.getpid()], ids=lambda pid: f"pid{pid}")
-def test_run_specific(pid):
-    raise AssertionError(f"fails in run {pid}")
+@pytest.mark.parametrize("started", [time.time_ns()], ids=lambda ns: f"t{ns}")
+def test_run_specific(started):
+    raise AssertionError(f"fails in the run started at {started}")
 "#;
 
 #[test]
@@ -173,7 +177,7 @@ fn a_pytest_retry_that_cannot_run_is_a_warning_not_zero_flaky() {
     assert!(
         summary.starts_with("2 tests: 1 passed, 1 failed, 0 skipped, 0 flaky")
             && summary.contains(warning)
-            && summary.contains("tests/test_app.py::test_run_specific[pid"),
+            && summary.contains("tests/test_app.py::test_run_specific"),
         "{summary}"
     );
     let log = p.step_log("unit");
