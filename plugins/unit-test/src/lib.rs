@@ -16,7 +16,8 @@
 //! Where results come from:
 //! - `cargo`: libtest's text output ([`libtest`]); retries re-run only the failed tests
 //!   with `cargo test -- --exact NAME...`;
-//! - `go`: `go test -json` ([`gotest`]); retries use `-run '^(Name|...)$'`;
+//! - `go`: `go test -json` ([`gotest`]); retries use `-run '^(Test|...)$/^(subtest|...)$'`
+//!   on the packages that had failures only;
 //! - `pytest`: a JUnit file it writes under `output-dir` ([`junit`]), one per attempt;
 //!   retries name the failed tests' node ids (`tests/test_x.py::TestA::test_b[1-2]`,
 //!   [`pytest`]), and pytest runs with `-p no:cacheprovider` so that it never needs a
@@ -42,7 +43,7 @@ pub mod libtest;
 pub mod pytest;
 pub mod retry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -360,7 +361,9 @@ pub fn plan_retry(
             command.extend(names);
         }
         Tool::Go => {
-            let mut names = Vec::new();
+            let mut tops = BTreeSet::new();
+            let mut subtests = BTreeSet::new();
+            let mut packages = BTreeSet::new();
             for case in failed {
                 if case.name == "(package)" {
                     left_out.push(format!(
@@ -368,27 +371,53 @@ pub fn plan_retry(
                          re-run",
                         case.suite
                     ));
-                } else {
-                    // `-run` matches each level of a subtest name separately, so one
-                    // pattern cannot pick single subtests of several parents: the
-                    // parent runs again and only the failed subtests are read.
-                    let top = case.name.split('/').next().unwrap_or(&case.name);
-                    names.push(regex_escape(top));
+                    continue;
+                }
+                packages.insert(case.suite.clone());
+                let mut levels = case.name.split('/');
+                tops.insert(regex_escape(levels.next().unwrap_or(&case.name)));
+                if let Some(subtest) = levels.next() {
+                    subtests.insert(regex_escape(subtest));
                 }
             }
-            names.sort();
-            names.dedup();
-            if names.is_empty() {
+            if tops.is_empty() {
                 return Err(left_out.join("; "));
+            }
+            // `-run` matches each level of a test's name on its own: the failed top-level
+            // tests, then (when subtests failed) the failed subtests' names. A test with
+            // no subtest runs whole; other subtests of a failed parent do not run again.
+            let join = |names: &BTreeSet<String>| {
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            let mut pattern = format!("^({})$", join(&tops));
+            if !subtests.is_empty() {
+                pattern.push_str(&format!("/^({})$", join(&subtests)));
+            }
+            // The retry's `-run` replaces the command's own (the failed tests matched it).
+            let mut words = std::mem::take(&mut command).into_iter();
+            while let Some(word) = words.next() {
+                let flag = word.trim_start_matches('-');
+                if word.starts_with('-') && (flag == "run" || flag == "test.run") {
+                    words.next();
+                } else if !(word.starts_with('-')
+                    && (flag.starts_with("run=") || flag.starts_with("test.run=")))
+                {
+                    command.push(word);
+                }
+            }
+            // Only the packages that had failures, instead of every package.
+            if let Some(at) = command.iter().position(|arg| arg == "./...") {
+                command.splice(at..=at, packages);
             }
             let at = command
                 .iter()
                 .position(|arg| arg == "test")
                 .map_or(command.len(), |at| at + 1);
-            command.splice(
-                at..at,
-                ["-run".to_owned(), format!("^({})$", names.join("|"))],
-            );
+            command.splice(at..at, ["-run".to_owned(), pattern]);
         }
         Tool::Pytest => {
             let mut ids = Vec::new();

@@ -291,24 +291,6 @@ fn go_test_json_with_subtests_skips_and_retries() {
         .iter()
         .filter(|case| case.status == TestStatus::Failed)
         .collect();
-    let base: Vec<String> = ["go", "test", "-json", "-vet=off", "./..."]
-        .map(String::from)
-        .to_vec();
-    // The exact command that produced go-test-retry.jsonl.
-    assert_eq!(
-        plan_retry(Tool::Go, &base, &failed, &nowhere())
-            .unwrap()
-            .command,
-        [
-            "go",
-            "test",
-            "-run",
-            "^(TestFails|TestFlakyOnce|TestTable)$",
-            "-json",
-            "-vet=off",
-            "./..."
-        ]
-    );
     let retried = gotest::parse(data!("go-test-retry.jsonl"));
     retry::merge(&mut cases, &retried);
     retry::settle(&mut cases);
@@ -726,4 +708,58 @@ fn pytest_node_ids_when_the_rootdir_is_above_the_project() {
         top: pytest_ids_project().join("tests"),
     };
     assert!(files.node_id(failed_of(&cases)[1]).is_err());
+}
+
+#[test]
+fn go_retry_targets_failed_tests_subtests_and_packages() {
+    let cases = gotest::parse(data!("go-multi.jsonl"));
+    let summary: Vec<(&str, &str, TestStatus)> = cases
+        .iter()
+        .map(|case| (case.suite.as_str(), case.name.as_str(), case.status))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("example.com/godemo", "TestAdd", TestStatus::Passed),
+            ("example.com/godemo", "TestFails", TestStatus::Failed),
+            ("example.com/godemo", "TestTable/one", TestStatus::Passed),
+            ("example.com/godemo", "TestTable/two", TestStatus::Failed),
+            (
+                "example.com/godemo",
+                "TestTable/with_space",
+                TestStatus::Passed
+            ),
+            ("example.com/godemo", "TestFlakyOnce", TestStatus::Failed),
+            ("example.com/godemo/other", "TestFails", TestStatus::Passed),
+            ("example.com/godemo/other", "TestOther", TestStatus::Passed),
+        ]
+    );
+    let base: Vec<String> = ["go", "test", "-json", "-run", "Test", "-vet=off", "./..."]
+        .map(String::from)
+        .to_vec();
+    let plan = plan_retry(Tool::Go, &base, &failed_of(&cases), &nowhere()).unwrap();
+    assert!(plan.targeted);
+    // The exact command that produced go-multi-retry.jsonl (the base's own `-run`
+    // gives way).
+    assert_eq!(
+        plan.command,
+        [
+            "go",
+            "test",
+            "-run",
+            "^(TestFails|TestFlakyOnce|TestTable)$/^(two)$",
+            "-json",
+            "-vet=off",
+            "example.com/godemo"
+        ]
+    );
+    let retried = gotest::parse(data!("go-multi-retry.jsonl"));
+    let ran: Vec<&str> = retried.iter().map(|case| case.name.as_str()).collect();
+    assert_eq!(ran, ["TestFails", "TestTable/two", "TestFlakyOnce"]);
+    let mut merged = cases.clone();
+    assert_eq!(retry::merge(&mut merged, &retried), 3);
+    retry::settle(&mut merged);
+    assert_eq!(find(&merged, "TestFlakyOnce").status, TestStatus::Flaky);
+    assert_eq!(find(&merged, "TestTable/two").status, TestStatus::Failed);
+    assert_eq!(count(&merged, TestStatus::Passed), 5);
 }
