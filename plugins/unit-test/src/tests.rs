@@ -287,10 +287,7 @@ fn go_test_json_with_subtests_skips_and_retries() {
         Some("calc_test.go:23: needs a database")
     );
 
-    let failed: Vec<&TestCase> = cases
-        .iter()
-        .filter(|case| case.status == TestStatus::Failed)
-        .collect();
+    // go-test-retry.jsonl: a retry by top-level names (see go-multi.jsonl for today's).
     let retried = gotest::parse(data!("go-test-retry.jsonl"));
     retry::merge(&mut cases, &retried);
     retry::settle(&mut cases);
