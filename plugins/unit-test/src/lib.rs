@@ -512,7 +512,10 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
     let base = base_command(tool, config, first_results.junit_file())?;
     first_results.clear()?;
     let first = execute(config, &project, &base)?;
-    let mut cases = collect(tool, config, ctx, &first_results, &first)?;
+    // JUnit files already read, with their modification times: a retry that rewrites
+    // nothing must not read an earlier attempt's file as its own.
+    let mut read_before = Vec::new();
+    let mut cases = collect(tool, config, ctx, &first_results, &first, &mut read_before)?;
     let mut total_duration = first.output.duration;
     let first_failed = count(&cases, TestStatus::Failed);
     let mut warnings = Vec::new();
@@ -574,7 +577,14 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
             attempt_results.clear()?;
             let again = execute(config, &project, &plan.command)?;
             total_duration += again.output.duration;
-            let retried = collect(tool, config, ctx, &attempt_results, &again)?;
+            let retried = collect(
+                tool,
+                config,
+                ctx,
+                &attempt_results,
+                &again,
+                &mut read_before,
+            )?;
             let seen = retry::merge(&mut cases, &retried);
             if let Some(problem) =
                 retry_problem(tool, &again, &attempt_results, &targets, &retried, seen)
@@ -730,6 +740,7 @@ fn collect(
     ctx: &StepContext,
     results: &Results<'_>,
     run: &Invocation,
+    read_before: &mut Vec<(PathBuf, Option<SystemTime>)>,
 ) -> Result<Vec<TestCase>, RunError> {
     let files = match results {
         Results::File(file) => {
@@ -739,7 +750,25 @@ fn collect(
                 Vec::new()
             }
         }
-        Results::Globs(globs) if reads_junit(tool, config) => junit_files(ctx, globs, run.started)?,
+        Results::Globs(globs) if reads_junit(tool, config) => {
+            let mut files = Vec::new();
+            for file in junit_files(ctx, globs, run.started)? {
+                let modified = std::fs::metadata(&file)
+                    .and_then(|meta| meta.modified())
+                    .ok();
+                let key = (file.clone(), modified);
+                if read_before.contains(&key) {
+                    sluice_sdk::log::debug(format!(
+                        "ignoring {}: an earlier attempt's, unchanged",
+                        file.display()
+                    ));
+                } else {
+                    read_before.push(key);
+                    files.push(file);
+                }
+            }
+            files
+        }
         Results::Globs(_) => {
             return Ok(match tool {
                 Tool::Cargo => {
