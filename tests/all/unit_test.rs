@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::support::{Project, normalize};
+use crate::support::{Project, normalize, output};
 
 /// The Python interpreter that has pytest (CI installs it) and the installation folder
 /// the step must be able to read.
@@ -144,6 +144,7 @@ fn a_pytest_test_failing_once_is_retried_by_node_id_and_flaky() {
         "pytest tried to use its cache:\n{log}"
     );
     assert!(!log.contains("could not run"), "{log}");
+    assert_eq!(output(&step, "retry-warnings"), "0");
 }
 
 /// A parametrized test whose id changes on every run (a common accident: ids made from
@@ -180,6 +181,7 @@ fn a_pytest_retry_that_cannot_run_is_a_warning_not_zero_flaky() {
             && summary.contains("tests/test_app.py::test_run_specific"),
         "{summary}"
     );
+    assert_eq!(output(&step, "retry-warnings"), "1");
     let log = p.step_log("unit");
     assert!(log.contains(warning), "no warning in the log:\n{log}");
     // The same command would fail the same way: no second retry.

@@ -911,7 +911,8 @@ fn judge(
             config.min_tests
         ));
     }
-    if !warnings.is_empty() {
+    let retry_warnings = warnings.len();
+    if retry_warnings > 0 {
         status = status.worse(Status::Warned);
     }
     problems.extend(warnings);
@@ -936,6 +937,7 @@ fn judge(
         .with_output("tests-total", total)
         .with_output("tests-failed", failed)
         .with_output("tests-flaky", flaky)
+        .with_output("retry-warnings", retry_warnings)
         .with_test_cases(cases)
 }
 
