@@ -237,3 +237,56 @@ with = { command = ["./run-tests.sh"], junit = ["reports/*.xml"] }
     );
     p.sluice(&["validate"]).expect_code(0);
 }
+
+/// A test runner the plugin knows nothing about: it writes a JUnit file of its own name
+/// per run (as jest-junit or gotestsum can), and a test in it fails on its first run.
+const RUNNER_WITH_A_FILE_PER_RUN: &str = r#"#!/bin/sh
+set -e
+out="target/junit-$(date +%s%N).xml"
+if [ -e target/flaky-marker ]; then
+  flaky='<testcase classname="suite" name="flaky"/>'
+else
+  : > target/flaky-marker
+  flaky='<testcase classname="suite" name="flaky"><failure message="first run fails"/></testcase>'
+fi
+printf '<testsuite name="suite"><testcase classname="suite" name="steady"/>%s</testsuite>\n' "$flaky" > "$out"
+grep -q failure "$out" && exit 1
+exit 0
+"#;
+
+#[test]
+fn a_whole_command_retry_reads_its_own_junit_file_not_the_previous_one() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "script"
+
+[[stage]]
+name = "test"
+
+[[stage.step]]
+id = "unit"
+uses = "builtin:unit-test"
+with = { command = ["/bin/sh", "run-tests.sh"], junit = ["target/junit-*.xml"], retries = 1 }
+[stage.step.grants]
+exec = ["/bin/sh"]
+read = ["."]
+write = ["target"]
+"#,
+    );
+    p.write("run-tests.sh", RUNNER_WITH_A_FILE_PER_RUN);
+    std::fs::create_dir_all(p.path().join("target")).expect("create target");
+    let out = p.run(&[]);
+    out.expect_code(0);
+    let step = p.step("unit");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("2 tests: 1 passed, 0 failed, 0 skipped, 1 flaky (command"),
+        "{summary}"
+    );
+    let log = p.step_log("unit");
+    assert!(
+        log.contains("retry 1 of 1: 1 failed test(s), re-running the whole command"),
+        "{log}"
+    );
+}
