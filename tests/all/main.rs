@@ -16,4 +16,5 @@ mod sbom;
 mod secrets;
 mod security_scan;
 mod support;
+mod unit_test;
 mod validation;

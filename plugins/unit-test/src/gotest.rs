@@ -107,9 +107,9 @@ pub fn parse(stream: &str) -> Vec<TestCase> {
         let seen = &tests[&(package.clone(), test.clone())];
         // A test that never finished (the binary crashed or timed out) failed.
         let status = seen.status.unwrap_or(TestStatus::Failed);
-        if has_children(package, test)
-            && !(status == TestStatus::Failed && !child_failed(package, test))
-        {
+        // A parent of subtests is a case only when it failed on its own.
+        let failed_on_its_own = status == TestStatus::Failed && !child_failed(package, test);
+        if has_children(package, test) && !failed_on_its_own {
             continue;
         }
         if status == TestStatus::Failed {

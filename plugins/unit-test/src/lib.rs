@@ -16,14 +16,22 @@
 //! Where results come from:
 //! - `cargo`: libtest's text output ([`libtest`]); retries re-run only the failed tests
 //!   with `cargo test -- --exact NAME...`;
-//! - `go`: `go test -json` ([`gotest`]); retries use `-run '^(Name|...)$'`;
-//! - `pytest`: a JUnit file it writes under `output-dir` ([`junit`]); retries use
-//!   `--lf` (pytest's own "last failed" cache);
+//! - `go`: `go test -json` ([`gotest`]); retries use `-run '^(Test|...)$/^(subtest|...)$'`
+//!   on the packages that had failures only;
+//! - `pytest`: a JUnit file it writes under `output-dir` ([`junit`]), one per attempt;
+//!   retries name the failed tests' node ids (`tests/test_x.py::TestA::test_b[1-2]`,
+//!   [`pytest`]), and pytest runs with `-p no:cacheprovider` so that it never needs a
+//!   writable `.pytest_cache`;
 //! - `nextest` and `maven`: their JUnit files; retries are left to the tool
 //!   (`--retries`, `surefire.rerunFailingTestsCount`), whose `<flakyFailure>` entries
 //!   become flaky tests;
 //! - `npm` and `command`: the JUnit files named by `junit` (e.g. from jest-junit);
-//!   retries re-run the whole command.
+//!   retries re-run the whole command (the runner behind it is unknown) and only the
+//!   failed tests' results are taken from it.
+//!
+//! A retry that cannot run (no test name to target, the tool refused its command line,
+//! it reported none of the tests it was asked to re-run, it wrote no results) is a
+//! warning in the log and in the step's summary, never a silent "0 flaky".
 //!
 //! The step fails when a test failed, when fewer than `min-tests` (default 1) tests
 //! ran, when the tool failed without a failing test (a compile error), or when a test
@@ -32,9 +40,10 @@
 pub mod gotest;
 pub mod junit;
 pub mod libtest;
+pub mod pytest;
 pub mod retry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -73,6 +82,7 @@ pub enum Tool {
 /// The step's `with` table.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(transform = require_a_way_to_read_results)]
 pub struct Config {
     /// Test runner; `auto` detects it.
     #[serde(default)]
@@ -87,7 +97,9 @@ pub struct Config {
     #[serde(default)]
     pub args: Vec<String>,
     /// JUnit XML files to read (globs, relative to the pipeline's folder). Files older
-    /// than the run are ignored.
+    /// than the run are ignored. Required with `tool = "npm"` and `"command"` (and with
+    /// a `command` whose program is none of the known tools): their output says nothing
+    /// a machine can read. Not used with pytest, whose JUnit file goes to `output-dir`.
     #[serde(default)]
     pub junit: Vec<String>,
     /// Retry failed tests up to this many times; a test that then passes is flaky.
@@ -111,6 +123,48 @@ pub struct Config {
     /// nextest profile; it must set `[profile.<name>.junit] path = "junit.xml"`.
     #[serde(default = "default_nextest_profile")]
     pub nextest_profile: String,
+}
+
+/// Programs whose results the plugin reads itself, so a `command` starting with one of
+/// them needs no `junit` (see [`detect`]).
+const PROGRAMS_WITH_RESULTS: &str = r"(^|/)(cargo|go|pytest|py\.test|mvn|mvnw|python[0-9.]*)$";
+
+/// Make `sluice validate` refuse a step that has no way to read its results: `npm` and
+/// `command` need `junit` (and `command` its `command`), as does an auto-detected
+/// `command` whose program is not a known test runner.
+fn require_a_way_to_read_results(schema: &mut schemars::Schema) {
+    let junit_required = serde_json::json!({
+        "required": ["junit"],
+        "properties": { "junit": { "minItems": 1 } }
+    });
+    schema.insert(
+        "allOf".into(),
+        serde_json::json!([
+            {
+                "if": { "properties": { "tool": { "const": "npm" } }, "required": ["tool"] },
+                "then": junit_required
+            },
+            {
+                "if": { "properties": { "tool": { "const": "command" } }, "required": ["tool"] },
+                "then": {
+                    "required": ["command", "junit"],
+                    "properties": { "junit": { "minItems": 1 } }
+                }
+            },
+            {
+                "if": {
+                    "properties": {
+                        "tool": { "const": "auto" },
+                        "command": {
+                            "prefixItems": [{ "not": { "pattern": PROGRAMS_WITH_RESULTS } }]
+                        }
+                    },
+                    "required": ["command"]
+                },
+                "then": junit_required
+            }
+        ]),
+    );
 }
 
 fn default_path() -> String {
@@ -210,7 +264,7 @@ fn base_command(tool: Tool, config: &Config, junit_file: &Path) -> Result<Vec<St
         }
         let mut command = command.clone();
         if tool == Tool::Pytest {
-            command.push(format!("--junitxml={}", junit_file.display()));
+            command.extend(pytest_options(&command, junit_file));
         }
         return Ok(command);
     }
@@ -231,10 +285,11 @@ fn base_command(tool: Tool, config: &Config, junit_file: &Path) -> Result<Vec<St
             command
         }
         Tool::Go => words(&["go", "test", "-json"]),
-        Tool::Pytest => vec![
-            "pytest".into(),
-            format!("--junitxml={}", junit_file.display()),
-        ],
+        Tool::Pytest => {
+            let mut command = vec!["pytest".to_owned()];
+            command.extend(pytest_options(&config.args, junit_file));
+            command
+        }
         Tool::Npm => words(&["npm", "test"]),
         Tool::Maven => {
             let mut command = words(&["mvn", "-B", "test"]);
@@ -260,10 +315,40 @@ fn base_command(tool: Tool, config: &Config, junit_file: &Path) -> Result<Vec<St
     Ok(command)
 }
 
-/// The command line that re-runs only `failed` (cases of the first run), or `None` when
-/// the tool cannot target tests (then the whole command is re-run).
-pub fn retry_command(tool: Tool, base: &[String], failed: &[&TestCase]) -> Option<Vec<String>> {
+/// Options added to every pytest run: no cache (unless `words` use it) and the JUnit
+/// file of this attempt.
+fn pytest_options(words: &[String], junit_file: &Path) -> Vec<String> {
+    let mut options = Vec::new();
+    if pytest::can_disable_cache(words) {
+        options.extend(pytest::NO_CACHE.map(String::from));
+    }
+    options.push(format!("--junitxml={}", junit_file.display()));
+    options
+}
+
+/// How one retry re-runs the failed tests.
+#[derive(Debug)]
+pub struct RetryPlan {
+    /// The command line.
+    pub command: Vec<String>,
+    /// Whether it names the failed tests (so each of them must be in its results);
+    /// otherwise it re-runs the whole command.
+    pub targeted: bool,
+    /// Failed tests it cannot re-run, each with the reason.
+    pub left_out: Vec<String>,
+}
+
+/// The retry of `failed` (cases of the previous attempt) for `tool`, from its `base`
+/// command line. `files` finds pytest's test files on disk. `Err` says why no retry
+/// can run at all.
+pub fn plan_retry(
+    tool: Tool,
+    base: &[String],
+    failed: &[&TestCase],
+    files: &pytest::ProjectFiles,
+) -> Result<RetryPlan, String> {
     let mut command = base.to_vec();
+    let mut left_out = Vec::new();
     match tool {
         Tool::Cargo => {
             if !command.iter().any(|arg| arg == "--") {
@@ -271,37 +356,100 @@ pub fn retry_command(tool: Tool, base: &[String], failed: &[&TestCase]) -> Optio
             }
             command.push("--exact".into());
             let mut names: Vec<String> = failed.iter().map(|case| case.name.clone()).collect();
-            names.dedup();
-            command.extend(names);
-            Some(command)
-        }
-        Tool::Go => {
-            let mut names: Vec<String> = failed
-                .iter()
-                .filter(|case| case.name != "(package)")
-                .map(|case| regex_escape(case.name.split('/').next().unwrap_or(&case.name)))
-                .collect();
             names.sort();
             names.dedup();
-            if names.is_empty() {
-                return None;
+            command.extend(names);
+        }
+        Tool::Go => {
+            let mut tops = BTreeSet::new();
+            let mut subtests = BTreeSet::new();
+            let mut packages = BTreeSet::new();
+            for case in failed {
+                if case.name == "(package)" {
+                    left_out.push(format!(
+                        "package {} failed without a failing test (a build error?); it is not \
+                         re-run",
+                        case.suite
+                    ));
+                    continue;
+                }
+                packages.insert(case.suite.clone());
+                let mut levels = case.name.split('/');
+                tops.insert(regex_escape(levels.next().unwrap_or(&case.name)));
+                if let Some(subtest) = levels.next() {
+                    subtests.insert(regex_escape(subtest));
+                }
+            }
+            if tops.is_empty() {
+                return Err(left_out.join("; "));
+            }
+            // `-run` matches each level of a test's name on its own: the failed top-level
+            // tests, then (when subtests failed) the failed subtests' names. A test with
+            // no subtest runs whole; other subtests of a failed parent do not run again.
+            let join = |names: &BTreeSet<String>| {
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            let mut pattern = format!("^({})$", join(&tops));
+            if !subtests.is_empty() {
+                pattern.push_str(&format!("/^({})$", join(&subtests)));
+            }
+            // The retry's `-run` replaces the command's own (the failed tests matched it).
+            let mut words = std::mem::take(&mut command).into_iter();
+            while let Some(word) = words.next() {
+                let flag = word.trim_start_matches('-');
+                if word.starts_with('-') && (flag == "run" || flag == "test.run") {
+                    words.next();
+                } else if !(word.starts_with('-')
+                    && (flag.starts_with("run=") || flag.starts_with("test.run=")))
+                {
+                    command.push(word);
+                }
+            }
+            // Only the packages that had failures, instead of every package.
+            if let Some(at) = command.iter().position(|arg| arg == "./...") {
+                command.splice(at..=at, packages);
             }
             let at = command
                 .iter()
                 .position(|arg| arg == "test")
                 .map_or(command.len(), |at| at + 1);
-            command.splice(
-                at..at,
-                ["-run".to_owned(), format!("^({})$", names.join("|"))],
-            );
-            Some(command)
+            command.splice(at..at, ["-run".to_owned(), pattern]);
         }
         Tool::Pytest => {
-            command.push("--lf".into());
-            Some(command)
+            let mut ids = Vec::new();
+            for case in failed {
+                match files.node_id(case) {
+                    Ok(id) => ids.push(id),
+                    Err(why) => left_out.push(format!("{}::{}: {why}", case.suite, case.name)),
+                }
+            }
+            ids.dedup();
+            if ids.is_empty() {
+                return Err(format!(
+                    "no failed test has a pytest node id to re-run: {}",
+                    left_out.join("; ")
+                ));
+            }
+            let prefix = pytest::program_words(base);
+            command = pytest::retry_command(base, prefix, &ids, &|path| files.entry(path));
         }
-        _ => None,
+        Tool::Npm | Tool::Command | Tool::Auto | Tool::Nextest | Tool::Maven => {
+            return Ok(RetryPlan {
+                command,
+                targeted: false,
+                left_out,
+            });
+        }
     }
+    Ok(RetryPlan {
+        command,
+        targeted: true,
+        left_out,
+    })
 }
 
 fn regex_escape(text: &str) -> String {
@@ -344,31 +492,45 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
                 "{}/target/surefire-reports/TEST-*.xml",
                 config.path
             )],
-            Tool::Pytest => vec![format!("{}/pytest-junit-*.xml", config.output_dir)],
             _ => Vec::new(),
         }
     };
-    if reads_junit(tool, config) && junit_globs.is_empty() {
+    if reads_junit(tool, config) && tool != Tool::Pytest && junit_globs.is_empty() {
         return Err(RunError::invalid_config(format!(
             "`{}` prints no machine-readable results: set `junit` to the JUnit XML files it writes \
              (e.g. jest-junit's `junit.xml`)",
             tool_name(tool)
         )));
     }
+    // pytest writes one JUnit file per attempt, and each attempt reads only its own.
+    let results = |attempt: u32| match tool {
+        Tool::Pytest => Results::File(output_dir.join(format!("pytest-junit-{attempt}.xml"))),
+        _ => Results::Globs(&junit_globs),
+    };
 
-    let base = base_command(tool, config, &output_dir.join("pytest-junit-1.xml"))?;
+    let first_results = results(1);
+    let base = base_command(tool, config, first_results.junit_file())?;
+    first_results.clear()?;
     let first = execute(config, &project, &base)?;
-    let mut cases = collect(tool, config, ctx, &junit_globs, &first)?;
+    // JUnit files already read, with their modification times: a retry that rewrites
+    // nothing must not read an earlier attempt's file as its own.
+    let mut read_before = Vec::new();
+    let mut cases = collect(tool, config, ctx, &first_results, &first, &mut read_before)?;
     let mut total_duration = first.output.duration;
     let first_failed = count(&cases, TestStatus::Failed);
-    let mut notes = Vec::new();
+    let mut warnings = Vec::new();
 
     let plugin_retries = matches!(
         tool,
         Tool::Cargo | Tool::Go | Tool::Pytest | Tool::Npm | Tool::Command
     );
+    let files = pytest::ProjectFiles {
+        project: project.clone(),
+        top: ctx.workdir().to_path_buf(),
+    };
     if plugin_retries && !first.output.timed_out {
         for attempt in 2..=config.retries + 1 {
+            let retry = attempt - 1;
             let failed: Vec<&TestCase> = cases
                 .iter()
                 .filter(|case| case.status == TestStatus::Failed)
@@ -376,26 +538,67 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
             if failed.is_empty() {
                 break;
             }
-            let junit_file = output_dir.join(format!("pytest-junit-{attempt}.xml"));
-            let base = base_command(tool, config, &junit_file)?;
-            let command = retry_command(tool, &base, &failed).unwrap_or(base);
+            let attempt_results = results(attempt);
+            let base = base_command(tool, config, attempt_results.junit_file())?;
+            let plan = match plan_retry(tool, &base, &failed, &files) {
+                Ok(plan) => plan,
+                Err(why) => {
+                    warnings.push(format!(
+                        "retry {retry} of {} could not run: {why}",
+                        config.retries
+                    ));
+                    break;
+                }
+            };
+            for left_out in &plan.left_out {
+                let warning = format!("not retried: {left_out}");
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+            let targets: Vec<(String, String)> = if plan.targeted {
+                failed
+                    .iter()
+                    .map(|case| (case.suite.clone(), case.name.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             sluice_sdk::log::info(format!(
-                "retry {} of {}: {} failed test(s)",
-                attempt - 1,
+                "retry {retry} of {}: {} failed test(s){}",
                 config.retries,
-                failed.len()
+                failed.len(),
+                if plan.targeted {
+                    ""
+                } else {
+                    ", re-running the whole command (it cannot select single tests)"
+                }
             ));
-            let again = execute(config, &project, &command)?;
+            attempt_results.clear()?;
+            let again = execute(config, &project, &plan.command)?;
             total_duration += again.output.duration;
-            let retried = collect(tool, config, ctx, &junit_globs, &again)?;
-            if retry::merge(&mut cases, &retried) == 0 {
-                notes.push(format!(
-                    "retry {} reported none of the failed tests ({})",
-                    attempt - 1,
-                    again.output.describe_exit()
-                ));
+            let retried = collect(
+                tool,
+                config,
+                ctx,
+                &attempt_results,
+                &again,
+                &mut read_before,
+            )?;
+            let seen = retry::merge(&mut cases, &retried);
+            if let Some(problem) =
+                retry_problem(tool, &again, &attempt_results, &targets, &retried, seen)
+            {
+                warnings.push(format!("retry {retry} of {} {problem}", config.retries));
+                if seen == 0 {
+                    // The same command would fail the same way again.
+                    break;
+                }
             }
         }
+    }
+    for warning in &warnings {
+        sluice_sdk::log::warn(warning.clone());
     }
     retry::settle(&mut cases);
 
@@ -407,8 +610,102 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
         first_failed,
         cases,
         total_duration,
-        notes,
+        warnings,
     ))
+}
+
+/// Where one attempt's results are read from.
+enum Results<'a> {
+    /// The JUnit file this attempt writes (pytest).
+    File(PathBuf),
+    /// JUnit files matching these globs (relative to the pipeline's folder), or the
+    /// tool's own output when there are none.
+    Globs(&'a [String]),
+}
+
+impl Results<'_> {
+    /// Remove what an earlier run left in this attempt's own JUnit file, so that a
+    /// file is there afterwards only if this attempt wrote it.
+    fn clear(&self) -> Result<(), RunError> {
+        match self {
+            Results::File(file) => match std::fs::remove_file(file) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(RunError::failed(format!(
+                    "cannot remove the old JUnit file {}: {err}",
+                    file.display()
+                ))),
+            },
+            Results::Globs(_) => Ok(()),
+        }
+    }
+
+    fn junit_file(&self) -> &Path {
+        match self {
+            Results::File(file) => file,
+            Results::Globs(_) => Path::new(""),
+        }
+    }
+}
+
+/// What went wrong with a retry that ran, if anything: it reported none (or only some)
+/// of the failed tests it targeted, or, untargeted, none of them.
+fn retry_problem(
+    tool: Tool,
+    again: &Invocation,
+    results: &Results<'_>,
+    targets: &[(String, String)],
+    retried: &[TestCase],
+    seen: usize,
+) -> Option<String> {
+    let missing: Vec<String> = targets
+        .iter()
+        .filter(|(suite, name)| {
+            !retried
+                .iter()
+                .any(|case| &case.suite == suite && &case.name == name)
+        })
+        .map(|(suite, name)| format!("{suite}::{name}"))
+        .collect();
+    if seen > 0 && missing.is_empty() {
+        return None;
+    }
+    let mut why = again.output.describe_exit();
+    if tool == Tool::Pytest
+        && let Some(meaning) = again.output.exit_code.and_then(pytest::exit_meaning)
+    {
+        why.push_str(": ");
+        why.push_str(meaning);
+    }
+    if let Results::File(file) = results
+        && !fresh(file, again.started)
+    {
+        why.push_str(&format!("; it wrote no JUnit file {}", file.display()));
+    }
+    let last = last_lines(&again.output, 3);
+    if !last.is_empty() {
+        why.push_str(&format!("; it said: {last}"));
+    }
+    if seen == 0 {
+        Some(format!(
+            "could not run: `{}` reported none of the failed tests ({why})",
+            tool_name(tool)
+        ))
+    } else {
+        let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+        Some(format!(
+            "did not report {} of the failed tests it re-ran: {}{} ({why})",
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > 5 { ", ..." } else { "" }
+        ))
+    }
+}
+
+fn fresh(file: &Path, since: SystemTime) -> bool {
+    std::fs::metadata(file)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|modified| modified >= since)
 }
 
 /// One finished invocation.
@@ -441,25 +738,56 @@ fn collect(
     tool: Tool,
     config: &Config,
     ctx: &StepContext,
-    globs: &[String],
+    results: &Results<'_>,
     run: &Invocation,
+    read_before: &mut Vec<(PathBuf, Option<SystemTime>)>,
 ) -> Result<Vec<TestCase>, RunError> {
-    if reads_junit(tool, config) {
-        let mut cases = Vec::new();
-        for file in junit_files(ctx, globs, run.started)? {
-            let text = sluice_sdk::fs::read_to_string(&file)?;
-            let parsed = junit::parse(&text).map_err(|err| {
-                RunError::failed(format!("cannot read JUnit file {}: {err}", file.display()))
-            })?;
-            cases.extend(parsed);
+    let files = match results {
+        Results::File(file) => {
+            if fresh(file, run.started) {
+                vec![file.clone()]
+            } else {
+                Vec::new()
+            }
         }
-        return Ok(cases);
+        Results::Globs(globs) if reads_junit(tool, config) => {
+            let mut files = Vec::new();
+            for file in junit_files(ctx, globs, run.started)? {
+                let modified = std::fs::metadata(&file)
+                    .and_then(|meta| meta.modified())
+                    .ok();
+                let key = (file.clone(), modified);
+                if read_before.contains(&key) {
+                    sluice_sdk::log::debug(format!(
+                        "ignoring {}: an earlier attempt's, unchanged",
+                        file.display()
+                    ));
+                } else {
+                    read_before.push(key);
+                    files.push(file);
+                }
+            }
+            files
+        }
+        Results::Globs(_) => {
+            return Ok(match tool {
+                Tool::Cargo => {
+                    libtest::parse(&run.output.stdout_text(), &run.output.stderr_text()).cases
+                }
+                Tool::Go => gotest::parse(&run.output.stdout_text()),
+                _ => Vec::new(),
+            });
+        }
+    };
+    let mut cases = Vec::new();
+    for file in files {
+        let text = sluice_sdk::fs::read_to_string(&file)?;
+        let parsed = junit::parse(&text).map_err(|err| {
+            RunError::failed(format!("cannot read JUnit file {}: {err}", file.display()))
+        })?;
+        cases.extend(parsed);
     }
-    Ok(match tool {
-        Tool::Cargo => libtest::parse(&run.output.stdout_text(), &run.output.stderr_text()).cases,
-        Tool::Go => gotest::parse(&run.output.stdout_text()),
-        _ => Vec::new(),
-    })
+    Ok(cases)
 }
 
 /// Files matching `globs` (relative to the pipeline's folder) written since `since`.
@@ -518,7 +846,7 @@ fn judge(
     first_failed: usize,
     cases: Vec<TestCase>,
     duration: Duration,
-    notes: Vec<String>,
+    warnings: Vec<String>,
 ) -> Report {
     let passed = count(&cases, TestStatus::Passed);
     let failed = count(&cases, TestStatus::Failed);
@@ -571,7 +899,9 @@ fn judge(
     }
     if total < config.min_tests as usize {
         status = Status::Failed;
-        let hint = if reads_junit(tool, config) {
+        let hint = if tool == Tool::Pytest {
+            " (did pytest write its JUnit file? check `output-dir` is inside a write grant)"
+        } else if reads_junit(tool, config) {
             " (no fresh JUnit file matched; check `junit`)"
         } else {
             ""
@@ -581,7 +911,11 @@ fn judge(
             config.min_tests
         ));
     }
-    problems.extend(notes);
+    let retry_warnings = warnings.len();
+    if retry_warnings > 0 {
+        status = status.worse(Status::Warned);
+    }
+    problems.extend(warnings);
     if !problems.is_empty() {
         summary.push_str("; ");
         summary.push_str(&problems.join("; "));
@@ -603,17 +937,41 @@ fn judge(
         .with_output("tests-total", total)
         .with_output("tests-failed", failed)
         .with_output("tests-flaky", flaky)
+        .with_output("retry-warnings", retry_warnings)
         .with_test_cases(cases)
 }
 
 fn tail_of(output: &Output) -> String {
+    tail_lines(output, TAIL_LINES).join("\n")
+}
+
+/// The last `count` lines of a program's stderr (its stdout when stderr is empty).
+fn tail_lines(output: &Output, count: usize) -> Vec<String> {
     let text = if output.stderr.iter().any(|byte| !byte.is_ascii_whitespace()) {
         output.stderr_text()
     } else {
         output.stdout_text()
     };
     let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+    lines[lines.len().saturating_sub(count)..]
+        .iter()
+        .map(|line| (*line).to_owned())
+        .collect()
+}
+
+/// The last non-blank lines of a program's output, on one line, for a warning.
+fn last_lines(output: &Output, count: usize) -> String {
+    tail_lines(output, count * 2)
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty())
+        .rev()
+        .take(count)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+class TestThing:
+    def test_broken(self):
+        assert 1 == 2
