@@ -20,7 +20,12 @@ use regex::Regex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The rules shipped with the plugin, in gitleaks format.
+/// The marker that, anywhere on the lines a match spans (usually in a comment), tells the
+/// scan that the value there is not a secret: `api_key = "…" # gitleaks:allow`.
+pub const INLINE_ALLOW: &str = "gitleaks:allow";
+
+/// The rules shipped with the plugin: gitleaks' default configuration (see the file's
+/// header for its origin and licence).
 pub const DEFAULT_RULES: &str = include_str!("default-rules.toml");
 
 /// A gitleaks configuration file, as written.
@@ -194,10 +199,30 @@ pub fn translate_re2(pattern: &str) -> String {
         } else if c == '[' {
             in_class = true;
             class_start = true;
+        } else if c == '{' && !starts_repetition(chars.clone()) {
+            // RE2 reads a `{` that does not open `{n}`, `{n,}` or `{n,m}` as itself
+            // (gitleaks' curl rule has `{{[^}]+}}`); Rust's `regex` wants it escaped.
+            out.push_str("\\{");
+            continue;
         }
         out.push(c);
     }
     out
+}
+
+/// Whether the text after a `{` is a repetition's `n}`, `n,}` or `n,m}`.
+fn starts_repetition(mut rest: impl Iterator<Item = char>) -> bool {
+    let mut digits = 0;
+    let mut comma = false;
+    for c in rest.by_ref() {
+        match c {
+            '0'..='9' => digits += 1,
+            ',' if !comma && digits > 0 => comma = true,
+            '}' => return digits > 0,
+            _ => return false,
+        }
+    }
+    false
 }
 
 fn compile_allowlist(raw: RawAllowlist, what: &str) -> Result<Allowlist, String> {
@@ -482,18 +507,26 @@ pub fn scan_text(rules: &RuleSet, path: &str, text: &str) -> Vec<Leak> {
             }
             let line_index = line_starts.partition_point(|&s| s <= secret.start()) - 1;
             let line_start = line_starts[line_index];
-            let line_end = text[line_start..]
+            // As gitleaks does: the match without its surrounding newlines, and the
+            // whole lines it spans, which is where `gitleaks:allow` may stand and what
+            // `regexTarget = "line"` allowlists see.
+            let matched = whole.as_str().trim_matches('\n');
+            let match_start = whole.start()
+                + (whole.as_str().len() - whole.as_str().trim_start_matches('\n').len());
+            let match_end = match_start + matched.len();
+            let lines_start = line_starts[line_starts.partition_point(|&s| s <= match_start) - 1];
+            let lines_end = text[match_end..]
                 .find('\n')
-                .map_or(text.len(), |e| line_start + e);
-            let line = &text[line_start..line_end];
-            if line.contains("gitleaks:allow") {
+                .map_or(text.len(), |e| match_end + e);
+            let lines = &text[lines_start.min(line_start)..lines_end];
+            if lines.contains(INLINE_ALLOW) {
                 continue;
             }
             let is_allowed = rule
                 .allowlists
                 .iter()
                 .chain(&rules.allowlists)
-                .any(|l| allowed(l, &rule.id, path, secret_text, whole.as_str(), line));
+                .any(|l| allowed(l, &rule.id, path, secret_text, matched, lines));
             if is_allowed {
                 continue;
             }
@@ -720,6 +753,8 @@ keywords = ["acme_"]
             r"[0-9A-Za-z_]+[0-9A-Za-z_.-](?-u:\b)[0-9]\."
         );
         assert_eq!(translate_re2(r"[]\w]"), r"[]0-9A-Za-z_]");
+        assert_eq!(translate_re2(r"a{2}b{1,}c{1,3}"), r"a{2}b{1,}c{1,3}");
+        assert_eq!(translate_re2(r"\${{[^}]+}}"), r"\$\{\{[^}]+}}");
         let re = compile(r"^\w+$", "t").unwrap();
         assert!(re.is_match("abc_1"));
         assert!(!re.is_match("héllo"), "RE2's \\w does not match é");
