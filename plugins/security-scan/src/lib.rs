@@ -15,8 +15,9 @@
 //!   OSV database (a folder of OSV JSON files or an ecosystem's `all.zip`) with the OSV
 //!   range algorithm and each ecosystem's version ordering; one finding per vulnerable
 //!   package and advisory, at the lockfile line of the package.
-//! - **Secrets**: the tree is scanned with gitleaks-format rules (embedded defaults, or
-//!   a rule file); findings never contain the secret.
+//! - **Secrets**: the tree is scanned with gitleaks' default rules (embedded) or a
+//!   gitleaks rule file; `gitleaks:allow` on a line silences it; findings never contain
+//!   the secret.
 //! - **Denylist**: package ranges and git references that fail the step.
 //!
 //! Status: failed when a finding reaches `fail-on` (default `high`) or a denylist entry
@@ -112,7 +113,8 @@ pub struct SecretsConfig {
     /// Folders (or files) to scan, relative to the pipeline's folder.
     #[serde(default = "default_paths")]
     pub paths: Vec<String>,
-    /// A rule file in gitleaks TOML format. Without it, the embedded default rules.
+    /// A rule file in gitleaks TOML format. Without it, gitleaks' default rules
+    /// (embedded). A `gitleaks:allow` comment on a line silences any rule there.
     pub rules: Option<String>,
     /// With `rules`: also apply the default rules (a rule of the same id in `rules`
     /// wins).

@@ -5,7 +5,9 @@
 //! pre-filter (case-insensitive substring), then the regex; the secret is the
 //! `secretGroup` capture (or the first non-empty group, or the whole match), and must
 //! have a Shannon entropy above the rule's `entropy`; allowlists then drop matches.
-//! A line containing `gitleaks:allow` is never reported.
+//! A match is never reported when `gitleaks:allow` stands on any line it spans. The
+//! default rules are gitleaks' own configuration, so the behaviour (keywords, entropy,
+//! stopwords, allowlists) is gitleaks' as far as a single tree is concerned.
 //!
 //! The tree is walked with the `ignore` crate, so `.gitignore`, `.ignore` and git's
 //! global excludes are honoured even outside a git checkout; binary files (a NUL byte
