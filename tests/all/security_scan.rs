@@ -208,8 +208,11 @@ grants = {{ read = {read} }}
         let mut purls: Vec<&str> = findings
             .iter()
             .map(|f| {
-                f["properties"]["purl"]
-                    .as_str()
+                // Properties are `[name, value]` pairs.
+                f["properties"]
+                    .as_array()
+                    .and_then(|pairs| pairs.iter().find(|pair| pair[0] == "purl"))
+                    .and_then(|pair| pair[1].as_str())
                     .unwrap_or_else(|| panic!("a purl in {f:#}"))
             })
             .collect();
@@ -226,4 +229,55 @@ grants = {{ read = {read} }}
             "{id}: {summary}"
         );
     }
+}
+
+/// Regression (issue 9): ordinary code that the previous default rules reported as
+/// high-severity secrets (real lines from crates, paramiko and the issue) passes a
+/// secret scan; a real token fails it, unless its line carries `gitleaks:allow`.
+#[test]
+fn secret_scan_passes_ordinary_code_and_honours_gitleaks_allow() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "secrets"
+
+[[stage]]
+name = "security"
+
+[[stage.step]]
+id = "scan"
+uses = "builtin:security-scan"
+timeout = "2m"
+with = { secrets = { paths = ["src"] } }
+grants = { read = ["."] }
+"#,
+    );
+    p.write("src/ordinary.txt", &scan_data("secrets/ordinary-code.txt"));
+    // Built at run time so that this repository holds no token-shaped string.
+    let token = ["ghp_", "R7xK2mQ9vL4pT8wZ3nB6cY1dF5gH0jS2aE4u"].concat();
+    p.write(
+        "src/fixture.sh",
+        &format!("export GITHUB_TOKEN={token}  # gitleaks:allow (a revoked test token)\n"),
+    );
+    let out = p.run(&[]);
+    out.expect_code(0);
+    let step = p.step("scan");
+    assert_eq!(step["status"], "passed", "{step:#}");
+    assert_eq!(step["report"]["findings"].as_array().map_or(0, Vec::len), 0);
+    assert!(
+        step["report"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("0 secrets"),
+        "{step:#}"
+    );
+
+    p.write("src/deploy.sh", &format!("export GITHUB_TOKEN={token}\n"));
+    let out = p.run(&[]);
+    out.expect_code(1);
+    let findings = p.step("scan")["report"]["findings"].clone();
+    let findings = findings.as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["rule_id"], "secret/github-pat", "{findings:#?}");
+    assert!(!out.stderr.contains(&token[4..]));
 }
