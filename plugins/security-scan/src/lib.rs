@@ -116,8 +116,9 @@ pub struct SecretsConfig {
     /// A rule file in gitleaks TOML format. Without it, gitleaks' default rules
     /// (embedded). A `gitleaks:allow` comment on a line silences any rule there.
     pub rules: Option<String>,
-    /// With `rules`: also apply the default rules (a rule of the same id in `rules`
-    /// wins).
+    /// With `rules`: also apply the default rules, as gitleaks' `[extend] useDefault =
+    /// true` does (a rule of the same id in `rules` is merged into the default one, so
+    /// it may just add an allowlist).
     #[serde(default)]
     pub extend_default: bool,
     /// Files larger than this many bytes are skipped.
@@ -484,12 +485,12 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
                 let read = move |p: &str| {
                     sluice_sdk::fs::read_to_string(resolve(&base, p)).map_err(|e| e.to_string())
                 };
-                let mut set =
-                    RuleSet::parse(&text, file, Some(&read)).map_err(RunError::invalid_config)?;
                 if config.secrets.extend_default {
-                    set.merge(RuleSet::default_rules());
+                    RuleSet::parse_extending_default(&text, file, Some(&read))
+                } else {
+                    RuleSet::parse(&text, file, Some(&read))
                 }
-                set
+                .map_err(RunError::invalid_config)?
             }
         };
         let (mut files, mut skipped) = (0, 0);

@@ -30,6 +30,10 @@ pub const INLINE_ALLOW: &str = "gitleaks:allow";
 /// header for its origin and licence).
 pub const DEFAULT_RULES: &str = include_str!("default-rules.toml");
 
+/// How the embedded default rules are named in messages (and recognised when a file
+/// extends them).
+const DEFAULT_ORIGIN: &str = "the default rules";
+
 /// A gitleaks configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -277,65 +281,109 @@ pub type ReadFile = dyn Fn(&str) -> Result<String, String>;
 impl RuleSet {
     /// The default rules.
     pub fn default_rules() -> RuleSet {
-        RuleSet::parse(DEFAULT_RULES, "the default rules", None)
+        RuleSet::parse(DEFAULT_RULES, DEFAULT_ORIGIN, None)
             .expect("the embedded default rules compile")
     }
 
-    /// Parse a gitleaks TOML config. `[extend] useDefault = true` (or `extend_default`)
-    /// adds the default rules; `[extend] path` adds another file, read with `read`.
+    /// Parse a gitleaks TOML config. `[extend] useDefault = true` adds the default
+    /// rules; `[extend] path` adds another file, read with `read`.
     pub fn parse(text: &str, origin: &str, read: Option<&ReadFile>) -> Result<RuleSet, String> {
+        RuleSet::parse_extending(text, origin, read, false)
+    }
+
+    /// Parse a gitleaks TOML config as if it said `[extend] useDefault = true` (the
+    /// step's `extend-default`).
+    pub fn parse_extending_default(
+        text: &str,
+        origin: &str,
+        read: Option<&ReadFile>,
+    ) -> Result<RuleSet, String> {
+        RuleSet::parse_extending(text, origin, read, true)
+    }
+
+    /// As gitleaks extends a configuration: the extended rules come first, less those
+    /// in `disabledRules`; a rule of the file with the id of an extended rule is merged
+    /// into it (its description, entropy, secretGroup, regex and path replace the
+    /// extended rule's when given; its keywords, tags and allowlists are added), so
+    /// that `[[rules]] id = "generic-api-key"` with only an allowlist tunes the default
+    /// rule; any other rule of the file needs a `regex` or a `path`.
+    fn parse_extending(
+        text: &str,
+        origin: &str,
+        read: Option<&ReadFile>,
+        use_default: bool,
+    ) -> Result<RuleSet, String> {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| format!("{origin} is not a gitleaks rule file: {e}"))?;
         let _ = &raw.title;
-        let mut rules = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         let mut allowlists = Vec::new();
-        let mut disabled = Vec::new();
-        if let Some(extend) = raw.extend {
-            disabled = extend.disabled_rules;
-            if extend.use_default && origin != "the default rules" {
-                let base = RuleSet::default_rules();
-                rules.extend(base.rules);
-                allowlists.extend(base.allowlists);
-            }
-            if let Some(path) = extend.path {
-                let read = read
-                    .ok_or_else(|| format!("{origin}: `[extend] path` cannot be followed here"))?;
-                let base = RuleSet::parse(&read(&path)?, &path, Some(read))?;
-                rules.extend(base.rules);
-                allowlists.extend(base.allowlists);
-            }
+        let extend = raw.extend.unwrap_or_default();
+        if (use_default || extend.use_default) && origin != DEFAULT_ORIGIN {
+            let base = RuleSet::default_rules();
+            rules.extend(base.rules);
+            allowlists.extend(base.allowlists);
         }
+        if let Some(path) = &extend.path {
+            let read =
+                read.ok_or_else(|| format!("{origin}: `[extend] path` cannot be followed here"))?;
+            let base = RuleSet::parse(&read(path)?, path, Some(read))?;
+            rules.extend(base.rules);
+            allowlists.extend(base.allowlists);
+        }
+        rules.retain(|r| !extend.disabled_rules.contains(&r.id));
         for raw_rule in raw.rules {
             let what = format!("{origin}: rule `{}`", raw_rule.id);
-            if raw_rule.regex.is_none() && raw_rule.path.is_none() {
-                return Err(format!("{what} has neither `regex` nor `path`"));
-            }
             let mut lists = Vec::new();
             for list in raw_rule.allowlist.into_iter().chain(raw_rule.allowlists) {
                 lists.push(compile_allowlist(list, &what)?);
             }
-            let rule = Rule {
+            let regex = raw_rule
+                .regex
+                .as_deref()
+                .map(|r| compile(r, &what))
+                .transpose()?;
+            let path = raw_rule
+                .path
+                .as_deref()
+                .map(|r| compile(r, &what))
+                .transpose()?;
+            let keywords = raw_rule.keywords.iter().map(|k| k.to_lowercase());
+            if let Some(base) = rules.iter_mut().find(|r| r.id == raw_rule.id) {
+                if let Some(description) = raw_rule.description {
+                    base.description = description;
+                }
+                if raw_rule.entropy != 0.0 {
+                    base.entropy = raw_rule.entropy;
+                }
+                if raw_rule.secret_group != 0 {
+                    base.secret_group = raw_rule.secret_group;
+                }
+                if regex.is_some() {
+                    base.regex = regex;
+                }
+                if path.is_some() {
+                    base.path = path;
+                }
+                base.keywords.extend(keywords);
+                base.tags.extend(raw_rule.tags);
+                base.allowlists.extend(lists);
+                continue;
+            }
+            if regex.is_none() && path.is_none() {
+                return Err(format!("{what} has neither `regex` nor `path`"));
+            }
+            rules.push(Rule {
                 description: raw_rule.description.unwrap_or_else(|| raw_rule.id.clone()),
-                regex: raw_rule
-                    .regex
-                    .as_deref()
-                    .map(|r| compile(r, &what))
-                    .transpose()?,
+                regex,
                 secret_group: raw_rule.secret_group,
                 entropy: raw_rule.entropy,
-                keywords: raw_rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
-                path: raw_rule
-                    .path
-                    .as_deref()
-                    .map(|r| compile(r, &what))
-                    .transpose()?,
+                keywords: keywords.collect(),
+                path,
                 tags: raw_rule.tags,
                 allowlists: lists,
                 id: raw_rule.id,
-            };
-            // A rule with the id of an extended one replaces it.
-            rules.retain(|r: &Rule| r.id != rule.id);
-            rules.push(rule);
+            });
         }
         for list in raw.allowlist.into_iter().chain(raw.allowlists) {
             allowlists.push(compile_allowlist(
@@ -343,18 +391,7 @@ impl RuleSet {
                 &format!("{origin}: global allowlist"),
             )?);
         }
-        rules.retain(|r| !disabled.contains(&r.id));
         Ok(RuleSet { rules, allowlists })
-    }
-
-    /// Add another rule set's rules and allowlists (for `extend-default`).
-    pub fn merge(&mut self, other: RuleSet) {
-        for rule in other.rules {
-            if !self.rules.iter().any(|r| r.id == rule.id) {
-                self.rules.push(rule);
-            }
-        }
-        self.allowlists.extend(other.allowlists);
     }
 }
 
@@ -728,6 +765,37 @@ keywords = ["acme_"]
                 .unwrap_err()
                 .contains("neither")
         );
+    }
+
+    #[test]
+    fn extending_merges_a_rule_of_the_same_id_as_gitleaks_does() {
+        let line = "db_password = \"Wz4Kb1Vm9Lc5Yj8Hn0Pq\"\n";
+        assert_eq!(scan_text(&RuleSet::default_rules(), "a.env", line).len(), 1);
+        // Only an allowlist for the default generic rule: the rule keeps its regex.
+        let config = r#"
+[extend]
+useDefault = true
+
+[[rules]]
+id = "generic-api-key"
+  [[rules.allowlists]]
+  regexes = ['''^Wz4Kb1''']
+"#;
+        let tuned = RuleSet::parse(config, "x.toml", None).unwrap();
+        assert!(scan_text(&tuned, "a.env", line).is_empty());
+        assert!(tuned.rules.len() > 200, "the other default rules stay");
+        let other = "db_password = \"Qz7Rk2Vn8Tj4Wb1Yh6Lp\"\n";
+        assert_eq!(scan_text(&tuned, "a.env", other).len(), 1);
+        // The same through the step's `extend-default`, without `[extend]`.
+        let bare = config.replace("[extend]\nuseDefault = true\n", "");
+        assert!(RuleSet::parse(&bare, "x.toml", None).is_err());
+        let tuned = RuleSet::parse_extending_default(&bare, "x.toml", None).unwrap();
+        assert!(scan_text(&tuned, "a.env", line).is_empty());
+        // A higher entropy threshold replaces the default one.
+        let strict =
+            "[extend]\nuseDefault = true\n[[rules]]\nid = \"generic-api-key\"\nentropy = 4.5\n";
+        let strict = RuleSet::parse(strict, "x.toml", None).unwrap();
+        assert!(scan_text(&strict, "a.env", line).is_empty());
     }
 
     #[test]
