@@ -272,6 +272,8 @@ grants = { read = ["."] }
         "{step:#}"
     );
 
+    // A second project: run ids sort by time only to the second.
+    let p = Project::new(&std::fs::read_to_string(p.path().join("sluice.toml")).unwrap());
     p.write("src/deploy.sh", &format!("export GITHUB_TOKEN={token}\n"));
     let out = p.run(&[]);
     out.expect_code(1);
