@@ -1,10 +1,11 @@
 //! Secret scanning with rules in the gitleaks format (`[[rules]]`: `id`, `description`,
 //! `regex`, `secretGroup`, `entropy`, `keywords`, `path`, `allowlist`/`allowlists`;
 //! top-level `[allowlist]`/`[[allowlists]]` with `targetRules`; `[extend] useDefault`,
-//! `disabledRules`). A file is checked rule by rule: path filter, then the keyword
-//! pre-filter (case-insensitive, all keywords in one Aho-Corasick pass), then the regex; the secret is the
-//! `secretGroup` capture (or the first non-empty group, or the whole match), and must
-//! have a Shannon entropy above the rule's `entropy`; allowlists then drop matches.
+//! `disabledRules`). A file is checked rule by rule: the keyword pre-filter
+//! (case-insensitive, all keywords in one Aho-Corasick pass), the path filter, then the
+//! regex; the secret is the `secretGroup` capture (or the first non-empty group, or the
+//! whole match), and must have a Shannon entropy above the rule's `entropy`;
+//! allowlists then drop matches.
 //! A match is never reported when `gitleaks:allow` stands on any line it spans. The
 //! default rules are gitleaks' own configuration, so the behaviour (keywords, entropy,
 //! stopwords, allowlists) is gitleaks' as far as a single tree is concerned.
