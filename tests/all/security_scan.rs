@@ -138,3 +138,148 @@ read = [".", "{db_folder}"]
         "the secret must never be printed or stored"
     );
 }
+
+/// Copy the RustSec OSV files into `to`.
+fn copy_advisories(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(advisory_db()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Regression: `database = "../osv"` was refused as ungranted although `..` (or
+/// `../osv`) was granted, because the plugin handed `<project>/../osv` to WASI, which
+/// picks the grant by prefix and cannot leave it through `..`. Also guards the summary's
+/// count: packages, not package/advisory pairs.
+#[test]
+fn database_outside_the_project_folder_is_read_through_its_grant() {
+    // <tmp>/repo is the pipeline folder; <tmp>/osv the database, beside it.
+    let p = Project::new("");
+    copy_advisories(&p.path().join("osv/crates.io"));
+    let step = |id: &str, read: &str| {
+        format!(
+            r#"
+[[stage.step]]
+id = "{id}"
+uses = "builtin:security-scan"
+timeout = "2m"
+with = {{ database = "../osv/crates.io", secrets = {{ enabled = false }}, max-database-age-days = 100000 }}
+grants = {{ read = {read} }}
+"#
+        )
+    };
+    p.write(
+        "repo/sluice.toml",
+        &format!(
+            "[pipeline]\nname = \"audit\"\n\n[[stage]]\nname = \"security\"\n{}{}",
+            step("parent-granted", r#"["..", "."]"#),
+            step("folder-granted", r#"[".", "../osv"]"#)
+        ),
+    );
+    p.write("repo/Cargo.lock", &scan_data("cargo/vulnerable/Cargo.lock"));
+    let repo = p.path().join("repo");
+    let out = crate::support::sluice_in(&repo, &["run", "--format", "plain"]);
+    out.expect_code(1);
+    assert!(
+        !out.stderr.contains("no `read` grant"),
+        "no grant is missing: {}",
+        out.stderr
+    );
+
+    let runs = repo.join(".sluice/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    for id in ["parent-granted", "folder-granted"] {
+        let step = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == id)
+            .unwrap();
+        assert_eq!(step["status"], "failed", "{step:#}");
+        let findings = step["report"]["findings"].as_array().unwrap();
+        let mut purls: Vec<&str> = findings
+            .iter()
+            .map(|f| {
+                // Properties are `[name, value]` pairs.
+                f["properties"]
+                    .as_array()
+                    .and_then(|pairs| pairs.iter().find(|pair| pair[0] == "purl"))
+                    .and_then(|pair| pair[1].as_str())
+                    .unwrap_or_else(|| panic!("a purl in {f:#}"))
+            })
+            .collect();
+        let advisories = purls.len();
+        purls.sort_unstable();
+        purls.dedup();
+        assert!(advisories > purls.len(), "{purls:?}");
+        let summary = step["report"]["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!(
+                "{} vulnerable packages ({advisories} advisories) in 1 lockfile (17 packages)",
+                purls.len()
+            )),
+            "{id}: {summary}"
+        );
+    }
+}
+
+/// Regression (issue 9): ordinary code that the previous default rules reported as
+/// high-severity secrets (real lines from crates, paramiko and the issue) passes a
+/// secret scan; a real token fails it, unless its line carries `gitleaks:allow`.
+#[test]
+fn secret_scan_passes_ordinary_code_and_honours_gitleaks_allow() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "secrets"
+
+[[stage]]
+name = "security"
+
+[[stage.step]]
+id = "scan"
+uses = "builtin:security-scan"
+timeout = "2m"
+with = { secrets = { paths = ["src"] } }
+grants = { read = ["."] }
+"#,
+    );
+    p.write("src/ordinary.txt", &scan_data("secrets/ordinary-code.txt"));
+    // Built at run time so that this repository holds no token-shaped string.
+    let token = ["ghp_", "R7xK2mQ9vL4pT8wZ3nB6cY1dF5gH0jS2aE4u"].concat();
+    p.write(
+        "src/fixture.sh",
+        &format!("export GITHUB_TOKEN={token}  # gitleaks:allow (a revoked test token)\n"),
+    );
+    let out = p.run(&[]);
+    out.expect_code(0);
+    let step = p.step("scan");
+    assert_eq!(step["status"], "passed", "{step:#}");
+    assert_eq!(step["report"]["findings"].as_array().map_or(0, Vec::len), 0);
+    assert!(
+        step["report"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("0 secrets"),
+        "{step:#}"
+    );
+
+    // A second project: run ids sort by time only to the second.
+    let p = Project::new(&std::fs::read_to_string(p.path().join("sluice.toml")).unwrap());
+    p.write("src/deploy.sh", &format!("export GITHUB_TOKEN={token}\n"));
+    let out = p.run(&[]);
+    out.expect_code(1);
+    let findings = p.step("scan")["report"]["findings"].clone();
+    let findings = findings.as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["rule_id"], "secret/github-pat", "{findings:#?}");
+    assert!(!out.stderr.contains(&token[4..]));
+}

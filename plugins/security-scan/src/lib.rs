@@ -15,15 +15,21 @@
 //!   OSV database (a folder of OSV JSON files or an ecosystem's `all.zip`) with the OSV
 //!   range algorithm and each ecosystem's version ordering; one finding per vulnerable
 //!   package and advisory, at the lockfile line of the package.
-//! - **Secrets**: the tree is scanned with gitleaks-format rules (embedded defaults, or
-//!   a rule file); findings never contain the secret.
+//! - **Secrets**: the tree is scanned with gitleaks' default rules (embedded) or a
+//!   gitleaks rule file; `gitleaks:allow` on a line silences it; findings never contain
+//!   the secret.
 //! - **Denylist**: package ranges and git references that fail the step.
 //!
 //! Status: failed when a finding reaches `fail-on` (default `high`) or a denylist entry
 //! matches; warned for lower findings, an old database or an expired ignore; passed
 //! otherwise; skipped when there was nothing to scan.
 //!
-//! Outputs: `vulnerabilities`, `secrets`, `blocked`, `packages`. Metrics:
+//! The summary counts vulnerable packages (distinct ecosystem, name and version) and,
+//! separately, the advisories that matched them: `10 vulnerable packages (22
+//! advisories) in 7 lockfiles (…)`.
+//!
+//! Outputs: `vulnerabilities` (package/advisory matches), `vulnerable-packages`,
+//! `secrets`, `blocked`, `packages`. Metrics:
 //! `packages.scanned`, `advisories.loaded`, `database.age`, `scan.time`.
 
 pub mod denylist;
@@ -115,10 +121,12 @@ pub struct SecretsConfig {
     /// Folders (or files) to scan, relative to the pipeline's folder.
     #[serde(default = "default_paths")]
     pub paths: Vec<String>,
-    /// A rule file in gitleaks TOML format. Without it, the embedded default rules.
+    /// A rule file in gitleaks TOML format. Without it, gitleaks' default rules
+    /// (embedded). A `gitleaks:allow` comment on a line silences any rule there.
     pub rules: Option<String>,
-    /// With `rules`: also apply the default rules (a rule of the same id in `rules`
-    /// wins).
+    /// With `rules`: also apply the default rules, as gitleaks' `[extend] useDefault =
+    /// true` does (a rule of the same id in `rules` is merged into the default one, so
+    /// it may just add an allowlist).
     #[serde(default)]
     pub extend_default: bool,
     /// Files larger than this many bytes are skipped.
@@ -223,18 +231,13 @@ fn display(workdir: &Path, path: &Path) -> String {
         .unwrap_or_else(|_| path.display().to_string())
 }
 
+/// `path` from the configuration as an absolute path with `.` and `..` resolved
+/// lexically. The `..` must go before the path reaches WASI: wasi-libc picks the grant
+/// (preopen) by prefix and hands the rest, `..` included, to the host, which refuses to
+/// leave that grant even when the result lies inside another one (`../osv` with `..`
+/// or `../osv` granted). Grants are resolved the same way by the runner.
 fn resolve(workdir: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        workdir.join(p)
-    };
-    // Lexically drop `.` so that displayed paths stay tidy.
-    joined
-        .components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
+    sluice_sdk::fs::normalize(&workdir.join(path))
 }
 
 /// Lockfiles under `roots`, honouring ignore files, skipping `node_modules`, `target`,
@@ -345,6 +348,9 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
     let mut metrics = Vec::new();
     let mut packages_scanned = 0usize;
     let (mut vulnerabilities, mut blocked) = (0usize, 0usize);
+    // A package can match several advisories and appear in several lockfiles; it is one
+    // vulnerable package (ecosystem, name, version) however many advisories name it.
+    let mut vulnerable_packages = std::collections::BTreeSet::new();
 
     if !lockfiles.is_empty() || !deny_packages.is_empty() || !deny_refs.is_empty() {
         let db = if lockfiles.is_empty() {
@@ -436,6 +442,11 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
             }
             vulnerabilities += result.vulnerabilities.len();
             for hit in &result.vulnerabilities {
+                vulnerable_packages.insert((
+                    hit.package.ecosystem,
+                    hit.package.name.clone(),
+                    hit.package.version.clone(),
+                ));
                 findings.push(report::vulnerability_finding(
                     &shown,
                     &hit.package,
@@ -466,12 +477,12 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
                 let read = move |p: &str| {
                     sluice_sdk::fs::read_to_string(resolve(&base, p)).map_err(|e| e.to_string())
                 };
-                let mut set =
-                    RuleSet::parse(&text, file, Some(&read)).map_err(RunError::invalid_config)?;
                 if config.secrets.extend_default {
-                    set.merge(RuleSet::default_rules());
+                    RuleSet::parse_extending_default(&text, file, Some(&read))
+                } else {
+                    RuleSet::parse(&text, file, Some(&read))
                 }
-                set
+                .map_err(RunError::invalid_config)?
             }
         };
         let (mut files, mut skipped) = (0, 0);
@@ -518,9 +529,24 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
     ));
 
     let mut summary = format!(
-        "{vulnerabilities} vulnerable package(s) in {} lockfile(s) ({packages_scanned} packages), {secrets_found} secret(s), {blocked} denylisted",
-        lockfiles.len()
+        "{} in {} ({}), {}, {blocked} denylisted",
+        counted(
+            vulnerable_packages.len(),
+            "vulnerable package",
+            "vulnerable packages"
+        ),
+        counted(lockfiles.len(), "lockfile", "lockfiles"),
+        counted(packages_scanned, "package", "packages"),
+        counted(secrets_found, "secret", "secrets"),
     );
+    if vulnerabilities > 0 {
+        summary.insert_str(
+            summary
+                .find(" in ")
+                .expect("the summary names the lockfiles"),
+            &format!(" ({})", counted(vulnerabilities, "advisory", "advisories")),
+        );
+    }
     if let Some(worst) = findings.iter().map(|f| f.severity).max_by_key(|s| s.rank()) {
         summary.push_str(&format!("; worst: {}", severity_name(worst)));
     }
@@ -537,9 +563,15 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
         .with_findings(findings)
         .with_metrics(metrics)
         .with_output("vulnerabilities", vulnerabilities)
+        .with_output("vulnerable-packages", vulnerable_packages.len())
         .with_output("secrets", secrets_found)
         .with_output("blocked", blocked)
         .with_output("packages", packages_scanned))
+}
+
+/// `1 lockfile`, `2 lockfiles`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn severity_name(severity: Severity) -> &'static str {

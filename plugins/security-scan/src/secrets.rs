@@ -1,11 +1,14 @@
 //! Secret scanning with rules in the gitleaks format (`[[rules]]`: `id`, `description`,
 //! `regex`, `secretGroup`, `entropy`, `keywords`, `path`, `allowlist`/`allowlists`;
 //! top-level `[allowlist]`/`[[allowlists]]` with `targetRules`; `[extend] useDefault`,
-//! `disabledRules`). A file is checked rule by rule: path filter, then the keyword
-//! pre-filter (case-insensitive substring), then the regex; the secret is the
-//! `secretGroup` capture (or the first non-empty group, or the whole match), and must
-//! have a Shannon entropy above the rule's `entropy`; allowlists then drop matches.
-//! A line containing `gitleaks:allow` is never reported.
+//! `disabledRules`). A file is checked rule by rule: the keyword pre-filter
+//! (case-insensitive, all keywords in one Aho-Corasick pass), the path filter, then the
+//! regex; the secret is the `secretGroup` capture (or the first non-empty group, or the
+//! whole match), and must have a Shannon entropy above the rule's `entropy`;
+//! allowlists then drop matches.
+//! A match is never reported when `gitleaks:allow` stands on any line it spans. The
+//! default rules are gitleaks' own configuration, so the behaviour (keywords, entropy,
+//! stopwords, allowlists) is gitleaks' as far as a single tree is concerned.
 //!
 //! The tree is walked with the `ignore` crate, so `.gitignore`, `.ignore` and git's
 //! global excludes are honoured even outside a git checkout; binary files (a NUL byte
@@ -20,8 +23,17 @@ use regex::Regex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The rules shipped with the plugin, in gitleaks format.
+/// The marker that, anywhere on the lines a match spans (usually in a comment), tells the
+/// scan that the value there is not a secret: `api_key = "…" # gitleaks:allow`.
+pub const INLINE_ALLOW: &str = "gitleaks:allow";
+
+/// The rules shipped with the plugin: gitleaks' default configuration (see the file's
+/// header for its origin and licence).
 pub const DEFAULT_RULES: &str = include_str!("default-rules.toml");
+
+/// How the embedded default rules are named in messages (and recognised when a file
+/// extends them).
+const DEFAULT_ORIGIN: &str = "the default rules";
 
 /// A gitleaks configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -135,8 +147,68 @@ pub struct Rule {
 #[derive(Debug)]
 pub struct RuleSet {
     /// The rules, in file order.
-    pub rules: Vec<Rule>,
+    rules: Vec<Rule>,
     allowlists: Vec<Allowlist>,
+    keywords: KeywordIndex,
+}
+
+/// Which rules a text may concern, by their keywords, found in one pass over the
+/// lower-cased text (gitleaks' pre-filter, an Aho-Corasick automaton as in gitleaks).
+/// One pass for all keywords instead of a substring search per keyword and rule: with
+/// gitleaks' 222 rules that is most of a scan's time under WebAssembly.
+#[derive(Debug)]
+struct KeywordIndex {
+    automaton: aho_corasick::AhoCorasick,
+    /// For each pattern of the automaton, the indices of the rules that name it.
+    rules_of: Vec<Vec<usize>>,
+    /// Rules without keywords, which always run.
+    always: Vec<usize>,
+}
+
+impl KeywordIndex {
+    fn new(rules: &[Rule]) -> KeywordIndex {
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut rules_of: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            if rule.keywords.is_empty() {
+                always.push(index);
+            }
+            for keyword in &rule.keywords {
+                match patterns.iter().position(|p| *p == keyword.as_str()) {
+                    Some(at) => rules_of[at].push(index),
+                    None => {
+                        patterns.push(keyword);
+                        rules_of.push(vec![index]);
+                    }
+                }
+            }
+        }
+        KeywordIndex {
+            automaton: aho_corasick::AhoCorasick::new(&patterns)
+                .expect("keywords are plain strings of bounded size"),
+            rules_of,
+            always,
+        }
+    }
+
+    /// Whether each rule may match `lower` (the lower-cased text).
+    fn candidates(&self, lower: &str, rule_count: usize) -> Vec<bool> {
+        let mut wanted = vec![false; rule_count];
+        for &index in &self.always {
+            wanted[index] = true;
+        }
+        let mut seen = vec![false; self.rules_of.len()];
+        for found in self.automaton.find_overlapping_iter(lower) {
+            let pattern = found.pattern().as_usize();
+            if !std::mem::replace(&mut seen[pattern], true) {
+                for &index in &self.rules_of[pattern] {
+                    wanted[index] = true;
+                }
+            }
+        }
+        wanted
+    }
 }
 
 fn compile(pattern: &str, what: &str) -> Result<Regex, String> {
@@ -194,10 +266,30 @@ pub fn translate_re2(pattern: &str) -> String {
         } else if c == '[' {
             in_class = true;
             class_start = true;
+        } else if c == '{' && !starts_repetition(chars.clone()) {
+            // RE2 reads a `{` that does not open `{n}`, `{n,}` or `{n,m}` as itself
+            // (gitleaks' curl rule has `{{[^}]+}}`); Rust's `regex` wants it escaped.
+            out.push_str("\\{");
+            continue;
         }
         out.push(c);
     }
     out
+}
+
+/// Whether the text after a `{` is a repetition's `n}`, `n,}` or `n,m}`.
+fn starts_repetition(mut rest: impl Iterator<Item = char>) -> bool {
+    let mut digits = 0;
+    let mut comma = false;
+    for c in rest.by_ref() {
+        match c {
+            '0'..='9' => digits += 1,
+            ',' if !comma && digits > 0 => comma = true,
+            '}' => return digits > 0,
+            _ => return false,
+        }
+    }
+    false
 }
 
 fn compile_allowlist(raw: RawAllowlist, what: &str) -> Result<Allowlist, String> {
@@ -248,67 +340,124 @@ fn compile_allowlist(raw: RawAllowlist, what: &str) -> Result<Allowlist, String>
 pub type ReadFile = dyn Fn(&str) -> Result<String, String>;
 
 impl RuleSet {
+    fn new(rules: Vec<Rule>, allowlists: Vec<Allowlist>) -> RuleSet {
+        RuleSet {
+            keywords: KeywordIndex::new(&rules),
+            rules,
+            allowlists,
+        }
+    }
+
+    /// The rules, in file order (extended rules first).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// The default rules.
     pub fn default_rules() -> RuleSet {
-        RuleSet::parse(DEFAULT_RULES, "the default rules", None)
+        RuleSet::parse(DEFAULT_RULES, DEFAULT_ORIGIN, None)
             .expect("the embedded default rules compile")
     }
 
-    /// Parse a gitleaks TOML config. `[extend] useDefault = true` (or `extend_default`)
-    /// adds the default rules; `[extend] path` adds another file, read with `read`.
+    /// Parse a gitleaks TOML config. `[extend] useDefault = true` adds the default
+    /// rules; `[extend] path` adds another file, read with `read`.
     pub fn parse(text: &str, origin: &str, read: Option<&ReadFile>) -> Result<RuleSet, String> {
+        RuleSet::parse_extending(text, origin, read, false)
+    }
+
+    /// Parse a gitleaks TOML config as if it said `[extend] useDefault = true` (the
+    /// step's `extend-default`).
+    pub fn parse_extending_default(
+        text: &str,
+        origin: &str,
+        read: Option<&ReadFile>,
+    ) -> Result<RuleSet, String> {
+        RuleSet::parse_extending(text, origin, read, true)
+    }
+
+    /// As gitleaks extends a configuration: the extended rules come first, less those
+    /// in `disabledRules`; a rule of the file with the id of an extended rule is merged
+    /// into it (its description, entropy, secretGroup, regex and path replace the
+    /// extended rule's when given; its keywords, tags and allowlists are added), so
+    /// that `[[rules]] id = "generic-api-key"` with only an allowlist tunes the default
+    /// rule; any other rule of the file needs a `regex` or a `path`.
+    fn parse_extending(
+        text: &str,
+        origin: &str,
+        read: Option<&ReadFile>,
+        use_default: bool,
+    ) -> Result<RuleSet, String> {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| format!("{origin} is not a gitleaks rule file: {e}"))?;
         let _ = &raw.title;
-        let mut rules = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         let mut allowlists = Vec::new();
-        let mut disabled = Vec::new();
-        if let Some(extend) = raw.extend {
-            disabled = extend.disabled_rules;
-            if extend.use_default && origin != "the default rules" {
-                let base = RuleSet::default_rules();
-                rules.extend(base.rules);
-                allowlists.extend(base.allowlists);
-            }
-            if let Some(path) = extend.path {
-                let read = read
-                    .ok_or_else(|| format!("{origin}: `[extend] path` cannot be followed here"))?;
-                let base = RuleSet::parse(&read(&path)?, &path, Some(read))?;
-                rules.extend(base.rules);
-                allowlists.extend(base.allowlists);
-            }
+        let extend = raw.extend.unwrap_or_default();
+        if (use_default || extend.use_default) && origin != DEFAULT_ORIGIN {
+            let base = RuleSet::default_rules();
+            rules.extend(base.rules);
+            allowlists.extend(base.allowlists);
         }
+        if let Some(path) = &extend.path {
+            let read =
+                read.ok_or_else(|| format!("{origin}: `[extend] path` cannot be followed here"))?;
+            let base = RuleSet::parse(&read(path)?, path, Some(read))?;
+            rules.extend(base.rules);
+            allowlists.extend(base.allowlists);
+        }
+        rules.retain(|r| !extend.disabled_rules.contains(&r.id));
         for raw_rule in raw.rules {
             let what = format!("{origin}: rule `{}`", raw_rule.id);
-            if raw_rule.regex.is_none() && raw_rule.path.is_none() {
-                return Err(format!("{what} has neither `regex` nor `path`"));
-            }
             let mut lists = Vec::new();
             for list in raw_rule.allowlist.into_iter().chain(raw_rule.allowlists) {
                 lists.push(compile_allowlist(list, &what)?);
             }
-            let rule = Rule {
+            let regex = raw_rule
+                .regex
+                .as_deref()
+                .map(|r| compile(r, &what))
+                .transpose()?;
+            let path = raw_rule
+                .path
+                .as_deref()
+                .map(|r| compile(r, &what))
+                .transpose()?;
+            let keywords = raw_rule.keywords.iter().map(|k| k.to_lowercase());
+            if let Some(base) = rules.iter_mut().find(|r| r.id == raw_rule.id) {
+                if let Some(description) = raw_rule.description {
+                    base.description = description;
+                }
+                if raw_rule.entropy != 0.0 {
+                    base.entropy = raw_rule.entropy;
+                }
+                if raw_rule.secret_group != 0 {
+                    base.secret_group = raw_rule.secret_group;
+                }
+                if regex.is_some() {
+                    base.regex = regex;
+                }
+                if path.is_some() {
+                    base.path = path;
+                }
+                base.keywords.extend(keywords);
+                base.tags.extend(raw_rule.tags);
+                base.allowlists.extend(lists);
+                continue;
+            }
+            if regex.is_none() && path.is_none() {
+                return Err(format!("{what} has neither `regex` nor `path`"));
+            }
+            rules.push(Rule {
                 description: raw_rule.description.unwrap_or_else(|| raw_rule.id.clone()),
-                regex: raw_rule
-                    .regex
-                    .as_deref()
-                    .map(|r| compile(r, &what))
-                    .transpose()?,
+                regex,
                 secret_group: raw_rule.secret_group,
                 entropy: raw_rule.entropy,
-                keywords: raw_rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
-                path: raw_rule
-                    .path
-                    .as_deref()
-                    .map(|r| compile(r, &what))
-                    .transpose()?,
+                keywords: keywords.collect(),
+                path,
                 tags: raw_rule.tags,
                 allowlists: lists,
                 id: raw_rule.id,
-            };
-            // A rule with the id of an extended one replaces it.
-            rules.retain(|r: &Rule| r.id != rule.id);
-            rules.push(rule);
+            });
         }
         for list in raw.allowlist.into_iter().chain(raw.allowlists) {
             allowlists.push(compile_allowlist(
@@ -316,18 +465,7 @@ impl RuleSet {
                 &format!("{origin}: global allowlist"),
             )?);
         }
-        rules.retain(|r| !disabled.contains(&r.id));
-        Ok(RuleSet { rules, allowlists })
-    }
-
-    /// Add another rule set's rules and allowlists (for `extend-default`).
-    pub fn merge(&mut self, other: RuleSet) {
-        for rule in other.rules {
-            if !self.rules.iter().any(|r| r.id == rule.id) {
-                self.rules.push(rule);
-            }
-        }
-        self.allowlists.extend(other.allowlists);
+        Ok(RuleSet::new(rules, allowlists))
     }
 }
 
@@ -437,7 +575,8 @@ pub fn scan_text(rules: &RuleSet, path: &str, text: &str) -> Vec<Leak> {
     let line_starts: Vec<usize> = std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .collect();
-    for rule in &rules.rules {
+    let candidates = rules.keywords.candidates(&lower, rules.rules.len());
+    for (rule, _) in rules.rules.iter().zip(&candidates).filter(|(_, c)| **c) {
         if let Some(path_re) = &rule.path
             && !path_re.is_match(path)
         {
@@ -460,9 +599,6 @@ pub fn scan_text(rules: &RuleSet, path: &str, text: &str) -> Vec<Leak> {
             ));
             continue;
         };
-        if !rule.keywords.is_empty() && !rule.keywords.iter().any(|k| lower.contains(k.as_str())) {
-            continue;
-        }
         for captures in regex.captures_iter(text) {
             let whole = captures.get(0).expect("group 0 always exists");
             let secret = if rule.secret_group > 0 {
@@ -482,18 +618,26 @@ pub fn scan_text(rules: &RuleSet, path: &str, text: &str) -> Vec<Leak> {
             }
             let line_index = line_starts.partition_point(|&s| s <= secret.start()) - 1;
             let line_start = line_starts[line_index];
-            let line_end = text[line_start..]
+            // As gitleaks does: the match without its surrounding newlines, and the
+            // whole lines it spans, which is where `gitleaks:allow` may stand and what
+            // `regexTarget = "line"` allowlists see.
+            let matched = whole.as_str().trim_matches('\n');
+            let match_start = whole.start()
+                + (whole.as_str().len() - whole.as_str().trim_start_matches('\n').len());
+            let match_end = match_start + matched.len();
+            let lines_start = line_starts[line_starts.partition_point(|&s| s <= match_start) - 1];
+            let lines_end = text[match_end..]
                 .find('\n')
-                .map_or(text.len(), |e| line_start + e);
-            let line = &text[line_start..line_end];
-            if line.contains("gitleaks:allow") {
+                .map_or(text.len(), |e| match_end + e);
+            let lines = &text[lines_start.min(line_start)..lines_end];
+            if lines.contains(INLINE_ALLOW) {
                 continue;
             }
             let is_allowed = rule
                 .allowlists
                 .iter()
                 .chain(&rules.allowlists)
-                .any(|l| allowed(l, &rule.id, path, secret_text, whole.as_str(), line));
+                .any(|l| allowed(l, &rule.id, path, secret_text, matched, lines));
             if is_allowed {
                 continue;
             }
@@ -593,7 +737,7 @@ mod tests {
     #[test]
     fn default_rules_compile_and_find_common_secrets() {
         let rules = RuleSet::default_rules();
-        assert!(rules.rules.len() >= 15);
+        assert!(rules.rules().len() >= 15);
         let aws = format!("aws_key = \"{}\"\n", ["AKIA", "QYLPMN5HHHFPZAM2"].concat());
         let leaks = scan_text(&rules, "config/app.env", &aws);
         assert_eq!(
@@ -676,8 +820,8 @@ keywords = ["acme_"]
     fn extend_disable_and_errors() {
         let config = "[extend]\nuseDefault = true\ndisabledRules = [\"jwt\"]\n";
         let rules = RuleSet::parse(config, "x.toml", None).unwrap();
-        assert!(rules.rules.iter().any(|r| r.id == "github-pat"));
-        assert!(!rules.rules.iter().any(|r| r.id == "jwt"));
+        assert!(rules.rules().iter().any(|r| r.id == "github-pat"));
+        assert!(!rules.rules().iter().any(|r| r.id == "jwt"));
         let err = RuleSet::parse(
             "[[rules]]\nid = \"bad\"\nregex = '''(unclosed'''\n",
             "x.toml",
@@ -693,6 +837,37 @@ keywords = ["acme_"]
                 .unwrap_err()
                 .contains("neither")
         );
+    }
+
+    #[test]
+    fn extending_merges_a_rule_of_the_same_id_as_gitleaks_does() {
+        let line = "db_password = \"Wz4Kb1Vm9Lc5Yj8Hn0Pq\"\n";
+        assert_eq!(scan_text(&RuleSet::default_rules(), "a.env", line).len(), 1);
+        // Only an allowlist for the default generic rule: the rule keeps its regex.
+        let config = r#"
+[extend]
+useDefault = true
+
+[[rules]]
+id = "generic-api-key"
+  [[rules.allowlists]]
+  regexes = ['''^Wz4Kb1''']
+"#;
+        let tuned = RuleSet::parse(config, "x.toml", None).unwrap();
+        assert!(scan_text(&tuned, "a.env", line).is_empty());
+        assert!(tuned.rules().len() > 200, "the other default rules stay");
+        let other = "db_password = \"Qz7Rk2Vn8Tj4Wb1Yh6Lp\"\n";
+        assert_eq!(scan_text(&tuned, "a.env", other).len(), 1);
+        // The same through the step's `extend-default`, without `[extend]`.
+        let bare = config.replace("[extend]\nuseDefault = true\n", "");
+        assert!(RuleSet::parse(&bare, "x.toml", None).is_err());
+        let tuned = RuleSet::parse_extending_default(&bare, "x.toml", None).unwrap();
+        assert!(scan_text(&tuned, "a.env", line).is_empty());
+        // A higher entropy threshold replaces the default one.
+        let strict =
+            "[extend]\nuseDefault = true\n[[rules]]\nid = \"generic-api-key\"\nentropy = 4.5\n";
+        let strict = RuleSet::parse(strict, "x.toml", None).unwrap();
+        assert!(scan_text(&strict, "a.env", line).is_empty());
     }
 
     #[test]
@@ -720,6 +895,8 @@ keywords = ["acme_"]
             r"[0-9A-Za-z_]+[0-9A-Za-z_.-](?-u:\b)[0-9]\."
         );
         assert_eq!(translate_re2(r"[]\w]"), r"[]0-9A-Za-z_]");
+        assert_eq!(translate_re2(r"a{2}b{1,}c{1,3}"), r"a{2}b{1,}c{1,3}");
+        assert_eq!(translate_re2(r"\${{[^}]+}}"), r"\$\{\{[^}]+}}");
         let re = compile(r"^\w+$", "t").unwrap();
         assert!(re.is_match("abc_1"));
         assert!(!re.is_match("héllo"), "RE2's \\w does not match é");

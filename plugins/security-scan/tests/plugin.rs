@@ -322,3 +322,61 @@ fn schema_and_unknown_fields() {
     );
     let _ = SecurityScan::capabilities();
 }
+
+/// Regression: the summary said "22 vulnerable package(s)" for 10 packages, counting
+/// package/advisory pairs. The same real lockfile in two folders, with packages that
+/// each match several advisories, is still counted once per package.
+#[test]
+fn summary_counts_vulnerable_packages_not_advisory_matches() {
+    let work = Workdir::new("count");
+    std::fs::create_dir_all(work.path().join("copy")).unwrap();
+    std::fs::copy(
+        common::data("cargo/vulnerable/Cargo.lock"),
+        work.path().join("copy/Cargo.lock"),
+    )
+    .unwrap();
+    let db = common::rustsec_db();
+    let report = run_scan(
+        config(serde_json::json!({ "database": db, "paths": ["app", "copy"], "secrets": { "enabled": false }, "max-database-age-days": 100000 })),
+        work.path(),
+        day("2026-11-22"),
+    )
+    .unwrap();
+    let mut packages: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| {
+            f.properties
+                .iter()
+                .find(|(n, _)| n == "purl")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    let advisories = packages.len();
+    packages.sort();
+    packages.dedup();
+    assert!(
+        advisories > 2 * packages.len(),
+        "the data must have packages with several advisories: {advisories} matches, {} packages",
+        packages.len()
+    );
+    let expected = format!(
+        "{} vulnerable packages ({advisories} advisories) in 2 lockfiles (34 packages)",
+        packages.len()
+    );
+    assert!(
+        report.summary.starts_with(&expected),
+        "expected `{expected}…`, got `{}`",
+        report.summary
+    );
+    assert_eq!(
+        report.output("vulnerable-packages"),
+        Some(packages.len().to_string().as_str())
+    );
+    assert_eq!(
+        report.output("vulnerabilities"),
+        Some(advisories.to_string().as_str())
+    );
+}
