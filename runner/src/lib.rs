@@ -25,4 +25,5 @@ pub mod render;
 pub mod reports;
 pub mod sandbox;
 pub mod secrets;
+pub mod toolchains;
 pub mod validate;

@@ -72,8 +72,21 @@ impl StepSandbox {
             net,
             env,
             secrets: secret_grants,
+            toolchains,
+            search_path,
+            toolchain_env,
         } = &step.grants;
+        for preset in toolchains {
+            log.line(Source::Runner, &preset.describe(&workdir));
+        }
         let files = Arc::new(files::FileAccess::resolve(read, write, log)?);
+        for folder in toolchains.iter().flat_map(|p| p.cache_folders()) {
+            std::fs::create_dir_all(&folder).map_err(|e| GrantError::Path {
+                grant: "toolchain",
+                path: folder.clone(),
+                reason: format!("cannot make this cache folder: {e}"),
+            })?;
+        }
         let net = Arc::new(egress::NetAccess::resolve(net, log));
         let exec = Arc::new(exec.clone());
         let limits = exec::NativeLimits {
@@ -83,6 +96,7 @@ impl StepSandbox {
         };
         let programs = Arc::new(exec::StepPrograms::new(
             exec.clone(),
+            Arc::new(search_path.clone()),
             files.clone(),
             net.clone(),
             sandbox,
@@ -94,7 +108,7 @@ impl StepSandbox {
         programs.prepare();
         Ok(StepSandbox {
             files,
-            env: Arc::new(env::EnvAccess::resolve(env)),
+            env: Arc::new(env::EnvAccess::resolve(env, toolchain_env)),
             net,
             exec,
             workdir,
