@@ -180,6 +180,8 @@ pub struct StepPrograms {
     environment: tokio::sync::OnceCell<Result<Arc<PreparedEnvironment>, EnvironmentError>>,
     described: AtomicBool,
     violations: Mutex<Vec<String>>,
+    /// What failed programs were denied, as hints naming the grant to add.
+    denials: Mutex<Vec<String>>,
 }
 
 impl StepPrograms {
@@ -204,6 +206,7 @@ impl StepPrograms {
             environment: tokio::sync::OnceCell::new(),
             described: AtomicBool::new(false),
             violations: Mutex::new(Vec::new()),
+            denials: Mutex::new(Vec::new()),
         }
     }
 
@@ -222,6 +225,12 @@ impl StepPrograms {
     /// The limits the step's programs exceeded since the last call, as sentences.
     pub fn take_violations(&self) -> Vec<String> {
         std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The file accesses failed programs were denied since the last call, each as a
+    /// sentence naming the grant that would allow it.
+    pub fn take_denials(&self) -> Vec<String> {
+        std::mem::take(&mut *self.denials.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn violated(&self, what: String) {
@@ -634,7 +643,38 @@ impl ExecAccess {
             .await?;
         self.programs
             .check_limits(before, self.programs.counters(), &shown);
+        if completed.exit_code != Some(0) && !completed.timed_out {
+            self.explain_denials(&command.program, &completed, &plan.cwd, &prepared.mounts);
+        }
         Ok(completed)
+    }
+
+    /// Name, in the step log and for the step's summary, the file accesses the
+    /// sandbox denied a failed program (see [`super::denials`]).
+    fn explain_denials(
+        &self,
+        program: &str,
+        completed: &wit::Completed,
+        cwd: &Path,
+        mounts: &[MountPlan],
+    ) {
+        let mut output = completed.stderr.clone();
+        output.push(b'\n');
+        output.extend_from_slice(&completed.stdout);
+        let shown = program.rsplit('/').next().unwrap_or(program);
+        let mut kept = self
+            .programs
+            .denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for denial in super::denials::find(&output, cwd, mounts) {
+            let hint = denial.hint(shown, &self.workdir);
+            if !kept.contains(&hint) {
+                self.log
+                    .line(Source::Runner, &format!("access denied: {hint}"));
+                kept.push(hint);
+            }
+        }
     }
 
     /// Stream a started program's output into the step log, wait for it (killing it

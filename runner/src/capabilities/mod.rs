@@ -6,11 +6,13 @@
 //! - [`env`]: `env` grant;
 //! - [`egress`]: `net` grant for TCP sockets;
 //! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
-//!   [`confine`] is the Landlock layer of that sandbox;
+//!   [`confine`] is the Landlock layer of that sandbox, [`denials`] names the grant
+//!   a failed program lacked;
 //! - [`logs`]: the step log (stdout, stderr, `log` import, program output);
 //! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs.
 
 pub mod confine;
+pub mod denials;
 pub mod egress;
 pub mod env;
 pub mod exec;
@@ -172,6 +174,12 @@ impl StepSandbox {
     /// attempt), as sentences.
     pub fn take_limit_violations(&self) -> Vec<String> {
         self.programs.take_violations()
+    }
+
+    /// The file accesses the step's failed programs were denied since the last call
+    /// (one attempt), each naming the grant that would allow it.
+    pub fn take_access_hints(&self) -> Vec<String> {
+        self.programs.take_denials()
     }
 
     /// End every native program an attempt left running (daemons included).
