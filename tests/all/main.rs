@@ -14,4 +14,5 @@ mod sandbox;
 mod secrets;
 mod security_scan;
 mod support;
+mod toolchains;
 mod validation;
