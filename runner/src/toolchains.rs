@@ -455,7 +455,6 @@ impl<'a> Discovery<'a> {
             var("GOPATH", cache.join("path")),
             var("GOMODCACHE", &modcache),
             ("GOTOOLCHAIN".into(), "local".into()),
-            ("GOTELEMETRY".into(), "off".into()),
         ]);
         Ok(())
     }

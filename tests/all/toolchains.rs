@@ -91,7 +91,10 @@ fn rust_preset_builds_and_tests_a_crate_with_no_other_grant() {
     let target = p.path().join(".sluice-cache/rust/target");
     assert!(target.join("debug").is_dir(), "{first}");
     assert!(!p.path().join("target").exists());
-    assert!(first.contains("toolchain rust: read ~/.cargo, ~/.rustup"), "{first}");
+    assert!(
+        first.contains("toolchain rust: read ~/.cargo, ~/.rustup"),
+        "{first}"
+    );
     assert!(
         first.contains("CARGO_TARGET_DIR=.sluice-cache/rust/target"),
         "{first}"
@@ -151,10 +154,28 @@ fn go_preset_runs_go_test_and_reuses_the_build_cache() {
         "toolchain = \"go\"\nread = [\".\"]",
     ));
     p.write("go.mod", "module example.com/tiny\n\ngo 1.19\n");
-    p.write("tiny.go", "package tiny\n\nfunc Add(a, b int) int { return a + b }\n");
+    p.write(
+        "tiny.go",
+        "package tiny\n\nfunc Add(a, b int) int { return a + b }\n",
+    );
     p.write(
         "tiny_test.go",
         "package tiny\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(2, 2) != 4 {\n\t\tt.Fatal(\"2+2\")\n\t}\n}\n",
+    );
+    // `sluice validate` shows what the preset grants on this machine.
+    let validated = p.sluice(&["validate"]);
+    validated.expect_code(0);
+    assert!(
+        validated
+            .stdout
+            .contains("step `go-test`: toolchain go: read "),
+        "{}",
+        validated.stdout
+    );
+    assert!(
+        validated.stdout.contains("GOCACHE=.sluice-cache/go/build"),
+        "{}",
+        validated.stdout
     );
     let first = run_passing(&p, "go-test");
     assert!(first.contains("ok  \texample.com/tiny"), "{first}");
@@ -192,7 +213,10 @@ fn node_preset_runs_npm_test_with_npm_cache_in_the_tool_cache() {
     let after_first = files_with_times(&logs).len();
     assert!(after_first > 0, "npm's cache is in the tool cache\n{first}");
     run_passing(&p, "npm-test");
-    assert!(files_with_times(&logs).len() > after_first, "npm's cache persists");
+    assert!(
+        files_with_times(&logs).len() > after_first,
+        "npm's cache persists"
+    );
 }
 
 #[test]
@@ -264,7 +288,10 @@ read = ["."]
             &format!("read = [\".\", \"{}\"]", outside_dir.display()),
             1,
         )
-        .replace("exec = [\"touch\"]\nread = [\".\"]", "exec = [\"touch\"]\nwrite = [\".\"]");
+        .replace(
+            "exec = [\"touch\"]\nread = [\".\"]",
+            "exec = [\"touch\"]\nwrite = [\".\"]",
+        );
     p.write("sluice.toml", &fixed);
     p.run(&[]).expect_code(0);
 }
@@ -349,4 +376,35 @@ fn the_command_line_in_the_log_is_shell_quoted() {
         .unwrap_or_else(|| panic!("no command line in\n{log}"));
     let line = &line[line.find("[sluice] $ ").expect("found above")..];
     insta::assert_snapshot!(line);
+}
+
+#[test]
+fn a_virtual_environments_python_runs_by_its_relative_path() {
+    require_root("(native programs run in namespaces)");
+    let p = Project::new(&pipeline(
+        "venv-pytest",
+        ".venv/bin/python",
+        &["-m", "pytest", "-q"],
+        "toolchain = \"python\"\nexec = [\".venv/bin/python\"]\nread = [\".\"]",
+    ));
+    p.write(
+        "test_venv.py",
+        "import sys\n\n\ndef test_in_the_venv():\n    assert sys.prefix != sys.base_prefix\n",
+    );
+    // The project's own environment, with the interpreter's packages (pytest).
+    let made = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "venv",
+            "--system-site-packages",
+            "--without-pip",
+            ".venv",
+        ])
+        .current_dir(p.path())
+        .status()
+        .expect("run python3 -m venv");
+    assert!(made.success(), "python3 -m venv failed");
+    let log = run_passing(&p, "venv-pytest");
+    assert!(log.contains("1 passed"), "{log}");
+    assert!(log.contains("VIRTUAL_ENV=.venv"), "{log}");
 }
