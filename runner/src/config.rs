@@ -1326,6 +1326,43 @@ mod tests {
         assert!(e[0].starts_with("sluice.toml:8:"), "{}", e[0]);
     }
 
+    fn step_with_grants(grants: &str) -> String {
+        format!(
+            "[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\n[stage.step.grants]\n{grants}\n"
+        )
+    }
+
+    #[test]
+    fn toolchain_must_be_a_known_name_or_a_list_of_them() {
+        let e = errs(&step_with_grants("toolchain = 3"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("sluice.toml:9:13: `toolchain` must be a toolchain's name or a list of them (valid toolchains: \"rust\", \"python\", \"node\", \"go\")"),
+            "{}",
+            e[0]
+        );
+        let e = errs(&step_with_grants("toolchain = [\"ruby\", \"java\"]"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("unknown toolchain `ruby`; valid toolchains: \"rust\""),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn relative_exec_grants_stay_in_the_pipeline_folder() {
+        let e = errs(&step_with_grants("exec = [\"../bin/tool\"]"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("leads out of the pipeline folder"),
+            "{}",
+            e[0]
+        );
+        let e = errs(&step_with_grants("exec = [\"tools/none\"]"));
+        assert!(e[0].contains("which cannot be found"), "{}", e[0]);
+    }
+
     #[test]
     fn net_grants_parse() {
         assert_eq!(NetGrant::parse("127.0.0.1:80").unwrap().port, 80);

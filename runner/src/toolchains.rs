@@ -203,11 +203,13 @@ pub enum DiscoveryError {
     },
 }
 
+/// What [`discover`] found, by toolchain and pipeline folder.
+type Discovered = HashMap<(Toolchain, PathBuf), Result<Preset, DiscoveryError>>;
+
 /// The preset of `toolchain` for the pipeline in `pipeline_dir`, discovered once per
 /// process.
 pub fn discover(toolchain: Toolchain, pipeline_dir: &Path) -> Result<Preset, DiscoveryError> {
-    static FOUND: OnceLock<Mutex<HashMap<(Toolchain, PathBuf), Result<Preset, DiscoveryError>>>> =
-        OnceLock::new();
+    static FOUND: OnceLock<Mutex<Discovered>> = OnceLock::new();
     let key = (toolchain, pipeline_dir.to_path_buf());
     let found = FOUND.get_or_init(Default::default);
     if let Some(known) = found.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
