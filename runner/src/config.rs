@@ -1150,8 +1150,13 @@ fn relative_program(
             dir.display()
         ));
     }
-    let file = std::fs::canonicalize(&path)
-        .map_err(|e| format!("names {}, which cannot be found: {e}", path.display()))?;
+    let file = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "names {}, which does not exist (paths are relative to the pipeline folder)",
+            path.display()
+        ),
+        _ => format!("names {}, which cannot be read: {e}", path.display()),
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("names {}: {e}", file.display()))?;
@@ -1360,7 +1365,7 @@ mod tests {
             e[0]
         );
         let e = errs(&step_with_grants("exec = [\"tools/none\"]"));
-        assert!(e[0].contains("which cannot be found"), "{}", e[0]);
+        assert!(e[0].contains("which does not exist"), "{}", e[0]);
     }
 
     #[test]
