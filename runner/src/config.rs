@@ -845,7 +845,14 @@ fn build_step(
             ),
         ));
     }
-    let grants = build_grants(source, dir, &raw.grants, declared, errors);
+    let grants = build_grants(
+        source,
+        dir,
+        &raw.grants,
+        (stage_index, step_index),
+        declared,
+        errors,
+    );
     Step {
         id,
         uses,
@@ -957,6 +964,7 @@ fn build_grants(
     source: &SourceFile,
     dir: &Path,
     raw: &RawGrants,
+    (stage_index, step_index): (usize, usize),
     declared: &HashSet<&str>,
     errors: &mut Vec<ConfigError>,
 ) -> Grants {
@@ -979,7 +987,9 @@ fn build_grants(
     let mut exec = Vec::new();
     let mut toolchains = Vec::new();
     if let Some(value) = &raw.toolchain {
-        for (toolchain, at) in toolchain_names(source, value, errors) {
+        let mut entry_path = step_path(stage_index, step_index, "grants");
+        entry_path.push(PathSegment::Key("toolchain".into()));
+        for (toolchain, at) in toolchain_names(source, value, &entry_path, errors) {
             match crate::toolchains::discover(toolchain, dir) {
                 Ok(preset) => toolchains.push(preset),
                 Err(e) => errors.push(source.error(at, e.to_string())),
@@ -1097,6 +1107,7 @@ fn build_grants(
 fn toolchain_names(
     source: &SourceFile,
     value: &Spanned<toml::Value>,
+    key_path: &[PathSegment],
     errors: &mut Vec<ConfigError>,
 ) -> Vec<(crate::toolchains::Toolchain, usize)> {
     use crate::toolchains::Toolchain;
@@ -1105,13 +1116,24 @@ fn toolchain_names(
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let at = value.span().start;
-    let names: Vec<&toml::Value> = match value.get_ref() {
-        toml::Value::Array(items) => items.iter().collect(),
-        single => vec![single],
+    // Each entry of a list is located on its own.
+    let entry_at = |i: usize| {
+        let mut path = key_path.to_vec();
+        path.push(PathSegment::Index(i));
+        source
+            .span_of(&path)
+            .map_or(value.span().start, |s| s.start)
+    };
+    let names: Vec<(&toml::Value, usize)> = match value.get_ref() {
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (item, entry_at(i)))
+            .collect(),
+        single => vec![(single, value.span().start)],
     };
     let mut found = Vec::new();
-    for name in names {
+    for (name, at) in names {
         match name.as_str().map(|n| (n, Toolchain::parse(n))) {
             Some((_, Some(t))) if found.iter().any(|(f, _)| *f == t) => errors.push(source.error(
                 at,
