@@ -241,6 +241,13 @@ async fn dispatch(
                 pipeline.name,
                 pipeline.stages.len()
             ));
+            // What each toolchain preset grants on this machine.
+            for step in pipeline.stages.iter().flat_map(|s| &s.steps) {
+                for preset in &step.grants.toolchains {
+                    let shown = preset.describe(&pipeline.dir);
+                    console::out_line(&format!("  step `{}`: {shown}", step.id));
+                }
+            }
             Ok(exit::OK)
         }
         Command::Plugins { json } => {

@@ -260,6 +260,16 @@ pub struct Grants {
     pub env: Vec<String>,
     /// Secrets, by name, from `[secrets]`.
     pub secrets: Vec<SecretGrant>,
+    /// Toolchain presets (`toolchain`), as found on this machine. Their folders and
+    /// programs are already in `read`, `write` and `exec`; this is what to show.
+    pub toolchains: Vec<crate::toolchains::Preset>,
+    /// Folders searched for `exec` programs before the runner's PATH, and put first
+    /// on the programs' PATH (the toolchains' `bin` folders).
+    pub search_path: Vec<PathBuf>,
+    /// Variables the toolchains set for the plugin and its programs (caches redirected
+    /// into the pipeline's tool cache); the `env` grant and the plugin's own override
+    /// them.
+    pub toolchain_env: Vec<(String, String)>,
 }
 
 /// One `host:port` network grant.
@@ -392,6 +402,8 @@ struct RawGrants {
     env: Vec<Spanned<String>>,
     #[serde(default)]
     secrets: Vec<Spanned<toml::Value>>,
+    /// A toolchain's name or a list of them.
+    toolchain: Option<Spanned<toml::Value>>,
 }
 
 /// Read and check a pipeline file. Plugins are not loaded here.
@@ -833,7 +845,14 @@ fn build_step(
             ),
         ));
     }
-    let grants = build_grants(source, dir, &raw.grants, declared, errors);
+    let grants = build_grants(
+        source,
+        dir,
+        &raw.grants,
+        (stage_index, step_index),
+        declared,
+        errors,
+    );
     Step {
         id,
         uses,
@@ -945,6 +964,7 @@ fn build_grants(
     source: &SourceFile,
     dir: &Path,
     raw: &RawGrants,
+    (stage_index, step_index): (usize, usize),
     declared: &HashSet<&str>,
     errors: &mut Vec<ConfigError>,
 ) -> Grants {
@@ -962,19 +982,78 @@ fn build_grants(
             })
             .collect()
     };
-    let read = path_list(&raw.read, "read");
-    let write = path_list(&raw.write, "write");
+    let mut read = path_list(&raw.read, "read");
+    let mut write = path_list(&raw.write, "write");
     let mut exec = Vec::new();
+    let mut toolchains = Vec::new();
+    if let Some(value) = &raw.toolchain {
+        let mut entry_path = step_path(stage_index, step_index, "grants");
+        entry_path.push(PathSegment::Key("toolchain".into()));
+        for (toolchain, at) in toolchain_names(source, value, &entry_path, errors) {
+            match crate::toolchains::discover(toolchain, dir) {
+                Ok(preset) => toolchains.push(preset),
+                Err(e) => errors.push(source.error(at, e.to_string())),
+            }
+        }
+    }
+    let mut search_path: Vec<PathBuf> = Vec::new();
+    let mut toolchain_env: Vec<(String, String)> = Vec::new();
+    for preset in &mut toolchains {
+        // cargo writes its build into the project's `target`; a step that may not
+        // write there builds into the tool cache instead (kept between runs).
+        if preset.toolchain == crate::toolchains::Toolchain::Rust
+            && !write.iter().any(|w| dir.join("target").starts_with(w))
+        {
+            preset.env.push((
+                "CARGO_TARGET_DIR".into(),
+                crate::toolchains::cache_root(dir)
+                    .join("rust/target")
+                    .display()
+                    .to_string(),
+            ));
+        }
+        for folder in &preset.read {
+            if !read.contains(folder) {
+                read.push(folder.clone());
+            }
+        }
+        for folder in &preset.write {
+            if !write.contains(folder) {
+                write.push(folder.clone());
+            }
+        }
+        for program in &preset.exec {
+            if !exec.contains(program) {
+                exec.push(program.clone());
+            }
+        }
+        for folder in &preset.search_path {
+            if !search_path.contains(folder) {
+                search_path.push(folder.clone());
+            }
+        }
+        for (name, value) in &preset.env {
+            if !toolchain_env.iter().any(|(n, _)| n == name) {
+                toolchain_env.push((name.clone(), value.clone()));
+            }
+        }
+    }
     for e in &raw.exec {
         let s = e.get_ref();
-        if s.is_empty() || (s.contains('/') && !s.starts_with('/')) {
+        if s.is_empty() || s.contains('\0') {
             errors.push(source.error(
                 e.span().start,
                 format!(
-                    "`exec` grant `{s}` must be a program name (found on PATH) or an absolute path"
+                    "`exec` grant `{s}` must be a program name (found on PATH), a path relative to the pipeline folder or an absolute path"
                 ),
             ));
-        } else {
+        } else if s.contains('/') && !s.starts_with('/') {
+            match relative_program(dir, s, &read, &write) {
+                Ok(path) => exec.push(path.display().to_string()),
+                Err(message) => errors
+                    .push(source.error(e.span().start, format!("`exec` grant `{s}` {message}"))),
+            }
+        } else if !exec.contains(s) {
             exec.push(s.clone());
         }
     }
@@ -1017,7 +1096,109 @@ fn build_grants(
         net,
         env,
         secrets,
+        toolchains,
+        search_path,
+        toolchain_env,
     }
+}
+
+/// The toolchains a `toolchain` value names (a name or a list of names), each with
+/// where it is written.
+fn toolchain_names(
+    source: &SourceFile,
+    value: &Spanned<toml::Value>,
+    key_path: &[PathSegment],
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(crate::toolchains::Toolchain, usize)> {
+    use crate::toolchains::Toolchain;
+    let valid = Toolchain::ALL
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Each entry of a list is located on its own.
+    let entry_at = |i: usize| {
+        let mut path = key_path.to_vec();
+        path.push(PathSegment::Index(i));
+        source
+            .span_of(&path)
+            .map_or(value.span().start, |s| s.start)
+    };
+    let names: Vec<(&toml::Value, usize)> = match value.get_ref() {
+        toml::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (item, entry_at(i)))
+            .collect(),
+        single => vec![(single, value.span().start)],
+    };
+    let mut found = Vec::new();
+    for (name, at) in names {
+        match name.as_str().map(|n| (n, Toolchain::parse(n))) {
+            Some((_, Some(t))) if found.iter().any(|(f, _)| *f == t) => errors.push(source.error(
+                at,
+                format!("`toolchain` names `{t}` twice"),
+            )),
+            Some((_, Some(t))) => found.push((t, at)),
+            Some((other, None)) => errors.push(source.error(
+                at,
+                format!("unknown toolchain `{other}`; valid toolchains: {valid}"),
+            )),
+            None => errors.push(source.error(
+                at,
+                format!(
+                    "`toolchain` must be a toolchain's name or a list of them (valid toolchains: {valid}), e.g. `toolchain = \"rust\"`"
+                ),
+            )),
+        }
+    }
+    found
+}
+
+/// An `exec` grant written relative to the pipeline folder (`.venv/bin/pytest`): its
+/// absolute path, which must stay in the pipeline folder, name a program, and lead
+/// (links followed) into the step's `read` or `write` grants or a system folder.
+fn relative_program(
+    dir: &Path,
+    written: &str,
+    read: &[PathBuf],
+    write: &[PathBuf],
+) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = normalize(&dir.join(written));
+    if !path.starts_with(dir) {
+        return Err(format!(
+            "leads out of the pipeline folder {}; write an absolute path instead",
+            dir.display()
+        ));
+    }
+    let file = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "names {}, which does not exist (paths are relative to the pipeline folder)",
+            path.display()
+        ),
+        _ => format!("names {}, which cannot be read: {e}", path.display()),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("names {}: {e}", file.display()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("names {}, which is not a program", file.display()));
+    }
+    let real = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let granted = read.iter().chain(write).any(|g| file.starts_with(real(g)))
+        || crate::sandbox::mounts::SYSTEM_FOLDERS
+            .iter()
+            .any(|s| file.starts_with(s));
+    if !granted {
+        let folder = file.parent().unwrap_or(&file);
+        return Err(format!(
+            "leads to {}, outside the step's `read` and `write` grants; grant its folder (`read = [\"{}\"]`) or use a `toolchain` preset",
+            file.display(),
+            folder.display()
+        ));
+    }
+    Ok(path)
 }
 
 /// Remove `.` and resolve `..` lexically (the path need not exist yet).
@@ -1170,6 +1351,43 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("cycle: a -> b -> a"), "{}", e[0]);
         assert!(e[0].starts_with("sluice.toml:8:"), "{}", e[0]);
+    }
+
+    fn step_with_grants(grants: &str) -> String {
+        format!(
+            "[pipeline]\nname = \"x\"\n[[stage]]\nname = \"b\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\n[stage.step.grants]\n{grants}\n"
+        )
+    }
+
+    #[test]
+    fn toolchain_must_be_a_known_name_or_a_list_of_them() {
+        let e = errs(&step_with_grants("toolchain = 3"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("sluice.toml:9:13: `toolchain` must be a toolchain's name or a list of them (valid toolchains: \"rust\", \"python\", \"node\", \"go\")"),
+            "{}",
+            e[0]
+        );
+        let e = errs(&step_with_grants("toolchain = [\"ruby\", \"java\"]"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("unknown toolchain `ruby`; valid toolchains: \"rust\""),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn relative_exec_grants_stay_in_the_pipeline_folder() {
+        let e = errs(&step_with_grants("exec = [\"../bin/tool\"]"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("leads out of the pipeline folder"),
+            "{}",
+            e[0]
+        );
+        let e = errs(&step_with_grants("exec = [\"tools/none\"]"));
+        assert!(e[0].contains("which does not exist"), "{}", e[0]);
     }
 
     #[test]

@@ -655,6 +655,9 @@ async fn attempts(
             }
             Err(failure) => Err(failure),
         };
+        // A failed program's denied file access names the grant to add.
+        let result =
+            crate::capabilities::denials::explain_failure(result, sandbox.take_access_hints());
         let reason = match &result {
             Ok((report, _)) if report.status == types::Status::Failed => {
                 Some(report.summary.clone())

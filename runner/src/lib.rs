@@ -26,4 +26,5 @@ pub mod reports;
 pub mod sandbox;
 pub mod secrets;
 pub mod suggest;
+pub mod toolchains;
 pub mod validate;

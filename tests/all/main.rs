@@ -16,5 +16,6 @@ mod sbom;
 mod secrets;
 mod security_scan;
 mod support;
+mod toolchains;
 mod unit_test;
 mod validation;

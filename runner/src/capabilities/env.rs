@@ -1,5 +1,6 @@
 //! Environment variables: a step sees only the variables named in its `env` grant,
-//! with the runner's values. The runner's environment is never inherited wholesale.
+//! with the runner's values, and those its toolchain presets set
+//! ([`crate::toolchains`]). The runner's environment is never inherited wholesale.
 
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -11,12 +12,20 @@ pub struct EnvAccess {
 }
 
 impl EnvAccess {
-    /// Take the granted variables from the runner's environment (unset ones are absent).
-    pub fn resolve(granted: &[String]) -> EnvAccess {
-        let vars = granted
+    /// Take the granted variables from the runner's environment (unset ones are
+    /// absent), after the toolchains' variables (`preset`), which a granted variable of
+    /// the same name replaces.
+    pub fn resolve(granted: &[String], preset: &[(String, String)]) -> EnvAccess {
+        let mut vars: Vec<(String, String)> = preset
             .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .filter(|(name, _)| !granted.contains(name) || std::env::var_os(name).is_none())
+            .cloned()
             .collect();
+        vars.extend(
+            granted
+                .iter()
+                .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v))),
+        );
         EnvAccess {
             granted: granted.to_vec(),
             vars,

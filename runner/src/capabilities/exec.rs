@@ -169,6 +169,8 @@ pub struct PreparedEnvironment {
 /// and the limits its programs ran into.
 pub struct StepPrograms {
     granted: Arc<Vec<String>>,
+    /// Folders searched for programs before the runner's PATH (toolchain `bin`s).
+    search_path: Arc<Vec<PathBuf>>,
     files: Arc<FileAccess>,
     net: Arc<NetAccess>,
     sandbox: Arc<Sandbox>,
@@ -178,11 +180,14 @@ pub struct StepPrograms {
     environment: tokio::sync::OnceCell<Result<Arc<PreparedEnvironment>, EnvironmentError>>,
     described: AtomicBool,
     violations: Mutex<Vec<String>>,
+    /// What failed programs were denied, as hints naming the grant to add.
+    denials: Mutex<Vec<String>>,
 }
 
 impl StepPrograms {
     pub(crate) fn new(
         granted: Arc<Vec<String>>,
+        search_path: Arc<Vec<PathBuf>>,
         files: Arc<FileAccess>,
         net: Arc<NetAccess>,
         sandbox: Arc<Sandbox>,
@@ -191,6 +196,7 @@ impl StepPrograms {
     ) -> StepPrograms {
         StepPrograms {
             granted,
+            search_path,
             files,
             net,
             sandbox,
@@ -200,6 +206,7 @@ impl StepPrograms {
             environment: tokio::sync::OnceCell::new(),
             described: AtomicBool::new(false),
             violations: Mutex::new(Vec::new()),
+            denials: Mutex::new(Vec::new()),
         }
     }
 
@@ -218,6 +225,12 @@ impl StepPrograms {
     /// The limits the step's programs exceeded since the last call, as sentences.
     pub fn take_violations(&self) -> Vec<String> {
         std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The file accesses failed programs were denied since the last call, each as a
+    /// sentence naming the grant that would allow it.
+    pub fn take_denials(&self) -> Vec<String> {
+        std::mem::take(&mut *self.denials.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn violated(&self, what: String) {
@@ -282,7 +295,7 @@ impl StepPrograms {
         let programs: Vec<(PathBuf, PathBuf)> = self
             .granted
             .iter()
-            .filter_map(|g| resolve_program(g))
+            .filter_map(|g| resolve_program_in(g, &self.search_path))
             .map(|r| (r.path, r.file))
             .collect();
         let (mounts, mut landlock) = mounts::plan(&Layout {
@@ -453,16 +466,12 @@ impl ExecAccess {
                 "the program name is empty".into(),
             ));
         }
-        if program.contains('/') && !program.starts_with('/') {
-            return Err(denied(format!(
-                "program `{program}` must be a bare name found on PATH or an absolute path"
-            )));
-        }
-        let Some(resolved) = resolve_program(program) else {
+        let search_path = &self.programs.search_path;
+        let Some(resolved) = resolve_program_in(program, search_path) else {
             if self.granted.iter().any(|g| g == program) {
                 return Err(wit::ProcessError::NotFound(format!(
                     "`{program}` is granted but not installed (searched PATH={})",
-                    std::env::var("PATH").unwrap_or_default()
+                    self.search_path_variable()
                 )));
             }
             return Err(not_granted(None));
@@ -474,7 +483,8 @@ impl ExecAccess {
                     && resolved.path == Path::new(grant))
                 || (!grant.starts_with('/')
                     && program.starts_with('/')
-                    && resolve_program(grant).is_some_and(|g| g.path == Path::new(program)))
+                    && resolve_program_in(grant, search_path)
+                        .is_some_and(|g| g.path == Path::new(program)))
         };
         if self.granted.iter().any(named) {
             Ok(resolved)
@@ -507,6 +517,31 @@ impl ExecAccess {
         }
     }
 
+    /// PATH for the step's programs: the toolchains' `bin` folders, then the runner's
+    /// PATH.
+    fn search_path_variable(&self) -> String {
+        let runner = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        self.programs
+            .search_path
+            .iter()
+            .map(|p| p.display().to_string())
+            .chain(std::iter::once(runner))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// A program asked for by a path relative to the pipeline folder
+    /// (`.venv/bin/pytest`) as an absolute path; other names as they are.
+    fn absolute_program(&self, program: &str) -> String {
+        if program.contains('/') && !program.starts_with('/') {
+            crate::config::normalize(&self.workdir.join(program))
+                .display()
+                .to_string()
+        } else {
+            program.to_string()
+        }
+    }
+
     /// The environment: PATH, TMPDIR, the granted variables, and the plugin's own,
     /// refusing plugin variables that change what runs unless granted by name.
     fn environment(
@@ -514,10 +549,7 @@ impl ExecAccess {
         requested: &[(String, String)],
     ) -> Result<Vec<(String, String)>, wit::ProcessError> {
         let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-            ),
+            ("PATH".into(), self.search_path_variable()),
             ("TMPDIR".into(), "/tmp".into()),
         ];
         env.extend(self.env.vars().iter().cloned());
@@ -535,7 +567,11 @@ impl ExecAccess {
     }
 
     /// Run one program to completion.
-    pub async fn run(&self, command: wit::Command) -> Result<wit::Completed, wit::ProcessError> {
+    pub async fn run(
+        &self,
+        mut command: wit::Command,
+    ) -> Result<wit::Completed, wit::ProcessError> {
+        command.program = self.absolute_program(&command.program);
         let program = self.authorize(&command.program)?;
         let cwd = self.working_dir(command.cwd.as_deref())?;
         let env = self.environment(&command.env)?;
@@ -544,10 +580,7 @@ impl ExecAccess {
             .timeout_ms
             .map(Duration::from_millis)
             .map_or(remaining, |t| t.min(remaining));
-        let shown = std::iter::once(command.program.as_str())
-            .chain(command.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let shown = shell_line(&command.program, &command.args);
 
         let prepared = match self.programs.environment().await {
             Ok(prepared) => prepared.clone(),
@@ -610,7 +643,38 @@ impl ExecAccess {
             .await?;
         self.programs
             .check_limits(before, self.programs.counters(), &shown);
+        if completed.exit_code != Some(0) && !completed.timed_out {
+            self.explain_denials(&command.program, &completed, &plan.cwd, &prepared.mounts);
+        }
         Ok(completed)
+    }
+
+    /// Name, in the step log and for the step's summary, the file accesses the
+    /// sandbox denied a failed program (see [`super::denials`]).
+    fn explain_denials(
+        &self,
+        program: &str,
+        completed: &wit::Completed,
+        cwd: &Path,
+        mounts: &[MountPlan],
+    ) {
+        let mut output = completed.stderr.clone();
+        output.push(b'\n');
+        output.extend_from_slice(&completed.stdout);
+        let shown = program.rsplit('/').next().unwrap_or(program);
+        let mut kept = self
+            .programs
+            .denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for denial in super::denials::find(&output, cwd, mounts) {
+            let hint = denial.hint(shown, &self.workdir);
+            if !kept.contains(&hint) {
+                self.log
+                    .line(Source::Runner, &format!("access denied: {hint}"));
+                kept.push(hint);
+            }
+        }
     }
 
     /// Stream a started program's output into the step log, wait for it (killing it
@@ -813,6 +877,20 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// The command as a line that can be pasted into a POSIX shell: every word that needs
+/// it is quoted (spaces, quotes, `$`, globs...). A word holding a NUL byte, which no
+/// shell can pass, is shown with the byte as `\0` inside single quotes.
+pub fn shell_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(|word| match shlex::try_quote(word) {
+            Ok(quoted) => quoted.into_owned(),
+            Err(_) => format!("'{}'", word.replace('\'', "'\\''").replace('\0', "\\0")),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A program found on PATH or by absolute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedProgram {
@@ -824,6 +902,12 @@ pub struct ResolvedProgram {
 
 /// The program a name refers to: an absolute path, or the first match on PATH.
 pub fn resolve_program(program: &str) -> Option<ResolvedProgram> {
+    resolve_program_in(program, &[])
+}
+
+/// The program a name refers to: an absolute path, or the first match in `first`
+/// and then on PATH.
+pub fn resolve_program_in(program: &str, first: &[PathBuf]) -> Option<ResolvedProgram> {
     use std::os::unix::fs::PermissionsExt;
     let is_exe = |p: &Path| {
         p.metadata()
@@ -833,8 +917,11 @@ pub fn resolve_program(program: &str) -> Option<ResolvedProgram> {
         let p = PathBuf::from(program);
         is_exe(&p).then_some(p)
     } else {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        first
+            .iter()
+            .cloned()
+            .chain(std::env::split_paths(&path))
             .map(|d| d.join(program))
             .find(|p| is_exe(p))
     }?;

@@ -6,11 +6,13 @@
 //! - [`env`]: `env` grant;
 //! - [`egress`]: `net` grant for TCP sockets;
 //! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
-//!   [`confine`] is the Landlock layer of that sandbox;
+//!   [`confine`] is the Landlock layer of that sandbox, [`denials`] names the grant
+//!   a failed program lacked;
 //! - [`logs`]: the step log (stdout, stderr, `log` import, program output);
 //! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs.
 
 pub mod confine;
+pub mod denials;
 pub mod egress;
 pub mod env;
 pub mod exec;
@@ -72,8 +74,21 @@ impl StepSandbox {
             net,
             env,
             secrets: secret_grants,
+            toolchains,
+            search_path,
+            toolchain_env,
         } = &step.grants;
+        for preset in toolchains {
+            log.line(Source::Runner, &preset.describe(&workdir));
+        }
         let files = Arc::new(files::FileAccess::resolve(read, write, log)?);
+        for folder in toolchains.iter().flat_map(|p| p.cache_folders()) {
+            std::fs::create_dir_all(&folder).map_err(|e| GrantError::Path {
+                grant: "toolchain",
+                path: folder.clone(),
+                reason: format!("cannot make this cache folder: {e}"),
+            })?;
+        }
         let net = Arc::new(egress::NetAccess::resolve(net, log));
         let exec = Arc::new(exec.clone());
         let limits = exec::NativeLimits {
@@ -83,6 +98,7 @@ impl StepSandbox {
         };
         let programs = Arc::new(exec::StepPrograms::new(
             exec.clone(),
+            Arc::new(search_path.clone()),
             files.clone(),
             net.clone(),
             sandbox,
@@ -94,7 +110,7 @@ impl StepSandbox {
         programs.prepare();
         Ok(StepSandbox {
             files,
-            env: Arc::new(env::EnvAccess::resolve(env)),
+            env: Arc::new(env::EnvAccess::resolve(env, toolchain_env)),
             net,
             exec,
             workdir,
@@ -158,6 +174,12 @@ impl StepSandbox {
     /// attempt), as sentences.
     pub fn take_limit_violations(&self) -> Vec<String> {
         self.programs.take_violations()
+    }
+
+    /// The file accesses the step's failed programs were denied since the last call
+    /// (one attempt), each naming the grant that would allow it.
+    pub fn take_access_hints(&self) -> Vec<String> {
+        self.programs.take_denials()
     }
 
     /// End every native program an attempt left running (daemons included).
