@@ -484,7 +484,11 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
                     secrets: names,
                 });
             }
-            attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await
+            let outcome = attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await;
+            // A sandbox still being made (the step ended before its first program)
+            // is abandoned: nothing of the step outlives it.
+            sandbox.end_step();
+            outcome
         }
     };
     match outcome {

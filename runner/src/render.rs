@@ -60,6 +60,9 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
                     // Nobody reads the events any more; the run goes on unseen.
                     break;
                 }
+                if is_last(&e) {
+                    break;
+                }
             }
         }
         Format::Tty => {
@@ -69,7 +72,12 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
             loop {
                 tokio::select! {
                     e = rx.recv() => match e {
-                        Some(e) => live.event(&e, verbose),
+                        Some(e) => {
+                            live.event(&e, verbose);
+                            if is_last(&e) {
+                                break;
+                            }
+                        }
                         None => break,
                     },
                     _ = tick.tick() => live.tick(),
@@ -102,9 +110,17 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
                         break;
                     }
                 }
+                if is_last(&e) {
+                    break;
+                }
             }
         }
     }
+}
+
+/// The run's last event: showing ends with it, whatever still holds a sender.
+fn is_last(e: &Event) -> bool {
+    matches!(e, Event::RunFinished { .. })
 }
 
 fn seconds(d: Duration) -> String {

@@ -350,7 +350,10 @@ read = ["src"]
 write = ["out"]
 "#,
     );
-    assert!(p.path().starts_with(std::env::temp_dir()), "the project is under /tmp");
+    assert!(
+        p.path().starts_with(std::env::temp_dir()),
+        "the project is under /tmp"
+    );
     p.write("src/main.rs", "fn main() {}");
     p.write("out/kept.txt", "written before the run");
     p.run(&[]).expect_code(1);

@@ -271,6 +271,19 @@ grants = { read = ["."] }
             .contains("0 secrets"),
         "{step:#}"
     );
+    // A clean scan still gets its SARIF run, so code scanning closes fixed alerts.
+    let run_dir = p.run_record()["run_dir"].as_str().unwrap().to_string();
+    let sarif: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&run_dir).join("reports/results.sarif")).unwrap(),
+    )
+    .unwrap();
+    let runs = sarif["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{sarif:#}");
+    assert_eq!(
+        runs[0]["results"].as_array().map_or(0, Vec::len),
+        0,
+        "{sarif:#}"
+    );
 
     // A second project: run ids sort by time only to the second.
     let p = Project::new(&std::fs::read_to_string(p.path().join("sluice.toml")).unwrap());

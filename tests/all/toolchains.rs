@@ -84,6 +84,16 @@ fn rust_preset_builds_and_tests_a_crate_with_no_other_grant() {
         "src/lib.rs",
         "pub fn add(a: u32, b: u32) -> u32 { a + b }\n\n#[test]\nfn adds() { assert_eq!(add(2, 2), 4); }\n",
     );
+    // Cargo's fingerprints compare modification times with the build's start: a source
+    // written in the same instant the first build starts looks changed to the second.
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(p.path().join(file))
+            .and_then(|f| f.set_modified(past))
+            .expect("backdate the crate's sources");
+    }
     let first = run_passing(&p, "cargo-test");
     assert!(first.contains("test result: ok. 1 passed"), "{first}");
     assert!(first.contains("Compiling tiny"), "{first}");

@@ -559,7 +559,11 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
             "nothing to scan: no lockfiles found and secret scanning disabled",
         ));
     }
+    // The `findings` output marks the step as an analysis: it gets a SARIF run even
+    // when clean, so code scanning closes the alerts that were fixed.
+    let finding_count = findings.len();
     Ok(Report::new(status, summary)
+        .with_output("findings", finding_count)
         .with_findings(findings)
         .with_metrics(metrics)
         .with_output("vulnerabilities", vulnerabilities)

@@ -182,6 +182,8 @@ pub struct StepPrograms {
     violations: Mutex<Vec<String>>,
     /// What failed programs were denied, as hints naming the grant to add.
     denials: Mutex<Vec<String>>,
+    /// The background task making the sandbox ahead of the first program.
+    preparing: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl StepPrograms {
@@ -207,6 +209,7 @@ impl StepPrograms {
             described: AtomicBool::new(false),
             violations: Mutex::new(Vec::new()),
             denials: Mutex::new(Vec::new()),
+            preparing: Mutex::new(None),
         }
     }
 
@@ -217,9 +220,24 @@ impl StepPrograms {
             return;
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = this.environment().await;
         });
+        *self.preparing.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+    }
+
+    /// Stop making the sandbox in the background (the step is over). The task holds
+    /// the step's log, and with it the run's event stream, which must close when the
+    /// run ends; a sandbox half made is dropped, and its holder with it.
+    pub fn abandon_preparation(&self) {
+        if let Some(task) = self
+            .preparing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
     }
 
     /// The limits the step's programs exceeded since the last call, as sentences.

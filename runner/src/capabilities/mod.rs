@@ -182,6 +182,11 @@ impl StepSandbox {
         self.programs.take_denials()
     }
 
+    /// The step is over: stop making its sandbox if that is still under way.
+    pub fn end_step(&self) {
+        self.programs.abandon_preparation();
+    }
+
     /// End every native program an attempt left running (daemons included).
     pub async fn end_attempt(&self) {
         self.programs.end_attempt().await;
