@@ -220,6 +220,52 @@ impl Location {
 }
 
 impl Finding {
+    /// The first `limit` of `findings`, worst first (then by file, line and column),
+    /// one a line as `file:line:col severity rule message`, and "and N more": what a
+    /// failed analysis step's summary shows on the console instead of a tool's raw
+    /// output.
+    pub fn listing(findings: &[Finding], limit: usize) -> String {
+        let names = ["info", "low", "medium", "high", "critical"];
+        let position = |f: &Finding| {
+            f.location.as_ref().map_or((String::new(), 0, 0), |l| {
+                (l.path.clone(), l.line.unwrap_or(0), l.column.unwrap_or(0))
+            })
+        };
+        let mut sorted: Vec<&Finding> = findings.iter().collect();
+        sorted.sort_by(|a, b| {
+            b.severity
+                .rank()
+                .cmp(&a.severity.rank())
+                .then_with(|| position(a).cmp(&position(b)))
+        });
+        let mut lines: Vec<String> = sorted
+            .iter()
+            .take(limit)
+            .map(|finding| {
+                let place = match &finding.location {
+                    None => String::from("-"),
+                    Some(location) => {
+                        let mut place = location.path.clone();
+                        for number in [location.line, location.column].into_iter().flatten() {
+                            place.push_str(&format!(":{number}"));
+                        }
+                        place
+                    }
+                };
+                let message = finding.message.lines().next().unwrap_or_default();
+                format!(
+                    "{place} {} {} {message}",
+                    names[finding.severity.rank() as usize],
+                    finding.rule_id
+                )
+            })
+            .collect();
+        if findings.len() > limit {
+            lines.push(format!("and {} more", findings.len() - limit));
+        }
+        lines.join("\n")
+    }
+
     /// A finding of rule `rule_id` (e.g. `clippy::needless_return`), without a location.
     /// Unless [`with_fingerprint`](Self::with_fingerprint) sets one, it gets its automatic
     /// fingerprint when the plugin returns (from the rule, the path and the text of the

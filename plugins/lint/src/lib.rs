@@ -494,36 +494,10 @@ fn position(finding: &Finding) -> (&str, u32, u32) {
     })
 }
 
-/// The first `limit` findings (already sorted worst first), one a line as
-/// `file:line:col severity rule message`, and how many more there are.
+/// The first `limit` findings, worst first, one a line, and how many more there are
+/// (see [`Finding::listing`]).
 pub fn listing(findings: &[Finding], limit: usize) -> String {
-    let names = ["info", "low", "medium", "high", "critical"];
-    let mut lines: Vec<String> = findings
-        .iter()
-        .take(limit)
-        .map(|finding| {
-            let place = match &finding.location {
-                None => String::from("-"),
-                Some(location) => {
-                    let mut place = location.path.clone();
-                    for number in [location.line, location.column].into_iter().flatten() {
-                        place.push_str(&format!(":{number}"));
-                    }
-                    place
-                }
-            };
-            let message = finding.message.lines().next().unwrap_or_default();
-            format!(
-                "{place} {} {} {message}",
-                names[finding.severity.rank() as usize],
-                finding.rule_id
-            )
-        })
-        .collect();
-    if findings.len() > limit {
-        lines.push(format!("and {} more", findings.len() - limit));
-    }
-    lines.join("\n")
+    Finding::listing(findings, limit)
 }
 
 fn tail_of(output: &Output) -> String {

@@ -56,6 +56,9 @@ use crate::osv::{Database, parse_date};
 use crate::scan::Ignore;
 use crate::secrets::RuleSet;
 
+/// How many findings a failed scan's summary lists, worst first.
+pub const LISTED_FINDINGS: usize = 20;
+
 /// The step's `with` table.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -553,6 +556,11 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
     for note in &notes {
         summary.push_str("; ");
         summary.push_str(note);
+    }
+    if status == Status::Failed && !findings.is_empty() {
+        // The findings explain the failure on the console (the log's tail is not shown).
+        summary.push('\n');
+        summary.push_str(&Finding::listing(&findings, LISTED_FINDINGS));
     }
     if !scanned_anything {
         return Ok(Report::skipped(
