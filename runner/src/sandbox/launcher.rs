@@ -120,11 +120,9 @@ impl Launcher {
             return;
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
-        client
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(0, tx);
+        if client.wait_for(0, tx).is_err() {
+            return;
+        }
         if client.outbox.send((Request::Shutdown, Vec::new())).is_ok() {
             let _ = tokio::time::timeout(wait, rx.recv()).await;
         }
@@ -136,11 +134,7 @@ impl Launcher {
         let client = self.client().await?;
         let id = client.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, events) = mpsc::unbounded_channel();
-        client
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+        client.wait_for(id, tx)?;
         client
             .outbox
             .send((Request::Spawn { id }, fds))
@@ -190,27 +184,49 @@ impl Drop for Launched {
         if !self.done {
             self.kill();
         }
-        self.client
+        if let Some(waiters) = self
+            .client
             .waiters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+            .as_mut()
+        {
+            waiters.remove(&self.id);
+        }
     }
 }
 
 struct Client {
     next_id: AtomicU64,
-    waiters: Mutex<HashMap<u64, mpsc::UnboundedSender<LaunchEvent>>>,
+    /// Who waits for events about which sandbox; `None` once the launcher is gone, so
+    /// that nobody starts waiting for an answer that cannot come.
+    waiters: Mutex<Option<HashMap<u64, mpsc::UnboundedSender<LaunchEvent>>>>,
     outbox: mpsc::UnboundedSender<(Request, Vec<OwnedFd>)>,
 }
 
 impl Client {
+    /// Send the events about sandbox `id` to `tx`; an error once the launcher is gone.
+    fn wait_for(&self, id: u64, tx: mpsc::UnboundedSender<LaunchEvent>) -> io::Result<()> {
+        match self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            Some(waiters) => {
+                waiters.insert(id, tx);
+                Ok(())
+            }
+            None => Err(io::Error::other("the launcher is gone")),
+        }
+    }
+
     fn start(socket: OwnedFd) -> io::Result<Arc<Client>> {
         let channel = Arc::new(AsyncChannel::new(socket)?);
         let (outbox, mut queue) = mpsc::unbounded_channel::<(Request, Vec<OwnedFd>)>();
         let client = Arc::new(Client {
             next_id: AtomicU64::new(1),
-            waiters: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(Some(HashMap::new())),
             outbox,
         });
         let writer = channel.clone();
@@ -233,13 +249,14 @@ impl Client {
                 let mut waiters = client.waiters.lock().unwrap_or_else(|e| e.into_inner());
                 match event {
                     Some(event) => {
-                        if let Some(tx) = waiters.get(&event.id()) {
+                        if let Some(tx) = waiters.as_ref().and_then(|w| w.get(&event.id())) {
                             let _ = tx.send(event);
                         }
                     }
                     None => {
-                        // The launcher is gone: every waiter sees its channel close.
-                        waiters.clear();
+                        // The launcher is gone: every waiter sees its channel close,
+                        // and later ones are refused (`wait_for`).
+                        *waiters = None;
                         break;
                     }
                 }
