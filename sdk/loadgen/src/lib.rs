@@ -62,6 +62,7 @@ pub mod plan;
 pub mod report;
 pub mod request;
 pub mod run;
+pub mod spec;
 pub mod stats;
 pub mod threshold;
 
@@ -70,6 +71,7 @@ pub use plan::{Arrivals, LoadSpec, ModelKind, Plan, PlanError, StageSpec};
 pub use report::{Latency, Report, Summary, TemplateSummary};
 pub use request::{Class, Outcome, Request, RequestSpec, TemplateError, Templates};
 pub use run::{Next, Progress, RequestId, Run, StopReason, UnknownRequest};
+pub use spec::{SpecError, TestSpec};
 pub use stats::{Second, Stats};
 pub use threshold::{
     Threshold, ThresholdError, ThresholdResult, ThresholdSpec, Thresholds, ThresholdsSpec,
