@@ -216,24 +216,19 @@ impl ThresholdResult {
     /// One line for a summary: `http_req_duration: p(99)<50: observed 63.2 ms, missed by 13.2 ms`.
     pub fn message(&self) -> String {
         let verdict = if self.passed { "passed" } else { "FAILED" };
+        let unit = |v: f64| match self.unit {
+            "share" => format!("{} ({:.2}%)", fmt_num(v), v * 100.0),
+            unit => format!("{} {unit}", fmt_num(v)),
+        };
         match (self.observed, self.miss) {
             (None, _) => format!("{}: {verdict}: no data (no request finished)", self.name),
             (Some(v), Some(m)) => format!(
-                "{}: {verdict}: observed {} {}, missed by {} {}",
+                "{}: {verdict}: observed {}, missed by {}",
                 self.name,
-                fmt_num(v),
-                self.unit,
-                fmt_num(m),
-                self.unit
+                unit(v),
+                unit(m)
             ),
-            (Some(v), None) => {
-                format!(
-                    "{}: {verdict}: observed {} {}",
-                    self.name,
-                    fmt_num(v),
-                    self.unit
-                )
-            }
+            (Some(v), None) => format!("{}: {verdict}: observed {}", self.name, unit(v)),
         }
     }
 }

@@ -256,6 +256,16 @@ fn error_rates_are_counted_exactly_by_class() {
     assert!(!s.thresholds[0].passed && s.thresholds[1].passed);
     assert_eq!(s.thresholds[0].observed, Some(0.12));
     assert!((s.thresholds[0].miss.unwrap() - 0.11).abs() < 1e-12);
+    assert!(
+        report.text().contains("http_req_failed: rate<0.01: FAILED: observed 0.1200 (12.00%), missed by 0.1100 (11.00%)"),
+        "{}",
+        report.text()
+    );
+    assert!(
+        report
+            .text()
+            .contains("errors: 4xx: 20, 5xx: 160, connect-refused: 20, denied: 20, timeout: 20")
+    );
     assert_eq!(s.series.iter().map(|x| x.errors).sum::<u64>(), 240);
     assert!(
         s.series[..4].iter().all(|x| x.started == 500),
