@@ -98,10 +98,12 @@ pub struct RunResult {
     pub steps: Vec<StepRecord>,
 }
 
-/// A new run id: UTC time plus a random suffix, e.g. `20261122T153700Z-3f9a`.
+/// A new run id: UTC time to the millisecond plus a random suffix, e.g.
+/// `20261122T153700.042Z-3f9a1c`. Ids sort in the order the runs started, also when
+/// two start within one second.
 pub fn new_run_id() -> String {
     let now = SystemTime::now();
-    let stamp = humantime::format_rfc3339_seconds(now)
+    let stamp = humantime::format_rfc3339_millis(now)
         .to_string()
         .replace(['-', ':'], "");
     let nanos = now

@@ -512,3 +512,30 @@ uses = "{}"
     let log = p.step_log("old");
     assert!(log.contains("step old on contract 0.1.0"), "{log}");
 }
+
+#[test]
+fn run_ids_sort_in_the_order_runs_started_even_within_one_second() {
+    let p = Project::new(
+        r#"
+[pipeline]
+name = "quick"
+
+[[stage]]
+name = "one"
+
+[[stage.step]]
+id = "ok"
+uses = "{adversary}"
+with = { mode = "ok" }
+"#,
+    );
+    let mut started = Vec::new();
+    for _ in 0..4 {
+        let out = p.run(&[]);
+        out.expect_code(0);
+        started.push(p.run_record()["run_id"].as_str().unwrap().to_string());
+    }
+    let mut sorted = started.clone();
+    sorted.sort();
+    assert_eq!(sorted, started, "run ids must sort by start time");
+}

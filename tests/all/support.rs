@@ -181,7 +181,7 @@ pub fn normalize(text: &str, project: &Path) -> String {
     let text = text.replace(&project.display().to_string(), "[PROJECT]");
     let text = text.replace(adversary(), "[ADVERSARY]");
     let re_time = regex::Regex::new(r"\[\d+(\.\d+)?(ms|s|m\d+s)\]").expect("valid regex");
-    let re_run = regex::Regex::new(r"\d{8}T\d{6}Z-[0-9a-f]{6}").expect("valid regex");
+    let re_run = regex::Regex::new(r"\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}").expect("valid regex");
     let re_dur = regex::Regex::new(r" in \d+(\.\d+)?(ms|s|m\d+s)").expect("valid regex");
     let text = re_time.replace_all(&text, "[TIME]");
     let text = re_run.replace_all(&text, "[RUN]");
