@@ -82,6 +82,10 @@ pub mod bindings {
         export_macro_name: "__export_step",
         default_bindings_module: "sluice_sdk::bindings",
         additional_derives: [PartialEq],
+        // `wasi:http` and what it uses (`wasi:io`, `wasi:clocks`), for `http`.
+        generate_all,
+        // Holds a resource, which cannot be compared.
+        additional_derives_ignore: ["stream-error"],
     });
 }
 
