@@ -293,6 +293,7 @@ fn split_url(url: &str) -> Result<(&str, &str, &str), Error> {
 }
 
 /// `scheme://host:port` of an absolute URL, for the grant to add.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn origin(url: &str) -> String {
     match split_url(url) {
         Ok((scheme, authority, _)) => {
@@ -673,9 +674,10 @@ mod imp {
     //! Off wasm there is no host to send requests.
     use super::*;
 
+    // Off wasm nothing starts: `start` always fails.
+    #[allow(dead_code)]
     pub(super) enum Started {
         Done(Completion),
-        #[allow(dead_code)]
         Flying(InFlight),
     }
 
