@@ -323,7 +323,7 @@ mod imp {
     use crate::bindings::wasi::http::outgoing_handler;
     use crate::bindings::wasi::http::types::{
         ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
-        OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        OutgoingBody, OutgoingRequest, RequestOptions, Scheme, http_error_code,
     };
     use crate::bindings::wasi::io::poll::{Pollable, poll as wasi_poll};
     use crate::bindings::wasi::io::streams::{InputStream, StreamError};
@@ -610,7 +610,20 @@ mod imp {
                                 break;
                             }
                             Err(StreamError::LastOperationFailed(e)) => {
-                                end = Some(Err(e.to_debug_string()));
+                                // wasmtime 48 hands body errors over as text only
+                                // (`http-error-code` finds no code in them), so a
+                                // timeout is recognised by its message.
+                                let message = e.to_debug_string();
+                                end = Some(Err(match http_error_code(&e) {
+                                    Some(code) => error(&f.url, code),
+                                    None if message.to_ascii_lowercase().contains("timeout") => {
+                                        Error::Timeout { url: f.url.clone() }
+                                    }
+                                    None => Error::Other {
+                                        url: f.url.clone(),
+                                        message,
+                                    },
+                                }));
                                 break;
                             }
                         }
@@ -640,14 +653,7 @@ mod imp {
                                     headers,
                                     body: data,
                                 }),
-                                Err(message) => Err(if message.contains("Timeout") {
-                                    Error::Timeout { url: f.url.clone() }
-                                } else {
-                                    Error::Other {
-                                        url: f.url.clone(),
-                                        message,
-                                    }
-                                }),
+                                Err(e) => Err(e),
                             };
                             return Some(finish(f, result));
                         }

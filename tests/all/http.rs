@@ -15,6 +15,7 @@ use crate::support::{Project, output};
 ///
 /// - `/redirect` answers `302` to `/`;
 /// - `/slow` answers after 30 s;
+/// - `/stall` sends its head and half its body, then nothing for 30 s;
 /// - anything else answers `200 hello`.
 struct Server {
     port: u16,
@@ -86,6 +87,12 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
         let response = match path.as_str() {
             "/redirect" => {
                 "HTTP/1.1 302 Found\r\nlocation: /\r\ncontent-length: 0\r\n\r\n".to_string()
+            }
+            "/stall" => {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello");
+                let _ = writer.flush();
+                std::thread::sleep(Duration::from_secs(30));
+                return;
             }
             "/slow" => {
                 std::thread::sleep(Duration::from_secs(30));
@@ -258,6 +265,15 @@ fn a_name_is_checked_by_the_address_it_resolves_to() {
         "{log}"
     );
     assert_eq!(s.connections(), 1, "the denied request reached the server");
+
+    // Granted by name: the request goes to the addresses the name had at step start.
+    let by_name = step(
+        &url,
+        &format!(r#"net = ["http://localhost:{}"]"#, s.port),
+        "20s",
+    );
+    by_name.run(&[]).expect_code(0);
+    assert_eq!(output(&by_name.step("call"), "status"), "200");
 }
 
 #[test]
@@ -298,6 +314,44 @@ fn a_request_timeout_fires() {
     let failure = rec.to_string();
     assert!(failure.contains("timed out"), "{rec:#}");
     assert!(!failure.contains("timed out after 20s"), "{rec:#}");
+}
+
+#[test]
+fn a_stalled_body_fails_with_the_between_bytes_timeout() {
+    let s = Server::start();
+    let p = step(
+        &format!(
+            r#"mode = "http-get", url = "http://127.0.0.1:{}/stall", timeout-ms = 500"#,
+            s.port
+        ),
+        &format!(r#"net = ["127.0.0.1:{}"]"#, s.port),
+        "20s",
+    );
+    let started = Instant::now();
+    p.run(&[]).expect_code(1);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let rec = p.step("call").to_string();
+    assert!(rec.contains("timed out"), "{rec}");
+    assert_eq!(s.hits("/stall"), 1);
+}
+
+/// `https://` to a server that speaks plain HTTP: the TLS handshake fails and the
+/// plugin gets a TLS error (the system's roots are loaded on the way).
+#[test]
+fn https_to_a_plain_server_is_a_tls_error() {
+    let s = Server::start();
+    let p = step(
+        &format!(
+            r#"mode = "http-get", url = "https://127.0.0.1:{}/""#,
+            s.port
+        ),
+        &format!(r#"net = ["https://127.0.0.1:{}"]"#, s.port),
+        "20s",
+    );
+    p.run(&[]).expect_code(1);
+    let rec = p.step("call").to_string();
+    assert!(rec.contains("Tls"), "{rec}");
+    assert_eq!(s.hits("/"), 0);
 }
 
 /// A plugin that asks for no timeout still cannot wait past its step: the host's
