@@ -12,7 +12,10 @@ import os
 import wit_world
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import log, types
+from wit_world.imports import log
+# The world imports `wasi:http/types` too (contract 0.1.2), so componentize-py names
+# the contract's own `types` after its package.
+from wit_world.imports import sluice_plugin_types as types
 
 import todo_scan
 

@@ -272,15 +272,22 @@ pub struct Grants {
     pub toolchain_env: Vec<(String, String)>,
 }
 
-/// One `host:port` network grant.
+/// One network grant: `host:port`, or a URL origin (`http://127.0.0.1:8080`,
+/// `https://api.example.com`) that also limits outgoing HTTP to that scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetGrant {
     pub host: String,
     pub port: u16,
+    /// `http` or `https` for an origin grant; `None` for `host:port`, which allows
+    /// both schemes (and raw TCP).
+    pub scheme: Option<String>,
 }
 
 impl fmt::Display for NetGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scheme) = &self.scheme {
+            write!(f, "{scheme}://")?;
+        }
         if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
@@ -290,15 +297,24 @@ impl fmt::Display for NetGrant {
 }
 
 impl NetGrant {
+    /// Whether this grant allows outgoing HTTP with `scheme` to `port`.
+    pub fn allows_http(&self, scheme: &str, port: u16) -> bool {
+        self.port == port && self.scheme.as_deref().is_none_or(|s| s == scheme)
+    }
+
     fn parse(s: &str) -> Result<NetGrant, String> {
+        if let Some((scheme, rest)) = s.split_once("://") {
+            return Self::parse_origin(s, scheme, rest);
+        }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (h, p) = rest
                 .split_once("]:")
                 .ok_or_else(|| format!("`{s}` is not `[ipv6]:port`"))?;
             (h, p)
         } else {
-            s.rsplit_once(':')
-                .ok_or_else(|| format!("`{s}` is not `host:port`"))?
+            s.rsplit_once(':').ok_or_else(|| {
+                format!("`{s}` is not `host:port` or a URL origin (`https://{s}`)")
+            })?
         };
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
@@ -314,6 +330,55 @@ impl NetGrant {
         Ok(NetGrant {
             host: host.to_string(),
             port,
+            scheme: None,
+        })
+    }
+
+    /// `scheme://host[:port][/]`: an origin, nothing after it.
+    fn parse_origin(s: &str, scheme: &str, rest: &str) -> Result<NetGrant, String> {
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => {
+                return Err(format!(
+                    "`{s}` has scheme `{scheme}`; origins are `http://` or `https://`"
+                ));
+            }
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "`{s}` is a URL with a path, query or user; grant its origin, `{scheme}://{}`",
+                authority.split(['/', '?', '#']).next().unwrap_or_default()
+            ));
+        }
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            match inner.split_once(']') {
+                Some((h, "")) => (h, None),
+                Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+                None => return Err(format!("`{s}` has an unclosed `[`")),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return Err(format!("`{s}` has no valid port (1-65535)")),
+            },
+        };
+        Ok(NetGrant {
+            host: host.to_ascii_lowercase(),
+            port,
+            scheme: Some(scheme),
         })
     }
 }
@@ -1396,5 +1461,23 @@ mod tests {
         assert_eq!(NetGrant::parse("[::1]:8080").unwrap().host, "::1");
         assert!(NetGrant::parse("localhost").is_err());
         assert!(NetGrant::parse("h:0").is_err());
+        let g = NetGrant::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (g.host.as_str(), g.port, g.scheme.as_deref()),
+            ("127.0.0.1", 8080, Some("http"))
+        );
+        assert_eq!(g.to_string(), "http://127.0.0.1:8080");
+        let g = NetGrant::parse("https://API.example.com/").unwrap();
+        assert_eq!((g.host.as_str(), g.port), ("api.example.com", 443));
+        assert!(g.allows_http("https", 443) && !g.allows_http("http", 443));
+        assert_eq!(NetGrant::parse("http://[::1]:81").unwrap().host, "::1");
+        assert!(
+            NetGrant::parse("https://h/path")
+                .unwrap_err()
+                .contains("`https://h`")
+        );
+        assert!(NetGrant::parse("ftp://h").is_err());
+        assert!(NetGrant::parse("http://h:0").is_err());
+        assert!(NetGrant::parse("h:80").unwrap().allows_http("https", 80));
     }
 }

@@ -52,6 +52,8 @@
 //! - [`log`] and [`progress`]: structured log lines shown live by the runner;
 //! - [`Command`]: native programs through the host's grant-checked `process` import;
 //! - [`fs`]: file access whose errors name the grant a step is missing;
+//! - [`http`]: outgoing HTTP under the step's `net` grant, blocking ([`http::get`],
+//!   [`http::Request`]) or many requests in flight ([`http::Client`]);
 //! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs;
 //! - [`HumanDuration`]: `"30s"`-style durations for configuration structs.
 //!
@@ -66,6 +68,7 @@ mod duration;
 pub mod fingerprint;
 pub mod fs;
 pub mod glob;
+pub mod http;
 pub mod log;
 mod process;
 mod report;
@@ -82,6 +85,10 @@ pub mod bindings {
         export_macro_name: "__export_step",
         default_bindings_module: "sluice_sdk::bindings",
         additional_derives: [PartialEq],
+        // `wasi:http` and what it uses (`wasi:io`, `wasi:clocks`), for `http`.
+        generate_all,
+        // Holds a resource, which cannot be compared.
+        additional_derives_ignore: ["stream-error"],
     });
 }
 

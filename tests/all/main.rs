@@ -7,6 +7,7 @@ mod ci_plugins;
 mod cli;
 mod escapes;
 mod examples;
+mod http;
 mod limits;
 mod lint_sarif;
 mod pipeline;

@@ -1,4 +1,5 @@
-//! Network egress: the step's `net` grant, as `host:port` pairs.
+//! Network egress: the step's `net` grant, as `host:port` pairs or URL origins
+//! (outgoing HTTP is checked against the same grants in [`super::http`]).
 //!
 //! The plugin may open TCP connections only to the addresses the granted hosts
 //! resolve to (resolved once, when the step starts), and only on the granted ports.
@@ -21,6 +22,8 @@ use crate::config::NetGrant;
 #[derive(Debug, Clone, Default)]
 pub struct NetAccess {
     grants: Vec<NetGrant>,
+    /// Each grant with the addresses it resolved to when the step started.
+    by_grant: Arc<Vec<(NetGrant, Vec<SocketAddr>)>>,
     addrs: Arc<Vec<SocketAddr>>,
     names: Arc<NameTable>,
 }
@@ -30,9 +33,12 @@ impl NetAccess {
     pub fn resolve(grants: &[NetGrant], log: &StepLog) -> NetAccess {
         let mut addrs: Vec<SocketAddr> = Vec::new();
         let mut names = NameTable::new();
+        let mut by_grant = Vec::new();
         for g in grants {
             match (g.host.as_str(), g.port).to_socket_addrs() {
                 Ok(found) => {
+                    let found: Vec<SocketAddr> = found.collect();
+                    by_grant.push((g.clone(), found.clone()));
                     for a in found {
                         if !addrs.contains(&a) {
                             addrs.push(a);
@@ -55,6 +61,7 @@ impl NetAccess {
         }
         NetAccess {
             grants: grants.to_vec(),
+            by_grant: Arc::new(by_grant),
             addrs: Arc::new(addrs),
             names: Arc::new(names),
         }
@@ -63,6 +70,11 @@ impl NetAccess {
     /// The granted addresses, resolved.
     pub fn addresses(&self) -> Vec<SocketAddr> {
         self.addrs.to_vec()
+    }
+
+    /// Each grant that resolved, with its addresses (resolved once, at step start).
+    pub fn resolved_grants(&self) -> &[(NetGrant, Vec<SocketAddr>)] {
+        &self.by_grant
     }
 
     /// The granted host names and their addresses.

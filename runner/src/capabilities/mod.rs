@@ -5,6 +5,7 @@
 //! - [`files`]: `read` / `write` grants as preopened folders;
 //! - [`env`]: `env` grant;
 //! - [`egress`]: `net` grant for TCP sockets;
+//! - [`http`]: `net` grant for outgoing HTTP (`wasi:http/outgoing-handler`);
 //! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
 //!   [`confine`] is the Landlock layer of that sandbox, [`denials`] names the grant
 //!   a failed program lacked;
@@ -17,6 +18,7 @@ pub mod egress;
 pub mod env;
 pub mod exec;
 pub mod files;
+pub mod http;
 pub mod logs;
 pub mod secrets;
 
@@ -49,6 +51,7 @@ pub struct StepSandbox {
     files: Arc<files::FileAccess>,
     env: Arc<env::EnvAccess>,
     net: Arc<egress::NetAccess>,
+    http: Arc<http::HttpClient>,
     exec: Arc<Vec<String>>,
     workdir: PathBuf,
     programs: Arc<exec::StepPrograms>,
@@ -111,6 +114,7 @@ impl StepSandbox {
         Ok(StepSandbox {
             files,
             env: Arc::new(env::EnvAccess::resolve(env, toolchain_env)),
+            http: Arc::new(http::HttpClient::new(net.clone())),
             net,
             exec,
             workdir,
@@ -147,7 +151,7 @@ impl StepSandbox {
         Ok(b.build())
     }
 
-    /// The `process` and `secrets` capabilities of one attempt.
+    /// The `process`, `secrets` and outgoing-HTTP capabilities of one attempt.
     pub fn attempt(&self, log: &StepLog, deadline: Instant) -> AttemptCapabilities {
         AttemptCapabilities {
             exec: exec::ExecAccess {
@@ -162,6 +166,7 @@ impl StepSandbox {
                 log: log.clone(),
             },
             secrets: self.secrets.clone(),
+            http: http::StepHttp::new(Some(self.http.clone()), log.clone(), deadline),
         }
     }
 

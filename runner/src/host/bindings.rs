@@ -10,6 +10,12 @@ wasmtime::component::bindgen!({
         default: tracing,
     },
     exports: { default: async },
+    // `wasi:*` are wasmtime's own (linked by `wasmtime_wasi` and `wasmtime_wasi_http`).
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
     // Reports are stored in the run's folder as JSON.
     additional_derives: [serde::Serialize],
 });

@@ -20,7 +20,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::builtins;
 use crate::config::PluginRef;
-use crate::host::bindings::{Step as StepWorld, StepPre, types};
+use crate::host::bindings::{StepPre, types};
 use crate::host::cache::{CacheError, CacheRoot, ComponentCache, sha256_digest};
 use crate::host::engine::{EngineProfile, build_engine, spawn_epoch_ticker};
 use crate::host::step::{StepFailure, StepState, describe};
@@ -286,8 +286,20 @@ impl PluginHost {
         })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        StepWorld::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
-            .map_err(engine_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
+        // Our own interfaces one by one: the world's `add_to_linker` would also add the
+        // `wasi:*` ones, already linked above by wasmtime's crates.
+        {
+            use crate::host::bindings::sluice::plugin::{log, process, secrets, types};
+            types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+            log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+            process::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+            secrets::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+        }
         let cache = cache_root
             .map(|root| ComponentCache::open(&root, &engine))
             .transpose()?;

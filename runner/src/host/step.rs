@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::exec::ExecAccess;
+use crate::capabilities::http::StepHttp;
 use crate::capabilities::logs::StepLog;
 use crate::capabilities::secrets::SecretAccess;
 use crate::host::bindings::types;
@@ -35,7 +37,20 @@ pub struct StepState {
     pub(crate) exec: Option<ExecAccess>,
     /// The `secrets` capability (none for `describe`).
     pub(crate) secrets: Arc<SecretAccess>,
+    /// `wasi:http` settings and our `send_request` (denies everything for `describe`).
+    http_ctx: WasiHttpCtx,
+    http: StepHttp,
     deadline: Instant,
+}
+
+impl WasiHttpView for StepState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for StepState {
@@ -137,6 +152,7 @@ impl StepFailure {
 pub struct AttemptCapabilities {
     pub exec: ExecAccess,
     pub secrets: Arc<SecretAccess>,
+    pub http: StepHttp,
 }
 
 /// Limits of one attempt.
@@ -154,9 +170,13 @@ fn new_store(
     limits: AttemptLimits,
     deadline: Instant,
 ) -> Store<StepState> {
-    let (exec, secrets) = match caps {
-        Some(c) => (Some(c.exec), c.secrets),
-        None => (None, Arc::new(SecretAccess::default())),
+    let (exec, secrets, http) = match caps {
+        Some(c) => (Some(c.exec), c.secrets, c.http),
+        None => (
+            None,
+            Arc::new(SecretAccess::default()),
+            StepHttp::new(None, log.clone(), deadline),
+        ),
     };
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_RESOURCES);
@@ -171,6 +191,8 @@ fn new_store(
         log,
         exec,
         secrets,
+        http_ctx: WasiHttpCtx::new(),
+        http,
         deadline,
     };
     let mut store = Store::new(engine, state);

@@ -1,0 +1,501 @@
+//! Outgoing HTTP: `wasi:http/outgoing-handler` under the step's `net` grant.
+//!
+//! Every request a plugin sends goes through [`StepHttp::send_request`]:
+//!
+//! 1. the scheme, host and port are checked against the step's grants (`host:port`
+//!    allows both schemes, an origin grant `http://host:port` only its own);
+//! 2. the host name is resolved here, on the host, and only addresses that a matching
+//!    grant resolved to when the step started are kept: a DNS answer cannot point the
+//!    plugin at an address it was not granted, and a name granted by name is pinned to
+//!    the addresses it had at step start (no rebinding between check and connect);
+//! 3. the request goes out over the step's one pooled keep-alive client ([`HttpClient`],
+//!    hyper-util's pooled client over our own [`Connector`], which connects only to the
+//!    addresses step 2 checked), with a per-step connection limit;
+//! 4. connect, first-byte and between-bytes timeouts are the plugin's own or ours,
+//!    clamped to the time the step has left;
+//! 5. redirects are returned to the plugin as they are, never followed here: a plugin
+//!    that follows one sends a new request, checked again.
+//!
+//! A denied request fails with `error-code.HTTP-request-denied`, and the step log says
+//! which grant to add.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Uri;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::capabilities::egress::NetAccess;
+use crate::capabilities::logs::{Source, StepLog};
+
+/// Most connections one step may have open at once (all hosts together).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connect timeout when the plugin sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First-byte and between-bytes timeouts when the plugin sets none.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle pooled connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+/// The step's outgoing-HTTP client: one per step, shared by its attempts, so that
+/// connections are reused across requests.
+pub struct HttpClient {
+    net: Arc<NetAccess>,
+    client: Client<Connector, WasiBody>,
+    /// Addresses checked for each `host:port`, read by the connector.
+    checked: Checked,
+}
+
+type Checked = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
+
+impl HttpClient {
+    /// The client of a step with these network grants.
+    pub fn new(net: Arc<NetAccess>) -> HttpClient {
+        let checked: Checked = Arc::default();
+        let connector = Connector {
+            checked: checked.clone(),
+            limit: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            tls: Arc::new(OnceTls::default()),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(MAX_CONNECTIONS)
+            // The Host header comes from the plugin's request (wasmtime sets it).
+            .set_host(false)
+            .build(connector);
+        HttpClient {
+            net,
+            client,
+            checked,
+        }
+    }
+
+    /// The addresses `uri` may be sent to, or the reason it may not (naming the grant
+    /// to add).
+    async fn check(&self, uri: &Uri) -> Result<Vec<SocketAddr>, String> {
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("{uri} has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let shown = if host.contains(':') {
+            format!("{scheme}://[{host}]:{port}")
+        } else {
+            format!("{scheme}://{host}:{port}")
+        };
+        let hint = format!("add \"{shown}\" under the step's grants, `net`");
+        let matching: Vec<&(crate::config::NetGrant, Vec<SocketAddr>)> = self
+            .net
+            .resolved_grants()
+            .iter()
+            .filter(|(g, _)| g.allows_http(&scheme, port))
+            .collect();
+        if matching.is_empty() {
+            return Err(format!("{shown} is not in the step's `net` grant ({hint})"));
+        }
+        // Granted by name: the addresses the name had when the step started.
+        if let Some((_, addrs)) = matching
+            .iter()
+            .find(|(g, _)| g.host.trim_end_matches('.').eq_ignore_ascii_case(&host))
+        {
+            if addrs.is_empty() {
+                return Err(format!("{shown} did not resolve when the step started"));
+            }
+            return Ok(addrs.clone());
+        }
+        // Otherwise the name is resolved here and only granted addresses are kept.
+        let resolved: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => found.collect(),
+            Err(e) => return Err(format!("{host} does not resolve: {e}")),
+        };
+        let allowed: Vec<SocketAddr> = resolved
+            .iter()
+            .copied()
+            .filter(|a| matching.iter().any(|(_, addrs)| addrs.contains(a)))
+            .collect();
+        if allowed.is_empty() {
+            let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+            return Err(format!(
+                "{host} resolves to {}, which no `net` grant names ({hint})",
+                list.join(", ")
+            ));
+        }
+        Ok(allowed)
+    }
+}
+
+/// The `wasi:http` hooks of one attempt.
+pub struct StepHttp {
+    client: Option<Arc<HttpClient>>,
+    log: StepLog,
+    deadline: Instant,
+}
+
+impl StepHttp {
+    /// Hooks sending through `client` until `deadline`; `None` denies every request.
+    pub fn new(client: Option<Arc<HttpClient>>, log: StepLog, deadline: Instant) -> StepHttp {
+        StepHttp {
+            client,
+            log,
+            deadline,
+        }
+    }
+}
+
+/// A timeout asked for by the plugin (or ours), no later than the step's deadline.
+fn clamp(asked: Option<Duration>, default: Duration, deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    asked.unwrap_or(default).min(left)
+}
+
+impl WasiHttpHooks for StepHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let client = self.client.clone();
+        let log = self.log.clone();
+        let deadline = self.deadline;
+        let options = options.unwrap_or_default();
+        Box::new(async move {
+            let method = request.method().clone();
+            let uri = request.uri().clone();
+            let Some(client) = client else {
+                log.line(
+                    Source::Runner,
+                    &format!("denied HTTP {method} {uri}: no outgoing HTTP while describing"),
+                );
+                return Err(HttpError::HttpRequestDenied);
+            };
+            let addrs = match client.check(&uri).await {
+                Ok(a) => a,
+                Err(why) => {
+                    log.line(
+                        Source::Runner,
+                        &format!("denied HTTP {method} {uri}: {why}"),
+                    );
+                    return Err(HttpError::HttpRequestDenied);
+                }
+            };
+            if let Some(key) = authority_key(&uri) {
+                client
+                    .checked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, addrs);
+            }
+            let connect = clamp(options.connect_timeout, CONNECT_TIMEOUT, deadline);
+            let first_byte = clamp(options.first_byte_timeout, READ_TIMEOUT, deadline);
+            let between = clamp(options.between_bytes_timeout, READ_TIMEOUT, deadline);
+            // The pooled client connects inside `request` (or reuses a connection), so
+            // connect and first byte share one bound, never past the step's deadline;
+            // the connector bounds each connection attempt by `CONNECT_TIMEOUT` too.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let bound = (connect + first_byte).min(left);
+            let response = match tokio::time::timeout(bound, client.client.request(request)).await {
+                Err(_) => return Err(HttpError::ConnectionReadTimeout),
+                Ok(Err(e)) => return Err(map_client_error(&e)),
+                Ok(Ok(r)) => r,
+            };
+            let response = response.map(|body| {
+                BetweenBytes::new(body.map_err(HttpError::Hyper), between).boxed_unsync()
+            });
+            let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, io))
+        })
+    }
+}
+
+/// `host:port` of `uri`, as the connector looks it up.
+fn authority_key(uri: &Uri) -> Option<String> {
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    Some(format!("{host}:{port}"))
+}
+
+/// Why the connector could not connect.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("{0} was not checked against the step's grants")]
+    Unchecked(String),
+    #[error("connection refused by {0}")]
+    Refused(String),
+    #[error("connecting to {0} timed out")]
+    Timeout(String),
+    #[error("cannot connect to {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("TLS with {0}: {1}")]
+    Tls(String, std::io::Error),
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+}
+
+fn map_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(c) = s.downcast_ref::<ConnectError>() {
+            return match c {
+                ConnectError::Unchecked(_) => HttpError::HttpRequestDenied,
+                ConnectError::Refused(_) => HttpError::ConnectionRefused,
+                ConnectError::Timeout(_) => HttpError::ConnectionTimeout,
+                ConnectError::Io(..) => HttpError::DestinationUnavailable,
+                ConnectError::Tls(_, e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    HttpError::TlsCertificateError
+                }
+                ConnectError::Tls(..) | ConnectError::TlsSetup(_) => HttpError::TlsProtocolError,
+            };
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return HttpError::ConnectionReadTimeout;
+            }
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return HttpError::ConnectionTerminated;
+            }
+            return HttpError::HttpProtocolError;
+        }
+        source = s.source();
+    }
+    HttpError::InternalError(Some(e.to_string()))
+}
+
+/// The TLS client configuration, made on first use (reading the system's roots once).
+#[derive(Default)]
+struct OnceTls(std::sync::OnceLock<Result<Arc<tokio_rustls::rustls::ClientConfig>, String>>);
+
+impl OnceTls {
+    fn get(&self) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+        self.0
+            .get_or_init(|| {
+                use tokio_rustls::rustls;
+                let mut roots = rustls::RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                for cert in found.certs {
+                    // A certificate the system lists but rustls cannot use is skipped.
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "no usable root certificates on this machine ({} errors reading them)",
+                        found.errors.len()
+                    ));
+                }
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Ok(Arc::new(config))
+            })
+            .clone()
+    }
+}
+
+/// Connects to the addresses [`HttpClient::check`] allowed for a `host:port`, and only
+/// those, under the step's connection limit.
+#[derive(Clone)]
+struct Connector {
+    checked: Checked,
+    limit: Arc<Semaphore>,
+    tls: Arc<OnceTls>,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = ConnectError;
+    type Future = BoxFuture<Result<Conn, ConnectError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let key = authority_key(&uri).unwrap_or_default();
+            let addrs = this
+                .checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ConnectError::Unchecked(key.clone()))?;
+            let permit = tokio::time::timeout(CONNECT_TIMEOUT, this.limit.clone().acquire_owned())
+                .await
+                .map_err(|_| ConnectError::Timeout(key.clone()))?
+                .map_err(|_| ConnectError::Timeout(key.clone()))?;
+            let mut last = None;
+            let mut tcp = None;
+            for addr in &addrs {
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                    Ok(Ok(s)) => {
+                        tcp = Some(s);
+                        break;
+                    }
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        last = Some(ConnectError::Refused(addr.to_string()));
+                    }
+                    Ok(Err(e)) => last = Some(ConnectError::Io(addr.to_string(), e)),
+                    Err(_) => last = Some(ConnectError::Timeout(addr.to_string())),
+                }
+            }
+            let Some(tcp) = tcp else {
+                return Err(last.unwrap_or(ConnectError::Unchecked(key)));
+            };
+            let _ = tcp.set_nodelay(true);
+            let io: Box<dyn Io> = if uri.scheme_str() == Some("https") {
+                let config = this.tls.get().map_err(ConnectError::TlsSetup)?;
+                let host = uri.host().unwrap_or_default();
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| ConnectError::TlsSetup(e.to_string()))?;
+                let tls = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+                )
+                .await
+                .map_err(|_| ConnectError::Timeout(key.clone()))?
+                .map_err(|e| ConnectError::Tls(key.clone(), e))?;
+                Box::new(tls)
+            } else {
+                Box::new(tcp)
+            };
+            Ok(Conn {
+                io: TokioIo::new(io),
+                _permit: permit,
+            })
+        })
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// One connection, holding its place under the step's connection limit.
+struct Conn {
+    io: TokioIo<Box<dyn Io>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A response body that fails with `connection-read-timeout` when no data arrives for
+/// `timeout`.
+struct BetweenBytes<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> BetweenBytes<B> {
+    fn new(inner: B, timeout: Duration) -> Self {
+        BetweenBytes {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<B> Body for BetweenBytes<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.timeout;
+                this.sleep.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
