@@ -215,3 +215,22 @@ pub fn tcp_listener() -> (std::net::TcpListener, u16) {
     let port = l.local_addr().expect("a bound address").port();
     (l, port)
 }
+
+/// Copy a folder tree (a real project under `examples/`, say), leaving out its build
+/// output (`target`) and its runs (`.sluice`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's folder");
+    for entry in std::fs::read_dir(from).expect("list the folder to copy") {
+        let entry = entry.expect("list the folder to copy");
+        let name = entry.file_name();
+        if name == "target" || name == ".sluice" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy a file");
+        }
+    }
+}
