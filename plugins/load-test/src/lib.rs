@@ -194,7 +194,8 @@ fn drive(run: &mut Run, requests: &[http::Request], start: Instant) -> (Duration
         let now = since(Instant::now());
         if Instant::now() >= next_progress {
             let p = run.progress(now);
-            sluice_sdk::log::progress(p.elapsed.as_secs(), None, p.to_string());
+            let total = run.plan().end().map(|end| end.as_secs());
+            sluice_sdk::log::progress(p.elapsed.as_secs(), total, p.to_string());
             next_progress += PROGRESS_EVERY;
         }
         // 2. What to do.
