@@ -203,3 +203,73 @@ fn a_request_to_an_ungranted_host_is_refused_naming_the_grant() {
         "a denied request reached the server"
     );
 }
+
+#[test]
+fn an_abort_on_fail_threshold_stops_the_test_early_and_progress_is_reported() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 2, duration = "20s",
+               requests = [{{ url = "http://127.0.0.1:{}/" }}],
+               thresholds = {{ http_req_duration = [{{ threshold = "p(99)<0.001", abort-on-fail = true, delay-abort-eval = "1500ms" }}] }}"#,
+            s.port
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = p.sluice(&["run", "--format", "json"]);
+    out.expect_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the run was not stopped early"
+    );
+    let step = p.step("load");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("aborted early: http_req_duration: p(99)<0.001 failed"),
+        "{summary}"
+    );
+    // Live progress once a second: elapsed, rate, errors and p99 so far.
+    let progress: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"step-progress\""))
+        .collect();
+    assert!(
+        progress.iter().any(|l| l.contains("1.0s: ")
+            && l.contains("/s (target 2)")
+            && l.contains("errors")
+            && l.contains("p99 ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_slow_endpoint_in_the_open_model_drops_iterations_and_corrects_for_the_waits() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"rate = 200, duration = "1500ms", max-in-flight = 4, max-start-delay = "200ms",
+               requests = [{{ url = "http://127.0.0.1:{}/sleep" }}],
+               thresholds = {{ dropped_iterations = ["count==0"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(1);
+    let step = p.step("load");
+    assert!(metric(&step, "dropped_iterations") > 0.0, "{step:#}");
+    let corrected = metric(&step, "latency.p99");
+    let uncorrected = metric(&step, "latency_uncorrected.p99");
+    assert!(
+        corrected > uncorrected + 20.0,
+        "corrected p99 {corrected} ms, uncorrected {uncorrected} ms"
+    );
+    assert!(uncorrected >= 50.0, "{step:#}");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("dropped_iterations: count==0: FAILED"),
+        "{summary}"
+    );
+}

@@ -227,6 +227,7 @@ pub fn tcp_listener() -> (std::net::TcpListener, u16) {
 /// - `/redirect` answers `302` to `/`;
 /// - `/slow` answers after 30 s;
 /// - `/stall` sends its head and half its body, then nothing for 30 s;
+/// - `/sleep` answers `200` after 50 ms;
 /// - `/flaky` answers `500` to every tenth request on it (the 10th, 20th...), else `200`;
 /// - anything else answers `200 hello`.
 pub struct HttpServer {
@@ -318,6 +319,10 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
             "/slow" => {
                 std::thread::sleep(Duration::from_secs(30));
                 "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow".to_string()
+            }
+            "/sleep" => {
+                std::thread::sleep(Duration::from_millis(50));
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nslept".to_string()
             }
             "/flaky" if count % 10 == 0 => {
                 "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops".to_string()
