@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sluice_loadgen::{Next, Outcome, Run, TestSpec};
+use sluice_loadgen::{ModelKind, Next, Outcome, Run, TestSpec};
 use sluice_sdk::http::{self, Client};
 use sluice_sdk::{
     Capability, HumanDuration, Metric, Plugin, Report, RunError, StepContext, TestCase,
@@ -177,10 +177,14 @@ fn drive(run: &mut Run, requests: &[http::Request], start: Instant) -> (Duration
     let mut ids = HashMap::with_capacity(1024);
     let mut next_progress = start + PROGRESS_EVERY;
     let since = |t: Instant| t.saturating_duration_since(start);
+    // The open model decides at each due iteration whether a slot is free, so every
+    // finished request must be reported first; the closed model never drops, so it
+    // only polls when there is nothing to send (one host poll per request, not two).
+    let drain = run.plan().model == ModelKind::Open;
     loop {
         // 1. Every request that already finished.
         let now_instant = Instant::now();
-        while let Some(done) = client.wait(Some(now_instant)) {
+        while drain && let Some(done) = client.wait(Some(now_instant)) {
             let Some(id) = ids.remove(&done.id) else {
                 continue;
             };
