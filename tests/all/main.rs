@@ -10,6 +10,7 @@ mod examples;
 mod http;
 mod limits;
 mod lint_sarif;
+mod load_test;
 mod pipeline;
 mod reports;
 mod sandbox;

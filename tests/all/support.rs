@@ -2,9 +2,15 @@
 //! file, a way to run the real `sluice` binary on it, and readers for what a run
 //! leaves behind.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The `sluice` binary under test.
 pub fn sluice_bin() -> &'static str {
@@ -231,6 +237,119 @@ pub fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&src, &dst);
         } else {
             std::fs::copy(&src, &dst).expect("copy a file");
+        }
+    }
+}
+
+/// A small HTTP/1.1 server with keep-alive, counting connections and requests by path.
+///
+/// - `/redirect` answers `302` to `/`;
+/// - `/slow` answers after 30 s;
+/// - `/stall` sends its head and half its body, then nothing for 30 s;
+/// - `/sleep` answers `200` after 50 ms;
+/// - `/flaky` answers `500` to every tenth request on it (the 10th, 20th...), else `200`;
+/// - anything else answers `200 hello`.
+pub struct HttpServer {
+    /// The loopback port it listens on.
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl HttpServer {
+    /// Listen on a free loopback port, one thread per connection.
+    pub fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (c, h) = (connections.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let h = h.clone();
+                std::thread::spawn(move || serve(stream, &h));
+            }
+        });
+        HttpServer {
+            port,
+            connections,
+            hits,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered on `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = header.split_once(':')
+                && n.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let count = {
+            let mut hits = hits.lock().unwrap();
+            let n = hits.entry(path.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let response = match path.as_str() {
+            "/redirect" => {
+                "HTTP/1.1 302 Found\r\nlocation: /\r\ncontent-length: 0\r\n\r\n".to_string()
+            }
+            "/stall" => {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello");
+                let _ = writer.flush();
+                std::thread::sleep(Duration::from_secs(30));
+                return;
+            }
+            "/slow" => {
+                std::thread::sleep(Duration::from_secs(30));
+                "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow".to_string()
+            }
+            "/sleep" => {
+                std::thread::sleep(Duration::from_millis(50));
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nslept".to_string()
+            }
+            "/flaky" if count % 10 == 0 => {
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops".to_string()
+            }
+            _ => "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_string(),
+        };
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
         }
     }
 }

@@ -1,0 +1,275 @@
+//! `builtin:load-test` end to end: the plugin runs through the `sluice` binary against a
+//! small HTTP/1.1 keep-alive server the test starts on loopback, 1 to 2 s of load each.
+
+use crate::support::{HttpServer, Project};
+
+/// A pipeline with one `builtin:load-test` step `load` doing `with`, granted the
+/// server's origin and the `load-test` output folder.
+fn load_test(server: &HttpServer, with: &str) -> Project {
+    Project::new(&format!(
+        r#"
+[pipeline]
+name = "load"
+
+[[stage]]
+name = "load"
+
+[[stage.step]]
+id = "load"
+uses = "builtin:load-test"
+timeout = "60s"
+with = {{ {with} }}
+
+[stage.step.grants]
+net = ["http://127.0.0.1:{port}"]
+write = ["load-test"]
+"#,
+        port = server.port
+    ))
+}
+
+/// The value of metric `name` in a step record.
+fn metric(step: &serde_json::Value, name: &str) -> f64 {
+    step["report"]["metrics"]
+        .as_array()
+        .expect("metrics is a list")
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("no metric {name} in {step:#}"))
+}
+
+/// `(name, status)` of every test case of a step record.
+fn cases(step: &serde_json::Value) -> Vec<(String, String)> {
+    step["report"]["test_cases"]
+        .as_array()
+        .expect("test_cases is a list")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_lowercase(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_closed_model_that_holds_its_thresholds_passes_with_metrics_cases_and_artifacts() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 4, duration = "1500ms", warm-up = "200ms",
+               requests = [{{ url = "http://127.0.0.1:{}/hello", expect = ["2xx"] }}],
+               thresholds = {{ http_req_failed = ["rate<0.01"], http_reqs = ["count>100"], http_req_duration = ["p(99)<1000"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(0);
+    let step = p.step("load");
+    let requests = metric(&step, "requests");
+    assert!(requests > 100.0, "{step:#}");
+    assert_eq!(metric(&step, "failed"), 0.0);
+    assert!(metric(&step, "latency.p99") > 0.0);
+    // Warm-up requests reached the server but are not counted.
+    assert!(s.hits("/hello") as f64 > requests, "{step:#}");
+    // Keep-alive: a handful of connections, not one per request.
+    assert!(s.connections() <= 16, "{} connections", s.connections());
+    let mut names = cases(&step);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            (
+                "http_req_duration: p(99)<1000".to_string(),
+                "passed".to_string()
+            ),
+            (
+                "http_req_failed: rate<0.01".to_string(),
+                "passed".to_string()
+            ),
+            ("http_reqs: count>100".to_string(), "passed".to_string()),
+        ]
+    );
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("http_reqs: count>100: passed: observed"),
+        "{summary}"
+    );
+    let hgrm = std::fs::read_to_string(p.path().join("load-test/latency.hgrm")).unwrap();
+    assert!(
+        hgrm.contains("Percentile") && hgrm.contains("#[Mean"),
+        "{hgrm}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("load-test/load-test.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["summary"]["requests"].as_f64(), Some(requests));
+}
+
+#[test]
+fn a_failing_threshold_fails_the_run_and_is_named_in_the_summary_and_junit() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 2, duration = "1s",
+               requests = [{{ url = "http://127.0.0.1:{}/" }}],
+               thresholds = {{ http_req_duration = ["p(99)<0.001"], http_req_failed = ["rate<0.01"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&["--report-dir", "reports"]).expect_code(1);
+    let step = p.step("load");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("1 threshold(s) failed")
+            && summary.contains("http_req_duration: p(99)<0.001: FAILED: observed ")
+            && summary.contains("missed by ")
+            && summary.contains("http_req_failed: rate<0.01: passed"),
+        "{summary}"
+    );
+    let junit = std::fs::read_to_string(p.path().join("reports/junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).expect("junit.xml is XML");
+    let failed = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("testcase")
+                && n.attribute("name") == Some("http_req_duration: p(99)<0.001")
+        })
+        .unwrap_or_else(|| panic!("no test case for the threshold in {junit}"));
+    assert!(
+        failed.children().any(|c| c.has_tag_name("failure")),
+        "{junit}"
+    );
+}
+
+#[test]
+fn the_open_model_measures_the_error_rate_of_a_server_failing_one_request_in_ten() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"rate = 500, duration = "2s", max-in-flight = 50,
+               requests = [{{ url = "http://127.0.0.1:{}/flaky", expect = ["2xx"] }}],
+               thresholds = {{ http_req_failed = ["rate<0.5"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(0);
+    let step = p.step("load");
+    let requests = metric(&step, "requests");
+    assert!(requests >= 900.0, "{step:#}");
+    let rate = metric(&step, "error_rate");
+    assert!((rate - 0.1).abs() <= 0.01, "error rate {rate}: {step:#}");
+    assert_eq!(metric(&step, "errors.5xx"), metric(&step, "failed"));
+    // The open model reports the uncorrected latency next to the corrected one.
+    assert!(metric(&step, "latency_uncorrected.p99") <= metric(&step, "latency.p99"));
+}
+
+#[test]
+fn a_request_to_an_ungranted_host_is_refused_naming_the_grant() {
+    let s = HttpServer::start();
+    let other = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 2, duration = "1s",
+               requests = [{{ url = "http://127.0.0.1:{}/" }}]"#,
+            other.port
+        ),
+    );
+    let out = p.run(&[]);
+    out.expect_code(1);
+    let origin = format!("http://127.0.0.1:{}", other.port);
+    let grant = format!("add \"{origin}\" under the step's grants, `net`");
+    let step = p.step("load");
+    let summary = step["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(&grant) && summary.contains("stopped at the first refused request"),
+        "{step:#}"
+    );
+    assert!(
+        out.stdout.contains(&grant) || out.stderr.contains(&grant),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        other.connections(),
+        0,
+        "a denied request reached the server"
+    );
+}
+
+#[test]
+fn an_abort_on_fail_threshold_stops_the_test_early_and_progress_is_reported() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 2, duration = "20s",
+               requests = [{{ url = "http://127.0.0.1:{}/" }}],
+               thresholds = {{ http_req_duration = [{{ threshold = "p(99)<0.001", abort-on-fail = true, delay-abort-eval = "1500ms" }}] }}"#,
+            s.port
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = p.sluice(&["run", "--format", "json"]);
+    out.expect_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the run was not stopped early"
+    );
+    let step = p.step("load");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("aborted early: http_req_duration: p(99)<0.001 failed"),
+        "{summary}"
+    );
+    // Live progress once a second: elapsed, rate, errors and p99 so far.
+    let progress: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"step-progress\""))
+        .collect();
+    assert!(
+        progress.iter().any(|l| l.contains("1.0s: ")
+            && l.contains("/s (target 2)")
+            && l.contains("errors")
+            && l.contains("p99 ")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_slow_endpoint_in_the_open_model_drops_iterations_and_corrects_for_the_waits() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"rate = 200, duration = "1500ms", max-in-flight = 4, max-start-delay = "200ms",
+               requests = [{{ url = "http://127.0.0.1:{}/sleep" }}],
+               thresholds = {{ dropped_iterations = ["count==0"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(1);
+    let step = p.step("load");
+    assert!(metric(&step, "dropped_iterations") > 0.0, "{step:#}");
+    let corrected = metric(&step, "latency.p99");
+    let uncorrected = metric(&step, "latency_uncorrected.p99");
+    assert!(
+        corrected > uncorrected + 20.0,
+        "corrected p99 {corrected} ms, uncorrected {uncorrected} ms"
+    );
+    assert!(uncorrected >= 50.0, "{step:#}");
+    let summary = step["report"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("dropped_iterations: count==0: FAILED"),
+        "{summary}"
+    );
+}
