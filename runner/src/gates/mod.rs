@@ -14,6 +14,10 @@
 
 use serde::Serialize;
 
+pub mod spec;
+
+pub use spec::{GateKind, GateSpec};
+
 /// What a gate decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "kebab-case")]
