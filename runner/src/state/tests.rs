@@ -320,7 +320,7 @@ fn resume_is_refused_while_the_runner_lives_and_allowed_once_it_died() {
             t(2),
         )
         .unwrap();
-    assert_eq!(store.run("orphan").unwrap().holder, None);
+    assert_eq!(store.run("orphan").unwrap().holder.as_ref(), Some(&me));
     assert_eq!(
         store.claim_run("orphan", &me).unwrap().state,
         RunState::Running
@@ -329,6 +329,7 @@ fn resume_is_refused_while_the_runner_lives_and_allowed_once_it_died() {
     store
         .set_run_state("orphan", RunState::Passed, None, t(3))
         .unwrap();
+    assert_eq!(store.run("orphan").unwrap().holder, None);
     assert!(matches!(
         store.claim_run("orphan", &me).unwrap_err(),
         StateError::RunEnded {
