@@ -44,9 +44,10 @@ fn version(i: usize) -> String {
 fn stats(name: &str, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     let n = samples.len();
+    let mean = samples.iter().sum::<Duration>() / n as u32;
     let pct = |p: f64| samples[((n as f64 * p) as usize).min(n - 1)];
     println!(
-        "{name:<58} n={n:<5} p50={:>9.1?} p99={:>9.1?} min={:>9.1?}",
+        "{name:<72} n={n:<5} mean={mean:>9.1?} p50={:>9.1?} p99={:>9.1?} min={:>9.1?}",
         pct(0.50),
         pct(0.99),
         samples[0]
@@ -377,16 +378,47 @@ fn main() {
         )
         .unwrap();
     let mut n = 0;
-    let per_step = stats(
+    stats(
         "one step: start_attempt + finish_attempt + finish_step",
         time(1000, || {
             n += 1;
             record_step(&store, id, "build", &format!("s{n}"), 0);
         }),
     );
+    let mut k = 0;
+    let whole = stats(
+        "a whole 100-step run: create, claim, 100 steps, exit, end",
+        time(20, || {
+            k += 1;
+            let run = format!("hundred-{k}");
+            store
+                .create_run(
+                    &NewRun {
+                        run_id: run.clone(),
+                        pipeline: "hundred".into(),
+                        pipeline_file: "/srv/app/sluice.toml".into(),
+                        pipeline_digest: "d".into(),
+                        run_dir: format!("/srv/app/.sluice/runs/{run}").into(),
+                        trigger: Trigger::default(),
+                        started_at: at(0),
+                    },
+                    &holder,
+                )
+                .unwrap();
+            store.queue_for_stage(&run, "all", at(0)).unwrap();
+            store.claim_stage(&run, "all", &holder, at(0)).unwrap();
+            for step in 0..100 {
+                record_step(&store, &run, "all", &format!("step-{step}"), 0);
+            }
+            store.exit_stage(&run, "all", "passed", at(1)).unwrap();
+            store
+                .set_run_state(&run, RunState::Passed, None, at(1))
+                .unwrap();
+        }),
+    );
     println!(
-        "  a 100-step run records 100 steps: +{:.1} ms (plus ~10 run/stage transactions)",
-        per_step.as_secs_f64() * 100.0 * 1e3
+        "  recording adds {:.1} ms to a 100-step run (benches/overhead.rs: the run itself targets < 50 ms, so the 1.2x target allows 10 ms)",
+        whole.as_secs_f64() * 1e3
     );
 
     // 4. The binary, end to end.
