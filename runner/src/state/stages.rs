@@ -146,7 +146,7 @@ impl Store {
     /// Record that the run waits for a stage's gates (queued), superseding older runs of
     /// the same pipeline queued for the same stage. Returns the ids of the runs now
     /// superseded: older runs, or this run itself when a newer run already queued for
-    /// the stage. Queueing again (a resumed run) keeps the first `queued_at`; a run
+    /// the stage (or superseded it before). Queueing again (a resumed run) keeps the first `queued_at`; a run
     /// that already entered the stage supersedes no one.
     pub fn queue_for_stage(
         &self,
@@ -156,6 +156,9 @@ impl Store {
     ) -> Result<Vec<String>, StateError> {
         self.write(|tx| {
             let (run, seq) = self.live_run(tx, run_id)?;
+            if run.state == RunState::Superseded {
+                return Ok(vec![run_id.to_string()]);
+            }
             if run.state.is_final() {
                 return Err(self.ended(&run));
             }

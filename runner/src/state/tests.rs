@@ -507,10 +507,21 @@ fn a_newer_run_waiting_for_a_stage_supersedes_the_older_one() {
         store.claim_stage("new", "prod", &me, t(15)).unwrap(),
         StageClaim::Held
     );
+    // Asking again tells the superseded run so, and changes nothing.
+    assert_eq!(
+        store.queue_for_stage("old", "prod", t(16)).unwrap(),
+        ["old"]
+    );
+    assert_eq!(store.run("old").unwrap().finished_at, Some(t(11)));
+    store
+        .set_run_state("new", RunState::Failed, Some("deploy failed"), t(17))
+        .unwrap();
+    // A run that ends releases the stage it held.
+    assert!(store.stage_occupancy("p", "prod").unwrap().holder.is_none());
     assert!(matches!(
-        store.queue_for_stage("old", "prod", t(16)).unwrap_err(),
+        store.queue_for_stage("new", "staging", t(18)).unwrap_err(),
         StateError::RunEnded {
-            state: RunState::Superseded,
+            state: RunState::Failed,
             ..
         }
     ));
