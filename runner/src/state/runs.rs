@@ -167,14 +167,15 @@ impl Store {
                 holder.boot_id,
                 holder.hostname
             ])?;
-            Ok(load_run(tx, run_id)?.ok_or_else(|| self.no_such_run(run_id))?)
+            load_run(tx, run_id)?.ok_or_else(|| self.no_such_run(run_id))
         })
     }
 
     /// Set the run's state and why. A final state (passed, warned, failed, superseded)
-    /// sets `finished_at` and releases every stage the run still holds; any state but
-    /// `Running` clears the holder (no process drives it any more) and a final one
-    /// clears `current_stage`.
+    /// sets `finished_at`, clears the holder and `current_stage`, and releases every
+    /// stage the run still holds. Any other state keeps the holder: a process that
+    /// records `waiting` or `interrupted` is about to exit, and until it has, a resume
+    /// must not drive the run beside it.
     pub fn set_run_state(
         &self,
         run_id: &str,
@@ -199,7 +200,7 @@ impl Store {
                 finished_at,
                 state.is_final()
             ])?;
-            if state != RunState::Running {
+            if state.is_final() {
                 tx.prepare_cached(
                     "UPDATE runs SET holder_pid = NULL, holder_start_ticks = NULL, \
                      holder_boot_id = NULL, holder_hostname = NULL WHERE run_id = ?1",
@@ -258,16 +259,34 @@ impl Store {
         } else {
             filter.limit as i64
         };
+        // One statement per combination of filters, so that each can use its index.
+        let mut conditions = Vec::new();
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        if let Some(pipeline) = &filter.pipeline {
+            values.push(pipeline);
+            conditions.push(format!("pipeline = ?{}", values.len()));
+        }
+        if let Some(stage) = &filter.stage {
+            values.push(stage);
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM run_stages s WHERE s.run_id = runs.run_id AND s.stage = ?{})",
+                values.len()
+            ));
+        }
+        values.push(&limit);
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs {filter_sql} ORDER BY id DESC LIMIT ?{}",
+            values.len()
+        );
         self.read(|conn| {
-            let mut statement = conn.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs \
-                 WHERE (?1 IS NULL OR pipeline = ?1) \
-                 AND (?2 IS NULL OR EXISTS (SELECT 1 FROM run_stages s \
-                      WHERE s.run_id = runs.run_id AND s.stage = ?2)) \
-                 ORDER BY id DESC LIMIT ?3"
-            ))?;
-            let rows = statement
-                .query_map(params![filter.pipeline, filter.stage, limit], run_from_row)?
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map(values.as_slice(), run_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })

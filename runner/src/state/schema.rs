@@ -88,11 +88,12 @@ CREATE TABLE step_results (
 
 /// Version 2: promotion. Who supersedes whom, one run per stage (claims), and the
 /// gates' record: every evaluation, approvals and rejections, overrides. Adds the
-/// indexes `history --stage` and `explain --artifact` use.
+/// indexes `explain --artifact` (runs by version) and the stage queues (runs waiting
+/// at a stage) use.
 const V2_PROMOTION_GATES: &str = "
 ALTER TABLE runs ADD COLUMN superseded_by TEXT;
 CREATE INDEX runs_by_version ON runs (pipeline, artifact_version, id);
-CREATE INDEX run_stages_by_stage ON run_stages (stage, run_id);
+CREATE INDEX run_stages_waiting ON run_stages (stage) WHERE entered_at IS NULL AND status IS NULL;
 
 CREATE TABLE stage_claims (
     pipeline TEXT NOT NULL,

@@ -39,6 +39,10 @@ pub struct StageHolder {
     pub alive: bool,
 }
 
+// Queries over the runs waiting at a stage start from `run_stages` (CROSS JOIN fixes
+// the loop order), through the partial index `run_stages_waiting`: a handful of rows,
+// however many runs the database holds.
+
 /// The row id of a run (its creation order).
 fn run_seq(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT id FROM runs WHERE run_id = ?1")?
@@ -55,9 +59,9 @@ fn newer_queued(
     seq: i64,
 ) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT r.run_id FROM run_stages s JOIN runs r ON r.run_id = s.run_id \
-         WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id > ?3 AND r.state <> 'superseded' \
-         ORDER BY r.id DESC LIMIT 1",
+        "SELECT r.run_id FROM runs r WHERE r.pipeline = ?2 AND r.id > ?3 \
+         AND r.state <> 'superseded' AND EXISTS (SELECT 1 FROM run_stages s \
+         WHERE s.run_id = r.run_id AND s.stage = ?1) ORDER BY r.id DESC LIMIT 1",
     )?
     .query_row(params![stage, pipeline, seq], |row| row.get(0))
     .optional()
@@ -142,7 +146,7 @@ impl Store {
     /// Record that the run waits for a stage's gates (queued), superseding older runs of
     /// the same pipeline queued for the same stage. Returns the ids of the runs now
     /// superseded: older runs, or this run itself when a newer run already queued for
-    /// the stage. Queueing again (a resumed run) keeps the first `queued_at`; a run
+    /// the stage (or superseded it before). Queueing again (a resumed run) keeps the first `queued_at`; a run
     /// that already entered the stage supersedes no one.
     pub fn queue_for_stage(
         &self,
@@ -152,6 +156,9 @@ impl Store {
     ) -> Result<Vec<String>, StateError> {
         self.write(|tx| {
             let (run, seq) = self.live_run(tx, run_id)?;
+            if run.state == RunState::Superseded {
+                return Ok(vec![run_id.to_string()]);
+            }
             if run.state.is_final() {
                 return Err(self.ended(&run));
             }
@@ -171,7 +178,7 @@ impl Store {
             }
             let older = tx
                 .prepare_cached(
-                    "SELECT r.run_id FROM run_stages s JOIN runs r ON r.run_id = s.run_id \
+                    "SELECT r.run_id FROM run_stages s CROSS JOIN runs r ON r.run_id = s.run_id \
                      WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id < ?3 \
                      AND s.entered_at IS NULL AND s.status IS NULL \
                      AND r.state IN ('running', 'waiting', 'interrupted') ORDER BY r.id",
@@ -351,7 +358,7 @@ impl Store {
             });
             let queue = conn
                 .prepare_cached(
-                    "SELECT r.run_id FROM run_stages s JOIN runs r ON r.run_id = s.run_id \
+                    "SELECT r.run_id FROM run_stages s CROSS JOIN runs r ON r.run_id = s.run_id \
                      WHERE s.stage = ?1 AND r.pipeline = ?2 AND s.entered_at IS NULL \
                      AND s.status IS NULL AND r.state IN ('running', 'waiting', 'interrupted') \
                      ORDER BY r.id",

@@ -320,7 +320,7 @@ fn resume_is_refused_while_the_runner_lives_and_allowed_once_it_died() {
             t(2),
         )
         .unwrap();
-    assert_eq!(store.run("orphan").unwrap().holder, None);
+    assert_eq!(store.run("orphan").unwrap().holder.as_ref(), Some(&me));
     assert_eq!(
         store.claim_run("orphan", &me).unwrap().state,
         RunState::Running
@@ -329,6 +329,7 @@ fn resume_is_refused_while_the_runner_lives_and_allowed_once_it_died() {
     store
         .set_run_state("orphan", RunState::Passed, None, t(3))
         .unwrap();
+    assert_eq!(store.run("orphan").unwrap().holder, None);
     assert!(matches!(
         store.claim_run("orphan", &me).unwrap_err(),
         StateError::RunEnded {
@@ -506,10 +507,21 @@ fn a_newer_run_waiting_for_a_stage_supersedes_the_older_one() {
         store.claim_stage("new", "prod", &me, t(15)).unwrap(),
         StageClaim::Held
     );
+    // Asking again tells the superseded run so, and changes nothing.
+    assert_eq!(
+        store.queue_for_stage("old", "prod", t(16)).unwrap(),
+        ["old"]
+    );
+    assert_eq!(store.run("old").unwrap().finished_at, Some(t(11)));
+    store
+        .set_run_state("new", RunState::Failed, Some("deploy failed"), t(17))
+        .unwrap();
+    // A run that ends releases the stage it held.
+    assert!(store.stage_occupancy("p", "prod").unwrap().holder.is_none());
     assert!(matches!(
-        store.queue_for_stage("old", "prod", t(16)).unwrap_err(),
+        store.queue_for_stage("new", "staging", t(18)).unwrap_err(),
         StateError::RunEnded {
-            state: RunState::Superseded,
+            state: RunState::Failed,
             ..
         }
     ));
@@ -849,4 +861,177 @@ fn history_is_newest_first_and_filters_by_pipeline_and_stage() {
         .map(|r| r.run_id)
         .collect();
     assert_eq!(with_version, ["r3", "r1"]);
+}
+
+/// Child processes of the tests below: the test binary runs itself with
+/// `--exact state::tests::stage_claim_child --ignored`; without the variables set by
+/// those tests it does nothing.
+#[test]
+#[ignore = "run by the multi-process tests as a child process"]
+fn stage_claim_child() {
+    let (Some(db), Some(run), Some(log), Some(mode)) = (
+        std::env::var_os("SLUICE_STATE_CHILD_DB"),
+        std::env::var("SLUICE_STATE_CHILD_RUN").ok(),
+        std::env::var_os("SLUICE_STATE_CHILD_LOG"),
+        std::env::var("SLUICE_STATE_CHILD_MODE").ok(),
+    ) else {
+        return;
+    };
+    let append = |line: String| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .unwrap();
+        file.write_all(format!("{line}\n").as_bytes()).unwrap();
+    };
+    let store = Store::open(Path::new(&db)).unwrap();
+    let me = Holder::current();
+    store.claim_run(&run, &me).unwrap();
+    loop {
+        match store.claim_stage(&run, "prod", &me, t(1)).unwrap() {
+            StageClaim::Held => break,
+            StageClaim::Busy { .. } => std::thread::sleep(std::time::Duration::from_millis(2)),
+            StageClaim::Superseded { by } => {
+                append(format!("superseded {run} {by}"));
+                return;
+            }
+        }
+    }
+    append(format!("enter {run}"));
+    if mode == "hold-forever" {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(25));
+    append(format!("exit {run}"));
+    store.exit_stage(&run, "prod", "passed", t(2)).unwrap();
+    store
+        .set_run_state(&run, RunState::Passed, None, t(3))
+        .unwrap();
+}
+
+fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "state::tests::stage_claim_child",
+            "--ignored",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("SLUICE_STATE_CHILD_DB", db)
+        .env("SLUICE_STATE_CHILD_RUN", run)
+        .env("SLUICE_STATE_CHILD_LOG", log)
+        .env("SLUICE_STATE_CHILD_MODE", mode)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn runner_processes_racing_for_one_stage_enter_it_one_at_a_time() {
+    let (dir, path) = temp_db();
+    let log = dir.path().join("claims.log");
+    let store = Store::open(&path).unwrap();
+    let runs: Vec<String> = (0..4).map(|i| format!("racer-{i}")).collect();
+    for (i, run) in runs.iter().enumerate() {
+        store
+            .create_run(&new_run(run, "p", t(i as i64)), &dead_holder())
+            .unwrap();
+    }
+    let children: Vec<_> = runs
+        .iter()
+        .map(|run| spawn_child(&path, run, &log, "pass"))
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Every `enter` is followed by the same run's `exit` before anyone else enters.
+    let mut inside: Option<&str> = None;
+    let mut entered = 0;
+    for line in &lines {
+        match line.split_once(' ').unwrap() {
+            ("enter", run) => {
+                assert_eq!(
+                    inside, None,
+                    "{run} entered while another run held the stage:\n{text}"
+                );
+                inside = Some(run);
+                entered += 1;
+            }
+            ("exit", run) => {
+                assert_eq!(inside, Some(run), "{text}");
+                inside = None;
+            }
+            ("superseded", rest) => {
+                // Only an older run is superseded, by a newer one that got in first.
+                let (old, new) = rest.split_once(' ').unwrap();
+                assert!(old < new, "{text}");
+            }
+            other => panic!("unexpected line {other:?}"),
+        }
+    }
+    assert!(entered >= 1, "{text}");
+    assert_eq!(
+        entered + lines.iter().filter(|l| l.starts_with("superseded")).count(),
+        4
+    );
+    assert!(store.stage_occupancy("p", "prod").unwrap().holder.is_none());
+}
+
+#[test]
+fn a_stage_held_by_a_killed_runner_is_taken_over() {
+    let (dir, path) = temp_db();
+    let log = dir.path().join("claims.log");
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("killed", "p", t(0)), &dead_holder())
+        .unwrap();
+    store
+        .create_run(&new_run("next", "p", t(1)), &Holder::current())
+        .unwrap();
+    let mut child = spawn_child(&path, "killed", &log, "hold-forever");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains("enter killed")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never entered the stage"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let me = Holder::current();
+    assert_eq!(
+        store.claim_stage("next", "prod", &me, t(5)).unwrap(),
+        StageClaim::Busy {
+            holder_run: "killed".into()
+        }
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(
+        store.claim_stage("next", "prod", &me, t(6)).unwrap(),
+        StageClaim::Held
+    );
+    let killed = store.run("killed").unwrap();
+    assert_eq!(killed.state, RunState::Interrupted);
+    assert!(
+        killed
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("died while holding stage `prod`"),
+        "{killed:?}"
+    );
+    assert_eq!(
+        store
+            .stage_occupancy("p", "prod")
+            .unwrap()
+            .holder
+            .unwrap()
+            .run_id,
+        "next"
+    );
 }
