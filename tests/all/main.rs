@@ -5,6 +5,7 @@
 mod cache;
 mod ci_plugins;
 mod cli;
+mod durable;
 mod escapes;
 mod examples;
 mod http;
