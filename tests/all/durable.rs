@@ -47,6 +47,15 @@ impl Running {
         Outcome::from_child(child)
     }
 
+    /// Send it a signal by PID (`TERM`, `INT`...).
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("the child is there").id();
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+    }
+
     /// Whether it has ended by itself.
     fn ended(&mut self) -> bool {
         self.child
@@ -676,6 +685,111 @@ hours = "09:00-16:00"
     assert_eq!(v["stages"][0]["gates"].as_array().unwrap().len(), 2);
     // explain writes nothing: the run is still waiting, with the same evaluations.
     assert_eq!(d.run_state(&id), "waiting");
+}
+
+#[test]
+fn sigterm_records_the_run_interrupted_and_resume_finishes_it() {
+    let d = Durable::new(&kill_pipeline());
+    std::fs::write(d.path().join("markers/slow-once"), "").unwrap();
+    let run = d.spawn(&["run", "--format", "plain"]);
+    wait_until("the slow step to start", Duration::from_secs(60), || {
+        d.marker("slow") == 1
+    });
+    run.signal("TERM");
+    let out = run.finish(Duration::from_secs(30));
+    out.expect_code(143);
+    let id = d.run_ids()[0].clone();
+    assert!(
+        out.stderr.contains(&format!("sluice resume {id}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(d.run_state(&id), "interrupted");
+    d.sluice(&["resume", &id, "--format", "plain"])
+        .expect_code(0);
+    assert_eq!(d.marker("quick"), 1);
+    assert_eq!(d.marker("slow"), 2);
+    assert_eq!(d.marker("ship"), 1);
+}
+
+#[test]
+fn resume_refuses_a_run_driven_by_a_live_runner_and_a_changed_pipeline_file() {
+    let d = Durable::new(&approval_pipeline(1));
+    let run = d.spawn(&["run", "--format", "plain"]);
+    wait_until("the run to wait at prod", Duration::from_secs(60), || {
+        d.run_ids().first().is_some_and(|id| {
+            d.try_status_json(id)
+                .is_some_and(|s| s["run"]["current_stage"] == "prod")
+        })
+    });
+    let id = d.run_ids()[0].clone();
+    let busy = d.sluice(&["resume", &id, "--no-wait"]);
+    busy.expect_code(2);
+    assert!(
+        busy.stderr.contains("is being driven by pid"),
+        "{}",
+        busy.stderr
+    );
+    run.kill9();
+    let text = std::fs::read_to_string(d.path().join("sluice.toml")).unwrap();
+    std::fs::write(
+        d.path().join("sluice.toml"),
+        format!("{text}\n# changed after the run started\n"),
+    )
+    .unwrap();
+    let changed = d.sluice(&["resume", &id, "--no-wait"]);
+    changed.expect_code(2);
+    assert!(
+        changed.stderr.contains("--allow-changed"),
+        "{}",
+        changed.stderr
+    );
+    d.sluice(&[
+        "resume",
+        &id,
+        "--no-wait",
+        "--allow-changed",
+        "--format",
+        "plain",
+    ])
+    .expect_code(4);
+    assert_eq!(d.marker("compile"), 1);
+}
+
+#[test]
+fn a_state_database_of_schema_1_is_migrated_and_its_runs_stay_readable() {
+    let d = Durable::new(&approval_pipeline(1));
+    let db = d.path().join(".sluice/state.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let fixture =
+        Path::new(sluice_tests::WORKSPACE_ROOT).join("runner/src/state/fixtures/schema-v1.sql");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(&std::fs::read_to_string(fixture).unwrap())
+            .unwrap();
+    }
+    let history = d.sluice(&["history", "--format", "json"]);
+    history.expect_code(0);
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert!(
+        runs.iter()
+            .any(|r| r["run_id"] == "20261102T090000.000Z-aaaaaa" && r["state"] == "passed"),
+        "{runs:#?}"
+    );
+    let old = d.status_json("20261102T090000.000Z-aaaaaa");
+    assert_eq!(old["run"]["artifact"]["version"], "1.4.0");
+    assert_eq!(old["run"]["trigger"]["actor"], "alice");
+    // The migrated database takes new runs, gates and all.
+    d.sluice(&["run", "--format", "plain", "--no-wait"])
+        .expect_code(4);
+    let version: u32 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        version > 1,
+        "migrated to the current schema, found {version}"
+    );
 }
 
 /// The chaos test: SIGKILL the runner at 20 random moments (seeded, printed) of a
