@@ -828,7 +828,11 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
     }
     let d = Durable::new(&toml);
     let started = Instant::now();
+    // Kills that interrupted a recorded, unfinished run; those that came before the run
+    // was recorded or after it ended do not count.
     let mut kills = 0;
+    let mut early_kills = 0;
+    let mut late_kills = 0;
     let mut rounds = 0;
     while kills < 20 {
         rounds += 1;
@@ -841,19 +845,19 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
         // (step, marker count) of every step recorded finished at some kill.
         let mut finished_at_kills: Vec<(String, usize)> = Vec::new();
         loop {
-            std::thread::sleep(Duration::from_millis(next() % 800));
+            std::thread::sleep(Duration::from_millis(next() % 600));
             if kills >= 20 || child.ended() {
                 child.finish(Duration::from_secs(60)).expect_code(0);
                 break;
             }
             child.kill9();
-            kills += 1;
             if run.is_none() {
                 run = d.run_ids().get(runs_before).cloned();
             }
             let status = run.as_ref().and_then(|r| d.try_status_json(r));
             let Some(status) = status else {
                 // Killed before the run was recorded: it never started; start anew.
+                early_kills += 1;
                 run = None;
                 break;
             };
@@ -862,6 +866,11 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
                 state, "running",
                 "a dead runner's run is left running (seed {seed})"
             );
+            if state == "passed" {
+                late_kills += 1;
+            } else {
+                kills += 1;
+            }
             for s in status["steps"].as_array().unwrap() {
                 let step = s["step"].as_str().unwrap().to_string();
                 let count = d.marker(&step);
@@ -938,7 +947,7 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
         assert_ne!(r["state"], "running", "no run left running (seed {seed})");
     }
     eprintln!(
-        "chaos: {kills} kills over {rounds} runs in {:.1}s (seed {seed})",
+        "chaos: {kills} kills in the middle of a run ({early_kills} before it was recorded, {late_kills} after it ended) over {rounds} runs in {:.1}s (seed {seed})",
         started.elapsed().as_secs_f64()
     );
 }
