@@ -359,6 +359,18 @@ impl Store {
         })
     }
 
+    /// [`Store::open`] for the commands that only look (`status`, `history`, `explain`):
+    /// a missing database is an error saying so, not a new empty file.
+    pub fn open_existing(path: &Path) -> Result<Store, StateError> {
+        if !path.exists() {
+            return Err(StateError::Open {
+                path: path.to_path_buf(),
+                message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
+            });
+        }
+        Store::open(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

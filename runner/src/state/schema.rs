@@ -179,16 +179,26 @@ pub(super) fn open_at_version(path: &Path, target: u32) -> Result<Connection, St
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| open_error(e.to_string()))?;
+    // The busy timeout first: reading the header and switching a new file to WAL need
+    // locks another opener may hold. A newer schema is refused before anything else.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_error(e.to_string()))?;
+    let found = user_version(&conn).map_err(|e| open_error(e.to_string()))?;
+    if found > SCHEMA_VERSION {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
     configure(&conn).map_err(open_error)?;
     migrate(&mut conn, path, target)?;
     Ok(conn)
 }
 
-/// Pragmas of every connection. The busy timeout comes first: switching a new file to
-/// WAL needs a lock another opener may hold.
+/// Pragmas of every connection (after the busy timeout).
 fn configure(conn: &Connection) -> Result<(), String> {
     let sql = |e: rusqlite::Error| e.to_string();
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(sql)?;

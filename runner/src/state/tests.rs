@@ -98,6 +98,32 @@ fn the_schema_1_fixture_is_what_migration_1_creates() {
 }
 
 #[test]
+fn looking_at_a_missing_database_says_so_and_creates_nothing() {
+    let (_dir, path) = temp_db();
+    let err = Store::open_existing(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("no run was recorded here yet"),
+        "{err}"
+    );
+    assert!(!path.exists());
+    assert!(!path.parent().unwrap().exists());
+    drop(Store::open(&path).unwrap());
+    Store::open_existing(&path).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_naming_it() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "[pipeline]\nname = \"oops\"\n".repeat(100)).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StateError::Open { .. }), "{err:?}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("not a database"), "{message}");
+}
+
+#[test]
 fn a_schema_1_database_is_migrated_with_its_data_intact() {
     let (_dir, path) = temp_db();
     load_fixture(&path);
