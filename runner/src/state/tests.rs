@@ -1061,3 +1061,76 @@ fn a_stage_held_by_a_killed_runner_is_taken_over() {
         "next"
     );
 }
+
+#[test]
+fn the_record_of_killed_and_finished_runs_is_consistent_and_a_broken_one_is_named() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let me = Holder::current();
+    store.create_run(&new_run("done", "p", t(0)), &me).unwrap();
+    store.claim_stage("done", "build", &me, t(1)).unwrap();
+    store
+        .start_attempt("done", "build", "compile", 1, t(1))
+        .unwrap();
+    store
+        .finish_attempt(&AttemptRow {
+            run_id: "done".into(),
+            stage: "build".into(),
+            step: "compile".into(),
+            attempt: 1,
+            started_at: t(1),
+            finished_at: Some(t(2)),
+            status: Some("passed".into()),
+            summary: None,
+            report: None,
+            log: None,
+        })
+        .unwrap();
+    for (step, status) in [("compile", "passed"), ("docs", "skipped")] {
+        store
+            .finish_step(&StepRow {
+                run_id: "done".into(),
+                stage: "build".into(),
+                step: step.into(),
+                status: status.into(),
+                summary: String::new(),
+                attempts: 1,
+                record: serde_json::json!({}),
+                finished_at: t(2),
+            })
+            .unwrap();
+    }
+    store.exit_stage("done", "build", "passed", t(3)).unwrap();
+    store
+        .set_run_state("done", RunState::Passed, None, t(3))
+        .unwrap();
+    // Killed in the middle of a stage and of an attempt: not finished, but consistent.
+    store
+        .create_run(&new_run("killed", "p", t(4)), &dead_holder())
+        .unwrap();
+    store.claim_stage("killed", "build", &me, t(5)).unwrap();
+    store
+        .start_attempt("killed", "build", "compile", 1, t(5))
+        .unwrap();
+    store.create_run(&new_run("new", "p", t(6)), &me).unwrap();
+    store.queue_for_stage("new", "prod", t(6)).unwrap();
+    store.create_run(&new_run("newer", "p", t(7)), &me).unwrap();
+    store.queue_for_stage("newer", "prod", t(7)).unwrap();
+    assert_eq!(store.consistency_problems().unwrap(), Vec::<String>::new());
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE runs SET finished_at = NULL WHERE run_id = 'done';
+         UPDATE run_stages SET status = NULL WHERE run_id = 'done';
+         DELETE FROM step_attempts WHERE run_id = 'done';",
+    )
+    .unwrap();
+    assert_eq!(
+        store.consistency_problems().unwrap(),
+        [
+            "run `done` ended but has no end time or still names a runner process",
+            "run `done` stage `build` has an exit time without a status, or a status without an exit time",
+            "run `done` step `build.compile` has a final record but no finished attempt (and was not skipped)",
+        ]
+    );
+}
