@@ -165,7 +165,7 @@ fn record_run(store: &Store, holder: &Holder, i: usize, last: bool) -> usize {
                 transactions += 1;
             }
             "prod" => {
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     for actor in ["alice", "bob"] {
                         store
                             .record_approval(&ApprovalRow {
@@ -180,7 +180,7 @@ fn record_run(store: &Store, holder: &Holder, i: usize, last: bool) -> usize {
                         transactions += 1;
                     }
                 }
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     let o = store
                         .record_override(&OverrideRow {
                             id: 0,
