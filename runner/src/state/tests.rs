@@ -605,6 +605,33 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
         "{again}"
     );
     assert_eq!(store.finished_steps("r").unwrap().len(), 1);
+
+    // Both in one transaction: a refused step record leaves the attempt unfinished too.
+    store
+        .start_attempt("r", "build", "compile", 2, t(10))
+        .unwrap();
+    let second = AttemptRow {
+        attempt: 2,
+        started_at: t(10),
+        finished_at: Some(t(11)),
+        ..attempts[1].clone()
+    };
+    assert!(store.finish_attempt_and_step(&second, &step).is_err());
+    assert_eq!(store.attempts("r").unwrap()[2].finished_at, None);
+    let test_step = StepRow {
+        step: "test".into(),
+        ..step.clone()
+    };
+    let test_attempt = AttemptRow {
+        step: "test".into(),
+        ..second.clone()
+    };
+    store.start_attempt("r", "build", "test", 2, t(10)).unwrap();
+    store
+        .finish_attempt_and_step(&test_attempt, &test_step)
+        .unwrap();
+    assert_eq!(store.attempts("r").unwrap()[3].finished_at, Some(t(11)));
+    assert_eq!(store.finished_steps("r").unwrap().len(), 2);
     assert!(matches!(
         store
             .start_attempt("missing", "build", "x", 1, t(1))
