@@ -1161,3 +1161,29 @@ fn the_record_of_killed_and_finished_runs_is_consistent_and_a_broken_one_is_name
         ]
     );
 }
+
+#[test]
+fn runners_opening_one_new_database_at_once_migrate_it_once() {
+    let (_dir, path) = temp_db();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let openers: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let store = Store::open(&path).unwrap();
+                store
+                    .create_run(&new_run(&format!("r{i}"), "p", t(i)), &Holder::current())
+                    .unwrap();
+                store.schema_version().unwrap()
+            })
+        })
+        .collect();
+    for opener in openers {
+        assert_eq!(opener.join().unwrap(), SCHEMA_VERSION);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.history(&HistoryFilter::default()).unwrap().len(), 4);
+    assert!(store.consistency_problems().unwrap().is_empty());
+}
