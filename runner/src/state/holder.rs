@@ -47,7 +47,8 @@ impl Holder {
                 !matches!(stat.state, 'Z' | 'X')
                     && (self.start_ticks == 0 || stat.start_ticks == self.start_ticks)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            // Gone, or hidden (`hidepid=` hides other users' processes): ask the kernel,
+            // which tells a missing process (ESRCH) from another user's (EPERM).
             Err(_) => signal_probe(self.pid),
         }
     }

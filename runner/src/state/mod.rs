@@ -12,7 +12,8 @@
 //! Files: [`schema`] (opening, pragmas, numbered migrations), [`holder`] (which process
 //! drives a run or holds a stage, and whether it still lives), [`runs`], [`stages`]
 //! (queue, claims, supersede), [`steps`] (attempts and final step records) and
-//! [`gate_records`] (gate evaluations, approvals, overrides). Timestamps are stored as
+//! [`gate_records`] (gate evaluations, approvals, overrides), and [`check`] (the
+//! record's consistency, for the chaos test). Timestamps are stored as
 //! integer nanoseconds since the Unix epoch (UTC).
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+mod check;
 mod gate_records;
 mod holder;
 mod runs;
@@ -357,6 +359,18 @@ impl Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
         })
+    }
+
+    /// [`Store::open`] for the commands that only look (`status`, `history`, `explain`):
+    /// a missing database is an error saying so, not a new empty file.
+    pub fn open_existing(path: &Path) -> Result<Store, StateError> {
+        if !path.exists() {
+            return Err(StateError::Open {
+                path: path.to_path_buf(),
+                message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
+            });
+        }
+        Store::open(path)
     }
 
     pub fn path(&self) -> &Path {

@@ -9,7 +9,7 @@
 //! docs/design/0013-durable-runs.md.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
@@ -179,19 +179,29 @@ pub(super) fn open_at_version(path: &Path, target: u32) -> Result<Connection, St
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| open_error(e.to_string()))?;
+    // The busy timeout first: reading the header and switching a new file to WAL need
+    // locks another opener may hold. A newer schema is refused before anything else.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_error(e.to_string()))?;
+    let found = retry_busy(|| user_version(&conn)).map_err(|e| open_error(e.to_string()))?;
+    if found > SCHEMA_VERSION {
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
     configure(&conn).map_err(open_error)?;
     migrate(&mut conn, path, target)?;
     Ok(conn)
 }
 
-/// Pragmas of every connection. The busy timeout comes first: switching a new file to
-/// WAL needs a lock another opener may hold.
+/// Pragmas of every connection (after the busy timeout).
 fn configure(conn: &Connection) -> Result<(), String> {
     let sql = |e: rusqlite::Error| e.to_string();
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(sql)?;
+    let mode: String =
+        retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)))
+            .map_err(sql)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!(
             "the file system refused write-ahead logging (journal mode stays `{mode}`)"
@@ -205,6 +215,27 @@ fn configure(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(sql)?;
     Ok(())
+}
+
+/// Retry `f` while the database is busy, up to [`BUSY_TIMEOUT`]. For the statements
+/// SQLite answers `SQLITE_BUSY` without calling the busy handler: switching the journal
+/// mode (and reading the header meanwhile) while another connection opens the same new
+/// file, where waiting inside SQLite could deadlock.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
 }
 
 pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {

@@ -98,6 +98,32 @@ fn the_schema_1_fixture_is_what_migration_1_creates() {
 }
 
 #[test]
+fn looking_at_a_missing_database_says_so_and_creates_nothing() {
+    let (_dir, path) = temp_db();
+    let err = Store::open_existing(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("no run was recorded here yet"),
+        "{err}"
+    );
+    assert!(!path.exists());
+    assert!(!path.parent().unwrap().exists());
+    drop(Store::open(&path).unwrap());
+    Store::open_existing(&path).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_naming_it() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "[pipeline]\nname = \"oops\"\n".repeat(100)).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StateError::Open { .. }), "{err:?}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("not a database"), "{message}");
+}
+
+#[test]
 fn a_schema_1_database_is_migrated_with_its_data_intact() {
     let (_dir, path) = temp_db();
     load_fixture(&path);
@@ -579,6 +605,33 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
         "{again}"
     );
     assert_eq!(store.finished_steps("r").unwrap().len(), 1);
+
+    // Both in one transaction: a refused step record leaves the attempt unfinished too.
+    store
+        .start_attempt("r", "build", "compile", 2, t(10))
+        .unwrap();
+    let second = AttemptRow {
+        attempt: 2,
+        started_at: t(10),
+        finished_at: Some(t(11)),
+        ..attempts[1].clone()
+    };
+    assert!(store.finish_attempt_and_step(&second, &step).is_err());
+    assert_eq!(store.attempts("r").unwrap()[2].finished_at, None);
+    let test_step = StepRow {
+        step: "test".into(),
+        ..step.clone()
+    };
+    let test_attempt = AttemptRow {
+        step: "test".into(),
+        ..second.clone()
+    };
+    store.start_attempt("r", "build", "test", 2, t(10)).unwrap();
+    store
+        .finish_attempt_and_step(&test_attempt, &test_step)
+        .unwrap();
+    assert_eq!(store.attempts("r").unwrap()[3].finished_at, Some(t(11)));
+    assert_eq!(store.finished_steps("r").unwrap().len(), 2);
     assert!(matches!(
         store
             .start_attempt("missing", "build", "x", 1, t(1))
@@ -1034,4 +1087,103 @@ fn a_stage_held_by_a_killed_runner_is_taken_over() {
             .run_id,
         "next"
     );
+}
+
+#[test]
+fn the_record_of_killed_and_finished_runs_is_consistent_and_a_broken_one_is_named() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let me = Holder::current();
+    store.create_run(&new_run("done", "p", t(0)), &me).unwrap();
+    store.claim_stage("done", "build", &me, t(1)).unwrap();
+    store
+        .start_attempt("done", "build", "compile", 1, t(1))
+        .unwrap();
+    store
+        .finish_attempt(&AttemptRow {
+            run_id: "done".into(),
+            stage: "build".into(),
+            step: "compile".into(),
+            attempt: 1,
+            started_at: t(1),
+            finished_at: Some(t(2)),
+            status: Some("passed".into()),
+            summary: None,
+            report: None,
+            log: None,
+        })
+        .unwrap();
+    for (step, status) in [("compile", "passed"), ("docs", "skipped")] {
+        store
+            .finish_step(&StepRow {
+                run_id: "done".into(),
+                stage: "build".into(),
+                step: step.into(),
+                status: status.into(),
+                summary: String::new(),
+                attempts: 1,
+                record: serde_json::json!({}),
+                finished_at: t(2),
+            })
+            .unwrap();
+    }
+    store.exit_stage("done", "build", "passed", t(3)).unwrap();
+    store
+        .set_run_state("done", RunState::Passed, None, t(3))
+        .unwrap();
+    // Killed in the middle of a stage and of an attempt: not finished, but consistent.
+    store
+        .create_run(&new_run("killed", "p", t(4)), &dead_holder())
+        .unwrap();
+    store.claim_stage("killed", "build", &me, t(5)).unwrap();
+    store
+        .start_attempt("killed", "build", "compile", 1, t(5))
+        .unwrap();
+    store.create_run(&new_run("new", "p", t(6)), &me).unwrap();
+    store.queue_for_stage("new", "prod", t(6)).unwrap();
+    store.create_run(&new_run("newer", "p", t(7)), &me).unwrap();
+    store.queue_for_stage("newer", "prod", t(7)).unwrap();
+    assert_eq!(store.consistency_problems().unwrap(), Vec::<String>::new());
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE runs SET finished_at = NULL WHERE run_id = 'done';
+         UPDATE run_stages SET status = NULL WHERE run_id = 'done';
+         DELETE FROM step_attempts WHERE run_id = 'done';",
+    )
+    .unwrap();
+    assert_eq!(
+        store.consistency_problems().unwrap(),
+        [
+            "run `done` ended but has no end time or still names a runner process",
+            "run `done` stage `build` has an exit time without a status, or a status without an exit time",
+            "run `done` step `build.compile` has a final record but no finished attempt (and was not skipped)",
+        ]
+    );
+}
+
+#[test]
+fn runners_opening_one_new_database_at_once_migrate_it_once() {
+    let (_dir, path) = temp_db();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let openers: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let store = Store::open(&path).unwrap();
+                store
+                    .create_run(&new_run(&format!("r{i}"), "p", t(i)), &Holder::current())
+                    .unwrap();
+                store.schema_version().unwrap()
+            })
+        })
+        .collect();
+    for opener in openers {
+        assert_eq!(opener.join().unwrap(), SCHEMA_VERSION);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.history(&HistoryFilter::default()).unwrap().len(), 4);
+    assert!(store.consistency_problems().unwrap().is_empty());
 }
