@@ -1015,4 +1015,17 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_gate_id_given_twice_in_a_stage_is_located() {
+        let e = errors(
+            "[stage.gates.sre]\nkind = \"approval\"\n[stage.gates.sre]\nkind = \"approval\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("sluice.toml:14:"), "{e:?}");
+        assert!(e[0].contains("duplicate key"), "{e:?}");
+        // The same id in two stages is fine, and any id may name its kind.
+        let g = gates("[stage.gates.sre]\nkind = \"approval\"\n");
+        assert_eq!((g[0].id.as_str(), g[0].kind_name()), ("sre", "approval"));
+    }
 }
