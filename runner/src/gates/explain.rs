@@ -424,10 +424,15 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
                 Some(stage) => format!("gate {} of stage {stage}", o.gate),
                 None => format!("gate {} of the next stage that has it", o.gate),
             };
+            let applies = s
+                .gates
+                .iter()
+                .any(|g| g.overridden_by.as_ref().is_some_and(|by| by.id == o.id));
+            let unused = if applies { "applies now" } else { "unused" };
             let status = match (o.used_at, o.expires_at) {
                 (Some(u), _) => format!("used {}", stamp(u)),
-                (None, Some(x)) => format!("unused, expires {}", stamp(x)),
-                (None, None) => "unused, no expiry".into(),
+                (None, Some(x)) => format!("{unused}, expires {}", stamp(x)),
+                (None, None) => format!("{unused}, no expiry"),
             };
             let _ = writeln!(
                 out,
