@@ -845,6 +845,19 @@ mod tests {
             panic!()
         };
         assert_eq!(w.periods[0].to_string(), "Mon-Sun 00:00-24:00");
+        // `days` alone means the whole day; `hours` alone, every day.
+        let g = gates(
+            "[stage.gates.weekend]\nkind = \"window\"\ntimezone = \"UTC\"\ndays = \"Sat,Sun\"\n\
+             [stage.gates.nights]\nkind = \"window\"\ntimezone = \"UTC\"\nhours = \"22:00-02:00\"\n",
+        );
+        let shown: Vec<String> = g
+            .iter()
+            .map(|g| match &g.kind {
+                GateKind::Window(w) => w.periods[0].to_string(),
+                GateKind::Approval(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(shown, ["Sat,Sun 00:00-24:00", "Mon-Sun 22:00-02:00"]);
     }
 
     #[test]
