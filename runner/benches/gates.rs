@@ -144,6 +144,7 @@ fn main() {
             digest: format!("sha256:{}", "ab".repeat(32)),
         }),
         superseded_by: None,
+        holder: None,
     };
     let facts = || ExplainInput {
         run: &run,

@@ -521,6 +521,7 @@ mod tests {
                     .into(),
             }),
             superseded_by: None,
+            holder: None,
         }
     }
 
