@@ -15,6 +15,7 @@
 use serde::Serialize;
 
 pub mod approval;
+pub mod explain;
 pub mod spec;
 pub mod window;
 

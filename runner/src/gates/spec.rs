@@ -845,6 +845,19 @@ mod tests {
             panic!()
         };
         assert_eq!(w.periods[0].to_string(), "Mon-Sun 00:00-24:00");
+        // `days` alone means the whole day; `hours` alone, every day.
+        let g = gates(
+            "[stage.gates.weekend]\nkind = \"window\"\ntimezone = \"UTC\"\ndays = \"Sat,Sun\"\n\
+             [stage.gates.nights]\nkind = \"window\"\ntimezone = \"UTC\"\nhours = \"22:00-02:00\"\n",
+        );
+        let shown: Vec<String> = g
+            .iter()
+            .map(|g| match &g.kind {
+                GateKind::Window(w) => w.periods[0].to_string(),
+                GateKind::Approval(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(shown, ["Sat,Sun 00:00-24:00", "Mon-Sun 22:00-02:00"]);
     }
 
     #[test]
@@ -1014,5 +1027,18 @@ mod tests {
                 "sluice.toml:12:14: gate id `-x` must start with a letter or digit and use only letters, digits, `-`, `_` and `.` (at most 64 characters)"
             ]
         );
+    }
+
+    #[test]
+    fn a_gate_id_given_twice_in_a_stage_is_located() {
+        let e = errors(
+            "[stage.gates.sre]\nkind = \"approval\"\n[stage.gates.sre]\nkind = \"approval\"\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("sluice.toml:14:"), "{e:?}");
+        assert!(e[0].contains("duplicate key"), "{e:?}");
+        // The same id in two stages is fine, and any id may name its kind.
+        let g = gates("[stage.gates.sre]\nkind = \"approval\"\n");
+        assert_eq!((g[0].id.as_str(), g[0].kind_name()), ("sre", "approval"));
     }
 }

@@ -433,6 +433,20 @@ mod tests {
     }
 
     #[test]
+    fn a_blackout_date_cuts_the_part_of_a_night_period_that_runs_into_it() {
+        // Thu 2026-12-24 is blacked out: Wednesday's 22:00-02:00 closes at midnight.
+        let g = window("UTC", &[("Wed", "22:00-02:00")], &["2026-12-24"]);
+        assert_eq!(
+            closes(&g, "2026-12-23T23:00:00Z").as_deref(),
+            Some("2026-12-24T00:00:00Z")
+        );
+        assert_eq!(
+            opens(&g, "2026-12-24T01:00:00Z").as_deref(),
+            Some("2026-12-30T22:00:00Z")
+        );
+    }
+
+    #[test]
     fn adjacent_periods_merge_so_the_close_is_the_real_one() {
         let g = window("UTC", &[("Mon-Tue", "00:00-24:00")], &[]);
         assert_eq!(
