@@ -118,13 +118,19 @@ fn trigger(pipeline_dir: &Path) -> Trigger {
                 .map(|v| (name.to_string(), v))
         })
         .collect();
-    let git_commit = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(pipeline_dir)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
+    // Only a folder inside a git work tree has a commit; elsewhere no git is started.
+    let in_git = pipeline_dir.ancestors().any(|d| d.join(".git").exists());
+    let git_commit = in_git
+        .then(|| {
+            std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(pipeline_dir)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+        })
+        .flatten()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty());
