@@ -773,7 +773,7 @@ async fn execute(
     let result = match result
         .map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?
     {
-        executor::RunEnd::Finished(result) => result,
+        executor::RunEnd::Finished(result) => *result,
         executor::RunEnd::Stopped(executor::durable::Stopped::Waiting { stage, .. }) => {
             let run_id = &folders.run_id;
             console::err_line(&format!(

@@ -59,7 +59,7 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub enum RunEnd {
     /// Every stage ran, or one failed or was denied; `run.json` is written.
-    Finished(RunResult),
+    Finished(Box<RunResult>),
     /// It stopped before a stage and is recorded so (`waiting`, `superseded`).
     Stopped(durable::Stopped),
 }
@@ -409,7 +409,7 @@ pub async fn run(
         duration: started.elapsed(),
         reason,
     });
-    Ok(RunEnd::Finished(result))
+    Ok(RunEnd::Finished(Box::new(result)))
 }
 
 /// What every step of a run shares.
