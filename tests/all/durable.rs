@@ -940,6 +940,15 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
             );
         }
     }
+    // The store's own consistency check: every finished step has exactly one final
+    // record and a finished attempt, no half-written run, no orphan rows.
+    let store = sluice::state::Store::open_existing(&d.path().join(".sluice/state.db")).unwrap();
+    let problems = store.consistency_problems().unwrap();
+    assert!(
+        problems.is_empty(),
+        "inconsistent record (seed {seed}): {problems:#?}"
+    );
+    drop(store);
     let history = d.sluice(&["history", "--format", "json", "--limit", "1000"]);
     history.expect_code(0);
     let recorded: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();

@@ -105,8 +105,9 @@ impl Journal {
         self.write(|s| s.finish_attempt(&row));
     }
 
-    /// A step's final record: after this, resume never runs it again.
-    pub(super) fn finish_step(&self, record: &StepRecord) {
+    /// A step's final record: after this, resume never runs it again. With the step's
+    /// last attempt, both are one transaction.
+    pub(super) fn finish_step(&self, record: &StepRecord, last_attempt: Option<AttemptRow>) {
         let row = StepRow {
             run_id: self.run_id.clone(),
             stage: record.stage.clone(),
@@ -117,7 +118,10 @@ impl Journal {
             record: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
             finished_at: self.now(),
         };
-        self.write(|s| s.finish_step(&row));
+        match last_attempt {
+            Some(attempt) => self.write(|s| s.finish_attempt_and_step(&attempt, &row)),
+            None => self.write(|s| s.finish_step(&row)),
+        };
     }
 }
 

@@ -487,10 +487,11 @@ impl RunContext {
         }
     }
 
-    /// A step's final record, in the store before its end is shown.
-    fn record_finished(&self, rec: &StepRecord) {
+    /// A step's final record (with its last attempt's end, when one is pending), in
+    /// the store before its end is shown.
+    fn record_finished(&self, rec: &StepRecord, last_attempt: Option<crate::state::AttemptRow>) {
         if let Some(journal) = &self.journal {
-            journal.finish_step(rec);
+            journal.finish_step(rec, last_attempt);
         }
     }
 }
@@ -518,7 +519,7 @@ fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRec
         log: None,
         log_tail: vec![],
     };
-    ctx.record_finished(&record);
+    ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
         stage: stage.name.clone(),
         step: step.id.clone(),
@@ -665,7 +666,7 @@ fn internal_failure(
         log: None,
         log_tail: vec![],
     };
-    ctx.record_finished(&record);
+    ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -725,6 +726,8 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         log: log.path().map(|p| p.display().to_string()),
         log_tail: vec![],
     };
+    // The end of the step's last attempt, recorded with the step's final record.
+    let mut last_attempt = None;
     let outcome = match StepSandbox::resolve(
         step,
         ctx.workdir.clone(),
@@ -747,7 +750,17 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
                     secrets: names,
                 });
             }
-            let outcome = attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await;
+            let outcome = attempts(
+                ctx,
+                stage,
+                step,
+                plugin,
+                &sandbox,
+                &log,
+                &mut record,
+                &mut last_attempt,
+            )
+            .await;
             // A sandbox still being made (the step ended before its first program)
             // is abandoned: nothing of the step outlives it.
             sandbox.end_step();
@@ -811,7 +824,7 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     {
         tracing::error!("cannot record step {}: {e}", step.id);
     }
-    ctx.record_finished(&record);
+    ctx.record_finished(&record, last_attempt);
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -825,7 +838,9 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     record
 }
 
-/// Run attempts until one passes or the retries are used up.
+/// Run attempts until one passes or the retries are used up. The step's record and
+/// its last attempt's end (recorded later, with the step's final record) are outputs.
+#[allow(clippy::too_many_arguments)]
 async fn attempts(
     ctx: &RunContext,
     stage: &str,
@@ -834,6 +849,7 @@ async fn attempts(
     sandbox: &StepSandbox,
     log: &StepLog,
     record: &mut StepRecord,
+    last_attempt: &mut Option<crate::state::AttemptRow>,
 ) -> Result<(types::Report, Vec<ArtifactRecord>), StepFailure> {
     let limits = AttemptLimits {
         timeout: step.timeout,
@@ -920,6 +936,7 @@ async fn attempts(
         // A failed program's denied file access names the grant to add.
         let result =
             crate::capabilities::denials::explain_failure(result, sandbox.take_access_hints());
+        let mut attempt_end = None;
         if let (Some(journal), Some(started_at)) = (&ctx.journal, attempt_started) {
             let (status, summary, report) = match &result {
                 Ok((report, _)) => (
@@ -938,7 +955,7 @@ async fn attempts(
                     None,
                 ),
             };
-            journal.finish_attempt(crate::state::AttemptRow {
+            attempt_end = Some(crate::state::AttemptRow {
                 run_id: ctx.run_id.clone(),
                 stage: stage.to_string(),
                 step: step.id.clone(),
@@ -964,6 +981,9 @@ async fn attempts(
         };
         match reason {
             Some(reason) if attempt <= step.retries => {
+                if let (Some(journal), Some(row)) = (&ctx.journal, attempt_end) {
+                    journal.finish_attempt(row);
+                }
                 let delay = step.retry_delay.saturating_mul(1 << (attempt - 1).min(16));
                 log.line(
                     Source::Runner,
@@ -981,7 +1001,11 @@ async fn attempts(
                 });
                 tokio::time::sleep(delay).await;
             }
-            _ => return result,
+            _ => {
+                // The last attempt's end is recorded with the step's final record.
+                *last_attempt = attempt_end;
+                return result;
+            }
         }
     }
 }
