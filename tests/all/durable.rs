@@ -681,8 +681,14 @@ hours = "09:00-16:00"
     let json = d.sluice(&["explain", &id, "--format", "json"]);
     json.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(v["stages"][0]["stage"], "prod");
-    assert_eq!(v["stages"][0]["gates"].as_array().unwrap().len(), 2);
+    let prod = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap_or_else(|| panic!("no stage prod in {v:#}"));
+    assert_eq!(prod["verdict"], "wait", "{prod:#}");
+    assert_eq!(prod["gates"].as_array().unwrap().len(), 2, "{prod:#}");
     // explain writes nothing: the run is still waiting, with the same evaluations.
     assert_eq!(d.run_state(&id), "waiting");
 }

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::config::{self, Pipeline};
 use crate::console;
-use crate::executor::durable::{self as exec_durable, DurableOptions, GateFacts};
+use crate::executor::durable::{DurableOptions, GateFacts};
 use crate::gates::Gate;
 use crate::state::{
     ApprovalRow, HistoryFilter, Holder, NewRun, OverrideRow, RunRow, RunState, StateError, Store,
@@ -791,119 +791,87 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
                 && matches!(r.status.as_deref(), Some("passed" | "warned"))
         })
     };
-    let mut out_json = Vec::new();
-    let mut t = String::new();
-    let artifact = run.artifact.as_ref().map_or(String::new(), |a| {
-        format!(
-            ", artifact {} {}",
-            a.name,
-            a.version.as_deref().unwrap_or("")
-        )
-    });
-    // A waiting run's recorded reason is as old as its last evaluation; the stages
-    // below say what holds it now.
-    let reason = match (&run.reason, run.state) {
-        (Some(r), state) if state != RunState::Waiting => format!(": {r}"),
-        _ => String::new(),
-    };
-    let _ = writeln!(
-        t,
-        "run {id} ({}{artifact}): {}{reason}",
-        run.pipeline,
-        state_name(run.state),
-    );
+    // Everything is read first (nothing is written), then every gate of each stage the
+    // run has not passed is evaluated at one instant; `gates::explain` renders it.
+    struct Gathered {
+        stage: String,
+        row: Option<crate::state::StageRow>,
+        verdict: Option<crate::gates::Verdict>,
+        recorded: Vec<crate::state::GateEvaluationRow>,
+        facts: GateFacts,
+        all_overrides: Vec<OverrideRow>,
+        holder: Option<String>,
+        queue: Vec<String>,
+    }
+    let run_overrides = store.overrides(&id).map_err(state_error)?;
+    let ended = run.state.is_final();
+    let mut gathered = Vec::new();
     for stage in &pipeline.stages {
-        if let Some(only) = &args.stage {
-            if &stage.name != only {
-                continue;
-            }
-        } else if passed(&stage.name) {
+        if args.stage.as_ref().is_some_and(|only| &stage.name != only) {
             continue;
         }
-        let row = stage_rows.iter().rev().find(|r| r.stage == stage.name);
-        let where_ = match row {
-            None => "not reached yet".to_string(),
-            Some(r) => match (&r.status, r.entered_at, r.exited_at) {
-                (Some(st), _, Some(x)) => format!("{st}, left {x}"),
-                (_, Some(e), None) => format!("in it since {e}"),
-                _ => format!("queued since {}", r.queued_at),
-            },
-        };
-        let stage_gates = gates.get(&stage.name).map_or(&[][..], Vec::as_slice);
+        let row = stage_rows
+            .iter()
+            .rev()
+            .find(|r| r.stage == stage.name)
+            .cloned();
         let facts = GateFacts::read(&store, &id, &stage.name, now).map_err(state_error)?;
-        let recorded = store
-            .latest_gate_evaluations(&id, &stage.name)
-            .map_err(state_error)?;
-        let verdict = facts
-            .evaluate(&pipeline.name, &id, &stage.name, stage_gates, now)
-            .await;
-        let verdict_name = match verdict.decision {
-            crate::gates::Decision::Allow { .. } => "allow",
-            crate::gates::Decision::Wait { .. } => "wait",
-            crate::gates::Decision::Deny { .. } => "deny",
-        };
-        let _ = writeln!(t, "\nstage {}: {verdict_name} ({where_})", stage.name);
-        let mut gates_json = Vec::new();
-        if verdict.evaluations.is_empty() {
-            let _ = writeln!(t, "  no gates");
+        let evaluate = !ended && !passed(&stage.name);
+        let verdict = if evaluate {
+            let stage_gates = gates.get(&stage.name).map_or(&[][..], Vec::as_slice);
+            Some(
+                facts
+                    .evaluate(&pipeline.name, &id, &stage.name, stage_gates, now)
+                    .await,
+            )
         } else {
-            let _ = writeln!(
-                t,
-                "  {:<16} {:<9} {:<11} {:<21} DETAIL",
-                "GATE", "KIND", "DECISION", "SINCE"
-            );
-        }
-        for e in &verdict.evaluations {
-            let shown = exec_durable::gate_shown(e);
-            let since = recorded
+            None
+        };
+        let occupancy = store
+            .stage_occupancy(&pipeline.name, &stage.name)
+            .map_err(state_error)?;
+        gathered.push(Gathered {
+            stage: stage.name.clone(),
+            row,
+            verdict,
+            recorded: store
+                .latest_gate_evaluations(&id, &stage.name)
+                .map_err(state_error)?,
+            all_overrides: run_overrides
                 .iter()
-                .find(|r| r.gate == e.gate && r.decision == shown.decision)
-                .map_or("now".to_string(), |r| {
-                    r.since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-                });
-            let mut detail = shown.reason.clone();
-            if let Some(until) = &shown.until {
-                let _ = write!(detail, "; allows by itself at {until}");
-            }
-            if let Some(by) = &shown.overridden_by {
-                let _ = write!(detail, "; overridden by {by}");
-            }
-            let _ = writeln!(
-                t,
-                "  {:<16} {:<9} {:<11} {:<21} {}",
-                e.gate, e.kind, shown.decision, since, detail
-            );
-            gates_json.push(serde_json::json!({
-                "gate": e.gate, "kind": e.kind, "decision": shown.decision,
-                "since": since, "reason": shown.reason, "until": shown.until,
-                "overridden_by": shown.overridden_by, "evidence": e.evidence,
-            }));
-        }
-        for a in &facts.approvals {
-            let _ = writeln!(t, "  {} by {} at {}: {}", a.action, a.actor, a.at, a.reason);
-        }
-        for o in &facts.overrides {
-            let _ = writeln!(t, "  override {}", override_line(o));
-        }
-        let clear = exec_durable::clear_commands(&id, &stage.name, &verdict.evaluations);
-        if !clear.is_empty() {
-            let _ = writeln!(t, "  to clear:");
-            for c in &clear {
-                let _ = writeln!(t, "    {c}");
-            }
-        }
-        out_json.push(serde_json::json!({
-            "stage": stage.name, "verdict": verdict_name, "where": where_,
-            "gates": gates_json, "approvals": facts.approvals, "overrides": facts.overrides,
-            "clear": clear,
-        }));
+                .filter(|o| o.stage.as_deref().is_none_or(|s| s == stage.name))
+                .cloned()
+                .collect(),
+            facts,
+            holder: occupancy
+                .holder
+                .filter(|h| h.run_id != id)
+                .map(|h| h.run_id),
+            queue: occupancy.queue,
+        });
     }
+    let input = crate::gates::explain::ExplainInput {
+        run: &run,
+        now,
+        stages: gathered
+            .iter()
+            .map(|g| crate::gates::explain::StageFacts {
+                stage: &g.stage,
+                row: g.row.as_ref(),
+                verdict: g.verdict.as_ref(),
+                recorded: &g.recorded,
+                approvals: &g.facts.approvals,
+                overrides: &g.all_overrides,
+                holder: g.holder.as_deref(),
+                queue: &g.queue,
+            })
+            .collect(),
+    };
+    let explanation = crate::gates::explain::explain(&input);
     if args.format == OutputFormat::Json {
-        console::out_line(&json_text(&serde_json::json!({
-            "run": run, "evaluated_at": now, "stages": out_json,
-        })));
+        console::out_line(&json_text(&crate::gates::explain::to_json(&explanation)));
     } else {
-        console::out(&t);
+        console::out(&crate::gates::explain::render_text(&explanation));
     }
     Ok(exit::OK)
 }
