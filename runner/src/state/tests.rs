@@ -942,6 +942,10 @@ fn stage_claim_child() {
     let store = Store::open(Path::new(&db)).unwrap();
     let me = Holder::current();
     store.claim_run(&run, &me).unwrap();
+    if mode == "record-forever" {
+        record_steps_until_killed(&store, &run);
+        return;
+    }
     loop {
         match store.claim_stage(&run, "prod", &me, t(1)).unwrap() {
             StageClaim::Held => break,
@@ -964,8 +968,25 @@ fn stage_claim_child() {
         .unwrap();
 }
 
-fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> std::process::Child {
-    std::process::Command::new(std::env::current_exe().unwrap())
+/// A child process, killed and reaped when the test ends, even by a panic.
+struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    fn kill_now(&mut self) {
+        self.0.kill().unwrap(); // SIGKILL
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> ChildGuard {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "state::tests::stage_claim_child",
@@ -979,7 +1000,8 @@ fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> std::process::Ch
         .env("SLUICE_STATE_CHILD_MODE", mode)
         .stdout(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    ChildGuard(child)
 }
 
 #[test]
@@ -998,7 +1020,7 @@ fn runner_processes_racing_for_one_stage_enter_it_one_at_a_time() {
         .map(|run| spawn_child(&path, run, &log, "pass"))
         .collect();
     for mut child in children {
-        assert!(child.wait().unwrap().success());
+        assert!(child.0.wait().unwrap().success());
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -1062,8 +1084,7 @@ fn a_stage_held_by_a_killed_runner_is_taken_over() {
             holder_run: "killed".into()
         }
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill_now();
     assert_eq!(
         store.claim_stage("next", "prod", &me, t(6)).unwrap(),
         StageClaim::Held
@@ -1186,4 +1207,113 @@ fn runners_opening_one_new_database_at_once_migrate_it_once() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.history(&HistoryFilter::default()).unwrap().len(), 4);
     assert!(store.consistency_problems().unwrap().is_empty());
+}
+
+/// A runner's recording, forever: each step's attempt starts, then its end and the
+/// step's record are written together; a resumed runner goes on after the last step
+/// recorded finished.
+fn record_steps_until_killed(store: &Store, run: &str) {
+    let mut next = store.finished_steps(run).unwrap().len();
+    // Bounded, should the test that kills it die first.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < give_up {
+        let step = format!("step-{next:05}");
+        let attempt = store
+            .attempts(run)
+            .unwrap()
+            .iter()
+            .filter(|a| a.step == step)
+            .count() as u32
+            + 1;
+        store
+            .start_attempt(run, "build", &step, attempt, t(1))
+            .unwrap();
+        store
+            .finish_attempt_and_step(
+                &AttemptRow {
+                    run_id: run.into(),
+                    stage: "build".into(),
+                    step: step.clone(),
+                    attempt,
+                    started_at: t(1),
+                    finished_at: Some(t(2)),
+                    status: Some("passed".into()),
+                    summary: None,
+                    report: Some(serde_json::json!({"n": next})),
+                    log: None,
+                },
+                &StepRow {
+                    run_id: run.into(),
+                    stage: "build".into(),
+                    step,
+                    status: "passed".into(),
+                    summary: String::new(),
+                    attempts: attempt,
+                    record: serde_json::json!({"n": next}),
+                    finished_at: t(2),
+                },
+            )
+            .unwrap();
+        next += 1;
+    }
+}
+
+#[test]
+fn a_runner_killed_at_twenty_random_moments_leaves_every_finished_step_recorded_once() {
+    let (dir, path) = temp_db();
+    let log = dir.path().join("unused.log");
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("chaos", "p", t(0)), &dead_holder())
+        .unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        | 1;
+    let mut previous = 0;
+    for kill in 0..20 {
+        let mut child = spawn_child(&path, "chaos", &log, "record-forever");
+        // xorshift: a kill 5 to 45 ms after the child started writing.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let after = std::time::Duration::from_millis(5 + u64::from(seed % 40));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.finished_steps("chaos").unwrap().len() == previous {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kill {kill}: the child recorded nothing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(after);
+        child.kill_now();
+        let problems = store.consistency_problems().unwrap();
+        assert!(problems.is_empty(), "after kill {kill}: {problems:?}");
+        let steps = store.finished_steps("chaos").unwrap();
+        assert!(steps.len() > previous, "kill {kill}");
+        previous = steps.len();
+    }
+    let steps = store.finished_steps("chaos").unwrap();
+    // Exactly once each, in order, with the record its own attempt wrote.
+    for (n, step) in steps.iter().enumerate() {
+        assert_eq!(step.step, format!("step-{n:05}"));
+        assert_eq!(step.record, serde_json::json!({"n": n}));
+    }
+    let attempts = store.attempts("chaos").unwrap();
+    let finished = attempts.iter().filter(|a| a.finished_at.is_some()).count();
+    assert_eq!(
+        finished,
+        steps.len(),
+        "one finished attempt per finished step"
+    );
+    // At most one attempt cut short per kill.
+    assert!(
+        attempts.len() - finished <= 20,
+        "{} unfinished attempts",
+        attempts.len() - finished
+    );
+    assert_eq!(store.run("chaos").unwrap().state, RunState::Running);
+    assert_eq!(store.reap_dead_runs(t(9)).unwrap(), ["chaos"]);
 }
