@@ -438,6 +438,33 @@ impl Store {
     }
 }
 
+/// The SQL of a schema-1 database, as the first Sluice with a state store wrote it,
+/// holding two runs of the pipeline `release` (one passed; one killed in stage `test`,
+/// its runner on host `build-7`). For tests that an old database is migrated.
+pub const SCHEMA_1_FIXTURE_SQL: &str = include_str!("fixtures/schema-v1.sql");
+
+/// Write [`SCHEMA_1_FIXTURE_SQL`] as a database at `path` (creating its folder); any
+/// later [`Store::open`] (any `sluice` command) migrates it. Refuses an existing file.
+pub fn write_schema_1_fixture(path: &Path) -> Result<(), StateError> {
+    let open_error = |message: String| StateError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.exists() {
+        return Err(open_error(
+            "already exists; the fixture is written to a new file".into(),
+        ));
+    }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+    }
+    let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+    conn.execute_batch(SCHEMA_1_FIXTURE_SQL)
+        .map_err(|e| sql_error(path, e))
+}
+
 fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {
     let mut message = e.to_string();
     if let rusqlite::Error::SqliteFailure(code, _) = &e

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-/// The schema-1 database of the fixture, with two runs.
-const SCHEMA_V1_FIXTURE: &str = include_str!("fixtures/schema-v1.sql");
 const FIXTURE_PASSED_RUN: &str = "20261102T090000.000Z-aaaaaa";
 const FIXTURE_KILLED_RUN: &str = "20261102T091000.000Z-bbbbbb";
 
@@ -59,9 +57,11 @@ fn sql_of_schema(path: &Path) -> Vec<(String, String)> {
 }
 
 fn load_fixture(path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(SCHEMA_V1_FIXTURE).unwrap();
+    write_schema_1_fixture(path).unwrap();
+    assert!(
+        write_schema_1_fixture(path).is_err(),
+        "never over an existing file"
+    );
 }
 
 fn count(path: &Path, sql: &str) -> i64 {
