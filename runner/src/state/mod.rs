@@ -9,12 +9,12 @@
 //!
 //! What is the source of truth for what: see docs/design/0013-durable-runs.md.
 //!
-//! Files: [`schema`] (opening, pragmas, numbered migrations), [`holder`] (which process
-//! drives a run or holds a stage, and whether it still lives), [`runs`], [`stages`]
-//! (queue, claims, supersede), [`steps`] (attempts and final step records) and
-//! [`gate_records`] (gate evaluations, approvals, overrides), and [`check`] (the
-//! record's consistency, for the chaos test). Timestamps are stored as
-//! integer nanoseconds since the Unix epoch (UTC).
+//! Files: `schema` (opening, pragmas, numbered migrations), `holder` (which process
+//! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
+//! (queue, claims, supersede), `steps` (attempts and final step records),
+//! `gate_records` (gate evaluations, approvals, overrides) and `check` (the record's
+//! consistency, for the chaos test). Timestamps are stored as integer nanoseconds
+//! since the Unix epoch (UTC).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
