@@ -1317,3 +1317,60 @@ fn a_runner_killed_at_twenty_random_moments_leaves_every_finished_step_recorded_
     assert_eq!(store.run("chaos").unwrap().state, RunState::Running);
     assert_eq!(store.reap_dead_runs(t(9)).unwrap(), ["chaos"]);
 }
+
+#[test]
+fn a_resumed_run_that_lost_its_stage_to_a_newer_run_is_superseded_not_sent_back_in() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let me = Holder::current();
+    store.create_run(&new_run("older", "p", t(0)), &me).unwrap();
+    store.create_run(&new_run("newer", "p", t(1)), &me).unwrap();
+    store.queue_for_stage("older", "prod", t(2)).unwrap();
+    assert_eq!(
+        store
+            .claim_stage("older", "prod", &dead_holder(), t(3))
+            .unwrap(),
+        StageClaim::Held
+    );
+    // Its runner died inside the stage; the newer run takes the stage over and passes.
+    store.queue_for_stage("newer", "prod", t(4)).unwrap();
+    assert_eq!(
+        store.claim_stage("newer", "prod", &me, t(5)).unwrap(),
+        StageClaim::Held
+    );
+    store.exit_stage("newer", "prod", "passed", t(6)).unwrap();
+    // The older run is resumed: it must not deploy its older version after the newer.
+    store.claim_run("older", &me).unwrap();
+    assert_eq!(
+        store.claim_stage("older", "prod", &me, t(7)).unwrap(),
+        StageClaim::Superseded { by: "newer".into() }
+    );
+    let older = store.run("older").unwrap();
+    assert_eq!(older.state, RunState::Superseded);
+    let stage = &store.stages("older").unwrap()[0];
+    assert_eq!(stage.entered_at, Some(t(3)));
+    assert_eq!(
+        (stage.exited_at, stage.status.as_deref()),
+        (Some(t(7)), Some("superseded"))
+    );
+    assert!(store.consistency_problems().unwrap().is_empty());
+
+    // A resumed run that still holds its stage (nobody took it over) goes on in it.
+    store.create_run(&new_run("third", "p", t(8)), &me).unwrap();
+    store.queue_for_stage("third", "prod", t(9)).unwrap();
+    assert_eq!(
+        store
+            .claim_stage("third", "prod", &dead_holder(), t(10))
+            .unwrap(),
+        StageClaim::Held
+    );
+    store
+        .create_run(&new_run("fourth", "p", t(11)), &me)
+        .unwrap();
+    store.queue_for_stage("fourth", "prod", t(12)).unwrap();
+    store.claim_run("third", &me).unwrap();
+    assert_eq!(
+        store.claim_stage("third", "prod", &me, t(13)).unwrap(),
+        StageClaim::Held
+    );
+}
