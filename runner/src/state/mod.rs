@@ -9,12 +9,12 @@
 //!
 //! What is the source of truth for what: see docs/design/0013-durable-runs.md.
 //!
-//! Files: [`schema`] (opening, pragmas, numbered migrations), [`holder`] (which process
-//! drives a run or holds a stage, and whether it still lives), [`runs`], [`stages`]
-//! (queue, claims, supersede), [`steps`] (attempts and final step records) and
-//! [`gate_records`] (gate evaluations, approvals, overrides), and [`check`] (the
-//! record's consistency, for the chaos test). Timestamps are stored as
-//! integer nanoseconds since the Unix epoch (UTC).
+//! Files: `schema` (opening, pragmas, numbered migrations), `holder` (which process
+//! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
+//! (queue, claims, supersede), `steps` (attempts and final step records),
+//! `gate_records` (gate evaluations, approvals, overrides) and `check` (the record's
+//! consistency, for the chaos test). Timestamps are stored as integer nanoseconds
+//! since the Unix epoch (UTC).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -446,6 +446,33 @@ impl Store {
             message,
         })
     }
+}
+
+/// The SQL of a schema-1 database, as the first Sluice with a state store wrote it,
+/// holding two runs of the pipeline `release` (one passed; one killed in stage `test`,
+/// its runner on host `build-7`). For tests that an old database is migrated.
+pub const SCHEMA_1_FIXTURE_SQL: &str = include_str!("fixtures/schema-v1.sql");
+
+/// Write [`SCHEMA_1_FIXTURE_SQL`] as a database at `path` (creating its folder); any
+/// later [`Store::open`] (any `sluice` command) migrates it. Refuses an existing file.
+pub fn write_schema_1_fixture(path: &Path) -> Result<(), StateError> {
+    let open_error = |message: String| StateError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.exists() {
+        return Err(open_error(
+            "already exists; the fixture is written to a new file".into(),
+        ));
+    }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+    }
+    let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+    conn.execute_batch(SCHEMA_1_FIXTURE_SQL)
+        .map_err(|e| sql_error(path, e))
 }
 
 fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {

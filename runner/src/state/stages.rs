@@ -7,7 +7,8 @@
 //! end `superseded`. "Newer" is the order in which runs were created. A run that
 //! arrives at a stage for which a newer run already queued (possible only after a
 //! takeover or a late resume) is itself superseded at once: the version in a stage
-//! never goes backwards.
+//! never goes backwards. Likewise a run whose dead runner lost a stage to a takeover
+//! and that resumes after a newer run went into that stage.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -84,7 +85,7 @@ fn supersede(
     .execute(params![run_id, by, reason, ts(at)])?;
     conn.prepare_cached(
         "UPDATE run_stages SET status = 'superseded', exited_at = ?3 \
-         WHERE run_id = ?1 AND stage = ?2 AND entered_at IS NULL",
+         WHERE run_id = ?1 AND stage = ?2 AND exited_at IS NULL",
     )?
     .execute(params![run_id, stage, ts(at)])?;
     conn.prepare_cached("DELETE FROM stage_claims WHERE run_id = ?1")?
@@ -196,7 +197,8 @@ impl Store {
 
     /// Take the stage (one run per stage and pipeline at a time); a holder that is dead
     /// is taken over: the run it drove is recorded interrupted, and a warning is logged.
-    /// A run not yet in the stage for which a newer run queued is superseded instead;
+    /// A run that does not hold the stage (not yet in it, or in it when its dead runner
+    /// was taken over) is superseded instead when a newer run queued for the stage;
     /// a run already superseded gets [`StageClaim::Superseded`] (its waiting process
     /// learns it so). Holding sets the stage's `entered_at` (once) and the run's
     /// `current_stage`.
@@ -217,13 +219,15 @@ impl Store {
             if run.state.is_final() {
                 return Err(self.ended(&run));
             }
-            if !entered(tx, run_id, stage)?
-                && let Some(newer) = newer_queued(tx, &run.pipeline, stage, seq)?
-            {
+            let current = stage_holder(tx, &run.pipeline, stage)?;
+            let holds = current.as_ref().is_some_and(|c| c.run_id == run_id);
+            // A run that does not hold the stage (not entered yet, or entered and then
+            // taken over while its runner was dead) never follows a newer run into it.
+            if !holds && let Some(newer) = newer_queued(tx, &run.pipeline, stage, seq)? {
                 supersede(tx, run_id, &newer, stage, at)?;
                 return Ok(StageClaim::Superseded { by: newer });
             }
-            match stage_holder(tx, &run.pipeline, stage)? {
+            match current {
                 Some(claim) if claim.run_id == run_id => {}
                 Some(claim) => {
                     let other = load_run(tx, &claim.run_id)?;

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-/// The schema-1 database of the fixture, with two runs.
-const SCHEMA_V1_FIXTURE: &str = include_str!("fixtures/schema-v1.sql");
 const FIXTURE_PASSED_RUN: &str = "20261102T090000.000Z-aaaaaa";
 const FIXTURE_KILLED_RUN: &str = "20261102T091000.000Z-bbbbbb";
 
@@ -59,9 +57,11 @@ fn sql_of_schema(path: &Path) -> Vec<(String, String)> {
 }
 
 fn load_fixture(path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(SCHEMA_V1_FIXTURE).unwrap();
+    write_schema_1_fixture(path).unwrap();
+    assert!(
+        write_schema_1_fixture(path).is_err(),
+        "never over an existing file"
+    );
 }
 
 fn count(path: &Path, sql: &str) -> i64 {
@@ -942,6 +942,10 @@ fn stage_claim_child() {
     let store = Store::open(Path::new(&db)).unwrap();
     let me = Holder::current();
     store.claim_run(&run, &me).unwrap();
+    if mode == "record-forever" {
+        record_steps_until_killed(&store, &run);
+        return;
+    }
     loop {
         match store.claim_stage(&run, "prod", &me, t(1)).unwrap() {
             StageClaim::Held => break,
@@ -964,8 +968,25 @@ fn stage_claim_child() {
         .unwrap();
 }
 
-fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> std::process::Child {
-    std::process::Command::new(std::env::current_exe().unwrap())
+/// A child process, killed and reaped when the test ends, even by a panic.
+struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    fn kill_now(&mut self) {
+        self.0.kill().unwrap(); // SIGKILL
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> ChildGuard {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "state::tests::stage_claim_child",
@@ -979,7 +1000,8 @@ fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> std::process::Ch
         .env("SLUICE_STATE_CHILD_MODE", mode)
         .stdout(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    ChildGuard(child)
 }
 
 #[test]
@@ -998,7 +1020,7 @@ fn runner_processes_racing_for_one_stage_enter_it_one_at_a_time() {
         .map(|run| spawn_child(&path, run, &log, "pass"))
         .collect();
     for mut child in children {
-        assert!(child.wait().unwrap().success());
+        assert!(child.0.wait().unwrap().success());
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -1062,8 +1084,7 @@ fn a_stage_held_by_a_killed_runner_is_taken_over() {
             holder_run: "killed".into()
         }
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill_now();
     assert_eq!(
         store.claim_stage("next", "prod", &me, t(6)).unwrap(),
         StageClaim::Held
@@ -1186,4 +1207,170 @@ fn runners_opening_one_new_database_at_once_migrate_it_once() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.history(&HistoryFilter::default()).unwrap().len(), 4);
     assert!(store.consistency_problems().unwrap().is_empty());
+}
+
+/// A runner's recording, forever: each step's attempt starts, then its end and the
+/// step's record are written together; a resumed runner goes on after the last step
+/// recorded finished.
+fn record_steps_until_killed(store: &Store, run: &str) {
+    let mut next = store.finished_steps(run).unwrap().len();
+    // Bounded, should the test that kills it die first.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < give_up {
+        let step = format!("step-{next:05}");
+        let attempt = store
+            .attempts(run)
+            .unwrap()
+            .iter()
+            .filter(|a| a.step == step)
+            .count() as u32
+            + 1;
+        store
+            .start_attempt(run, "build", &step, attempt, t(1))
+            .unwrap();
+        store
+            .finish_attempt_and_step(
+                &AttemptRow {
+                    run_id: run.into(),
+                    stage: "build".into(),
+                    step: step.clone(),
+                    attempt,
+                    started_at: t(1),
+                    finished_at: Some(t(2)),
+                    status: Some("passed".into()),
+                    summary: None,
+                    report: Some(serde_json::json!({"n": next})),
+                    log: None,
+                },
+                &StepRow {
+                    run_id: run.into(),
+                    stage: "build".into(),
+                    step,
+                    status: "passed".into(),
+                    summary: String::new(),
+                    attempts: attempt,
+                    record: serde_json::json!({"n": next}),
+                    finished_at: t(2),
+                },
+            )
+            .unwrap();
+        next += 1;
+    }
+}
+
+#[test]
+fn a_runner_killed_at_twenty_random_moments_leaves_every_finished_step_recorded_once() {
+    let (dir, path) = temp_db();
+    let log = dir.path().join("unused.log");
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("chaos", "p", t(0)), &dead_holder())
+        .unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        | 1;
+    let mut previous = 0;
+    for kill in 0..20 {
+        let mut child = spawn_child(&path, "chaos", &log, "record-forever");
+        // xorshift: a kill 5 to 45 ms after the child started writing.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let after = std::time::Duration::from_millis(5 + u64::from(seed % 40));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.finished_steps("chaos").unwrap().len() == previous {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kill {kill}: the child recorded nothing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(after);
+        child.kill_now();
+        let problems = store.consistency_problems().unwrap();
+        assert!(problems.is_empty(), "after kill {kill}: {problems:?}");
+        let steps = store.finished_steps("chaos").unwrap();
+        assert!(steps.len() > previous, "kill {kill}");
+        previous = steps.len();
+    }
+    let steps = store.finished_steps("chaos").unwrap();
+    // Exactly once each, in order, with the record its own attempt wrote.
+    for (n, step) in steps.iter().enumerate() {
+        assert_eq!(step.step, format!("step-{n:05}"));
+        assert_eq!(step.record, serde_json::json!({"n": n}));
+    }
+    let attempts = store.attempts("chaos").unwrap();
+    let finished = attempts.iter().filter(|a| a.finished_at.is_some()).count();
+    assert_eq!(
+        finished,
+        steps.len(),
+        "one finished attempt per finished step"
+    );
+    // At most one attempt cut short per kill.
+    assert!(
+        attempts.len() - finished <= 20,
+        "{} unfinished attempts",
+        attempts.len() - finished
+    );
+    assert_eq!(store.run("chaos").unwrap().state, RunState::Running);
+    assert_eq!(store.reap_dead_runs(t(9)).unwrap(), ["chaos"]);
+}
+
+#[test]
+fn a_resumed_run_that_lost_its_stage_to_a_newer_run_is_superseded_not_sent_back_in() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let me = Holder::current();
+    store.create_run(&new_run("older", "p", t(0)), &me).unwrap();
+    store.create_run(&new_run("newer", "p", t(1)), &me).unwrap();
+    store.queue_for_stage("older", "prod", t(2)).unwrap();
+    assert_eq!(
+        store
+            .claim_stage("older", "prod", &dead_holder(), t(3))
+            .unwrap(),
+        StageClaim::Held
+    );
+    // Its runner died inside the stage; the newer run takes the stage over and passes.
+    store.queue_for_stage("newer", "prod", t(4)).unwrap();
+    assert_eq!(
+        store.claim_stage("newer", "prod", &me, t(5)).unwrap(),
+        StageClaim::Held
+    );
+    store.exit_stage("newer", "prod", "passed", t(6)).unwrap();
+    // The older run is resumed: it must not deploy its older version after the newer.
+    store.claim_run("older", &me).unwrap();
+    assert_eq!(
+        store.claim_stage("older", "prod", &me, t(7)).unwrap(),
+        StageClaim::Superseded { by: "newer".into() }
+    );
+    let older = store.run("older").unwrap();
+    assert_eq!(older.state, RunState::Superseded);
+    let stage = &store.stages("older").unwrap()[0];
+    assert_eq!(stage.entered_at, Some(t(3)));
+    assert_eq!(
+        (stage.exited_at, stage.status.as_deref()),
+        (Some(t(7)), Some("superseded"))
+    );
+    assert!(store.consistency_problems().unwrap().is_empty());
+
+    // A resumed run that still holds its stage (nobody took it over) goes on in it.
+    store.create_run(&new_run("third", "p", t(8)), &me).unwrap();
+    store.queue_for_stage("third", "prod", t(9)).unwrap();
+    assert_eq!(
+        store
+            .claim_stage("third", "prod", &dead_holder(), t(10))
+            .unwrap(),
+        StageClaim::Held
+    );
+    store
+        .create_run(&new_run("fourth", "p", t(11)), &me)
+        .unwrap();
+    store.queue_for_stage("fourth", "prod", t(12)).unwrap();
+    store.claim_run("third", &me).unwrap();
+    assert_eq!(
+        store.claim_stage("third", "prod", &me, t(13)).unwrap(),
+        StageClaim::Held
+    );
 }
