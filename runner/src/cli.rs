@@ -718,7 +718,7 @@ async fn execute(
     };
     let journal_store = durable
         .as_ref()
-        .map(|d| (d.store.path().to_path_buf(), folders.run_id.clone()));
+        .map(|d| (d.store.clone(), folders.run_id.clone()));
     private::protect(&pipeline, &folders, cache.as_ref(), sandbox.isolation())
         .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
     // Opened before any step runs, so that no step can swap it for a link.
@@ -751,8 +751,8 @@ async fn execute(
                 fence.close();
             }
             let resumable = match &journal_store {
-                Some((path, run_id)) => {
-                    durable_cli::mark_interrupted(path, &folders, run_id);
+                Some((store, run_id)) => {
+                    durable_cli::mark_interrupted(store, run_id);
                     format!("; `sluice resume {run_id}` continues it")
                 }
                 None => String::new(),

@@ -584,6 +584,7 @@ fn after_kill_9_in_a_stage_resume_runs_only_the_unfinished_steps() {
         || {
             d.marker("quick") == 1
                 && d.marker("slow") == 1
+                && !d.path().join("markers/slow-once").exists()
                 && d.run_ids().len() == 1
                 && d.try_status_json(&d.run_ids()[0])
                     .is_some_and(|s| s["steps"].as_array().is_some_and(|s| s.len() == 2))
@@ -624,7 +625,7 @@ fn a_stage_claim_left_by_a_dead_runner_is_taken_over() {
     std::fs::write(d.path().join("markers/slow-once"), "").unwrap();
     let run = d.spawn(&["run", "--format", "plain"]);
     wait_until("the slow step to start", Duration::from_secs(60), || {
-        d.marker("slow") == 1
+        d.marker("slow") == 1 && !d.path().join("markers/slow-once").exists()
     });
     run.kill9();
     // The dead run held stage `build`; a new run takes the stage over instead of
@@ -699,7 +700,7 @@ fn sigterm_records_the_run_interrupted_and_resume_finishes_it() {
     std::fs::write(d.path().join("markers/slow-once"), "").unwrap();
     let run = d.spawn(&["run", "--format", "plain"]);
     wait_until("the slow step to start", Duration::from_secs(60), || {
-        d.marker("slow") == 1
+        d.marker("slow") == 1 && !d.path().join("markers/slow-once").exists()
     });
     run.signal("TERM");
     let out = run.finish(Duration::from_secs(30));
@@ -710,7 +711,9 @@ fn sigterm_records_the_run_interrupted_and_resume_finishes_it() {
         "{}",
         out.stderr
     );
-    assert_eq!(d.run_state(&id), "interrupted");
+    let status = d.status_json(&id);
+    assert_eq!(status["run"]["state"], "interrupted");
+    assert_eq!(status["run"]["reason"], "stopped by a signal", "{status:#}");
     d.sluice(&["resume", &id, "--format", "plain"])
         .expect_code(0);
     assert_eq!(d.marker("quick"), 1);

@@ -193,6 +193,7 @@ pub(super) fn start_new(
     store.reap_dead_runs(now).map_err(state_error)?;
     let pipeline_file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     Ok(DurableOptions {
+        store: std::sync::Arc::new(store),
         new_run: Some(NewRun {
             run_id: folders.run_id.clone(),
             pipeline: pipeline.name.clone(),
@@ -202,7 +203,6 @@ pub(super) fn start_new(
             trigger: trigger(&pipeline.dir),
             started_at: now,
         }),
-        store,
         clock,
         holder: Holder::current(),
         no_wait,
@@ -288,7 +288,7 @@ pub(super) fn start_resume(
         .claim_run(&target.run.run_id, &holder)
         .map_err(state_error)?;
     Ok(DurableOptions {
-        store,
+        store: std::sync::Arc::new(store),
         clock: clock()?,
         holder,
         no_wait,
@@ -297,23 +297,20 @@ pub(super) fn start_resume(
     })
 }
 
-/// Record that a run was stopped by a signal (resumable).
-pub(super) fn mark_interrupted(path: &Path, _folders: &RunnerFolders, run_id: &str) {
+/// Record that a run was stopped by a signal (resumable), through the runner's own
+/// connection (the database's path is covered in the runner's namespace by then).
+pub(super) fn mark_interrupted(store: &Store, run_id: &str) {
     let Ok(clock) = clock() else { return };
-    match Store::open(path) {
-        Ok(store) => {
-            if let Err(e) = store.set_run_state(
-                run_id,
-                RunState::Interrupted,
-                Some("stopped by a signal"),
-                clock.now(),
-            ) {
-                console::err_line(&format!("warning: cannot record the interruption: {e}"));
-            }
-        }
-        Err(e) => {
-            console::err_line(&format!("warning: cannot record the interruption: {e}"));
-        }
+    let recorded = store
+        .set_run_state(
+            run_id,
+            RunState::Interrupted,
+            Some("stopped by a signal"),
+            clock.now(),
+        )
+        .and_then(|()| store.checkpoint());
+    if let Err(e) = recorded {
+        console::err_line(&format!("warning: cannot record the interruption: {e}"));
     }
 }
 

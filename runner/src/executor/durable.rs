@@ -21,7 +21,8 @@ use super::StepRecord;
 
 /// What makes a run durable: where it is recorded, what time it is, who drives it.
 pub struct DurableOptions {
-    pub store: Store,
+    /// Shared: the command that started the run records its interruption through it.
+    pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
     /// This process, as recorded with the run and every stage it claims.
     pub holder: Holder,
@@ -47,7 +48,7 @@ pub enum Stopped {
 /// The state store of one run, shared by its steps. A write that fails is kept and
 /// ends the run (nothing is shown that was not recorded).
 pub struct Journal {
-    store: Mutex<Store>,
+    store: Arc<Store>,
     pub(super) run_id: String,
     pub(super) pipeline: String,
     clock: Arc<dyn Clock>,
@@ -57,14 +58,14 @@ pub struct Journal {
 
 impl Journal {
     pub(super) fn new(
-        store: Store,
+        store: Arc<Store>,
         run_id: &str,
         pipeline: &str,
         clock: Arc<dyn Clock>,
         holder: Holder,
     ) -> Journal {
         Journal {
-            store: Mutex::new(store),
+            store,
             run_id: run_id.to_string(),
             pipeline: pipeline.to_string(),
             clock,
@@ -79,7 +80,7 @@ impl Journal {
 
     /// Run one store call; a failure is kept (the first one) and `None` returned.
     pub(super) fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T, StateError>) -> Option<T> {
-        let result = f(&super::lock(&self.store));
+        let result = f(&self.store);
         match result {
             Ok(v) => Some(v),
             Err(e) => {
@@ -130,7 +131,7 @@ impl Drop for Journal {
     /// to replay (the log's file cannot be removed by path once the runner's folders
     /// are covered).
     fn drop(&mut self) {
-        if let Err(e) = super::lock(&self.store).checkpoint() {
+        if let Err(e) = self.store.checkpoint() {
             tracing::warn!("cannot checkpoint the state database: {e}");
         }
     }
