@@ -264,6 +264,24 @@ fn config(pool: Option<Capacity>) -> Config {
     c
 }
 
+/// Advance the engine's epoch every [`EPOCH_TICK`] on a background thread, for as long
+/// as the engine lives. One ticker per engine. Fails when the OS refuses the thread.
+pub fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,22 +328,4 @@ mod tests {
     fn on_demand_always_holds_one_instance() {
         assert_eq!(on_demand_capacity(8, 0).instances, 1);
     }
-}
-
-/// Advance the engine's epoch every [`EPOCH_TICK`] on a background thread, for as long
-/// as the engine lives. One ticker per engine. Fails when the OS refuses the thread.
-pub fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("sluice-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            }
-        })
-        .map(drop)
 }
