@@ -5,7 +5,9 @@
 //! runner process (`wait4`'s `ru_maxrss`; target: at most 300 MB).
 //!
 //! Run with `cargo bench -p sluice --bench capacity`. `SLUICE_BENCH_STEPS`,
-//! `SLUICE_BENCH_SLEEP_MS` and `SLUICE_BENCH_RUNS` change the defaults (1000, 3000, 3).
+//! `SLUICE_BENCH_SLEEP_MS` and `SLUICE_BENCH_RUNS` change the defaults (1000, 3000, 3);
+//! the projects and the plugin cache live under `TMPDIR` (e.g. `TMPDIR=/dev/shm` to
+//! take the disk out of the figures).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,6 +41,8 @@ struct Measured {
     max_rss_kib: i64,
     /// First step started to last step finished, by the steps' own clocks.
     makespan: Duration,
+    /// First step started to last step started: the cost of starting them all.
+    start_spread: Duration,
     passed: usize,
     steps: usize,
 }
@@ -66,18 +70,19 @@ fn run(dir: &Path, cache: &Path, jobs: u64) -> Measured {
     assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
     let wall = started.elapsed();
     drop(child);
-    let (makespan, passed, steps) = read_run(dir);
+    let (makespan, start_spread, passed, steps) = read_run(dir);
     Measured {
         wall,
         max_rss_kib: usage.ru_maxrss,
         makespan,
+        start_spread,
         passed,
         steps,
     }
 }
 
-/// The makespan and the passed steps of the newest run in `dir`.
-fn read_run(dir: &Path) -> (Duration, usize, usize) {
+/// The makespan, the start spread and the passed steps of the newest run in `dir`.
+fn read_run(dir: &Path) -> (Duration, Duration, usize, usize) {
     let runs = dir.join(".sluice").join("runs");
     let mut all: Vec<_> = std::fs::read_dir(&runs)
         .expect("the runs folder")
@@ -98,13 +103,19 @@ fn read_run(dir: &Path) -> (Duration, usize, usize) {
             .ok()
     };
     let first = steps.iter().filter_map(|s| time(s, "started-ms")).min();
+    let last_start = steps.iter().filter_map(|s| time(s, "started-ms")).max();
     let last = steps.iter().filter_map(|s| time(s, "finished-ms")).max();
-    let makespan = match (first, last) {
+    let span = |from: Option<u64>, to: Option<u64>| match (from, to) {
         (Some(a), Some(b)) => Duration::from_millis(b.saturating_sub(a)),
         _ => Duration::ZERO,
     };
     let passed = steps.iter().filter(|s| s["status"] == "passed").count();
-    (makespan, passed, steps.len())
+    (
+        span(first, last),
+        span(first, last_start),
+        passed,
+        steps.len(),
+    )
 }
 
 fn main() {
@@ -137,10 +148,12 @@ fn main() {
         let rss_mb = m.max_rss_kib as f64 / 1024.0;
         println!(
             "run {i}: {}/{} steps passed; makespan {:.3}s = {ratio:.3}x the sleep \
-             (whole process {:.3}s = {:.3}x); peak RSS {rss_mb:.1} MiB",
+             (last step started {:.3}s after the first; whole process {:.3}s = {:.3}x); \
+             peak RSS {rss_mb:.1} MiB",
             m.passed,
             m.steps,
             m.makespan.as_secs_f64(),
+            m.start_spread.as_secs_f64(),
             m.wall.as_secs_f64(),
             m.wall.as_secs_f64() / sleep.as_secs_f64(),
         );
