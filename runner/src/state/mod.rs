@@ -8,10 +8,33 @@
 //! transition before it shows it, so a killed runner resumes from the record.
 //!
 //! What is the source of truth for what: see docs/design/0013-durable-runs.md.
+//!
+//! Files: `schema` (opening, pragmas, numbered migrations), `holder` (which process
+//! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
+//! (queue, claims, supersede), `steps` (attempts and final step records),
+//! `gate_records` (gate evaluations, approvals, overrides), `check` (the record's
+//! consistency, for the chaos test) and `checkpoint` (WAL checkpoints on a thread). Timestamps are stored as integer nanoseconds
+//! since the Unix epoch (UTC).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
+
+mod check;
+mod checkpoint;
+mod gate_records;
+mod holder;
+mod runs;
+mod schema;
+mod stages;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+pub use schema::SCHEMA_VERSION;
+pub use stages::{StageHolder, StageOccupancy};
 
 /// Why the store could not do what was asked. Every message names the database file.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +53,27 @@ pub enum StateError {
     Sql { path: PathBuf, message: String },
     #[error("no run `{run_id}` in {path}")]
     NoSuchRun { path: PathBuf, run_id: String },
+    /// `claim_run` while the run's runner still lives.
+    #[error(
+        "run `{run_id}` is being driven by pid {pid} on host {hostname} (state database {path}); wait for it, or stop that process first"
+    )]
+    RunHeld {
+        path: PathBuf,
+        run_id: String,
+        pid: u32,
+        hostname: String,
+    },
+    /// The run has ended (passed, warned, failed or superseded): it cannot be driven again.
+    #[error("run `{run_id}` already ended ({state}) in {path}; start a new run instead")]
+    RunEnded {
+        path: PathBuf,
+        run_id: String,
+        state: RunState,
+    },
 }
 
 /// A run's overall state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     /// A runner process is driving it.
@@ -47,6 +87,49 @@ pub enum RunState {
     Superseded,
     /// The runner stopped (signal, crash) in the middle; `sluice resume` continues it.
     Interrupted,
+}
+
+impl RunState {
+    /// The word stored in the database and shown to people (kebab-case, as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Waiting => "waiting",
+            RunState::Passed => "passed",
+            RunState::Warned => "warned",
+            RunState::Failed => "failed",
+            RunState::Superseded => "superseded",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    /// The state a stored word names.
+    pub fn parse(word: &str) -> Option<RunState> {
+        Some(match word {
+            "running" => RunState::Running,
+            "waiting" => RunState::Waiting,
+            "passed" => RunState::Passed,
+            "warned" => RunState::Warned,
+            "failed" => RunState::Failed,
+            "superseded" => RunState::Superseded,
+            "interrupted" => RunState::Interrupted,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended for good: nothing drives it again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Passed | RunState::Warned | RunState::Failed | RunState::Superseded
+        )
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Who or what started a run.
@@ -92,6 +175,8 @@ pub struct RunRow {
     pub artifact: Option<ArtifactRow>,
     /// When superseded: the run that took its place.
     pub superseded_by: Option<String>,
+    /// The process driving the run (while `Running`); `None` once it stopped.
+    pub holder: Option<Holder>,
 }
 
 /// The artifact a run promotes.
@@ -197,7 +282,7 @@ pub struct OverrideRow {
 
 /// The process holding a stage or driving a run: checked for liveness, so a lock left
 /// by a dead process is taken over, never waited on forever.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holder {
     pub pid: u32,
     /// The process's start time in clock ticks since boot (`/proc/<pid>/stat` field 22),
@@ -206,18 +291,6 @@ pub struct Holder {
     /// `/proc/sys/kernel/random/boot_id`: a holder from before a reboot is dead.
     pub boot_id: String,
     pub hostname: String,
-}
-
-impl Holder {
-    /// This process.
-    pub fn current() -> Holder {
-        todo!("issue 11")
-    }
-    /// Whether the process is still alive (same boot, same PID, same start time).
-    /// A holder on another host is assumed alive.
-    pub fn is_alive(&self) -> bool {
-        todo!("issue 11")
-    }
 }
 
 /// The answer to asking for a stage.
@@ -235,160 +308,220 @@ pub enum StageClaim {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
     pub pipeline: Option<String>,
-    /// Only runs that entered this stage.
+    /// Only runs that reached this stage: queued for it (waiting at its gates),
+    /// entered it, or were superseded while waiting for it.
     pub stage: Option<String>,
+    /// At most this many runs; 0 means no limit.
     pub limit: usize,
 }
 
 /// The state database of one pipeline folder (or wherever `--state` points).
+///
+/// One connection, behind a mutex: a `Store` is shared by every task of a run
+/// (`Arc<Store>`); a second one checkpoints on a thread of its own (`checkpoint`). Other processes (a second `sluice run`, `sluice approve`) open their
+/// own; SQLite's locks and the busy timeout serialize their writes.
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
+    conn: Mutex<Connection>,
+    /// Copies the WAL back into the database file off the recording path.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
-/// The schema version this Sluice writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Why a closure given to [`Store::read`]/[`Store::write`] failed: SQL, or a refusal
+/// that already is a [`StateError`].
+enum Failure {
+    Sql(rusqlite::Error),
+    State(StateError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Failure {
+        Failure::Sql(e)
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Failure {
+        Failure::State(e)
+    }
+}
 
 impl Store {
     /// Open (creating folders and file as needed), switch to WAL, apply migrations.
+    ///
+    /// The runner hides `.sluice/` from steps behind an empty tmpfs in its own mount
+    /// namespace. SQLite resolves symbolic links in the path it is given (so that `-wal`
+    /// and `-shm` sit next to the real file), and `/proc/self/fd/N/state.db` resolves to
+    /// the covered path: open the store *before* the cover goes up and keep this one
+    /// `Store` (and its connection, which keeps the `-wal` and `-shm` files open) for the
+    /// whole run.
     pub fn open(path: &Path) -> Result<Store, StateError> {
-        let _ = path;
-        todo!("issue 11")
+        Store::open_with(path, true)
     }
+
+    fn open_with(path: &Path, checkpoint_thread: bool) -> Result<Store, StateError> {
+        let conn = schema::open(path)?;
+        let checkpointer = if checkpoint_thread {
+            checkpoint::Checkpointer::start(path)
+        } else {
+            None
+        };
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::SAFETY_NET_PAGES)
+                .map_err(|e| sql_error(path, e))?;
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            _checkpointer: checkpointer,
+        })
+    }
+
+    /// [`Store::open`] for the commands that only look (`status`, `history`, `explain`)
+    /// or write a line (`approve`, `override`): a missing database is an error saying
+    /// so, not a new empty file, and no checkpoint thread is started for them.
+    pub fn open_existing(path: &Path) -> Result<Store, StateError> {
+        if !path.exists() {
+            return Err(StateError::Open {
+                path: path.to_path_buf(),
+                message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
+            });
+        }
+        Store::open_with(path, false)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    // --- runs ---
-    pub fn create_run(&self, run: &NewRun, holder: &Holder) -> Result<(), StateError> {
-        let _ = (run, holder);
-        todo!("issue 11")
+    /// The schema version of the open database (after migrations: [`SCHEMA_VERSION`]).
+    pub fn schema_version(&self) -> Result<u32, StateError> {
+        self.read(|conn| Ok(schema::user_version(conn)?))
     }
-    /// Take over driving a run (resume): refused while its holder is alive.
-    pub fn claim_run(&self, run_id: &str, holder: &Holder) -> Result<RunRow, StateError> {
-        let _ = (run_id, holder);
-        todo!("issue 11")
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    pub fn set_run_state(
+
+    fn error(&self, failure: Failure) -> StateError {
+        match failure {
+            Failure::State(e) => e,
+            Failure::Sql(e) => sql_error(&self.path, e),
+        }
+    }
+
+    /// Run queries outside any write transaction (each statement sees a consistent
+    /// snapshot; a multi-statement read takes a deferred transaction).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| sql_error(&self.path, e))?;
+        let value = f(&tx).map_err(|e| self.error(e))?;
+        tx.commit().map_err(|e| sql_error(&self.path, e))?;
+        Ok(value)
+    }
+
+    /// One write transaction, committed before this returns. `IMMEDIATE`: the write
+    /// lock is taken at the start, so two processes never both read and then both fail
+    /// to upgrade; a busy database is waited on (busy timeout), not failed.
+    fn write<T>(
         &self,
-        run_id: &str,
-        state: RunState,
-        reason: Option<&str>,
-        at: jiff::Timestamp,
-    ) -> Result<(), StateError> {
-        let _ = (run_id, state, reason, at);
-        todo!("issue 11")
-    }
-    pub fn set_run_artifact(&self, run_id: &str, artifact: &ArtifactRow) -> Result<(), StateError> {
-        let _ = (run_id, artifact);
-        todo!("issue 11")
-    }
-    pub fn run(&self, run_id: &str) -> Result<RunRow, StateError> {
-        let _ = run_id;
-        todo!("issue 11")
-    }
-    /// The latest run of a pipeline (for `status` without a run id).
-    pub fn latest_run(&self, pipeline: &str) -> Result<Option<RunRow>, StateError> {
-        let _ = pipeline;
-        todo!("issue 11")
-    }
-    /// Newest first.
-    pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<RunRow>, StateError> {
-        let _ = filter;
-        todo!("issue 11")
-    }
-    /// Runs whose state is `Running` but whose holder is dead: recorded `Interrupted`.
-    pub fn reap_dead_runs(&self, at: jiff::Timestamp) -> Result<Vec<String>, StateError> {
-        let _ = at;
-        todo!("issue 11")
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
+    ) -> Result<T, StateError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sql_error(&self.path, e))?;
+        let value = f(&tx).map_err(|e| self.error(e))?;
+        tx.commit().map_err(|e| sql_error(&self.path, e))?;
+        Ok(value)
     }
 
-    // --- stages ---
-    /// Record that the run waits for a stage's gates (queued), superseding older runs of
-    /// the same pipeline queued for the same stage.
-    pub fn queue_for_stage(&self, run_id: &str, stage: &str, at: jiff::Timestamp) -> Result<Vec<String>, StateError> {
-        let _ = (run_id, stage, at);
-        todo!("issue 11")
-    }
-    /// Take the stage (one run per stage and pipeline at a time); a holder that is dead
-    /// is taken over.
-    pub fn claim_stage(&self, run_id: &str, stage: &str, holder: &Holder, at: jiff::Timestamp) -> Result<StageClaim, StateError> {
-        let _ = (run_id, stage, holder, at);
-        todo!("issue 11")
-    }
-    /// Leave the stage with its outcome, and release it.
-    pub fn exit_stage(&self, run_id: &str, stage: &str, status: &str, at: jiff::Timestamp) -> Result<(), StateError> {
-        let _ = (run_id, stage, status, at);
-        todo!("issue 11")
-    }
-    pub fn stages(&self, run_id: &str) -> Result<Vec<StageRow>, StateError> {
-        let _ = run_id;
-        todo!("issue 11")
+    fn no_such_run(&self, run_id: &str) -> Failure {
+        Failure::State(StateError::NoSuchRun {
+            path: self.path.clone(),
+            run_id: run_id.to_string(),
+        })
     }
 
-    // --- steps ---
-    pub fn start_attempt(&self, run_id: &str, stage: &str, step: &str, attempt: u32, at: jiff::Timestamp) -> Result<(), StateError> {
-        let _ = (run_id, stage, step, attempt, at);
-        todo!("issue 11")
+    fn refusal(&self, message: String) -> Failure {
+        Failure::State(StateError::Sql {
+            path: self.path.clone(),
+            message,
+        })
     }
-    pub fn finish_attempt(&self, row: &AttemptRow) -> Result<(), StateError> {
-        let _ = row;
-        todo!("issue 11")
-    }
-    /// A step's final record; at most one per (run, stage, step).
-    pub fn finish_step(&self, row: &StepRow) -> Result<(), StateError> {
-        let _ = row;
-        todo!("issue 11")
-    }
-    pub fn finished_steps(&self, run_id: &str) -> Result<Vec<StepRow>, StateError> {
-        let _ = run_id;
-        todo!("issue 11")
-    }
-    pub fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StateError> {
-        let _ = run_id;
-        todo!("issue 11")
-    }
+}
 
-    // --- gates ---
-    pub fn record_gate_evaluations(&self, rows: &[GateEvaluationRow]) -> Result<(), StateError> {
-        let _ = rows;
-        todo!("issue 11")
+/// The SQL of a schema-1 database, as the first Sluice with a state store wrote it,
+/// holding two runs of the pipeline `release` (one passed; one killed in stage `test`,
+/// its runner on host `build-7`). For tests that an old database is migrated.
+pub const SCHEMA_1_FIXTURE_SQL: &str = include_str!("fixtures/schema-v1.sql");
+
+/// Write [`SCHEMA_1_FIXTURE_SQL`] as a database at `path` (creating its folder); any
+/// later [`Store::open`] (any `sluice` command) migrates it. Refuses an existing file.
+pub fn write_schema_1_fixture(path: &Path) -> Result<(), StateError> {
+    let open_error = |message: String| StateError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.exists() {
+        return Err(open_error(
+            "already exists; the fixture is written to a new file".into(),
+        ));
     }
-    /// The latest evaluation of each gate of the stage for the run.
-    pub fn latest_gate_evaluations(&self, run_id: &str, stage: &str) -> Result<Vec<GateEvaluationRow>, StateError> {
-        let _ = (run_id, stage);
-        todo!("issue 11")
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
     }
-    pub fn record_approval(&self, row: &ApprovalRow) -> Result<(), StateError> {
-        let _ = row;
-        todo!("issue 11")
+    let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+    conn.execute_batch(SCHEMA_1_FIXTURE_SQL)
+        .map_err(|e| sql_error(path, e))
+}
+
+fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {
+    let mut message = e.to_string();
+    if let rusqlite::Error::SqliteFailure(code, _) = &e
+        && code.code == rusqlite::ErrorCode::DatabaseBusy
+    {
+        message.push_str(&format!(
+            " (another sluice kept it locked for more than {} s)",
+            schema::BUSY_TIMEOUT.as_secs()
+        ));
     }
-    pub fn approvals(&self, run_id: &str, stage: &str) -> Result<Vec<ApprovalRow>, StateError> {
-        let _ = (run_id, stage);
-        todo!("issue 11")
+    StateError::Sql {
+        path: path.to_path_buf(),
+        message,
     }
-    /// Returns the new override's id.
-    pub fn record_override(&self, row: &OverrideRow) -> Result<i64, StateError> {
-        let _ = row;
-        todo!("issue 11")
-    }
-    /// Overrides of the run that apply to the stage, unused and unexpired at `now`.
-    pub fn active_overrides(&self, run_id: &str, stage: &str, now: jiff::Timestamp) -> Result<Vec<OverrideRow>, StateError> {
-        let _ = (run_id, stage, now);
-        todo!("issue 11")
-    }
-    pub fn use_override(&self, id: i64, at: jiff::Timestamp) -> Result<(), StateError> {
-        let _ = (id, at);
-        todo!("issue 11")
-    }
-    /// Every override of a run, used or not.
-    pub fn overrides(&self, run_id: &str) -> Result<Vec<OverrideRow>, StateError> {
-        let _ = run_id;
-        todo!("issue 11")
-    }
-    /// Runs of the pipeline whose artifact has this version (newest first), for `explain --artifact`.
-    pub fn runs_with_version(&self, pipeline: &str, version: &str) -> Result<Vec<RunRow>, StateError> {
-        let _ = (pipeline, version);
-        todo!("issue 11")
-    }
+}
+
+/// A timestamp as stored: nanoseconds since the Unix epoch (fits in i64 until 2262).
+fn ts(t: jiff::Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(if t < jiff::Timestamp::UNIX_EPOCH {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A stored timestamp (every i64 is within jiff's range).
+fn from_ts(n: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(i128::from(n)).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn from_ts_opt(n: Option<i64>) -> Option<jiff::Timestamp> {
+    n.map(from_ts)
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn json_value(text: Option<String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
 }

@@ -1,0 +1,203 @@
+//! Steps: every attempt as it starts and ends (an append-only log: an attempt cut short
+//! by a killed runner stays, started and never finished), and each step's final record,
+//! at most one per run, stage and step: what resume reads to never run a finished step
+//! again.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::runs::run_exists;
+use super::{
+    AttemptRow, Failure, StateError, StepRow, Store, from_ts, from_ts_opt, json_text, json_value,
+    ts,
+};
+
+impl Store {
+    /// Record that an attempt of a step starts.
+    pub fn start_attempt(
+        &self,
+        run_id: &str,
+        stage: &str,
+        step: &str,
+        attempt: u32,
+        at: jiff::Timestamp,
+    ) -> Result<(), StateError> {
+        self.write(|tx| {
+            if !run_exists(tx, run_id)? {
+                return Err(self.no_such_run(run_id));
+            }
+            tx.prepare_cached(
+                "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run_id, stage, step, attempt, ts(at)])?;
+            Ok(())
+        })
+    }
+
+    /// Record how an attempt ended: completes the latest unfinished start of that
+    /// attempt (or records the whole attempt when its start was never recorded).
+    pub fn finish_attempt(&self, row: &AttemptRow) -> Result<(), StateError> {
+        self.write(|tx| self.record_attempt_end(tx, row))
+    }
+
+    /// A step's final record; at most one per (run, stage, step): a second is refused,
+    /// since it would mean a finished step ran again.
+    pub fn finish_step(&self, row: &StepRow) -> Result<(), StateError> {
+        self.write(|tx| self.record_step_result(tx, row))
+    }
+
+    /// [`Store::finish_attempt`] of a step's last attempt and [`Store::finish_step`] in
+    /// one transaction: a runner killed between the two cannot leave a finished last
+    /// attempt without the step's record (which resume would run again), and a step
+    /// costs one commit less.
+    pub fn finish_attempt_and_step(
+        &self,
+        attempt: &AttemptRow,
+        step: &StepRow,
+    ) -> Result<(), StateError> {
+        self.write(|tx| {
+            self.record_attempt_end(tx, attempt)?;
+            self.record_step_result(tx, step)
+        })
+    }
+
+    /// The run's finished steps, in the order they finished.
+    pub fn finished_steps(&self, run_id: &str) -> Result<Vec<StepRow>, StateError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT run_id, stage, step, status, summary, attempts, record, finished_at \
+                     FROM step_results WHERE run_id = ?1 ORDER BY rowid",
+                )?
+                .query_map([run_id], |row| {
+                    Ok(StepRow {
+                        run_id: row.get(0)?,
+                        stage: row.get(1)?,
+                        step: row.get(2)?,
+                        status: row.get(3)?,
+                        summary: row.get(4)?,
+                        attempts: row.get(5)?,
+                        record: json_value(row.get(6)?),
+                        finished_at: from_ts(row.get(7)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Every recorded attempt of the run, in the order they started; an attempt whose
+    /// `finished_at` is `None` was running when its runner stopped (or still runs).
+    pub fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StateError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT run_id, stage, step, attempt, started_at, finished_at, status, \
+                     summary, report, log FROM step_attempts WHERE run_id = ?1 ORDER BY id",
+                )?
+                .query_map([run_id], |row| {
+                    Ok(AttemptRow {
+                        run_id: row.get(0)?,
+                        stage: row.get(1)?,
+                        step: row.get(2)?,
+                        attempt: row.get(3)?,
+                        started_at: from_ts(row.get(4)?),
+                        finished_at: from_ts_opt(row.get(5)?),
+                        status: row.get(6)?,
+                        summary: row.get(7)?,
+                        report: row
+                            .get::<_, Option<String>>(8)?
+                            .map(|t| json_value(Some(t))),
+                        log: row.get(9)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+impl Store {
+    fn record_attempt_end(&self, tx: &Connection, row: &AttemptRow) -> Result<(), Failure> {
+        let report = row.report.as_ref().map(json_text);
+        let open: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM step_attempts WHERE run_id = ?1 AND stage = ?2 AND step = ?3 \
+                 AND attempt = ?4 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![row.run_id, row.stage, row.step, row.attempt], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let finished_at = row.finished_at.map(ts);
+        match open {
+            Some(id) => {
+                tx.prepare_cached(
+                    "UPDATE step_attempts SET finished_at = ?2, status = ?3, summary = ?4, \
+                     report = ?5, log = ?6 WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    finished_at,
+                    row.status,
+                    row.summary,
+                    report,
+                    row.log
+                ])?;
+            }
+            None => {
+                if !run_exists(tx, &row.run_id)? {
+                    return Err(self.no_such_run(&row.run_id));
+                }
+                tx.prepare_cached(
+                    "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at, \
+                     finished_at, status, summary, report, log) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    row.run_id,
+                    row.stage,
+                    row.step,
+                    row.attempt,
+                    ts(row.started_at),
+                    finished_at,
+                    row.status,
+                    row.summary,
+                    report,
+                    row.log
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record_step_result(&self, tx: &Connection, row: &StepRow) -> Result<(), Failure> {
+        let record = json_text(&row.record);
+        if !run_exists(tx, &row.run_id)? {
+            return Err(self.no_such_run(&row.run_id));
+        }
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO step_results (run_id, stage, step, status, summary, attempts, \
+                 record, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (run_id, stage, step) DO NOTHING",
+            )?
+            .execute(params![
+                row.run_id,
+                row.stage,
+                row.step,
+                row.status,
+                row.summary,
+                row.attempts,
+                record,
+                ts(row.finished_at)
+            ])?;
+        if inserted == 0 {
+            return Err(self.refusal(format!(
+                "step `{}` of stage `{}` of run `{}` already has a final record; a finished step is never run again",
+                row.step, row.stage, row.run_id
+            )));
+        }
+        Ok(())
+    }
+}
