@@ -134,6 +134,9 @@ pub struct Pipeline {
     /// The secrets steps may be granted, by name (`[secrets]`).
     pub secrets: Vec<SecretDecl>,
     pub stages: Vec<Stage>,
+    /// Where the state database lives (`[pipeline] state = "..."`, resolved against
+    /// the pipeline's folder); `None`: `.sluice/state.db` next to the pipeline file.
+    pub state: Option<PathBuf>,
 }
 
 /// A secret declared under `[secrets]`: where its value comes from.
@@ -172,7 +175,12 @@ pub struct SecretGrant {
 pub struct Stage {
     pub name: String,
     pub steps: Vec<Step>,
+    /// What must allow a run's entry into the stage (`[stage.gates.<id>]`), in file
+    /// order; see [`crate::gates`].
+    pub gates: Vec<GateSpec>,
 }
+
+pub use crate::gates::spec::GateSpec;
 
 /// Where a step's component comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -420,6 +428,8 @@ struct RawPipeline {
     name: Spanned<String>,
     #[serde(default)]
     allow_unconfined_exec: bool,
+    /// The state database's path, relative to the pipeline file.
+    state: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -428,6 +438,8 @@ struct RawStage {
     name: Spanned<String>,
     #[serde(default, rename = "step")]
     steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    gates: crate::gates::spec::RawGates,
 }
 
 #[derive(Deserialize)]
@@ -599,11 +611,14 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             ));
         }
         check_needs(source, &stage_name, &steps, errors);
+        let gates = crate::gates::spec::build_gates(source, &stage_name, &raw_stage.gates, errors);
         stages.push(Stage {
             name: stage_name,
             steps,
+            gates,
         });
     }
+    let state = state_path(source, dir, raw.pipeline.get_ref().state.as_ref(), errors);
     Pipeline {
         name,
         dir: dir.to_path_buf(),
@@ -611,7 +626,30 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         allow_unconfined_exec: raw.pipeline.get_ref().allow_unconfined_exec,
         secrets,
         stages,
+        state,
     }
+}
+
+/// `[pipeline] state = "..."`: the state database's path, resolved against the
+/// pipeline's folder (`~/` expanded).
+fn state_path(
+    source: &SourceFile,
+    dir: &Path,
+    value: Option<&Spanned<String>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<PathBuf> {
+    let value = value?;
+    let written = value.get_ref();
+    if written.trim().is_empty() || written.contains('\0') || written.ends_with('/') {
+        errors.push(source.error(
+            value.span().start,
+            format!(
+                "`state` = \"{written}\" is not a file path; name the state database's file, e.g. `state = \".sluice/state.db\"` (relative to the pipeline file)"
+            ),
+        ));
+        return None;
+    }
+    Some(normalize(&dir.join(expand_home(written))))
 }
 
 /// `[secrets]`: each entry names exactly one source.
