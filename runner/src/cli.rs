@@ -582,10 +582,7 @@ fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
 }
 
 fn start_host(jobs: usize, cache_root: Option<CacheRoot>) -> Result<PluginHost, ExpectedError> {
-    let profile = EngineProfile {
-        max_concurrent_steps: jobs.clamp(1, 256) as u32,
-        pooling: true,
-    };
+    let profile = EngineProfile::for_jobs(jobs);
     PluginHost::new(profile, cache_root).map_err(|e| match e {
         EngineError::Cache(_) => ExpectedError::Config(e.to_string()),
         EngineError::Engine(_) => ExpectedError::Internal(e.to_string()),

@@ -231,6 +231,11 @@ pub struct Client {
     next: RequestId,
     flying: Vec<imp::InFlight>,
     done: VecDeque<Completion>,
+    /// The timer of the last deadline waited for, reused while the deadline stays the
+    /// same (a load test waits for the same progress tick many times a second).
+    timer: imp::Timer,
+    /// Responses keep only their status ([`Client::status_only`]).
+    status_only: bool,
 }
 
 impl Client {
@@ -239,12 +244,24 @@ impl Client {
         Client::default()
     }
 
+    /// A client whose responses keep only their status: their headers are not copied
+    /// into the plugin and their bodies are read to the end but not kept
+    /// ([`Response::headers`] and [`Response::body`] stay empty). For callers that only
+    /// count and time responses, as a load test does: each response then costs the
+    /// plugin no allocation and the host no copy into the plugin's memory.
+    pub fn status_only() -> Client {
+        Client {
+            status_only: true,
+            ..Client::default()
+        }
+    }
+
     /// Send `request` now; its outcome comes from [`Client::wait`]. An error here
     /// means it never left (a bad URL, or no host to send it).
     pub fn start(&mut self, request: &Request) -> Result<RequestId, Error> {
         let id = self.next;
         self.next += 1;
-        match imp::start(id, request)? {
+        match imp::start(id, request, self.status_only)? {
             imp::Started::Flying(f) => self.flying.push(f),
             imp::Started::Done(c) => self.done.push_back(c),
         }
@@ -266,7 +283,7 @@ impl Client {
             if self.flying.is_empty() {
                 return None;
             }
-            if !imp::poll(&mut self.flying, &mut self.done, deadline) {
+            if !imp::poll(&mut self.flying, &mut self.done, &mut self.timer, deadline) {
                 return self.done.pop_front();
             }
         }
@@ -342,6 +359,8 @@ mod imp {
         url: String,
         sent: Instant,
         first_byte: Option<Instant>,
+        /// Skip the headers and the body's bytes (see [`Client::status_only`]).
+        status_only: bool,
         state: State,
     }
 
@@ -400,7 +419,7 @@ mod imp {
         }
     }
 
-    pub(super) fn start(id: RequestId, r: &Request) -> Result<Started, Error> {
+    pub(super) fn start(id: RequestId, r: &Request, status_only: bool) -> Result<Started, Error> {
         let invalid = |reason: String| Error::Invalid {
             url: r.url.clone(),
             reason,
@@ -467,6 +486,7 @@ mod imp {
             url: r.url.clone(),
             sent,
             first_byte: None,
+            status_only,
             state: State::Head {
                 ready: future.subscribe(),
                 future,
@@ -485,17 +505,31 @@ mod imp {
         OutgoingBody::finish(body, None).map_err(|e| format!("finishing the body: {e:?}"))
     }
 
+    /// A clock pollable for one deadline.
+    #[derive(Default)]
+    pub(super) struct Timer(Option<(Instant, Pollable)>);
+
+    impl Timer {
+        /// The pollable firing at `deadline`: the last one if it was for the same instant.
+        fn at(&mut self, deadline: Instant) -> &Pollable {
+            if self.0.as_ref().is_none_or(|(d, _)| *d != deadline) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ns = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+                self.0 = Some((deadline, monotonic_clock::subscribe_duration(ns)));
+            }
+            &self.0.as_ref().expect("set above").1
+        }
+    }
+
     /// Wait until at least one request moves on or `deadline` passes; finished ones
     /// go to `done`. Returns false when the deadline passed with nothing finished.
     pub(super) fn poll(
         flying: &mut Vec<InFlight>,
         done: &mut VecDeque<Completion>,
+        timer: &mut Timer,
         deadline: Option<Instant>,
     ) -> bool {
-        let timer = deadline.map(|d| {
-            let left = d.saturating_duration_since(Instant::now());
-            monotonic_clock::subscribe_duration(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
-        });
+        let timer = deadline.map(|d| timer.at(d));
         let ready: Vec<u32> = {
             let mut list: Vec<&Pollable> = flying
                 .iter()
@@ -504,7 +538,7 @@ mod imp {
                     State::Over => unreachable!("finished requests leave the list"),
                 })
                 .collect();
-            if let Some(t) = &timer {
+            if let Some(t) = timer {
                 list.push(t);
             }
             wasi_poll(&list)
@@ -556,12 +590,16 @@ mod imp {
                     };
                     f.first_byte = Some(Instant::now());
                     let status = response.status();
-                    let headers = response
-                        .headers()
-                        .entries()
-                        .into_iter()
-                        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
-                        .collect();
+                    let headers = if f.status_only {
+                        Vec::new()
+                    } else {
+                        response
+                            .headers()
+                            .entries()
+                            .into_iter()
+                            .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+                            .collect()
+                    };
                     let Ok(body) = response.consume() else {
                         return Some(finish(
                             f,
@@ -602,9 +640,18 @@ mod imp {
                     // Take everything available now.
                     let mut end = None;
                     loop {
-                        match stream.read(READ_CHUNK) {
-                            Ok(chunk) if chunk.is_empty() => break,
-                            Ok(chunk) => data.extend_from_slice(&chunk),
+                        let read = if f.status_only {
+                            // Discarded on the host: nothing is copied into the plugin.
+                            stream.skip(READ_CHUNK).map(|n| n > 0)
+                        } else {
+                            stream.read(READ_CHUNK).map(|chunk| {
+                                data.extend_from_slice(&chunk);
+                                !chunk.is_empty()
+                            })
+                        };
+                        match read {
+                            Ok(false) => break,
+                            Ok(true) => {}
                             Err(StreamError::Closed) => {
                                 end = Some(Ok(()));
                                 break;
@@ -689,7 +736,10 @@ mod imp {
 
     pub(super) struct InFlight;
 
-    pub(super) fn start(_id: RequestId, r: &Request) -> Result<Started, Error> {
+    #[derive(Default)]
+    pub(super) struct Timer;
+
+    pub(super) fn start(_id: RequestId, r: &Request, _status_only: bool) -> Result<Started, Error> {
         split_url(&r.url)?;
         Err(Error::Other {
             url: r.url.clone(),
@@ -700,6 +750,7 @@ mod imp {
     pub(super) fn poll(
         _flying: &mut Vec<InFlight>,
         _done: &mut VecDeque<Completion>,
+        _timer: &mut Timer,
         _deadline: Option<Instant>,
     ) -> bool {
         false

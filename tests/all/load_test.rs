@@ -273,3 +273,188 @@ fn a_slow_endpoint_in_the_open_model_drops_iterations_and_corrects_for_the_waits
         "{summary}"
     );
 }
+
+/// The per-second series of the JSON artifact: `(started, requests)` of each second.
+fn series(p: &Project) -> Vec<(f64, f64)> {
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("load-test/load-test.json")).unwrap(),
+    )
+    .unwrap();
+    json["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no series in {json:#}"))
+        .iter()
+        .map(|s| {
+            (
+                s["started"].as_f64().unwrap(),
+                s["requests"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `observed` is within `share` (e.g. 0.15 for ±15%) of `expected`.
+fn near(observed: f64, expected: f64, share: f64) -> bool {
+    (observed - expected).abs() <= expected * share
+}
+
+#[test]
+fn the_version_of_the_artifact_built_earlier_in_the_run_reaches_the_server() {
+    let s = HttpServer::start();
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+name = "versioned"
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "package"
+uses = "builtin:build"
+with = {{ command = ["true"], artifacts = ["app.bin"], name = "app", version = "2.5.0-rc.1", sbom = false, provenance = false }}
+[stage.step.grants]
+exec = ["true"]
+read = ["."]
+
+[[stage]]
+name = "load"
+
+[[stage.step]]
+id = "load"
+uses = "builtin:load-test"
+timeout = "60s"
+with = {{ model = "closed", vus = 2, iterations = 20,
+          requests = [{{ url = "http://127.0.0.1:{port}/v/{{{{version}}}}", expect = ["2xx"] }}],
+          thresholds = {{ http_req_failed = ["rate==0"] }} }}
+[stage.step.grants]
+net = ["http://127.0.0.1:{port}"]
+write = ["load-test"]
+"#,
+        port = s.port
+    ));
+    p.write("app.bin", "the deliverable");
+    let out = p.run(&[]);
+    out.expect_code(0);
+    assert_eq!(p.run_record()["artifact"]["version"], "2.5.0-rc.1");
+    let step = p.step("load");
+    assert_eq!(metric(&step, "requests"), 20.0, "{step:#}");
+    assert_eq!(s.hits("/v/2.5.0-rc.1"), 20, "the server saw other paths");
+}
+
+#[test]
+fn a_ramping_arrival_rate_starts_iterations_at_the_rate_of_each_stage() {
+    let s = HttpServer::start();
+    // 100/s for a second, then 100 -> 300/s over two: 100, 150, 250 in the three seconds.
+    let p = load_test(
+        &s,
+        &format!(
+            r#"start = 100, stages = [{{ target = 100, duration = "1s" }}, {{ target = 300, duration = "2s" }}],
+               max-in-flight = 50,
+               requests = [{{ url = "http://127.0.0.1:{}/" }}],
+               thresholds = {{ dropped_iterations = ["count==0"], http_reqs = ["count>=450"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(0);
+    let step = p.step("load");
+    assert_eq!(metric(&step, "requests"), 500.0, "{step:#}");
+    let series = series(&p);
+    let started: Vec<f64> = series.iter().map(|(started, _)| *started).collect();
+    for (second, expected) in [100.0, 150.0, 250.0].into_iter().enumerate() {
+        assert!(
+            near(started[second], expected, 0.15),
+            "second {second}: {} started, expected {expected}: {started:?}",
+            started[second]
+        );
+    }
+    assert_eq!(started.iter().sum::<f64>(), 500.0, "{started:?}");
+}
+
+#[test]
+fn a_ramping_concurrency_adds_virtual_users_stage_by_stage() {
+    let s = HttpServer::start();
+    // `/sleep` answers in 50 ms, so each virtual user makes at most 20 requests a second;
+    // 1 -> 5 VUs over 4 s moves one VU at a time: 1, 2, 3, 4 VUs in the four seconds.
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", start = 1, stages = [{{ target = 5, duration = "4s" }}],
+               requests = [{{ url = "http://127.0.0.1:{}/sleep" }}]"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(0);
+    let series = series(&p);
+    let started: Vec<f64> = series.iter().map(|(started, _)| *started).collect();
+    assert!(started.len() >= 4, "{series:?}");
+    let per_vu = started[0];
+    // At most 20; fewer when a loaded machine is slow to answer or to send.
+    assert!(
+        (8.0..=20.0).contains(&per_vu),
+        "one VU against a 50 ms endpoint started {per_vu} iterations in a second: {started:?}"
+    );
+    for (second, vus) in [1.0, 2.0, 3.0, 4.0].into_iter().enumerate() {
+        assert!(
+            near(started[second], per_vu * vus, 0.2),
+            "second {second}: {} started, expected about {vus} x {per_vu}: {started:?}",
+            started[second]
+        );
+    }
+}
+
+#[test]
+fn a_refused_host_fails_the_step_without_metrics_or_artifacts() {
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        r#"model = "closed", vus = 2, duration = "1s",
+           requests = [{ url = "http://localhost:9/" }],
+           thresholds = { http_req_failed = ["rate<0.01"] }"#,
+    );
+    p.run(&[]).expect_code(1);
+    let step = p.step("load");
+    let grant = "add \"http://localhost:9\" under the step's grants, `net`";
+    let summary = step["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains(grant), "{step:#}");
+    assert_ne!(step["status"], "passed", "{step:#}");
+    // Nothing pretends the test ran: no metrics, no test cases, no artifacts.
+    let report = &step["report"];
+    for list in ["metrics", "test_cases", "artifacts"] {
+        assert!(
+            report[list].as_array().is_none_or(|l| l.is_empty()),
+            "{list}: {step:#}"
+        );
+    }
+    // The host creates the granted folder; the plugin writes nothing into it.
+    let written: Vec<_> = std::fs::read_dir(p.path().join("load-test"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "artifacts written: {written:?}");
+    assert!(
+        p.step_log("load")
+            .contains("denied HTTP GET http://localhost:9/"),
+        "{}",
+        p.step_log("load")
+    );
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn a_load_test_of_more_requests_than_the_step_has_resource_slots_runs_to_the_end() {
+    // A step may hold 100 000 resources at once (host/step.rs); a request must not keep
+    // one after it finished (wasmtime-wasi-http 48 keeps the `request-options` it is
+    // given, so the plugin sends none unless `timeout` is set).
+    let s = HttpServer::start();
+    let p = load_test(
+        &s,
+        &format!(
+            r#"model = "closed", vus = 16, iterations = 101000,
+               requests = [{{ url = "http://127.0.0.1:{}/" }}],
+               thresholds = {{ http_req_failed = ["rate==0"] }}"#,
+            s.port
+        ),
+    );
+    p.run(&[]).expect_code(0);
+    assert_eq!(metric(&p.step("load"), "requests"), 101000.0);
+}

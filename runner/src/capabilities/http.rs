@@ -64,6 +64,11 @@ pub struct HttpClient {
     client: Client<Connector, WasiBody>,
     /// Addresses checked for each `host:port`, read by the connector.
     checked: Checked,
+    /// `scheme://authority` of the requests already allowed whose host a grant names (or
+    /// an address literal a grant names): those always get the addresses resolved at
+    /// step start, so the grants are not searched again for every request of a load
+    /// test. Names resolved per request are not kept here.
+    allowed: Mutex<HashMap<String, Vec<SocketAddr>>>,
 }
 
 type Checked = Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>;
@@ -88,12 +93,39 @@ impl HttpClient {
             net,
             client,
             checked,
+            allowed: Mutex::default(),
         }
     }
 
     /// The addresses `uri` may be sent to, or the reason it may not (naming the grant
     /// to add).
     async fn check(&self, uri: &Uri) -> Result<Vec<SocketAddr>, String> {
+        let key = match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => Some(format!("{scheme}://{authority}")),
+            _ => None,
+        };
+        if let Some(key) = &key
+            && let Some(addrs) = self
+                .allowed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(key)
+        {
+            return Ok(addrs.clone());
+        }
+        let (addrs, by_name) = self.check_grants(uri).await?;
+        if by_name && let Some(key) = key {
+            self.allowed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, addrs.clone());
+        }
+        Ok(addrs)
+    }
+
+    /// [`HttpClient::check`] against the grants; the flag says the addresses are those
+    /// of a grant naming the host (fixed for the step), not of a resolution now.
+    async fn check_grants(&self, uri: &Uri) -> Result<(Vec<SocketAddr>, bool), String> {
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let host = uri
             .host()
@@ -128,7 +160,7 @@ impl HttpClient {
             if addrs.is_empty() {
                 return Err(format!("{shown} did not resolve when the step started"));
             }
-            return Ok(addrs.clone());
+            return Ok((addrs.clone(), true));
         }
         // Otherwise the name is resolved here and only granted addresses are kept.
         let resolved: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
@@ -147,7 +179,7 @@ impl HttpClient {
                 list.join(", ")
             ));
         }
-        Ok(allowed)
+        Ok((allowed, false))
     }
 }
 
@@ -186,54 +218,65 @@ impl WasiHttpHooks for StepHttp {
         let log = self.log.clone();
         let deadline = self.deadline;
         let options = options.unwrap_or_default();
-        Box::new(async move {
-            let method = request.method().clone();
-            let uri = request.uri().clone();
-            let Some(client) = client else {
-                log.line(
-                    Source::Runner,
-                    &format!("denied HTTP {method} {uri}: no outgoing HTTP while describing"),
-                );
-                return Err(HttpError::HttpRequestDenied);
-            };
-            let addrs = match client.check(&uri).await {
-                Ok(a) => a,
-                Err(why) => {
-                    log.line(
-                        Source::Runner,
-                        &format!("denied HTTP {method} {uri}: {why}"),
-                    );
-                    return Err(HttpError::HttpRequestDenied);
-                }
-            };
-            if let Some(key) = authority_key(&uri) {
-                client
-                    .checked
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, addrs);
-            }
-            let connect = clamp(options.connect_timeout, CONNECT_TIMEOUT, deadline);
-            let first_byte = clamp(options.first_byte_timeout, READ_TIMEOUT, deadline);
-            let between = clamp(options.between_bytes_timeout, READ_TIMEOUT, deadline);
-            // The pooled client connects inside `request` (or reuses a connection), so
-            // connect and first byte share one bound, never past the step's deadline;
-            // the connector bounds each connection attempt by `CONNECT_TIMEOUT` too.
-            let left = deadline.saturating_duration_since(Instant::now());
-            let bound = (connect + first_byte).min(left);
-            let response = match tokio::time::timeout(bound, client.client.request(request)).await {
-                Err(_) => return Err(HttpError::ConnectionReadTimeout),
-                Ok(Err(e)) => return Err(map_client_error(&e)),
-                Ok(Ok(r)) => r,
-            };
-            let response = response.map(|body| {
-                BetweenBytes::new(body.map_err(HttpError::Hyper), between).boxed_unsync()
-            });
-            let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
-                Box::new(async { Ok(()) });
-            Ok((response, io))
-        })
+        let Some(client) = client else {
+            log.line(
+                Source::Runner,
+                &format!(
+                    "denied HTTP {} {}: no outgoing HTTP while describing",
+                    request.method(),
+                    request.uri()
+                ),
+            );
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
+        Box::new(send(client, request, options, log, deadline))
     }
+}
+
+/// Checks and sends one request over the step's pooled client.
+async fn send(
+    client: Arc<HttpClient>,
+    request: http::Request<WasiBody>,
+    options: RequestOptions,
+    log: StepLog,
+    deadline: Instant,
+) -> SendResult {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let addrs = match client.check(&uri).await {
+        Ok(a) => a,
+        Err(why) => {
+            log.line(
+                Source::Runner,
+                &format!("denied HTTP {method} {uri}: {why}"),
+            );
+            return Err(HttpError::HttpRequestDenied);
+        }
+    };
+    if let Some(key) = authority_key(&uri) {
+        let mut checked = client.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.get(&key) != Some(&addrs) {
+            checked.insert(key, addrs);
+        }
+    }
+    let connect = clamp(options.connect_timeout, CONNECT_TIMEOUT, deadline);
+    let first_byte = clamp(options.first_byte_timeout, READ_TIMEOUT, deadline);
+    let between = clamp(options.between_bytes_timeout, READ_TIMEOUT, deadline);
+    // The pooled client connects inside `request` (or reuses a connection), so
+    // connect and first byte share one bound, never past the step's deadline;
+    // the connector bounds each connection attempt by `CONNECT_TIMEOUT` too.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let bound = (connect + first_byte).min(left);
+    let response = match tokio::time::timeout(bound, client.client.request(request)).await {
+        Err(_) => return Err(HttpError::ConnectionReadTimeout),
+        Ok(Err(e)) => return Err(map_client_error(&e)),
+        Ok(Ok(r)) => r,
+    };
+    let response = response
+        .map(|body| BetweenBytes::new(body.map_err(HttpError::Hyper), between).boxed_unsync());
+    let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+        Box::new(async { Ok(()) });
+    Ok((response, io))
 }
 
 /// `host:port` of `uri`, as the connector looks it up.

@@ -22,7 +22,10 @@ use crate::builtins;
 use crate::config::PluginRef;
 use crate::host::bindings::{StepPre, types};
 use crate::host::cache::{CacheError, CacheRoot, ComponentCache, sha256_digest};
-use crate::host::engine::{EngineProfile, build_engine, spawn_epoch_ticker};
+use crate::host::capacity::{InstanceNeeds, InstanceSlots};
+use crate::host::engine::{
+    EngineProfile, MAX_MEMORIES_PER_COMPONENT, build_engine, spawn_epoch_ticker,
+};
 use crate::host::step::{StepFailure, StepState, describe};
 use crate::limits;
 
@@ -222,6 +225,9 @@ pub struct LoadedPlugin {
     digest: String,
     engine: Engine,
     pre: StepPre<StepState>,
+    /// The engine's instance slots, and what one instance of this plugin takes.
+    slots: Arc<InstanceSlots>,
+    needs: InstanceNeeds,
     descriptor: types::Descriptor,
     schema: serde_json::Value,
     validator: jsonschema::Validator,
@@ -259,12 +265,22 @@ impl LoadedPlugin {
     pub(crate) fn pre(&self) -> &StepPre<StepState> {
         &self.pre
     }
+    /// The engine's instance slots, which every instance of this plugin takes one of.
+    pub(crate) fn slots(&self) -> &InstanceSlots {
+        &self.slots
+    }
+    /// What one instance of this plugin takes of the engine's slots.
+    pub fn needs(&self) -> InstanceNeeds {
+        self.needs
+    }
 }
 
 /// The engine, the linker with every import the contract offers, the compiled-component
 /// cache, and the plugins loaded so far.
 pub struct PluginHost {
     engine: Engine,
+    /// What the engine holds at once, handed out to every instance.
+    slots: Arc<InstanceSlots>,
     linker: Linker<StepState>,
     /// `None`: no disk cache; plugins are compiled in memory on every run.
     cache: Option<ComponentCache>,
@@ -280,7 +296,8 @@ impl PluginHost {
         cache_root: Option<CacheRoot>,
     ) -> Result<PluginHost, EngineError> {
         let engine_err = |e: wasmtime::Error| EngineError::Engine(format!("{e:#}"));
-        let engine = build_engine(profile).map_err(engine_err)?;
+        let (engine, capacity) = build_engine(profile).map_err(engine_err)?;
+        tracing::debug!(%capacity, "engine built");
         spawn_epoch_ticker(&engine).map_err(|e| {
             EngineError::Engine(format!("cannot start the epoch ticker thread: {e}"))
         })?;
@@ -305,6 +322,7 @@ impl PluginHost {
             .transpose()?;
         Ok(PluginHost {
             engine,
+            slots: Arc::new(InstanceSlots::new(capacity)),
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
@@ -314,6 +332,11 @@ impl PluginHost {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine's instance slots: what it holds at once and how many are free.
+    pub fn slots(&self) -> &InstanceSlots {
+        &self.slots
     }
 
     /// Folder of this engine's compiled components, when there is a disk cache.
@@ -368,13 +391,13 @@ impl PluginHost {
                 name: name.clone(),
                 reason: format!("{e:#}"),
             })?;
-        let descriptor =
-            describe(&pre, &self.engine)
-                .await
-                .map_err(|failure| PluginError::Describe {
-                    name: name.clone(),
-                    failure,
-                })?;
+        let needs = InstanceNeeds::of(&component, MAX_MEMORIES_PER_COMPONENT);
+        let descriptor = describe(&pre, &self.engine, &self.slots, needs)
+            .await
+            .map_err(|failure| PluginError::Describe {
+                name: name.clone(),
+                failure,
+            })?;
         let schema: serde_json::Value =
             serde_json::from_str(&descriptor.config_schema).map_err(|e| {
                 PluginError::BadSchema {
@@ -398,6 +421,8 @@ impl PluginHost {
             digest,
             engine: self.engine.clone(),
             pre,
+            slots: self.slots.clone(),
+            needs,
             descriptor,
             schema,
             validator,

@@ -1,6 +1,8 @@
-//! One attempt of one step: a fresh [`Store`] from the plugin's cached `InstancePre`,
-//! with the step's capabilities and limits, and the classification of everything that
-//! can go wrong into a [`StepFailure`] a person can act on.
+//! One attempt of one step: a slot of the engine ([`super::capacity`]), then a fresh
+//! [`Store`] from the plugin's cached `InstancePre`, with the step's capabilities and
+//! limits, and the classification of everything that can go wrong into a
+//! [`StepFailure`] a person can act on. The runner's own capacity is never one of
+//! them: an attempt waits for its slot before its timeout starts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +14,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::exec::ExecAccess;
 use crate::capabilities::http::StepHttp;
-use crate::capabilities::logs::StepLog;
+use crate::capabilities::logs::{Source, StepLog};
 use crate::capabilities::secrets::SecretAccess;
 use crate::host::bindings::types;
+use crate::host::capacity::{InstanceNeeds, InstanceSlots};
 use crate::host::plugin::LoadedPlugin;
 
 /// Most data a single guest-to-host call may make the host allocate.
@@ -217,6 +220,14 @@ fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimit
     if store.data().limits.hit {
         return StepFailure::MemoryLimit(limits.memory);
     }
+    // The slots make this unreachable; should the allocator still refuse, it is the
+    // runner's capacity, not the plugin, and it says so.
+    if let Some(full) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return StepFailure::Setup(format!(
+            "the runner had no room for another instance ({full}); this is a bug in \
+             Sluice's instance slots, please report it"
+        ));
+    }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return StepFailure::Trap(format!(
             "the plugin called exit({}) instead of returning a report",
@@ -242,7 +253,9 @@ fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimit
     StepFailure::Trap(text)
 }
 
-/// Run one attempt of a step: instantiate `plugin` in a fresh store and call `run`.
+/// Run one attempt of a step: take a slot of the engine (waiting for one, with a note
+/// in the step's log, when all are taken), then instantiate `plugin` in a fresh store
+/// and call `run`. The timeout starts once the slot is held.
 pub async fn run_attempt(
     plugin: &LoadedPlugin,
     wasi: WasiCtx,
@@ -251,6 +264,21 @@ pub async fn run_attempt(
     input: types::StepInput,
     limits: AttemptLimits,
 ) -> Result<types::Report, StepFailure> {
+    // Declared before the store, so dropped after it: the slot is free only once the
+    // instance is gone.
+    let slot = plugin
+        .slots()
+        .acquire(plugin.needs(), |note| log.line(Source::Runner, note))
+        .await;
+    if !slot.waited.is_zero() {
+        log.line(
+            Source::Runner,
+            &format!(
+                "got an instance slot after waiting {}",
+                humantime::format_duration(round_to_millis(slot.waited))
+            ),
+        );
+    }
     let deadline = Instant::now() + limits.timeout;
     let caps = caps(deadline);
     let mut store = new_store(plugin.engine(), wasi, log, Some(caps), limits, deadline);
@@ -282,11 +310,19 @@ pub async fn run_attempt(
     }
 }
 
-/// Call `describe` on a fresh instance with no capabilities.
+/// A duration shown to people: whole milliseconds.
+fn round_to_millis(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// Call `describe` on a fresh instance with no capabilities, in a slot of the engine.
 pub async fn describe(
     plugin_pre: &crate::host::bindings::StepPre<StepState>,
     engine: &wasmtime::Engine,
+    slots: &InstanceSlots,
+    needs: InstanceNeeds,
 ) -> Result<types::Descriptor, StepFailure> {
+    let _slot = slots.acquire(needs, |_| {}).await;
     let limits = AttemptLimits {
         timeout: Duration::from_secs(10),
         memory: 512 << 20,

@@ -12,8 +12,8 @@
 //! Files: `schema` (opening, pragmas, numbered migrations), `holder` (which process
 //! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
 //! (queue, claims, supersede), `steps` (attempts and final step records),
-//! `gate_records` (gate evaluations, approvals, overrides) and `check` (the record's
-//! consistency, for the chaos test). Timestamps are stored as integer nanoseconds
+//! `gate_records` (gate evaluations, approvals, overrides), `check` (the record's
+//! consistency, for the chaos test) and `checkpoint` (WAL checkpoints on a thread). Timestamps are stored as integer nanoseconds
 //! since the Unix epoch (UTC).
 
 use std::path::{Path, PathBuf};
@@ -23,6 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 mod check;
+mod checkpoint;
 mod gate_records;
 mod holder;
 mod runs;
@@ -317,12 +318,14 @@ pub struct HistoryFilter {
 /// The state database of one pipeline folder (or wherever `--state` points).
 ///
 /// One connection, behind a mutex: a `Store` is shared by every task of a run
-/// (`Arc<Store>`). Other processes (a second `sluice run`, `sluice approve`) open their
+/// (`Arc<Store>`); a second one checkpoints on a thread of its own (`checkpoint`). Other processes (a second `sluice run`, `sluice approve`) open their
 /// own; SQLite's locks and the busy timeout serialize their writes.
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Copies the WAL back into the database file off the recording path.
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// Why a closure given to [`Store::read`]/[`Store::write`] failed: SQL, or a refusal
@@ -354,15 +357,30 @@ impl Store {
     /// `Store` (and its connection, which keeps the `-wal` and `-shm` files open) for the
     /// whole run.
     pub fn open(path: &Path) -> Result<Store, StateError> {
+        Store::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, checkpoint_thread: bool) -> Result<Store, StateError> {
         let conn = schema::open(path)?;
+        let checkpointer = if checkpoint_thread {
+            checkpoint::Checkpointer::start(path)
+        } else {
+            None
+        };
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::SAFETY_NET_PAGES)
+                .map_err(|e| sql_error(path, e))?;
+        }
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            _checkpointer: checkpointer,
         })
     }
 
-    /// [`Store::open`] for the commands that only look (`status`, `history`, `explain`):
-    /// a missing database is an error saying so, not a new empty file.
+    /// [`Store::open`] for the commands that only look (`status`, `history`, `explain`)
+    /// or write a line (`approve`, `override`): a missing database is an error saying
+    /// so, not a new empty file, and no checkpoint thread is started for them.
     pub fn open_existing(path: &Path) -> Result<Store, StateError> {
         if !path.exists() {
             return Err(StateError::Open {
@@ -370,7 +388,7 @@ impl Store {
                 message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
             });
         }
-        Store::open(path)
+        Store::open_with(path, false)
     }
 
     pub fn path(&self) -> &Path {

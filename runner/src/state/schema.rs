@@ -19,6 +19,9 @@ use super::{StateError, sql_error};
 /// are short transactions; a wait this long means a stuck process.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The size (bytes) the `-wal` file is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
 /// Version 1: runs, their passage through stages, step attempts and final step
 /// records: what resume needs.
 const V1_RUNS_STAGES_STEPS: &str = "
@@ -213,6 +216,10 @@ fn configure(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sql)?;
     conn.pragma_update(None, "foreign_keys", true)
+        .map_err(sql)?;
+    // The WAL file keeps its largest size unless told otherwise: after a burst of
+    // writes it is cut back to this when it starts over.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
         .map_err(sql)?;
     Ok(())
 }

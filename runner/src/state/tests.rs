@@ -1374,3 +1374,47 @@ fn a_resumed_run_that_lost_its_stage_to_a_newer_run_is_superseded_not_sent_back_
         StageClaim::Held
     );
 }
+
+#[test]
+fn the_write_ahead_log_is_copied_back_off_the_recording_path() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r", "p", t(0)), &Holder::current())
+        .unwrap();
+    let db_size = || std::fs::metadata(&path).unwrap().len();
+    let before = db_size();
+    // About 400 pages of WAL: far below the recording connection's own threshold.
+    for i in 0..200 {
+        store
+            .finish_step(&StepRow {
+                run_id: "r".into(),
+                stage: "build".into(),
+                step: format!("s{i}"),
+                status: "passed".into(),
+                summary: "x".repeat(4000),
+                attempts: 1,
+                record: serde_json::json!({}),
+                finished_at: t(i),
+            })
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db_size() < before + 400_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint copied the WAL back: {} bytes",
+            db_size()
+        );
+        std::thread::sleep(checkpoint::INTERVAL / 5);
+    }
+    drop(store);
+    assert_eq!(
+        Store::open(&path)
+            .unwrap()
+            .finished_steps("r")
+            .unwrap()
+            .len(),
+        200
+    );
+}
