@@ -6,7 +6,8 @@
 //!    `/bin/true`).
 //! 2. The cost of spawning `/bin/true`, for scale.
 //! 3. `sluice run` of a 100-step pipeline with a warm component cache, end to end
-//!    (target: under 50 ms).
+//!    (target: under 50 ms), with the state store (every transition recorded) and
+//!    without it (the hidden `--no-state`), and their ratio (target: at most 1.2x).
 //! 4. The cost of isolation: making a step's sandbox (namespaces, mounts, cgroup,
 //!    Landlock, dropped capabilities), `/bin/true` run in a ready one, and whole native
 //!    steps (a plugin that runs `/bin/true` through `process`), each a new step or the
@@ -328,10 +329,11 @@ fn hundred_step_pipeline() {
         ));
     }
     std::fs::write(dir.path().join("sluice.toml"), toml).unwrap();
-    let run = || {
+    let run = |extra: &[&str]| {
         let started = Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["run", "--format", "plain"])
+            .args(extra)
             .current_dir(dir.path())
             .env("SLUICE_CACHE_DIR", cache.path())
             .output()
@@ -344,13 +346,31 @@ fn hundred_step_pipeline() {
         );
         took
     };
-    let cold = run();
+    let cold = run(&[]);
     println!(
         "{:<44} {cold:.1?} (compiles the plugin into the cache)",
         "sluice run, 100 steps, cold cache"
     );
-    let samples: Vec<Duration> = (0..20).map(|_| run()).collect();
-    stats("sluice run, 100 steps, warm cache", samples);
+    // Interleaved, so both see the same machine load.
+    let mut with_state = Vec::new();
+    let mut without_state = Vec::new();
+    for _ in 0..20 {
+        with_state.push(run(&[]));
+        // The hidden option that records nothing: the run as it was before the store.
+        without_state.push(run(&["--no-state"]));
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (m_with, m_without) = (median(&mut with_state), median(&mut without_state));
+    stats("sluice run, 100 steps, warm cache, state", with_state);
+    stats("sluice run, 100 steps, warm cache, no state", without_state);
+    println!(
+        "{:<44} {:.2}x (median {m_with:.1?} / {m_without:.1?}; target <= 1.2x)",
+        "state recording: with / without",
+        m_with.as_secs_f64() / m_without.as_secs_f64()
+    );
 }
 
 fn main() {

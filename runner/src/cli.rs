@@ -7,7 +7,15 @@
 //! | 1 | the pipeline failed (a step failed or a gate stopped it) |
 //! | 2 | usage or configuration error |
 //! | 3 | internal error |
-//! | 129, 130, 143 | stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM |
+//! | 4 | waiting: `--no-wait` stopped the run at a gate; it is recorded `waiting`, and `sluice resume RUN` continues it |
+//! | 5 | superseded: a newer run of the pipeline took this run's place in a stage's queue; it never continues |
+//! | 129, 130, 143 | stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; recorded `interrupted`, `sluice resume RUN` continues it |
+//!
+//! The durable commands: `run` and `resume` record every transition in the state store
+//! (`.sluice/state.db` next to the pipeline file, `[pipeline] state`, or `--state`);
+//! `approve`, `reject` and `override` record a person's decision for a run; `status`,
+//! `history` and `explain` read the store (explain evaluates the gates now, and writes
+//! nothing).
 //!
 //! Every write to stdout and stderr goes through [`crate::console`], so a closed pipe
 //! never turns into a panic; the cache root is opened and checked, and `run` isolates
@@ -43,6 +51,10 @@ pub mod exit {
     pub const CONFIG: u8 = 2;
     /// Internal error.
     pub const INTERNAL: u8 = 3;
+    /// Waiting: `--no-wait` stopped the run at a gate (recorded `waiting`).
+    pub const WAITING: u8 = 4;
+    /// Superseded: a newer run took this run's place in a stage's queue.
+    pub const SUPERSEDED: u8 = 5;
     /// Interrupted (Ctrl-C); the shell convention of 128 + SIGINT.
     pub const INTERRUPTED: u8 = 130;
     /// Hung up (SIGHUP): 128 + 1.
@@ -81,12 +93,29 @@ struct Cli {
     /// Folder for compiled plugins [default: $SLUICE_CACHE_DIR, $XDG_CACHE_HOME/sluice or $HOME/.cache/sluice; none: compile in memory]
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// The state database [default: `[pipeline] state`, else .sluice/state.db next to the pipeline file]
+    #[arg(long, global = true, value_name = "FILE")]
+    state: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a pipeline.
     Run(RunArgs),
+    /// Continue a run that waits at a gate or was interrupted; finished steps are not run again.
+    Resume(ResumeArgs),
+    /// Approve a run's entry into a stage.
+    Approve(DecideArgs),
+    /// Reject a run's entry into a stage (its approval gate denies).
+    Reject(DecideArgs),
+    /// Let a run past one gate once, on the record.
+    Override(OverrideArgs),
+    /// Show a run: its state, stages, gates and steps.
+    Status(StatusArgs),
+    /// List recent runs of the pipeline.
+    History(HistoryArgs),
+    /// Why a run (or a version) is not in a stage: every gate, now, and what would clear it.
+    Explain(ExplainArgs),
     /// Check a pipeline file (syntax, keys, plugins, `needs`, each step's `with`) without running it.
     Validate {
         /// The pipeline file.
@@ -130,6 +159,137 @@ struct RunArgs {
     /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
+    /// Do not wait at a gate: record the run `waiting` and exit with code 4.
+    #[arg(long)]
+    no_wait: bool,
+    /// Record nothing in the state store and ignore gates (for benchmarks).
+    #[arg(long, hide = true)]
+    no_state: bool,
+}
+
+/// Options of `sluice resume`.
+#[derive(clap::Args, Debug)]
+struct ResumeArgs {
+    /// The run's id.
+    run: String,
+    /// The pipeline file [default: the one the run was started with]
+    #[arg(short = 'f', long)]
+    file: Option<PathBuf>,
+    /// Continue even though the pipeline file changed since the run started.
+    #[arg(long)]
+    allow_changed: bool,
+    /// Do not wait at a gate: record the run `waiting` and exit with code 4.
+    #[arg(long)]
+    no_wait: bool,
+    /// Steps to run at once, at most [default: number of CPUs]
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value = "auto")]
+    format: Format,
+    /// Also show every log line of every step as it is written.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Cap of each step's log, e.g. 16MiB.
+    #[arg(long, default_value = "16MiB")]
+    log_limit: bytesize::ByteSize,
+    /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+}
+
+/// Which pipeline (and so which state database) a command is about.
+#[derive(clap::Args, Debug)]
+struct PipelineArg {
+    /// The pipeline file.
+    #[arg(short = 'f', long, default_value = "sluice.toml")]
+    file: PathBuf,
+}
+
+/// Options of `sluice approve` and `sluice reject`.
+#[derive(clap::Args, Debug)]
+struct DecideArgs {
+    /// The run's id.
+    run: String,
+    /// The stage whose entry is decided.
+    #[arg(long)]
+    stage: String,
+    /// Why (recorded, shown by status, history and explain).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    pipeline: PipelineArg,
+}
+
+/// Options of `sluice override`.
+#[derive(clap::Args, Debug)]
+struct OverrideArgs {
+    /// The run's id.
+    run: String,
+    /// The gate to let the run past.
+    #[arg(long)]
+    gate: String,
+    /// The stage of that gate [default: whichever stage the run enters next]
+    #[arg(long)]
+    stage: Option<String>,
+    /// Why (recorded, shown by status, history and explain).
+    #[arg(long)]
+    reason: String,
+    /// How long the override stays usable, e.g. 2h [default: until used]
+    #[arg(long, value_name = "DURATION")]
+    expires: Option<humantime::Duration>,
+    #[command(flatten)]
+    pipeline: PipelineArg,
+}
+
+/// How the reading commands print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Options of `sluice status`.
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// The run's id [default: the latest run of the pipeline]
+    run: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    #[command(flatten)]
+    pipeline: PipelineArg,
+}
+
+/// Options of `sluice history`.
+#[derive(clap::Args, Debug)]
+struct HistoryArgs {
+    /// Only runs that entered this stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    #[command(flatten)]
+    pipeline: PipelineArg,
+}
+
+/// Options of `sluice explain`.
+#[derive(clap::Args, Debug)]
+struct ExplainArgs {
+    /// The run's id [default: the latest run, or the latest with --artifact's version]
+    run: Option<String>,
+    /// Only this stage [default: every stage the run has not passed]
+    #[arg(long)]
+    stage: Option<String>,
+    /// The run that carries this artifact version.
+    #[arg(long, value_name = "VERSION")]
+    artifact: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: OutputFormat,
+    #[command(flatten)]
+    pipeline: PipelineArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +331,7 @@ pub fn main() -> ExitCode {
     // and before the cache root is opened (its handle must belong to the runner's
     // mount namespace, where the runner hides it from steps).
     let sandbox = Arc::new(match cli.command {
-        Command::Run(_) => Sandbox::prepare(),
+        Command::Run(_) | Command::Resume(_) => Sandbox::prepare(),
         _ => Sandbox::unavailable("this command runs no step"),
     });
     // Then check and hold the cache root.
@@ -229,8 +389,69 @@ async fn dispatch(
     cache_root: Option<CacheRoot>,
     sandbox: Arc<Sandbox>,
 ) -> Result<u8, ExpectedError> {
+    let state_flag = cli.state.clone();
     match cli.command {
-        Command::Run(args) => run(args, cache_root, sandbox).await,
+        Command::Run(args) => {
+            let RunArgs {
+                file,
+                jobs,
+                format,
+                verbose,
+                runs_dir,
+                log_limit,
+                report_dir,
+                no_wait,
+                no_state,
+            } = args;
+            let exec = Execution {
+                file,
+                jobs,
+                format,
+                verbose,
+                runs_dir,
+                log_limit,
+                report_dir,
+                no_wait,
+                durable: if no_state {
+                    Durability::None
+                } else {
+                    Durability::New { state: state_flag }
+                },
+            };
+            execute(exec, cache_root, sandbox).await
+        }
+        Command::Resume(args) => {
+            let ResumeArgs {
+                run,
+                file,
+                allow_changed,
+                no_wait,
+                jobs,
+                format,
+                verbose,
+                log_limit,
+                report_dir,
+            } = args;
+            let found = durable_cli::find_run_for_resume(&run, file, state_flag, allow_changed)?;
+            let exec = Execution {
+                file: found.file.clone(),
+                jobs,
+                format,
+                verbose,
+                runs_dir: found.runs_dir.clone(),
+                log_limit,
+                report_dir,
+                no_wait,
+                durable: Durability::Resume(Box::new(found)),
+            };
+            execute(exec, cache_root, sandbox).await
+        }
+        Command::Approve(args) => durable_cli::decide(args, state_flag, "approve"),
+        Command::Reject(args) => durable_cli::decide(args, state_flag, "reject"),
+        Command::Override(args) => durable_cli::override_gate(args, state_flag),
+        Command::Status(args) => durable_cli::status(args, state_flag),
+        Command::History(args) => durable_cli::history(args, state_flag),
+        Command::Explain(args) => durable_cli::explain(args, state_flag).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -409,12 +630,35 @@ async fn load_and_check(
     }
 }
 
-async fn run(
-    args: RunArgs,
+/// What `run` and `resume` do: run a pipeline, new or recorded.
+struct Execution {
+    file: PathBuf,
+    jobs: Option<usize>,
+    format: Format,
+    verbose: bool,
+    runs_dir: Option<PathBuf>,
+    log_limit: bytesize::ByteSize,
+    report_dir: Option<PathBuf>,
+    no_wait: bool,
+    durable: Durability,
+}
+
+/// Whether and how a run is recorded in the state store.
+enum Durability {
+    /// Not at all (a hidden option, for benchmarks).
+    None,
+    /// A new run, in the database `state` or the pipeline's.
+    New { state: Option<PathBuf> },
+    /// A recorded run, continued.
+    Resume(Box<durable_cli::ResumeTarget>),
+}
+
+async fn execute(
+    exec: Execution,
     cache_root: Option<CacheRoot>,
     sandbox: Arc<Sandbox>,
 ) -> Result<u8, ExpectedError> {
-    let RunArgs {
+    let Execution {
         file,
         jobs,
         format,
@@ -422,7 +666,9 @@ async fn run(
         runs_dir,
         log_limit,
         report_dir,
-    } = args;
+        no_wait,
+        durable,
+    } = exec;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
@@ -442,7 +688,34 @@ async fn run(
                     .join("\nerror: "),
             )
         })?;
-    let folders = RunnerFolders::open(&pipeline, runs_dir.as_deref(), report_dir.as_deref())?;
+    let resumed_run = match &durable {
+        Durability::Resume(target) => Some(target.run.run_id.clone()),
+        _ => None,
+    };
+    let folders = RunnerFolders::open(
+        &pipeline,
+        runs_dir.as_deref(),
+        report_dir.as_deref(),
+        resumed_run.as_deref(),
+    )?;
+    // The store is opened before the runner's folders are hidden (and through the
+    // `.sluice` handle when it lies there), so steps can never reach it.
+    let durable = match durable {
+        Durability::None => None,
+        Durability::New { state } => Some(durable_cli::start_new(
+            &pipeline,
+            &file,
+            &folders,
+            state.as_deref(),
+            no_wait,
+        )?),
+        Durability::Resume(target) => Some(durable_cli::start_resume(
+            &pipeline, *target, &folders, no_wait,
+        )?),
+    };
+    let journal_store = durable
+        .as_ref()
+        .map(|d| (d.store.clone(), folders.run_id.clone()));
     private::protect(&pipeline, &folders, cache.as_ref(), sandbox.isolation())
         .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
     // Opened before any step runs, so that no step can swap it for a link.
@@ -463,6 +736,7 @@ async fn run(
         events,
         sandbox: sandbox.clone(),
         secrets: Arc::new(secrets),
+        durable,
     };
     let result = tokio::select! {
         result = executor::run(&pipeline, &plugins, opts) => result,
@@ -473,7 +747,16 @@ async fn run(
             if let Some(fence) = fence {
                 fence.close();
             }
-            console::err_line("interrupted: the running steps were stopped");
+            let resumable = match &journal_store {
+                Some((store, run_id)) => {
+                    durable_cli::mark_interrupted(store, run_id);
+                    format!("; `sluice resume {run_id}` continues it")
+                }
+                None => String::new(),
+            };
+            console::err_line(&format!(
+                "interrupted: the running steps were stopped{resumable}"
+            ));
             return Ok(code);
         }
     };
@@ -484,8 +767,25 @@ async fn run(
     if let Some(fence) = fence {
         fence.close();
     }
-    let result =
-        result.map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?;
+    let result = match result
+        .map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?
+    {
+        executor::RunEnd::Finished(result) => *result,
+        executor::RunEnd::Stopped(executor::durable::Stopped::Waiting { stage, .. }) => {
+            let run_id = &folders.run_id;
+            console::err_line(&format!(
+                "run {run_id} waits for stage `{stage}`; `sluice explain {run_id}` says what would clear it, `sluice resume {run_id}` continues it"
+            ));
+            return Ok(exit::WAITING);
+        }
+        executor::RunEnd::Stopped(executor::durable::Stopped::Superseded { stage, by }) => {
+            console::err_line(&format!(
+                "run {} is superseded: run {by} took its place in the queue of stage `{stage}`",
+                folders.run_id
+            ));
+            return Ok(exit::SUPERSEDED);
+        }
+    };
     let report_dir = match folders.reports {
         Some(dir) => dir,
         None => folders
@@ -545,6 +845,7 @@ impl RunnerFolders {
         pipeline: &config::Pipeline,
         runs_dir: Option<&Path>,
         report_dir: Option<&Path>,
+        resumed_run: Option<&str>,
     ) -> Result<RunnerFolders, ExpectedError> {
         let internal = |e: std::io::Error| {
             ExpectedError::Internal(format!("cannot create the run's folder: {e}"))
@@ -561,8 +862,15 @@ impl RunnerFolders {
             Some(dir) => OwnedDir::open_or_create(dir).map_err(internal)?,
             None => state.dir("runs").map_err(internal)?,
         };
-        let run_id = executor::new_run_id();
-        let run = runs.create_dir(&run_id).map_err(internal)?;
+        let (run_id, run) = match resumed_run {
+            // A resumed run goes on in its own folder.
+            Some(id) => (id.to_string(), runs.dir(id).map_err(internal)?),
+            None => {
+                let id = executor::new_run_id();
+                let run = runs.create_dir(&id).map_err(internal)?;
+                (id, run)
+            }
+        };
         let reports = report_dir
             .map(|d| {
                 OwnedDir::open_or_create(d).map_err(|e| {
@@ -579,6 +887,8 @@ impl RunnerFolders {
         })
     }
 }
+
+mod durable_cli;
 
 /// Keeping the runner's own folders from the steps.
 mod private {

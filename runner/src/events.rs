@@ -1,6 +1,10 @@
 //! What happens during a run, as a stream of events: the executor sends them, the
 //! reporters (live progress, plain lines, JSON lines) render them. With
 //! `--format json` each event is one line of JSON, tagged by `"event"`.
+//!
+//! In a durable run every transition an event announces (a stage entered, a step
+//! finished, a gate's verdict, the run's end) is recorded in the state store before the
+//! event is sent: what a person sees has already been written down.
 
 use std::time::Duration;
 
@@ -8,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// Final state of a step or stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Passed,
@@ -43,6 +47,30 @@ pub enum Event {
     },
     StageStarted {
         stage: String,
+    },
+    /// The verdict of a stage's gates, all evaluated at one instant; sent when it
+    /// changes while the run waits, and when the gates let the run in.
+    Gates {
+        stage: String,
+        /// `allow`, `wait` or `deny`.
+        verdict: String,
+        gates: Vec<GateShown>,
+        /// Commands that would clear what holds the run, exactly as they are typed.
+        clear: Vec<String>,
+    },
+    /// The run waits to enter a stage: why (every gate that holds it, or the run that
+    /// holds the stage).
+    StageWaiting {
+        stage: String,
+        reason: String,
+    },
+    /// A step that had finished before the run was resumed: its record is reused, the
+    /// step is not run again.
+    StepRestored {
+        stage: String,
+        step: String,
+        status: Status,
+        summary: String,
     },
     /// The secrets a step is granted, by name (never their values).
     StepSecrets {
@@ -103,6 +131,28 @@ pub enum Event {
         /// Why the run stopped, when it failed.
         reason: Option<String>,
     },
+    /// The run stopped before its end and can be continued (`waiting`), or will never
+    /// continue (`superseded`); the last event of such a run.
+    RunStopped {
+        run_id: String,
+        /// `waiting` or `superseded`.
+        state: String,
+        reason: String,
+    },
+}
+
+/// One gate's decision, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateShown {
+    pub gate: String,
+    pub kind: String,
+    /// `allow`, `wait`, `deny` or `overridden`.
+    pub decision: String,
+    pub reason: String,
+    /// When a waiting gate will allow by itself (a window opening), RFC 3339.
+    pub until: Option<String>,
+    /// Who overrode it, and why.
+    pub overridden_by: Option<String>,
 }
 
 /// The steps of a stage, as announced at the start of a run.

@@ -120,7 +120,7 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
 
 /// The run's last event: showing ends with it, whatever still holds a sender.
 fn is_last(e: &Event) -> bool {
-    matches!(e, Event::RunFinished { .. })
+    matches!(e, Event::RunFinished { .. } | Event::RunStopped { .. })
 }
 
 fn seconds(d: Duration) -> String {
@@ -149,6 +149,60 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             pipeline, run_id, ..
         } => Some(format!("pipeline {pipeline} (run {run_id})")),
         Event::StageStarted { stage } => Some(format!("stage {stage}")),
+        Event::Gates {
+            stage,
+            verdict,
+            gates,
+            clear,
+        } => {
+            let mut s = format!("gates of stage {stage}: {verdict}");
+            for g in gates {
+                s.push_str(&format!(
+                    "\n  {} {} ({}): {}",
+                    g.decision.to_uppercase(),
+                    g.gate,
+                    g.kind,
+                    shown(&g.reason)
+                ));
+                if let Some(until) = &g.until {
+                    s.push_str(&format!(" (until {until})"));
+                }
+                if let Some(by) = &g.overridden_by {
+                    s.push_str(&format!(" [overridden by {}]", shown(by)));
+                }
+            }
+            for c in clear {
+                s.push_str(&format!("\n  to clear: {}", shown(c)));
+            }
+            Some(s)
+        }
+        Event::StageWaiting { stage, reason } => {
+            Some(format!("waiting for stage {stage}: {}", shown(reason)))
+        }
+        Event::StepRestored {
+            stage,
+            step,
+            status,
+            summary,
+        } => {
+            let mut s = format!(
+                "  {} {stage}/{step} (finished before the resume, not run again)",
+                mark(*status)
+            );
+            if !summary.is_empty() {
+                s.push_str(": ");
+                s.push_str(&shown(first_line(summary)));
+            }
+            Some(s)
+        }
+        Event::RunStopped {
+            run_id,
+            state,
+            reason,
+        } => Some(format!(
+            "pipeline {state}: {} (run {run_id})",
+            shown(reason)
+        )),
         Event::StepSecrets {
             stage,
             step,

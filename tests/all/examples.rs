@@ -99,3 +99,66 @@ fn python_example_plugin_runs() {
             .all(|f| f["location"]["line"].as_u64().unwrap() > 0)
     );
 }
+
+#[test]
+fn promotion_example_waits_for_approvals_and_the_window_then_resumes() {
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("state.db").display().to_string();
+    let clock = state.path().join("clock");
+    // A Monday, 11:00 in Berlin: the window is open; only the approvals are missing.
+    std::fs::write(&clock, "2026-11-30T10:00:00Z").unwrap();
+    let dir = example("promotion");
+    let runs = tempfile::tempdir().unwrap();
+    let runs_dir = runs.path().display().to_string();
+    let sluice = |actor: &str, args: &[&str]| {
+        let mut cmd = crate::support::command_in(&dir, args);
+        cmd.env("SLUICE_TEST_CLOCK", &clock)
+            .env("SLUICE_ACTOR", actor)
+            .args(["--state", &db]);
+        Outcome::of(&mut cmd)
+    };
+    let out = sluice(
+        "ci",
+        &[
+            "run",
+            "--format",
+            "plain",
+            "--no-wait",
+            "--runs-dir",
+            &runs_dir,
+        ],
+    );
+    out.expect_code(4);
+    assert!(
+        out.stderr.contains("PASS staging/deploy-staging"),
+        "{}",
+        out.stderr
+    );
+    let run = regex::Regex::new(r"\(run (\S+)\)")
+        .unwrap()
+        .captures(&out.stderr)
+        .unwrap()[1]
+        .to_string();
+    for who in ["alice", "bob"] {
+        sluice(
+            who,
+            &[
+                "approve",
+                &run,
+                "--stage",
+                "prod",
+                "--reason",
+                "release 1.4.2",
+            ],
+        )
+        .expect_code(0);
+    }
+    let out = sluice("ci", &["resume", &run, "--format", "plain"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("PASS prod/deploy-prod"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("not run again"), "{}", out.stderr);
+}

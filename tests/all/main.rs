@@ -6,6 +6,7 @@ mod cache;
 mod capacity;
 mod ci_plugins;
 mod cli;
+mod durable;
 mod escapes;
 mod examples;
 mod http;

@@ -16,8 +16,9 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
     },
-    // Reports are stored in the run's folder as JSON.
-    additional_derives: [serde::Serialize],
+    // Reports are stored in the run's folder and the state store as JSON, and read back
+    // when a run resumes.
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use self::exports::sluice::plugin::plugin::Guest as PluginExports;

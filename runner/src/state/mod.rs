@@ -400,6 +400,16 @@ impl Store {
         self.read(|conn| Ok(schema::user_version(conn)?))
     }
 
+    /// Fold the write-ahead log into the database and truncate it, through the open
+    /// file (no path is looked up: the runner's folders may be covered by then), so the
+    /// next process that opens the database has no log to replay. A runner calls it
+    /// when it is done with the store.
+    pub fn checkpoint(&self) -> Result<(), StateError> {
+        self.lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| sql_error(&self.path, e))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()

@@ -5,13 +5,21 @@
 //!
 //! A step failing never stops its independent siblings; the steps that need it are
 //! skipped, and the stages after a failed stage do not run.
+//!
+//! A durable run ([`durable`]) also records every transition in the state store before
+//! it is shown: the run, each stage's queue, gate evaluations, claim and exit, each step
+//! attempt and each step's final record. A stage is entered only when every gate of it
+//! allows, evaluated together at one instant, and when no other run holds it. A resumed
+//! run takes the finished steps back from the record and runs only the others.
+
+pub mod durable;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -42,13 +50,25 @@ pub struct RunOptions {
     pub sandbox: Arc<Sandbox>,
     /// The values of the secrets steps are granted (read when the run started).
     pub secrets: Arc<SecretValues>,
+    /// Record the run in the state store (and pass gates); `None` runs it as a plain
+    /// process, recorded only in its folder.
+    pub durable: Option<durable::DurableOptions>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// Every stage ran, or one failed or was denied; `run.json` is written.
+    Finished(Box<RunResult>),
+    /// It stopped before a stage and is recorded so (`waiting`, `superseded`).
+    Stopped(durable::Stopped),
 }
 
 /// Largest file a step may report as an artifact.
 pub const MAX_ARTIFACT_SIZE: u64 = 4 << 30;
 
 /// A file a step produced, as the host recorded it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArtifactRecord {
     pub path: String,
     pub media_type: String,
@@ -59,7 +79,7 @@ pub struct ArtifactRecord {
 }
 
 /// Everything known about one step after the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub stage: String,
     pub step: String,
@@ -120,11 +140,47 @@ pub async fn run(
     pipeline: &Pipeline,
     plugins: &HashMap<PluginRef, Arc<LoadedPlugin>>,
     opts: RunOptions,
-) -> std::io::Result<RunResult> {
+) -> std::io::Result<RunEnd> {
     let started = Instant::now();
-    let started_at = SystemTime::now();
+    let mut started_at = SystemTime::now();
     let run_id = opts.run_id.clone();
     let run_dir = opts.run_dir.path().to_path_buf();
+    let mut gates = HashMap::new();
+    let mut no_wait = false;
+    let mut restored = None;
+    let journal = match opts.durable {
+        None => None,
+        Some(d) => {
+            let journal = Arc::new(durable::Journal::new(
+                d.store,
+                &run_id,
+                &pipeline.name,
+                d.clock,
+                d.holder.clone(),
+            ));
+            gates = d.gates;
+            no_wait = d.no_wait;
+            match d.new_run {
+                Some(new_run) => {
+                    journal.write(|s| s.create_run(&new_run, &d.holder));
+                }
+                None => {
+                    let at = journal.now();
+                    journal.write(|s| {
+                        s.set_run_state(&run_id, crate::state::RunState::Running, None, at)
+                    });
+                    if let Some(row) = journal.write(|s| s.run(&run_id)) {
+                        started_at = SystemTime::from(row.started_at);
+                    }
+                    restored = durable::Restored::load(&journal);
+                }
+            }
+            if let Some(e) = journal.failure() {
+                return Err(std::io::Error::other(e));
+            }
+            Some(journal)
+        }
+    };
     opts.events.send(Event::RunStarted {
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
@@ -152,7 +208,23 @@ pub async fn run(
         outputs: Mutex::new(Vec::new()),
         plugins_used: Mutex::new(Vec::new()),
         artifact: Mutex::new(None),
+        journal: journal.clone(),
+        attempt_base: restored
+            .as_ref()
+            .map(|r| r.attempts.clone())
+            .unwrap_or_default(),
     });
+    // A resumed run's outputs, plugins and artifact come back from its finished steps,
+    // in pipeline order.
+    if let Some(restored) = &restored {
+        for stage in &pipeline.stages {
+            for step in &stage.steps {
+                if let Some(rec) = restored.steps.get(&(stage.name.clone(), step.id.clone())) {
+                    ctx.take_back(rec);
+                }
+            }
+        }
+    }
     // Steps that may start programs get prepared sandbox holders, made ahead.
     let native_steps = pipeline
         .stages
@@ -167,24 +239,103 @@ pub async fn run(
     let semaphore = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut records = Vec::new();
     let mut failed_stage: Option<String> = None;
+    let mut denied: Option<String> = None;
+    let no_restored = HashMap::new();
     for stage in &pipeline.stages {
         if let Some(failed) = &failed_stage {
+            let why = if denied.is_some() {
+                format!("not run: the gates of stage `{failed}` denied the run")
+            } else {
+                format!("not run: stage `{failed}` failed")
+            };
             for step in &stage.steps {
-                let rec = skipped(
-                    &ctx,
-                    stage,
-                    step,
-                    format!("not run: stage `{failed}` failed"),
-                );
-                records.push(rec);
+                records.push(skipped(&ctx, stage, step, why.clone()));
             }
             continue;
+        }
+        let stage_restored: HashMap<String, StepRecord> = restored
+            .as_ref()
+            .map(|r| {
+                r.steps
+                    .iter()
+                    .filter(|((s, _), _)| s == &stage.name)
+                    .map(|((_, step), rec)| (step.clone(), rec.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(journal) = &journal {
+            let stage_gates = gates.get(&stage.name).map_or(&[][..], Vec::as_slice);
+            let done_before = restored.as_ref().is_some_and(|r| {
+                r.stage_done(&stage.name)
+                    && stage
+                        .steps
+                        .iter()
+                        .all(|s| stage_restored.contains_key(&s.id))
+            });
+            if !done_before {
+                let entry = durable::enter_stage(
+                    journal,
+                    stage,
+                    stage_gates,
+                    restored.as_ref(),
+                    no_wait,
+                    &ctx.events,
+                )
+                .await;
+                match entry {
+                    None => {
+                        return Err(std::io::Error::other(journal.failure().unwrap_or_default()));
+                    }
+                    Some(durable::Entry::Enter) => {}
+                    Some(durable::Entry::Stop(stopped)) => {
+                        let (state, reason) = match &stopped {
+                            durable::Stopped::Waiting { reason, .. } => ("waiting", reason.clone()),
+                            durable::Stopped::Superseded { stage, by } => (
+                                "superseded",
+                                format!("run {by} took its place in the queue of stage `{stage}`"),
+                            ),
+                        };
+                        ctx.events.send(Event::RunStopped {
+                            run_id: run_id.clone(),
+                            state: state.to_string(),
+                            reason,
+                        });
+                        return Ok(RunEnd::Stopped(stopped));
+                    }
+                    Some(durable::Entry::Denied(reason)) => {
+                        let at = journal.now();
+                        journal.write(|s| s.exit_stage(&run_id, &stage.name, "denied", at));
+                        for step in &stage.steps {
+                            records.push(skipped(
+                                &ctx,
+                                stage,
+                                step,
+                                "not run: the stage's gates denied the run".into(),
+                            ));
+                        }
+                        failed_stage = Some(stage.name.clone());
+                        denied = Some(reason);
+                        continue;
+                    }
+                }
+            }
         }
         let stage_started = Instant::now();
         ctx.events.send(Event::StageStarted {
             stage: stage.name.clone(),
         });
-        let stage_records = run_stage(&ctx, stage, plugins, &semaphore).await;
+        let stage_records = run_stage(
+            &ctx,
+            stage,
+            plugins,
+            &semaphore,
+            if stage_restored.is_empty() {
+                &no_restored
+            } else {
+                &stage_restored
+            },
+        )
+        .await;
         let status = if stage_records.iter().any(|r| r.status == Status::Failed) {
             Status::Failed
         } else if stage_records.iter().any(|r| r.status == Status::Warned) {
@@ -192,6 +343,13 @@ pub async fn run(
         } else {
             Status::Passed
         };
+        if let Some(journal) = &journal {
+            let at = journal.now();
+            journal.write(|s| s.exit_stage(&run_id, &stage.name, status.as_str(), at));
+            if let Some(e) = journal.failure() {
+                return Err(std::io::Error::other(e));
+            }
+        }
         ctx.events.send(Event::StageFinished {
             stage: stage.name.clone(),
             status,
@@ -209,13 +367,15 @@ pub async fn run(
     } else {
         Status::Passed
     };
-    let reason = failed_stage.as_ref().map(|stage| {
-        let failed: Vec<&str> = records
-            .iter()
-            .filter(|r| &r.stage == stage && r.status == Status::Failed)
-            .map(|r| r.step.as_str())
-            .collect();
-        format!("stage `{stage}` failed (step {})", failed.join(", "))
+    let reason = denied.clone().or_else(|| {
+        failed_stage.as_ref().map(|stage| {
+            let failed: Vec<&str> = records
+                .iter()
+                .filter(|r| &r.stage == stage && r.status == Status::Failed)
+                .map(|r| r.step.as_str())
+                .collect();
+            format!("stage `{stage}` failed (step {})", failed.join(", "))
+        })
     });
     let artifact = lock(&ctx.artifact).clone();
     let result = RunResult {
@@ -231,13 +391,25 @@ pub async fn run(
         steps: records,
     };
     write_json(&ctx.run_dir, "run.json", &result)?;
+    if let Some(journal) = &journal {
+        let state = match status {
+            Status::Failed => crate::state::RunState::Failed,
+            Status::Warned => crate::state::RunState::Warned,
+            _ => crate::state::RunState::Passed,
+        };
+        let at = journal.now();
+        journal.write(|s| s.set_run_state(&run_id, state, reason.as_deref(), at));
+        if let Some(e) = journal.failure() {
+            return Err(std::io::Error::other(e));
+        }
+    }
     ctx.events.send(Event::RunFinished {
         run_id,
         status,
         duration: started.elapsed(),
         reason,
     });
-    Ok(result)
+    Ok(RunEnd::Finished(Box::new(result)))
 }
 
 /// What every step of a run shares.
@@ -259,6 +431,69 @@ struct RunContext {
     plugins_used: Mutex<Vec<types::PluginUse>>,
     /// The artifact under test: the first deliverable with a version a step reported.
     artifact: Mutex<Option<types::Artifact>>,
+    /// Where a durable run records itself.
+    journal: Option<Arc<durable::Journal>>,
+    /// A resumed run's highest recorded attempt per (stage, step): new attempts count on.
+    attempt_base: HashMap<(String, String), u32>,
+}
+
+impl RunContext {
+    /// Take back what a finished step gave the run: its outputs, its plugin, the
+    /// artifact it reported.
+    fn take_back(&self, rec: &StepRecord) {
+        if let Some(report) = &rec.report {
+            let mut outputs = lock(&self.outputs);
+            for (name, value) in &report.outputs {
+                outputs.push(types::StepOutput {
+                    step: rec.step.clone(),
+                    name: name.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        if rec.attempts > 0
+            && let Some(digest) = &rec.plugin_digest
+        {
+            lock(&self.plugins_used).push(types::PluginUse {
+                step: rec.step.clone(),
+                uses: rec.uses.clone(),
+                digest: digest.clone(),
+            });
+        }
+        self.note_artifact(&rec.artifacts);
+    }
+
+    /// The first deliverable with a version becomes the run's artifact (recorded).
+    fn note_artifact(&self, artifacts: &[ArtifactRecord]) {
+        let mut artifact = lock(&self.artifact);
+        if artifact.is_some() {
+            return;
+        }
+        *artifact = artifacts
+            .iter()
+            .find(|a| a.version.is_some())
+            .map(|a| types::Artifact {
+                name: a.name.clone().unwrap_or_else(|| a.path.clone()),
+                version: a.version.clone().unwrap_or_default(),
+                digest: a.digest.clone(),
+            });
+        if let (Some(a), Some(journal)) = (artifact.as_ref(), &self.journal) {
+            let row = crate::state::ArtifactRow {
+                name: a.name.clone(),
+                version: Some(a.version.clone()),
+                digest: a.digest.clone(),
+            };
+            journal.write(|s| s.set_run_artifact(&self.run_id, &row));
+        }
+    }
+
+    /// A step's final record (with its last attempt's end, when one is pending), in
+    /// the store before its end is shown.
+    fn record_finished(&self, rec: &StepRecord, last_attempt: Option<crate::state::AttemptRow>) {
+        if let Some(journal) = &self.journal {
+            journal.finish_step(rec, last_attempt);
+        }
+    }
 }
 
 /// Lock a mutex of the run's shared state; a step that panicked while holding it
@@ -268,6 +503,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRecord {
+    let record = StepRecord {
+        stage: stage.name.clone(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: None,
+        plugin_name: None,
+        plugin_version: None,
+        status: Status::Skipped,
+        summary: why.clone(),
+        attempts: 0,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: None,
+        log_tail: vec![],
+    };
+    ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
         stage: stage.name.clone(),
         step: step.id.clone(),
@@ -278,22 +530,7 @@ fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRec
         log_tail: vec![],
         log: None,
     });
-    StepRecord {
-        stage: stage.name.clone(),
-        step: step.id.clone(),
-        uses: step.uses.to_string(),
-        plugin_digest: None,
-        plugin_name: None,
-        plugin_version: None,
-        status: Status::Skipped,
-        summary: why,
-        attempts: 0,
-        duration_ms: 0,
-        report: None,
-        artifacts: vec![],
-        log: None,
-        log_tail: vec![],
-    }
+    record
 }
 
 async fn run_stage(
@@ -301,11 +538,26 @@ async fn run_stage(
     stage: &Stage,
     plugins: &HashMap<PluginRef, Arc<LoadedPlugin>>,
     semaphore: &Arc<Semaphore>,
+    restored: &HashMap<String, StepRecord>,
 ) -> Vec<StepRecord> {
     let mut done: HashMap<String, Status> = HashMap::new();
     let mut started: Vec<bool> = vec![false; stage.steps.len()];
     let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
     let mut running: JoinSet<(usize, StepRecord)> = JoinSet::new();
+    // Steps that finished before a resume are never run again.
+    for (i, step) in stage.steps.iter().enumerate() {
+        if let Some(rec) = restored.get(&step.id) {
+            ctx.events.send(Event::StepRestored {
+                stage: stage.name.clone(),
+                step: step.id.clone(),
+                status: rec.status,
+                summary: rec.summary.clone(),
+            });
+            started[i] = true;
+            done.insert(step.id.clone(), rec.status);
+            records[i] = Some(rec.clone());
+        }
+    }
     loop {
         for (i, step) in stage.steps.iter().enumerate() {
             if started[i] || !step.needs.iter().all(|n| done.contains_key(n)) {
@@ -398,6 +650,23 @@ fn internal_failure(
         .unwrap_or_else(|| "unknown panic".into());
     let summary =
         format!("internal error in the runner (a bug in sluice, please report it): {what}");
+    let record = StepRecord {
+        stage: stage.to_string(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: None,
+        plugin_name: None,
+        plugin_version: None,
+        status: Status::Failed,
+        summary: summary.clone(),
+        attempts: 1,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: None,
+        log_tail: vec![],
+    };
+    ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -408,34 +677,27 @@ fn internal_failure(
         log_tail: vec![],
         log: None,
     });
-    StepRecord {
-        stage: stage.to_string(),
-        step: step.id.clone(),
-        uses: step.uses.to_string(),
-        plugin_digest: None,
-        plugin_name: None,
-        plugin_version: None,
-        status: Status::Failed,
-        summary,
-        attempts: 1,
-        duration_ms: 0,
-        report: None,
-        artifacts: vec![],
-        log: None,
-        log_tail: vec![],
-    }
+    record
 }
 
 async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
     let started = Instant::now();
     let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
-    let name = format!("{}.log", step.id);
     let log = match ctx
         .run_dir
         .dir("logs")
         .and_then(|logs| logs.dir(stage))
-        .and_then(|dir| Ok((dir.create_file(&name)?, dir.path().join(&name))))
-    {
+        .and_then(|dir| {
+            // A step run again after a resume keeps the log of its interrupted run.
+            let name = (1..)
+                .map(|n| match n {
+                    1 => format!("{}.log", step.id),
+                    n => format!("{}.{n}.log", step.id),
+                })
+                .find(|name| !dir.contains(name))
+                .expect("some name is free");
+            Ok((dir.create_file(&name)?, dir.path().join(&name)))
+        }) {
         Ok((file, path)) => {
             StepLog::create(file, path, ctx.log_limit, events, ctx.redactor.clone())
         }
@@ -464,6 +726,8 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         log: log.path().map(|p| p.display().to_string()),
         log_tail: vec![],
     };
+    // The end of the step's last attempt, recorded with the step's final record.
+    let mut last_attempt = None;
     let outcome = match StepSandbox::resolve(
         step,
         ctx.workdir.clone(),
@@ -486,7 +750,17 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
                     secrets: names,
                 });
             }
-            let outcome = attempts(ctx, stage, step, plugin, &sandbox, &log, &mut record).await;
+            let outcome = attempts(
+                ctx,
+                stage,
+                step,
+                plugin,
+                &sandbox,
+                &log,
+                &mut record,
+                &mut last_attempt,
+            )
+            .await;
             // A sandbox still being made (the step ended before its first program)
             // is abandoned: nothing of the step outlives it.
             sandbox.end_step();
@@ -502,20 +776,7 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
                 types::Status::Failed => Status::Failed,
             };
             record.summary = report.summary.clone();
-            {
-                let mut artifact = lock(&ctx.artifact);
-                if artifact.is_none() {
-                    *artifact =
-                        artifacts
-                            .iter()
-                            .find(|a| a.version.is_some())
-                            .map(|a| types::Artifact {
-                                name: a.name.clone().unwrap_or_else(|| a.path.clone()),
-                                version: a.version.clone().unwrap_or_default(),
-                                digest: a.digest.clone(),
-                            });
-                }
-            }
+            ctx.note_artifact(&artifacts);
             record.artifacts = artifacts;
             let mut outputs = lock(&ctx.outputs);
             for (name, value) in &report.outputs {
@@ -563,6 +824,7 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     {
         tracing::error!("cannot record step {}: {e}", step.id);
     }
+    ctx.record_finished(&record, last_attempt);
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -576,7 +838,9 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
     record
 }
 
-/// Run attempts until one passes or the retries are used up.
+/// Run attempts until one passes or the retries are used up. The step's record and
+/// its last attempt's end (recorded later, with the step's final record) are outputs.
+#[allow(clippy::too_many_arguments)]
 async fn attempts(
     ctx: &RunContext,
     stage: &str,
@@ -585,16 +849,24 @@ async fn attempts(
     sandbox: &StepSandbox,
     log: &StepLog,
     record: &mut StepRecord,
+    last_attempt: &mut Option<crate::state::AttemptRow>,
 ) -> Result<(types::Report, Vec<ArtifactRecord>), StepFailure> {
     let limits = AttemptLimits {
         timeout: step.timeout,
         memory: step.memory,
     };
     let config = step.with.to_string();
+    let key = (stage.to_string(), step.id.clone());
+    // After a resume, attempts are numbered on from the last one recorded.
+    let base = ctx.attempt_base.get(&key).copied().unwrap_or(0);
     let mut attempt = 0;
     loop {
         attempt += 1;
         record.attempts = attempt;
+        let attempt_started = ctx.journal.as_ref().map(|j| {
+            j.start_attempt(stage, &step.id, base + attempt);
+            j.now()
+        });
         ctx.events.send(Event::StepStarted {
             stage: stage.to_string(),
             step: step.id.clone(),
@@ -664,6 +936,41 @@ async fn attempts(
         // A failed program's denied file access names the grant to add.
         let result =
             crate::capabilities::denials::explain_failure(result, sandbox.take_access_hints());
+        let mut attempt_end = None;
+        if let (Some(journal), Some(started_at)) = (&ctx.journal, attempt_started) {
+            let (status, summary, report) = match &result {
+                Ok((report, _)) => (
+                    match report.status {
+                        types::Status::Passed => Status::Passed,
+                        types::Status::Warned => Status::Warned,
+                        types::Status::Skipped => Status::Skipped,
+                        types::Status::Failed => Status::Failed,
+                    },
+                    report.summary.clone(),
+                    serde_json::to_value(report).ok(),
+                ),
+                Err(f) => (
+                    Status::Failed,
+                    ctx.redactor.redact(&f.to_string()).into_owned(),
+                    None,
+                ),
+            };
+            attempt_end = Some(crate::state::AttemptRow {
+                run_id: ctx.run_id.clone(),
+                stage: stage.to_string(),
+                step: step.id.clone(),
+                attempt: base + attempt,
+                started_at,
+                finished_at: Some(journal.now()),
+                status: Some(status.as_str().to_string()),
+                summary: Some(summary),
+                report,
+                log: log.path().map(|p| {
+                    let rel = p.strip_prefix(ctx.run_dir.path()).unwrap_or(&p);
+                    rel.display().to_string()
+                }),
+            });
+        }
         let reason = match &result {
             Ok((report, _)) if report.status == types::Status::Failed => {
                 Some(report.summary.clone())
@@ -674,6 +981,9 @@ async fn attempts(
         };
         match reason {
             Some(reason) if attempt <= step.retries => {
+                if let (Some(journal), Some(row)) = (&ctx.journal, attempt_end) {
+                    journal.finish_attempt(row);
+                }
                 let delay = step.retry_delay.saturating_mul(1 << (attempt - 1).min(16));
                 log.line(
                     Source::Runner,
@@ -691,7 +1001,11 @@ async fn attempts(
                 });
                 tokio::time::sleep(delay).await;
             }
-            _ => return result,
+            _ => {
+                // The last attempt's end is recorded with the step's final record.
+                *last_attempt = attempt_end;
+                return result;
+            }
         }
     }
 }

@@ -1,0 +1,506 @@
+//! The durable side of a run: the [`Journal`] every transition is written to before it
+//! is shown, the entry of a stage (queue, every gate evaluated at one instant, the
+//! stage claimed, or a wait that shows what would clear it), and what a resumed run
+//! takes back from the record (finished steps, attempt numbers).
+//!
+//! No SQL here: every statement lives in [`crate::state`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::Clock;
+use crate::config::Stage;
+use crate::events::{Event, EventSink, GateShown};
+use crate::gates::{self, Decision, Evaluation, Gate, GateInput};
+use crate::state::{
+    AttemptRow, GateEvaluationRow, Holder, NewRun, RunState, StageClaim, StageRow, StateError,
+    StepRow, Store,
+};
+
+use super::StepRecord;
+
+/// What makes a run durable: where it is recorded, what time it is, who drives it.
+pub struct DurableOptions {
+    /// Shared: the command that started the run records its interruption through it.
+    pub store: Arc<Store>,
+    pub clock: Arc<dyn Clock>,
+    /// This process, as recorded with the run and every stage it claims.
+    pub holder: Holder,
+    /// Stop at a gate that waits (record the run `waiting`) instead of waiting in the
+    /// process.
+    pub no_wait: bool,
+    /// `Some` for a new run (recorded before anything is shown); `None` when resuming a
+    /// run already recorded and claimed.
+    pub new_run: Option<NewRun>,
+    /// The gates of each stage, by stage name.
+    pub gates: HashMap<String, Vec<Box<dyn Gate>>>,
+}
+
+/// Why a run stopped before its end.
+#[derive(Debug, Clone)]
+pub enum Stopped {
+    /// `--no-wait` at a gate that waits; `sluice resume` continues it.
+    Waiting { stage: String, reason: String },
+    /// A newer run took this run's place in a stage's queue.
+    Superseded { stage: String, by: String },
+}
+
+/// The state store of one run, shared by its steps. A write that fails is kept and
+/// ends the run (nothing is shown that was not recorded).
+pub struct Journal {
+    store: Arc<Store>,
+    pub(super) run_id: String,
+    pub(super) pipeline: String,
+    clock: Arc<dyn Clock>,
+    holder: Holder,
+    failure: Mutex<Option<String>>,
+}
+
+impl Journal {
+    pub(super) fn new(
+        store: Arc<Store>,
+        run_id: &str,
+        pipeline: &str,
+        clock: Arc<dyn Clock>,
+        holder: Holder,
+    ) -> Journal {
+        Journal {
+            store,
+            run_id: run_id.to_string(),
+            pipeline: pipeline.to_string(),
+            clock,
+            holder,
+            failure: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// Run one store call; a failure is kept (the first one) and `None` returned.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T, StateError>) -> Option<T> {
+        let result = f(&self.store);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!("cannot record the run: {e}");
+                super::lock(&self.failure).get_or_insert(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The first write that failed, if any.
+    pub(super) fn failure(&self) -> Option<String> {
+        super::lock(&self.failure).clone()
+    }
+
+    /// A step attempt starts (recorded before it is shown or run).
+    pub(super) fn start_attempt(&self, stage: &str, step: &str, attempt: u32) {
+        let at = self.now();
+        self.write(|s| s.start_attempt(&self.run_id, stage, step, attempt, at));
+    }
+
+    pub(super) fn finish_attempt(&self, row: AttemptRow) {
+        self.write(|s| s.finish_attempt(&row));
+    }
+
+    /// A step's final record: after this, resume never runs it again. With the step's
+    /// last attempt, both are one transaction.
+    pub(super) fn finish_step(&self, record: &StepRecord, last_attempt: Option<AttemptRow>) {
+        let row = StepRow {
+            run_id: self.run_id.clone(),
+            stage: record.stage.clone(),
+            step: record.step.clone(),
+            status: record.status.as_str().to_string(),
+            summary: record.summary.clone(),
+            attempts: record.attempts,
+            record: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
+            finished_at: self.now(),
+        };
+        match last_attempt {
+            Some(attempt) => self.write(|s| s.finish_attempt_and_step(&attempt, &row)),
+            None => self.write(|s| s.finish_step(&row)),
+        };
+    }
+}
+
+impl Drop for Journal {
+    /// The run is done with the store: leave no write-ahead log for the next process
+    /// to replay (the log's file cannot be removed by path once the runner's folders
+    /// are covered).
+    fn drop(&mut self) {
+        if let Err(e) = self.store.checkpoint() {
+            tracing::warn!("cannot checkpoint the state database: {e}");
+        }
+    }
+}
+
+/// What a resumed run takes back from the record.
+#[derive(Default)]
+pub(super) struct Restored {
+    /// Finished steps by (stage, step): never run again.
+    pub steps: HashMap<(String, String), StepRecord>,
+    /// The highest attempt number recorded per (stage, step), finished or not: a
+    /// re-run attempt gets the next number.
+    pub attempts: HashMap<(String, String), u32>,
+    /// The stages as recorded.
+    pub stages: Vec<StageRow>,
+}
+
+impl Restored {
+    pub(super) fn load(journal: &Journal) -> Option<Restored> {
+        let run_id = journal.run_id.clone();
+        let (steps, attempts, stages) = journal.write(|s| {
+            Ok((
+                s.finished_steps(&run_id)?,
+                s.attempts(&run_id)?,
+                s.stages(&run_id)?,
+            ))
+        })?;
+        let mut restored = Restored {
+            stages,
+            ..Restored::default()
+        };
+        for row in steps {
+            match serde_json::from_value::<StepRecord>(row.record.clone()) {
+                Ok(rec) => {
+                    restored.steps.insert((row.stage, row.step), rec);
+                }
+                Err(e) => {
+                    // A record this sluice cannot read: the step runs again rather than
+                    // the run reporting a step it knows nothing about.
+                    tracing::warn!(
+                        "run {run_id}: the record of step {}/{} cannot be read ({e}); it runs again",
+                        row.stage,
+                        row.step
+                    );
+                }
+            }
+        }
+        for a in attempts {
+            let n = restored.attempts.entry((a.stage, a.step)).or_insert(0);
+            *n = (*n).max(a.attempt);
+        }
+        Some(restored)
+    }
+
+    fn stage(&self, stage: &str) -> Option<&StageRow> {
+        self.stages.iter().rev().find(|s| s.stage == stage)
+    }
+
+    /// Whether the stage was left with a success (its steps are all restored).
+    pub(super) fn stage_done(&self, stage: &str) -> bool {
+        self.stage(stage).is_some_and(|s| {
+            s.exited_at.is_some() && matches!(s.status.as_deref(), Some("passed" | "warned"))
+        })
+    }
+
+    /// Whether the run had entered the stage (its gates let it in) without leaving it.
+    pub(super) fn stage_entered(&self, stage: &str) -> bool {
+        self.stage(stage)
+            .is_some_and(|s| s.entered_at.is_some() && s.exited_at.is_none())
+    }
+}
+
+/// How the entry of a stage ended.
+pub(super) enum Entry {
+    /// The run holds the stage.
+    Enter,
+    /// A gate denied: the run fails with this reason.
+    Denied(String),
+    /// The run stops here (waiting with `--no-wait`, or superseded).
+    Stop(Stopped),
+}
+
+/// The exact command that overrides one gate of one stage for a run.
+pub fn override_command(run_id: &str, stage: &str, gate: &str) -> String {
+    format!("sluice override {run_id} --gate {gate} --stage {stage} --reason \"...\"")
+}
+
+/// The decision's name as recorded and shown.
+pub fn decision_name(e: &Evaluation) -> &'static str {
+    if e.overridden_by.is_some() {
+        return "overridden";
+    }
+    match e.decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Wait { .. } => "wait",
+        Decision::Deny { .. } => "deny",
+    }
+}
+
+fn decision_reason(d: &Decision) -> &str {
+    match d {
+        Decision::Allow { reason } | Decision::Wait { reason, .. } | Decision::Deny { reason } => {
+            reason
+        }
+    }
+}
+
+/// A gate evaluation as shown.
+pub fn gate_shown(e: &Evaluation) -> GateShown {
+    GateShown {
+        gate: e.gate.clone(),
+        kind: e.kind.clone(),
+        decision: decision_name(e).to_string(),
+        reason: decision_reason(&e.decision).to_string(),
+        until: match &e.decision {
+            Decision::Wait {
+                until: Some(until), ..
+            } => Some(until.to_string()),
+            _ => None,
+        },
+        overridden_by: e
+            .overridden_by
+            .as_ref()
+            .map(|o| format!("{}: {}", o.actor, o.reason)),
+    }
+}
+
+/// What would clear the gates that hold a run: each gate's own hint, and the override
+/// of each gate that waits or denies.
+pub fn clear_commands(run_id: &str, stage: &str, evaluations: &[Evaluation]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in evaluations {
+        if e.overridden_by.is_some() || matches!(e.decision, Decision::Allow { .. }) {
+            continue;
+        }
+        let command = override_command(run_id, stage, &e.gate);
+        match &e.clear_hint {
+            // A gate's own hint may already name its override.
+            Some(hint) if hint.contains("sluice override") => out.push(hint.clone()),
+            Some(hint) => {
+                out.push(hint.clone());
+                out.push(command);
+            }
+            None => out.push(command),
+        }
+    }
+    out
+}
+
+/// What the gates of one stage look at for one run, read from the store at one instant.
+pub struct GateFacts {
+    pub approvals: Vec<crate::state::ApprovalRow>,
+    pub overrides: Vec<crate::state::OverrideRow>,
+    pub artifact: Option<crate::state::ArtifactRow>,
+}
+
+impl GateFacts {
+    pub fn read(
+        store: &Store,
+        run_id: &str,
+        stage: &str,
+        now: jiff::Timestamp,
+    ) -> Result<GateFacts, StateError> {
+        Ok(GateFacts {
+            approvals: store.approvals(run_id, stage)?,
+            overrides: store.active_overrides(run_id, stage, now)?,
+            artifact: store.run(run_id)?.artifact,
+        })
+    }
+
+    /// Evaluate every gate of `stage` for the run at `now` (explain uses it too: it
+    /// writes nothing).
+    pub async fn evaluate(
+        &self,
+        pipeline: &str,
+        run_id: &str,
+        stage: &str,
+        gates: &[Box<dyn Gate>],
+        now: jiff::Timestamp,
+    ) -> gates::Verdict {
+        let input = GateInput {
+            pipeline,
+            run_id,
+            stage,
+            now,
+            approvals: &self.approvals,
+            artifact: self.artifact.as_ref(),
+        };
+        gates::evaluate_stage(gates, &input, &self.overrides).await
+    }
+}
+
+/// Bring the run into `stage`: queue for it (superseding older queued runs of the
+/// pipeline), evaluate every gate at one instant and record each evaluation, claim the
+/// stage. While something holds the run it waits in the process, re-evaluating every
+/// poll interval and showing what it waits for, or, with `no_wait`, records the run
+/// `waiting` and stops.
+pub(super) async fn enter_stage(
+    journal: &Journal,
+    stage: &Stage,
+    gates: &[Box<dyn Gate>],
+    restored: Option<&Restored>,
+    no_wait: bool,
+    events: &EventSink,
+) -> Option<Entry> {
+    let run_id = journal.run_id.clone();
+    let name = stage.name.clone();
+    // A stage entered before the runner stopped was already let in by its gates.
+    let already_in = restored.is_some_and(|r| r.stage_entered(&name));
+    if !already_in {
+        let at = journal.now();
+        let superseded = journal.write(|s| s.queue_for_stage(&run_id, &name, at))?;
+        for old in superseded {
+            tracing::info!("run {old} is superseded by run {run_id} at stage {name}");
+        }
+    }
+    let mut shown_key: Option<String> = None;
+    let mut last_recorded: HashMap<String, (String, String)> = HashMap::new();
+    loop {
+        let now = journal.now();
+        // A newer run may have taken this run's place while it waited.
+        let row = journal.write(|s| s.run(&run_id))?;
+        if row.state == RunState::Superseded {
+            return Some(Entry::Stop(Stopped::Superseded {
+                stage: name,
+                by: row.superseded_by.unwrap_or_else(|| "a newer run".into()),
+            }));
+        }
+        let verdict = if already_in || gates.is_empty() {
+            None
+        } else {
+            let facts = journal.write(|s| GateFacts::read(s, &run_id, &name, now))?;
+            let verdict = facts
+                .evaluate(&journal.pipeline, &run_id, &name, gates, now)
+                .await;
+            // Every evaluation that changed is recorded (the first, and each change).
+            let rows: Vec<GateEvaluationRow> = verdict
+                .evaluations
+                .iter()
+                .filter(|e| {
+                    let key = (
+                        decision_name(e).to_string(),
+                        decision_reason(&e.decision).to_string(),
+                    );
+                    last_recorded.insert(e.gate.clone(), key.clone()) != Some(key)
+                })
+                .map(|e| GateEvaluationRow {
+                    run_id: run_id.clone(),
+                    stage: name.clone(),
+                    gate: e.gate.clone(),
+                    kind: e.kind.clone(),
+                    evaluated_at: now,
+                    decision: decision_name(e).to_string(),
+                    reason: decision_reason(&e.decision).to_string(),
+                    until: match &e.decision {
+                        Decision::Wait { until, .. } => *until,
+                        _ => None,
+                    },
+                    evidence: e.evidence.clone(),
+                    since: now,
+                })
+                .collect();
+            if !rows.is_empty() {
+                journal.write(|s| s.record_gate_evaluations(&rows))?;
+            }
+            Some(verdict)
+        };
+        let wait_reason = match verdict.as_ref().map(|v| &v.decision) {
+            Some(Decision::Deny { .. }) => {
+                let v = verdict.as_ref().expect("a verdict");
+                show_gates(events, &run_id, &name, v, &mut shown_key);
+                let denied = v
+                    .evaluations
+                    .iter()
+                    .filter(|e| e.overridden_by.is_none())
+                    .find_map(|e| match &e.decision {
+                        Decision::Deny { reason } => {
+                            Some(format!("gate `{}` denied: {reason}", e.gate))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "a gate denied".into());
+                return Some(Entry::Denied(format!("stage `{name}`: {denied}")));
+            }
+            Some(Decision::Wait { .. }) => {
+                let v = verdict.as_ref().expect("a verdict");
+                let holding: Vec<String> = v
+                    .evaluations
+                    .iter()
+                    .filter(|e| {
+                        e.overridden_by.is_none() && !matches!(e.decision, Decision::Allow { .. })
+                    })
+                    .map(|e| format!("gate `{}`: {}", e.gate, decision_reason(&e.decision)))
+                    .collect();
+                format!("stage `{name}`: {}", holding.join("; "))
+            }
+            Some(Decision::Allow { .. }) | None => {
+                let holder = journal.holder.clone();
+                match journal.write(|s| s.claim_stage(&run_id, &name, &holder, now))? {
+                    StageClaim::Held => {
+                        if let Some(v) = &verdict {
+                            for e in &v.evaluations {
+                                if let Some(o) = &e.overridden_by {
+                                    journal.write(|s| s.use_override(o.id, now))?;
+                                }
+                            }
+                            show_gates(events, &run_id, &name, v, &mut shown_key);
+                        }
+                        return Some(Entry::Enter);
+                    }
+                    StageClaim::Superseded { by } => {
+                        return Some(Entry::Stop(Stopped::Superseded { stage: name, by }));
+                    }
+                    StageClaim::Busy { holder_run } => {
+                        if let Some(v) = &verdict {
+                            show_gates(events, &run_id, &name, v, &mut shown_key);
+                        }
+                        format!("stage `{name}` is busy with run {holder_run}")
+                    }
+                }
+            }
+        };
+        if let Some(v) = &verdict {
+            show_gates(events, &run_id, &name, v, &mut shown_key);
+        }
+        if no_wait {
+            let at = journal.now();
+            journal
+                .write(|s| s.set_run_state(&run_id, RunState::Waiting, Some(&wait_reason), at))?;
+            return Some(Entry::Stop(Stopped::Waiting {
+                stage: name,
+                reason: wait_reason,
+            }));
+        }
+        let key = format!("waiting:{wait_reason}");
+        if shown_key.as_deref() != Some(key.as_str()) {
+            events.send(Event::StageWaiting {
+                stage: name.clone(),
+                reason: wait_reason,
+            });
+            shown_key = Some(key);
+        }
+        tokio::time::sleep(journal.clock.poll_interval()).await;
+    }
+}
+
+/// Show the gates' verdict when it differs from what was shown last.
+fn show_gates(
+    events: &EventSink,
+    run_id: &str,
+    stage: &str,
+    verdict: &gates::Verdict,
+    shown_key: &mut Option<String>,
+) {
+    let gates: Vec<GateShown> = verdict.evaluations.iter().map(gate_shown).collect();
+    let verdict_name = match verdict.decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Wait { .. } => "wait",
+        Decision::Deny { .. } => "deny",
+    };
+    let key = serde_json::to_string(&(verdict_name, &gates)).unwrap_or_default();
+    if shown_key.as_deref() == Some(key.as_str()) {
+        return;
+    }
+    *shown_key = Some(key);
+    events.send(Event::Gates {
+        stage: stage.to_string(),
+        verdict: verdict_name.to_string(),
+        clear: clear_commands(run_id, stage, &verdict.evaluations),
+        gates,
+    });
+}
