@@ -18,6 +18,10 @@
 //!
 //! A denied request fails with `error-code.HTTP-request-denied`, and the step log says
 //! which grant to add.
+//!
+//! [`add_to_linker`] links `wasi:http` with our own `outgoing-handler.handle`, which
+//! frees the `request-options` a plugin passes (wasmtime-wasi-http 48's never does, so a
+//! step sending options with every request ran out of resource slots).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,7 +41,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::bindings::http::{outgoing_handler, types as http_types};
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use crate::capabilities::egress::NetAccess;
 use crate::capabilities::logs::{Source, StepLog};
@@ -56,6 +67,54 @@ type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
 )>;
+
+/// The `wasi:http` version whose `outgoing-handler` we link (that of wasmtime-wasi-http
+/// 48's WIT; guests importing an older 0.2 match it by semver).
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// Links `wasi:http/types` as wasmtime-wasi-http has it, and our own
+/// `wasi:http/outgoing-handler.handle` (in place of `add_only_http_to_linker_async`):
+/// wasmtime-wasi-http's `handle` (which builds the request and calls
+/// [`StepHttp::send_request`]), after which the `request-options` it was given are
+/// deleted from the step's resource table.
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    let options = http_types::LinkOptions::default();
+    http_types::add_to_linker::<T, wasmtime_wasi_http::WasiHttp>(linker, &options, T::http)?;
+    linker.instance(OUTGOING_HANDLER)?.func_wrap(
+        "handle",
+        |mut store: StoreContextMut<'_, T>,
+         (request, options): (
+            Resource<HostOutgoingRequest>,
+            Option<Resource<RequestOptions>>,
+        )| {
+            let mut view = store.data_mut().http();
+            Ok((handle(&mut view, request, options)?,))
+        },
+    )?;
+    Ok(())
+}
+
+/// `outgoing-handler.handle`: the stock one, then the options are freed; an error code
+/// goes back to the guest, any other error traps.
+fn handle(
+    view: &mut WasiHttpCtxView<'_>,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<RequestOptions>>,
+) -> wasmtime::Result<Result<Resource<HostFutureIncomingResponse>, ErrorCode>> {
+    // The stock `handle` reads (a copy of) the options and leaves them in the table; it
+    // is lent the same entry, deleted here whatever the outcome.
+    let lent = options.as_ref().map(|o| Resource::new_own(o.rep()));
+    let result = outgoing_handler::Host::handle(view, request, lent);
+    if let Some(options) = options {
+        // The guest gave its handle up, so nothing else refers to the entry; one that is
+        // already gone (it cannot be) leaves nothing to free.
+        let _ = view.table.delete(options);
+    }
+    match result {
+        Ok(future) => Ok(Ok(future)),
+        Err(e) => Ok(Err(http_types::Host::convert_error_code(view, e)?)),
+    }
+}
 
 /// The step's outgoing-HTTP client: one per step, shared by its attempts, so that
 /// connections are reused across requests.
