@@ -679,11 +679,15 @@ impl hyper::rt::Write for Conn {
 }
 
 /// A response body that fails with `connection-read-timeout` when no data arrives for
-/// `timeout`.
+/// `timeout`. Its timer is made, and set again, only when the body has to wait (a small
+/// response is usually all there when it is first read): no timer per frame.
 struct BetweenBytes<B> {
     inner: B,
     timeout: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Running since the body last had to wait; `None` until it first has to.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A frame came since the timer was set: it starts again at the next wait.
+    moved: bool,
 }
 
 impl<B> BetweenBytes<B> {
@@ -691,7 +695,8 @@ impl<B> BetweenBytes<B> {
         BetweenBytes {
             inner,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
+            moved: false,
         }
     }
 }
@@ -708,16 +713,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(next);
-                Poll::Ready(frame)
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.moved = true;
+            return Poll::Ready(frame);
+        }
+        let timeout = this.timeout;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if std::mem::take(&mut this.moved) {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + this.timeout);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
