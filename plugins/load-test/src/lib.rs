@@ -146,9 +146,8 @@ fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
         .test
         .build(&variables(ctx))
         .map_err(|e| RunError::invalid_config(format!("with: {e}")))?;
-    // Request options only when asked for: wasmtime-wasi-http 48's `handle` never frees
-    // the `request-options` resource it is given, so every request sent with options
-    // keeps one entry of the step's resource table until the step ends.
+    // Request options only when asked for: they cost four host calls per request, and
+    // without them the host's own timeouts apply, clamped to the step's.
     let timeout = config.timeout.map(Duration::from);
     let requests: Vec<http::Request> = run
         .requests()

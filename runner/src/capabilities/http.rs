@@ -8,9 +8,10 @@
 //!    grant resolved to when the step started are kept: a DNS answer cannot point the
 //!    plugin at an address it was not granted, and a name granted by name is pinned to
 //!    the addresses it had at step start (no rebinding between check and connect);
-//! 3. the request goes out over the step's one pooled keep-alive client ([`HttpClient`],
-//!    hyper-util's pooled client over our own [`Connector`], which connects only to the
-//!    addresses step 2 checked), with a per-step connection limit;
+//! 3. the request goes out over the step's one pool of keep-alive connections
+//!    ([`HttpClient`]: hyper's HTTP/1 connections, [`Pool`], over our own [`Connector`],
+//!    which connects only to the addresses step 2 checked), with a per-step connection
+//!    limit;
 //! 4. connect, first-byte and between-bytes timeouts are the plugin's own or ours,
 //!    clamped to the time the step has left;
 //! 5. redirects are returned to the plugin as they are, never followed here: a plugin
@@ -18,6 +19,10 @@
 //!
 //! A denied request fails with `error-code.HTTP-request-denied`, and the step log says
 //! which grant to add.
+//!
+//! [`add_to_linker`] links `wasi:http` with our own `outgoing-handler.handle`, which
+//! frees the `request-options` a plugin passes (wasmtime-wasi-http 48's never does, so a
+//! step sending options with every request ran out of resource slots).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,13 +36,19 @@ use bytes::Bytes;
 use http::Uri;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::bindings::http::{outgoing_handler, types as http_types};
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use crate::capabilities::egress::NetAccess;
 use crate::capabilities::logs::{Source, StepLog};
@@ -48,8 +59,6 @@ pub const MAX_CONNECTIONS: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// First-byte and between-bytes timeouts when the plugin sets none.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long an idle pooled connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type SendResult = wasmtime_wasi_http::Result<(
@@ -57,11 +66,61 @@ type SendResult = wasmtime_wasi_http::Result<(
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
 )>;
 
+/// The `wasi:http` version whose `outgoing-handler` we link (that of wasmtime-wasi-http
+/// 48's WIT; guests importing an older 0.2 match it by semver).
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// Links `wasi:http/types` as wasmtime-wasi-http has it, and our own
+/// `wasi:http/outgoing-handler.handle` (in place of `add_only_http_to_linker_async`):
+/// wasmtime-wasi-http's `handle` (which builds the request and calls
+/// [`StepHttp::send_request`]), after which the `request-options` it was given are
+/// deleted from the step's resource table.
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    let options = http_types::LinkOptions::default();
+    http_types::add_to_linker::<T, wasmtime_wasi_http::WasiHttp>(linker, &options, T::http)?;
+    linker.instance(OUTGOING_HANDLER)?.func_wrap(
+        "handle",
+        |mut store: StoreContextMut<'_, T>,
+         (request, options): (
+            Resource<HostOutgoingRequest>,
+            Option<Resource<RequestOptions>>,
+        )| {
+            let mut view = store.data_mut().http();
+            Ok((handle(&mut view, request, options)?,))
+        },
+    )?;
+    Ok(())
+}
+
+/// `outgoing-handler.handle`: the stock one, then the options are freed; an error code
+/// goes back to the guest, any other error traps.
+fn handle(
+    view: &mut WasiHttpCtxView<'_>,
+    request: Resource<HostOutgoingRequest>,
+    options: Option<Resource<RequestOptions>>,
+) -> wasmtime::Result<Result<Resource<HostFutureIncomingResponse>, ErrorCode>> {
+    // The stock `handle` reads (a copy of) the options and leaves them in the table; it
+    // is lent the same entry, deleted here whatever the outcome.
+    let lent = options.as_ref().map(|o| Resource::new_own(o.rep()));
+    let result = outgoing_handler::Host::handle(view, request, lent);
+    if let Some(options) = options {
+        // The guest gave its handle up, so nothing else refers to the entry; one that is
+        // already gone (it cannot be) leaves nothing to free.
+        let _ = view.table.delete(options);
+    }
+    match result {
+        Ok(future) => Ok(Ok(future)),
+        Err(e) => Ok(Err(http_types::Host::convert_error_code(view, e)?)),
+    }
+}
+
 /// The step's outgoing-HTTP client: one per step, shared by its attempts, so that
 /// connections are reused across requests.
 pub struct HttpClient {
     net: Arc<NetAccess>,
-    client: Client<Connector, WasiBody>,
+    connector: Connector,
+    /// Idle keep-alive connections by `scheme://host:port`.
+    pool: Arc<Pool>,
     /// Addresses checked for each `host:port`, read by the connector.
     checked: Checked,
     /// `scheme://authority` of the requests already allowed whose host a grant names (or
@@ -82,16 +141,10 @@ impl HttpClient {
             limit: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             tls: Arc::new(OnceTls::default()),
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(MAX_CONNECTIONS)
-            // The Host header comes from the plugin's request (wasmtime sets it).
-            .set_host(false)
-            .build(connector);
         HttpClient {
             net,
-            client,
+            connector,
+            pool: Arc::default(),
             checked,
             allowed: Mutex::default(),
         }
@@ -183,6 +236,151 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    /// Sends `request` over an idle pooled connection to its origin, or a new one; the
+    /// connection goes back to the pool when the response body has been read to its end.
+    async fn request(
+        &self,
+        mut request: http::Request<WasiBody>,
+    ) -> Result<http::Response<PooledBody>, HttpError> {
+        let uri = request.uri().clone();
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        // HTTP/1.1 to an origin server: the request line carries the path only.
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+        // A connection handed back may wait for its task to see the end of the last
+        // response before it takes the next request.
+        let idle = match self.pool.take(&key) {
+            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
+            None => None,
+        };
+        let mut sender = match idle {
+            Some(sender) => sender,
+            None => self.connect(uri).await?,
+        };
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_error(&e))?;
+        let pool = Arc::downgrade(&self.pool);
+        Ok(response.map(|body| PooledBody {
+            body,
+            home: Some((sender, key, pool)),
+        }))
+    }
+
+    /// A new connection to `uri`'s origin, its HTTP/1 handshake done and its task spawned.
+    async fn connect(&self, uri: Uri) -> Result<http1::SendRequest<WasiBody>, HttpError> {
+        use tower_service::Service;
+        let conn = self
+            .connector
+            .clone()
+            .call(uri)
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let (sender, connection) = http1::handshake(conn).await.map_err(|e| hyper_error(&e))?;
+        // Ends when the server closes the connection or every sender is dropped (the
+        // step's client with its pool, and responses in flight).
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("outgoing HTTP connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A step's idle HTTP/1 keep-alive connections, by origin, most recently used last.
+/// An idle connection lives until the server closes it or the step ends (the pool is
+/// the step's), under the step's connection limit.
+#[derive(Default)]
+struct Pool(Mutex<HashMap<String, Vec<http1::SendRequest<WasiBody>>>>);
+
+impl Pool {
+    /// An idle connection to `key` that the server has not closed.
+    fn take(&self, key: &str) -> Option<http1::SendRequest<WasiBody>> {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(key)?;
+        while let Some(sender) = list.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, key: String, sender: http1::SendRequest<WasiBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        idle.entry(key).or_default().push(sender);
+    }
+}
+
+/// A response body that hands its connection back to the pool once read to its end
+/// (a body dropped before its end leaves the connection to close).
+struct PooledBody {
+    body: hyper::body::Incoming,
+    home: Option<(http1::SendRequest<WasiBody>, String, std::sync::Weak<Pool>)>,
+}
+
+impl PooledBody {
+    fn go_home(&mut self) {
+        if let Some((sender, key, pool)) = self.home.take()
+            && let Some(pool) = pool.upgrade()
+        {
+            pool.give_back(key, sender);
+        }
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() {
+            self.go_home();
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        let frame = match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(frame) => frame,
+        };
+        match &frame {
+            None => this.go_home(),
+            Some(Ok(_)) if this.body.is_end_stream() => this.go_home(),
+            Some(Err(_)) => this.home = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame.map(|f| f.map_err(HttpError::Hyper)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The `wasi:http` hooks of one attempt.
 pub struct StepHttp {
     client: Option<Arc<HttpClient>>,
@@ -267,13 +465,12 @@ async fn send(
     // the connector bounds each connection attempt by `CONNECT_TIMEOUT` too.
     let left = deadline.saturating_duration_since(Instant::now());
     let bound = (connect + first_byte).min(left);
-    let response = match tokio::time::timeout(bound, client.client.request(request)).await {
+    let response = match tokio::time::timeout(bound, client.request(request)).await {
         Err(_) => return Err(HttpError::ConnectionReadTimeout),
-        Ok(Err(e)) => return Err(map_client_error(&e)),
+        Ok(Err(e)) => return Err(e),
         Ok(Ok(r)) => r,
     };
-    let response = response
-        .map(|body| BetweenBytes::new(body.map_err(HttpError::Hyper), between).boxed_unsync());
+    let response = response.map(|body| BetweenBytes::new(body, between).boxed_unsync());
     let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
         Box::new(async { Ok(()) });
     Ok((response, io))
@@ -309,33 +506,29 @@ enum ConnectError {
     TlsSetup(String),
 }
 
-fn map_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(c) = s.downcast_ref::<ConnectError>() {
-            return match c {
-                ConnectError::Unchecked(_) => HttpError::HttpRequestDenied,
-                ConnectError::Refused(_) => HttpError::ConnectionRefused,
-                ConnectError::Timeout(_) => HttpError::ConnectionTimeout,
-                ConnectError::Io(..) => HttpError::DestinationUnavailable,
-                ConnectError::Tls(_, e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    HttpError::TlsCertificateError
-                }
-                ConnectError::Tls(..) | ConnectError::TlsSetup(_) => HttpError::TlsProtocolError,
-            };
+/// The `error-code` of a connection that could not be made.
+fn connect_error(e: &ConnectError) -> HttpError {
+    match e {
+        ConnectError::Unchecked(_) => HttpError::HttpRequestDenied,
+        ConnectError::Refused(_) => HttpError::ConnectionRefused,
+        ConnectError::Timeout(_) => HttpError::ConnectionTimeout,
+        ConnectError::Io(..) => HttpError::DestinationUnavailable,
+        ConnectError::Tls(_, e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            HttpError::TlsCertificateError
         }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return HttpError::ConnectionReadTimeout;
-            }
-            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
-                return HttpError::ConnectionTerminated;
-            }
-            return HttpError::HttpProtocolError;
-        }
-        source = s.source();
+        ConnectError::Tls(..) | ConnectError::TlsSetup(_) => HttpError::TlsProtocolError,
     }
-    HttpError::InternalError(Some(e.to_string()))
+}
+
+/// The `error-code` of a failed HTTP exchange.
+fn hyper_error(e: &hyper::Error) -> HttpError {
+    if e.is_timeout() {
+        return HttpError::ConnectionReadTimeout;
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        return HttpError::ConnectionTerminated;
+    }
+    HttpError::HttpProtocolError
 }
 
 /// The TLS client configuration, made on first use (reading the system's roots once).
@@ -457,12 +650,6 @@ struct Conn {
     _permit: OwnedSemaphorePermit,
 }
 
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
 impl hyper::rt::Read for Conn {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -492,11 +679,15 @@ impl hyper::rt::Write for Conn {
 }
 
 /// A response body that fails with `connection-read-timeout` when no data arrives for
-/// `timeout`.
+/// `timeout`. Its timer is made, and set again, only when the body has to wait (a small
+/// response is usually all there when it is first read): no timer per frame.
 struct BetweenBytes<B> {
     inner: B,
     timeout: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Running since the body last had to wait; `None` until it first has to.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A frame came since the timer was set: it starts again at the next wait.
+    moved: bool,
 }
 
 impl<B> BetweenBytes<B> {
@@ -504,7 +695,8 @@ impl<B> BetweenBytes<B> {
         BetweenBytes {
             inner,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: None,
+            moved: false,
         }
     }
 }
@@ -521,16 +713,22 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.timeout;
-                this.sleep.as_mut().reset(next);
-                Poll::Ready(frame)
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
-            },
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.moved = true;
+            return Poll::Ready(frame);
+        }
+        let timeout = this.timeout;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if std::mem::take(&mut this.moved) {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + this.timeout);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout))),
+            Poll::Pending => Poll::Pending,
         }
     }
 

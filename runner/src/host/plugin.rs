@@ -303,7 +303,8 @@ impl PluginHost {
         })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
+        // Our own `outgoing-handler`: it frees the request options wasmtime's keeps.
+        crate::capabilities::http::add_to_linker(&mut linker).map_err(engine_err)?;
         // Our own interfaces one by one: the world's `add_to_linker` would also add the
         // `wasi:*` ones, already linked above by wasmtime's crates.
         {
