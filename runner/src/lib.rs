@@ -8,6 +8,9 @@
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch and [`sandbox`] isolating the native programs steps start and
 //!   the runner's own files ([`folders`]);
+//! - [`gates`] decide whether a run may enter a stage, at the instants [`clock`] gives;
+//!   [`state`] records every transition of a run (the only place with SQL), so a
+//!   killed runner resumes from the record;
 //! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
 //! - [`limits`] holds every documented bound, [`console`] every write to stdout/stderr.
 
@@ -26,8 +29,8 @@ pub mod limits;
 pub mod render;
 pub mod reports;
 pub mod sandbox;
-pub mod state;
 pub mod secrets;
+pub mod state;
 pub mod suggest;
 pub mod toolchains;
 pub mod validate;

@@ -603,7 +603,8 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
     let _ = writeln!(
         t,
         "  started:   {} by {}",
-        run.started_at, run.trigger.actor
+        at(run.started_at),
+        run.trigger.actor
     );
     if let Some(commit) = &run.trigger.git_commit {
         let _ = writeln!(t, "  commit:    {commit}");
@@ -627,7 +628,7 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
         let _ = writeln!(t, "  superseded by run {by}");
     }
     if let Some(f) = run.finished_at {
-        let _ = writeln!(t, "  finished:  {f}");
+        let _ = writeln!(t, "  finished:  {}", at(f));
     }
     let _ = writeln!(t, "stages:");
     let names: Vec<String> = match &pipeline {
@@ -639,9 +640,9 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
         let (state, when) = match row {
             None => ("not reached".to_string(), String::new()),
             Some(r) => match (&r.status, r.entered_at, r.exited_at) {
-                (Some(st), _, Some(x)) => (st.clone(), format!("left {x}")),
-                (_, Some(e), None) => ("in it".to_string(), format!("entered {e}")),
-                _ => ("queued".to_string(), format!("queued {}", r.queued_at)),
+                (Some(st), _, Some(x)) => (st.clone(), format!("left {}", at(x))),
+                (_, Some(e), None) => ("in it".to_string(), format!("entered {}", at(e))),
+                _ => ("queued".to_string(), format!("queued {}", at(r.queued_at))),
             },
         };
         let done = steps.iter().filter(|s| &s.stage == name).count();
@@ -658,14 +659,21 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
             let _ = writeln!(
                 t,
                 "    gate {} ({}): {} since {}: {}",
-                g.gate, g.kind, g.decision, g.since, g.reason
+                g.gate,
+                g.kind,
+                g.decision,
+                at(g.since),
+                g.reason
             );
         }
         for a in approvals.iter().filter(|a| &a.stage == name) {
             let _ = writeln!(
                 t,
                 "    {} by {} at {}: {}",
-                a.action, a.actor, a.at, a.reason
+                a.action,
+                a.actor,
+                at(a.at),
+                a.reason
             );
         }
     }
@@ -683,18 +691,27 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
     Ok(exit::OK)
 }
 
+/// An instant as status, history and override lines show it: UTC, to the second.
+fn at(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 fn override_line(o: &OverrideRow) -> String {
     let stage = o.stage.as_deref().unwrap_or("next stage");
     let mut s = format!(
         "#{} gate `{}` of {stage} by {} at {}: {}",
-        o.id, o.gate, o.actor, o.created_at, o.reason
+        o.id,
+        o.gate,
+        o.actor,
+        at(o.created_at),
+        o.reason
     );
     if let Some(e) = o.expires_at {
-        let _ = write!(s, " (expires {e})");
+        let _ = write!(s, " (expires {})", at(e));
     }
     match o.used_at {
         Some(u) => {
-            let _ = write!(s, " [used {u}]");
+            let _ = write!(s, " [used {}]", at(u));
         }
         None => s.push_str(" [unused]"),
     }
@@ -729,7 +746,7 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
         let artifact = r.artifact.as_ref().map_or("-".to_string(), |a| {
             format!("{} {}", a.name, a.version.as_deref().unwrap_or(""))
         });
-        let started = r.started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let started = at(r.started_at);
         let _ = writeln!(
             t,
             "{:<28} {:<12} {:<22} {:<10} {:<20} {}",
