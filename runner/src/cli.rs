@@ -716,8 +716,15 @@ async fn execute(
     let journal_store = durable
         .as_ref()
         .map(|d| (d.store.clone(), folders.run_id.clone()));
-    private::protect(&pipeline, &folders, cache.as_ref(), sandbox.isolation())
-        .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
+    let state_db = durable.as_ref().map(|d| d.store.path().to_path_buf());
+    private::protect(
+        &pipeline,
+        &folders,
+        cache.as_ref(),
+        sandbox.isolation(),
+        state_db.as_deref(),
+    )
+    .map_err(|errors| ExpectedError::Config(errors.join("\nerror: ")))?;
     // Opened before any step runs, so that no step can swap it for a link.
     let job_summary = reports::github::open_job_summary()
         .map_err(|e| ExpectedError::Config(format!("cannot open $GITHUB_STEP_SUMMARY: {e}")))?;
@@ -896,12 +903,15 @@ mod private {
     use crate::sandbox::runner_ns::RunnerIsolation;
 
     /// Hide the runner's folders from every step, or, where that cannot be done,
-    /// refuse grants that cover them. Grants inside them are refused always.
+    /// refuse grants that cover them. Grants inside them are refused always. A state
+    /// database outside `.sluice/` (`--state`, `[pipeline] state`) is not hidden, so a
+    /// grant that covers it is refused.
     pub(super) fn protect(
         pipeline: &config::Pipeline,
         folders: &RunnerFolders,
         cache: Option<&CacheRoot>,
         isolation: &RunnerIsolation,
+        state_db: Option<&Path>,
     ) -> Result<(), Vec<String>> {
         let mut private: Vec<(&std::os::fd::OwnedFd, &Path, &str)> = vec![(
             folders.state.handle(),
@@ -915,6 +925,11 @@ mod private {
             private.push((cache.handle(), cache.path(), "compiled-plugin cache"));
         }
         let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        // Resolved before the cover goes up: the default database then resolves into
+        // `.sluice/`, which is hidden.
+        let exposed_db = state_db
+            .map(real)
+            .filter(|db| !db.starts_with(real(folders.state.path())));
         let hidden = isolation.can_hide().map_err(str::to_string).and_then(|()| {
             private
                 .iter()
@@ -932,6 +947,17 @@ mod private {
                     .chain(step.grants.write.iter().map(|g| ("write", g)));
                 for (kind, grant) in grants {
                     let granted = real(grant);
+                    if let Some(db) = &exposed_db
+                        && db.starts_with(&granted)
+                    {
+                        errors.push(format!(
+                            "{}: step `{}`: `{kind}` grant {} covers the state database {} (set by --state or [pipeline] state), which sluice does not hide from steps; keep the database outside every grant (the default, .sluice/state.db, is hidden)",
+                            pipeline.source.path.display(),
+                            step.id,
+                            grant.display(),
+                            pipeline_relative(pipeline, db)
+                        ));
+                    }
                     for (_, path, what) in &private {
                         let folder = real(path);
                         let shown = pipeline_relative(pipeline, &folder);

@@ -969,3 +969,34 @@ fn chaos_kill_9_at_random_moments_then_resume_keeps_the_record_consistent() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A state database moved by `--state` is not hidden from steps: a grant that covers it
+/// is refused before any step runs, and the same database outside every grant is fine.
+#[test]
+fn a_grant_covering_a_state_database_moved_by_state_is_refused() {
+    let toml = format!(
+        "[pipeline]\nname = \"exposed\"\n\n[[stage]]\nname = \"build\"\n{}\n",
+        marker_step("b1", "0", &[])
+    )
+    .replace(
+        "write = [\"{markers}\"]",
+        "write = [\"{markers}\"]\nread = [\".\"]",
+    );
+    let d = Durable::new(&toml);
+    let out = d.sluice(&["run", "--state", "state.db"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("step `b1`: `read` grant ")
+            && out
+                .stderr
+                .contains(" covers the state database state.db (set by --state"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(d.marker("b1"), 0, "no step ran");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = elsewhere.path().join("state.db");
+    d.sluice(&["run", "--state", &db.display().to_string()])
+        .expect_code(0);
+    assert_eq!(d.marker("b1"), 1);
+}
