@@ -141,27 +141,11 @@ struct RunArgs {
     /// The pipeline file.
     #[arg(default_value = "sluice.toml")]
     file: PathBuf,
-    /// Steps to run at once, at most [default: number of CPUs]
-    #[arg(short, long)]
-    jobs: Option<usize>,
-    /// How to show progress.
-    #[arg(long, value_enum, default_value = "auto")]
-    format: Format,
-    /// Also show every log line of every step as it is written.
-    #[arg(short, long)]
-    verbose: bool,
+    #[command(flatten)]
+    execution: ExecutionArgs,
     /// Folder that receives the run's folder (logs, reports) [default: .sluice/runs next to the pipeline file]
     #[arg(long, value_name = "DIR")]
     runs_dir: Option<PathBuf>,
-    /// Cap of each step's log, e.g. 16MiB.
-    #[arg(long, default_value = "16MiB")]
-    log_limit: bytesize::ByteSize,
-    /// Folder for junit.xml, results.sarif and summary.json [default: the run's folder/reports]
-    #[arg(long, value_name = "DIR")]
-    report_dir: Option<PathBuf>,
-    /// Do not wait at a gate: record the run `waiting` and exit with code 4.
-    #[arg(long)]
-    no_wait: bool,
     /// Record nothing in the state store and ignore gates (for benchmarks).
     #[arg(long, hide = true)]
     no_state: bool,
@@ -178,6 +162,13 @@ struct ResumeArgs {
     /// Continue even though the pipeline file changed since the run started.
     #[arg(long)]
     allow_changed: bool,
+    #[command(flatten)]
+    execution: ExecutionArgs,
+}
+
+/// The options `sluice run` and `sluice resume` share: how the steps run and are shown.
+#[derive(clap::Args, Debug)]
+struct ExecutionArgs {
     /// Do not wait at a gate: record the run `waiting` and exit with code 4.
     #[arg(long)]
     no_wait: bool,
@@ -394,24 +385,14 @@ async fn dispatch(
         Command::Run(args) => {
             let RunArgs {
                 file,
-                jobs,
-                format,
-                verbose,
+                execution,
                 runs_dir,
-                log_limit,
-                report_dir,
-                no_wait,
                 no_state,
             } = args;
             let exec = Execution {
                 file,
-                jobs,
-                format,
-                verbose,
+                args: execution,
                 runs_dir,
-                log_limit,
-                report_dir,
-                no_wait,
                 durable: if no_state {
                     Durability::None
                 } else {
@@ -425,23 +406,13 @@ async fn dispatch(
                 run,
                 file,
                 allow_changed,
-                no_wait,
-                jobs,
-                format,
-                verbose,
-                log_limit,
-                report_dir,
+                execution,
             } = args;
             let found = durable_cli::find_run_for_resume(&run, file, state_flag, allow_changed)?;
             let exec = Execution {
                 file: found.file.clone(),
-                jobs,
-                format,
-                verbose,
+                args: execution,
                 runs_dir: found.runs_dir.clone(),
-                log_limit,
-                report_dir,
-                no_wait,
                 durable: Durability::Resume(Box::new(found)),
             };
             execute(exec, cache_root, sandbox).await
@@ -633,13 +604,8 @@ async fn load_and_check(
 /// What `run` and `resume` do: run a pipeline, new or recorded.
 struct Execution {
     file: PathBuf,
-    jobs: Option<usize>,
-    format: Format,
-    verbose: bool,
+    args: ExecutionArgs,
     runs_dir: Option<PathBuf>,
-    log_limit: bytesize::ByteSize,
-    report_dir: Option<PathBuf>,
-    no_wait: bool,
     durable: Durability,
 }
 
@@ -660,13 +626,16 @@ async fn execute(
 ) -> Result<u8, ExpectedError> {
     let Execution {
         file,
-        jobs,
-        format,
-        verbose,
+        args:
+            ExecutionArgs {
+                no_wait,
+                jobs,
+                format,
+                verbose,
+                log_limit,
+                report_dir,
+            },
         runs_dir,
-        log_limit,
-        report_dir,
-        no_wait,
         durable,
     } = exec;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
