@@ -60,36 +60,6 @@ pub(super) fn digest(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Who acts: `$SLUICE_ACTOR`, else the CI system's user (`$GITHUB_ACTOR`,
-/// `$GITLAB_USER_LOGIN`, `$BUILDKITE_BUILD_CREATOR`), else `$USER`/`$LOGNAME`, else the
-/// user's name in /etc/passwd, else `uid:<n>`.
-pub(super) fn actor() -> String {
-    for var in [
-        "SLUICE_ACTOR",
-        "GITHUB_ACTOR",
-        "GITLAB_USER_LOGIN",
-        "BUILDKITE_BUILD_CREATOR",
-        "USER",
-        "LOGNAME",
-    ] {
-        if let Ok(v) = std::env::var(var)
-            && !v.trim().is_empty()
-        {
-            return v.trim().to_string();
-        }
-    }
-    let uid = rustix::process::getuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|line| {
-                let f: Vec<&str> = line.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid:{uid}"))
-}
-
 /// CI variables recorded with a run, when set.
 const CI_VARIABLES: &[&str] = &[
     "GITHUB_SHA",
@@ -135,7 +105,7 @@ fn trigger(pipeline_dir: &Path) -> Trigger {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty());
     Trigger {
-        actor: actor(),
+        actor: crate::gates::approval::actor_from_env(),
         ci,
         git_commit,
     }
@@ -431,7 +401,7 @@ pub(super) fn decide(
         run_id: run.run_id.clone(),
         stage: args.stage.clone(),
         action: action.to_string(),
-        actor: actor(),
+        actor: crate::gates::approval::actor_from_env(),
         reason: args.reason.clone(),
         at: clock.now(),
     };
@@ -506,7 +476,7 @@ pub(super) fn override_gate(
         run_id: run.run_id.clone(),
         gate: args.gate.clone(),
         stage: args.stage.clone(),
-        actor: actor(),
+        actor: crate::gates::approval::actor_from_env(),
         reason: args.reason.clone(),
         created_at: now,
         expires_at,
