@@ -30,7 +30,8 @@ pub mod render;
 pub mod reports;
 pub mod sandbox;
 pub mod secrets;
-pub mod state;
+/// The state store, its own crate (`crates/state`): the only place with SQL.
+pub use sluice_state as state;
 pub mod suggest;
 pub mod toolchains;
 pub mod validate;

@@ -989,7 +989,7 @@ fn spawn_child(db: &Path, run: &str, log: &Path, mode: &str) -> ChildGuard {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "state::tests::stage_claim_child",
+            "tests::stage_claim_child",
             "--ignored",
             "--test-threads=1",
             "--quiet",
