@@ -108,7 +108,11 @@ fn main() {
             used_at: None,
         })
         .collect();
-    let gates = build_stage(stage);
+    let env = sluice::gates::GateEnv {
+        pipeline: &pipeline,
+        store: None,
+    };
+    let gates = build_stage(stage, &env);
     let input = GateInput {
         pipeline: "shop",
         run_id,

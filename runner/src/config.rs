@@ -137,6 +137,11 @@ pub struct Pipeline {
     /// Where the state database lives (`[pipeline] state = "..."`, resolved against
     /// the pipeline's folder); `None`: `.sluice/state.db` next to the pipeline file.
     pub state: Option<PathBuf>,
+    /// The health checks it declares (`[[monitor]]`), in file order.
+    pub monitors: Vec<crate::monitors::MonitorSpec>,
+    /// Denylists checked at every promotion (`[pipeline] denylist`), resolved against
+    /// the pipeline's folder.
+    pub denylists: Vec<PathBuf>,
 }
 
 /// A secret declared under `[secrets]`: where its value comes from.
@@ -178,6 +183,9 @@ pub struct Stage {
     /// What must allow a run's entry into the stage (`[stage.gates.<id>]`), in file
     /// order; see [`crate::gates`].
     pub gates: Vec<GateSpec>,
+    /// How long, and on what evidence, a run stays in the stage after its steps pass
+    /// (`[stage.bake]`).
+    pub bake: Option<crate::gates::bake::BakeSpec>,
 }
 
 pub use crate::gates::spec::GateSpec;
@@ -412,6 +420,8 @@ struct RawFile {
     secrets: BTreeMap<String, Spanned<RawSecret>>,
     #[serde(default, rename = "stage")]
     stages: Vec<Spanned<RawStage>>,
+    #[serde(default, rename = "monitor")]
+    monitors: Vec<Spanned<crate::monitors::spec::RawMonitor>>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +440,8 @@ struct RawPipeline {
     allow_unconfined_exec: bool,
     /// The state database's path, relative to the pipeline file.
     state: Option<Spanned<String>>,
+    /// Denylist files checked at every promotion.
+    denylist: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -440,6 +452,7 @@ struct RawStage {
     steps: Vec<Spanned<RawStep>>,
     #[serde(default)]
     gates: crate::gates::spec::RawGates,
+    bake: Option<Spanned<crate::gates::bake::RawBake>>,
 }
 
 #[derive(Deserialize)]
@@ -568,6 +581,8 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             "the pipeline has no stages; add a `[[stage]]` table with at least one `[[stage.step]]`",
         ));
     }
+    let monitors = crate::monitors::spec::build_monitors(source, dir, &raw.monitors, errors);
+    let monitor_ids: Vec<&str> = monitors.iter().map(|m| m.id.as_str()).collect();
     let mut stage_names: HashMap<String, ()> = HashMap::new();
     let mut step_ids: HashSet<String> = HashSet::new();
     let mut stages = Vec::new();
@@ -612,13 +627,23 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         }
         check_needs(source, &stage_name, &steps, errors);
         let gates = crate::gates::spec::build_gates(source, &stage_name, &raw_stage.gates, errors);
+        let bake = raw_stage.bake.as_ref().and_then(|bake| {
+            crate::gates::bake::build_bake(source, &stage_name, bake, &monitor_ids, errors)
+        });
         stages.push(Stage {
             name: stage_name,
             steps,
             gates,
+            bake,
         });
     }
     let state = state_path(source, dir, raw.pipeline.get_ref().state.as_ref(), errors);
+    let denylists = crate::gates::blocked::denylist_paths(
+        source,
+        dir,
+        raw.pipeline.get_ref().denylist.as_ref(),
+        errors,
+    );
     Pipeline {
         name,
         dir: dir.to_path_buf(),
@@ -627,6 +652,8 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         secrets,
         stages,
         state,
+        monitors,
+        denylists,
     }
 }
 

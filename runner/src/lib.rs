@@ -8,6 +8,7 @@
 //! - [`executor`] runs stages and steps, with [`capabilities`] deciding what each
 //!   step may touch and [`sandbox`] isolating the native programs steps start and
 //!   the runner's own files ([`folders`]);
+//! - [`monitors`] run health checks on a schedule: alarms and bake evidence;
 //! - [`gates`] decide whether a run may enter a stage, at the instants [`clock`] gives;
 //!   [`state`] records every transition of a run (the only place with SQL), so a
 //!   killed runner resumes from the record;
@@ -26,6 +27,7 @@ pub mod folders;
 pub mod gates;
 pub mod host;
 pub mod limits;
+pub mod monitors;
 pub mod render;
 pub mod reports;
 pub mod sandbox;

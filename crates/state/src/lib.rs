@@ -12,7 +12,8 @@
 //! Files: `schema` (opening, pragmas, numbered migrations), `holder` (which process
 //! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
 //! (queue, claims, supersede), `steps` (attempts and final step records),
-//! `gate_records` (gate evaluations, approvals, overrides), `check` (the record's
+//! `gate_records` (gate evaluations, approvals, overrides), `health` (monitor checks,
+//! data points, bakes), `check` (the record's
 //! consistency, for the chaos test) and `checkpoint` (WAL checkpoints on a thread). Timestamps are stored as integer nanoseconds
 //! since the Unix epoch (UTC).
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 mod check;
 mod checkpoint;
 mod gate_records;
+mod health;
 mod holder;
 mod runs;
 mod schema;
@@ -33,6 +35,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
+pub use health::{BakeRow, CheckOutcome, CheckRow, DataPointRow, PointCounts};
 pub use schema::SCHEMA_VERSION;
 pub use stages::{StageHolder, StageOccupancy};
 

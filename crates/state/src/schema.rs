@@ -150,9 +150,55 @@ CREATE TABLE overrides (
 CREATE INDEX overrides_by_run ON overrides (run_id, id);
 ";
 
+/// Version 3: health signals. Every check a monitor ran (also the ones that yielded no
+/// data: missing data is evidence too), the data points each yielded, and each stage's
+/// bake. Monitor ids are shared by every pipeline that uses the store, so a
+/// `sluice canary` process feeds the gates of any pipeline.
+const V3_HEALTH_SIGNALS: &str = "
+CREATE TABLE monitor_checks (
+    id INTEGER PRIMARY KEY,
+    monitor TEXT NOT NULL,
+    source TEXT NOT NULL,
+    scheduled_at INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('data', 'no-data', 'error')),
+    positive INTEGER NOT NULL,
+    negative INTEGER NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE INDEX monitor_checks_by_monitor ON monitor_checks (monitor, finished_at);
+
+CREATE TABLE data_points (
+    id INTEGER PRIMARY KEY,
+    check_id INTEGER NOT NULL REFERENCES monitor_checks (id),
+    monitor TEXT NOT NULL,
+    name TEXT NOT NULL,
+    positive INTEGER NOT NULL,
+    value REAL,
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX data_points_by_monitor ON data_points (monitor, at);
+
+CREATE TABLE bakes (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    stage TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    positive INTEGER NOT NULL DEFAULT 0,
+    negative INTEGER NOT NULL DEFAULT 0,
+    finished_at INTEGER,
+    outcome TEXT CHECK (outcome IN ('passed', 'failed', 'overridden')),
+    detail TEXT,
+    PRIMARY KEY (run_id, stage)
+);
+";
+
 /// Every migration, in order: entry `n - 1` takes version `n - 1` to `n`. Never edit a
 /// released entry; add one.
-pub(super) const MIGRATIONS: &[&str] = &[V1_RUNS_STAGES_STEPS, V2_PROMOTION_GATES];
+pub(super) const MIGRATIONS: &[&str] =
+    &[V1_RUNS_STAGES_STEPS, V2_PROMOTION_GATES, V3_HEALTH_SIGNALS];
 
 /// The schema version this Sluice writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -76,7 +76,7 @@ fn a_new_database_gets_every_migration_and_write_ahead_logging() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
@@ -1417,4 +1417,113 @@ fn the_write_ahead_log_is_copied_back_off_the_recording_path() {
             .len(),
         200
     );
+}
+
+fn check(monitor: &str, at: i64, outcome: CheckOutcome) -> CheckRow {
+    CheckRow {
+        id: 0,
+        monitor: monitor.into(),
+        source: "run r1".into(),
+        scheduled_at: t(at),
+        started_at: t(at),
+        finished_at: t(at),
+        outcome,
+        positive: 0,
+        negative: 0,
+        summary: String::new(),
+    }
+}
+
+fn point(monitor: &str, at: i64, positive: bool) -> DataPointRow {
+    DataPointRow {
+        monitor: monitor.into(),
+        name: "probe".into(),
+        positive,
+        value: Some(1.0),
+        detail: if positive {
+            "ok".into()
+        } else {
+            "status 500".into()
+        },
+        at: t(at),
+    }
+}
+
+#[test]
+fn checks_and_points_are_counted_per_monitor_and_span() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .record_check(
+            &check("api", 10, CheckOutcome::Data),
+            &[point("api", 10, true), point("api", 10, true)],
+        )
+        .unwrap();
+    store
+        .record_check(&check("api", 20, CheckOutcome::NoData), &[])
+        .unwrap();
+    store
+        .record_check(
+            &check("canary", 30, CheckOutcome::Data),
+            &[point("canary", 30, false)],
+        )
+        .unwrap();
+    let recent = store.recent_checks("api", t(100), 5).unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].outcome, CheckOutcome::NoData, "newest first");
+    assert_eq!(
+        (recent[1].positive, recent[1].negative),
+        (2, 0),
+        "counted by the store"
+    );
+    assert_eq!(
+        store.recent_checks("api", t(15), 5).unwrap().len(),
+        1,
+        "none after `until`"
+    );
+
+    let both = ["api".to_string(), "canary".to_string()];
+    let counts = store.point_counts(&both, t(0), t(100)).unwrap();
+    assert_eq!((counts.positive, counts.negative), (2, 1));
+    assert_eq!(counts.first_negative.unwrap().detail, "status 500");
+    assert_eq!(counts.latest_at, Some(t(30)));
+    let later = store.point_counts(&both, t(11), t(29)).unwrap();
+    assert_eq!(
+        (later.positive, later.negative, later.latest_at),
+        (0, 0, None)
+    );
+    assert_eq!(store.data_points("api", t(0), t(100), 10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_bake_is_started_once_and_finished_once() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r1", "release", t(0)), &Holder::current())
+        .unwrap();
+    let first = store.start_bake("r1", "beta", t(5)).unwrap();
+    let again = store.start_bake("r1", "beta", t(9)).unwrap();
+    assert_eq!(
+        again.started_at, first.started_at,
+        "a resumed bake continues"
+    );
+    store.update_bake("r1", "beta", 12, 0, t(7)).unwrap();
+    store
+        .finish_bake("r1", "beta", "passed", "12 positive", t(8))
+        .unwrap();
+    store.update_bake("r1", "beta", 99, 1, t(9)).unwrap();
+    let row = store.bake("r1", "beta").unwrap().unwrap();
+    assert_eq!(
+        (row.positive, row.negative),
+        (12, 0),
+        "a finished bake is not updated"
+    );
+    assert_eq!(row.outcome.as_deref(), Some("passed"));
+    assert!(
+        store
+            .finish_bake("r1", "gamma", "passed", "", t(9))
+            .is_err()
+    );
+    assert!(store.start_bake("nope", "beta", t(9)).is_err());
 }

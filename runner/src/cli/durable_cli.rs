@@ -115,12 +115,19 @@ fn clock() -> Result<std::sync::Arc<dyn crate::clock::Clock>, ExpectedError> {
     crate::clock::from_env().map_err(ExpectedError::Config)
 }
 
-/// The gates of every stage, built from the pipeline file.
-pub(super) fn stage_gates(pipeline: &Pipeline) -> HashMap<String, Vec<Box<dyn Gate>>> {
+/// The gates of every stage, built from the pipeline file, reading evidence from `store`.
+pub(super) fn stage_gates(
+    pipeline: &Pipeline,
+    store: &std::sync::Arc<Store>,
+) -> HashMap<String, Vec<Box<dyn Gate>>> {
+    let env = crate::gates::GateEnv {
+        pipeline,
+        store: Some(store),
+    };
     pipeline
         .stages
         .iter()
-        .map(|stage| (stage.name.clone(), crate::gates::build_stage(stage)))
+        .map(|stage| (stage.name.clone(), crate::gates::build_stage(stage, &env)))
         .collect()
 }
 
@@ -156,14 +163,15 @@ pub(super) fn start_new(
     flag: Option<&Path>,
     no_wait: bool,
 ) -> Result<DurableOptions, ExpectedError> {
-    let store = open_run_store(pipeline, folders, flag)?;
+    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
     let clock = clock()?;
     let now = clock.now();
     // Runs left `running` by a dead runner are interrupted, not running.
     store.reap_dead_runs(now).map_err(state_error)?;
     let pipeline_file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     Ok(DurableOptions {
-        store: std::sync::Arc::new(store),
+        gates: stage_gates(pipeline, &store),
+        store,
         new_run: Some(NewRun {
             run_id: folders.run_id.clone(),
             pipeline: pipeline.name.clone(),
@@ -176,7 +184,6 @@ pub(super) fn start_new(
         clock,
         holder: Holder::current(),
         no_wait,
-        gates: stage_gates(pipeline),
     })
 }
 
@@ -252,18 +259,18 @@ pub(super) fn start_resume(
     no_wait: bool,
 ) -> Result<DurableOptions, ExpectedError> {
     let flag = Some(target.store_path.as_path());
-    let store = open_run_store(pipeline, folders, flag)?;
+    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
     let holder = Holder::current();
     store
         .claim_run(&target.run.run_id, &holder)
         .map_err(state_error)?;
     Ok(DurableOptions {
-        store: std::sync::Arc::new(store),
+        gates: stage_gates(pipeline, &store),
+        store,
         clock: clock()?,
         holder,
         no_wait,
         new_run: None,
-        gates: stage_gates(pipeline),
     })
 }
 
@@ -739,6 +746,7 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
 /// (nothing is written), with what would clear it.
 pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<u8, ExpectedError> {
     let (store, pipeline) = open_for_command(&args.pipeline.file, flag.as_deref())?;
+    let store = std::sync::Arc::new(store);
     let Some(pipeline) = pipeline else {
         return Err(ExpectedError::Config(format!(
             "explain needs the pipeline file (its gates): no {}",
@@ -767,7 +775,7 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
     let clock = clock()?;
     let now = clock.now();
     let stage_rows = store.stages(&id).map_err(state_error)?;
-    let gates = stage_gates(&pipeline);
+    let gates = stage_gates(&pipeline, &store);
     let passed = |name: &str| {
         stage_rows.iter().any(|r| {
             r.stage == name

@@ -566,7 +566,11 @@ mod tests {
         let pipeline =
             crate::config::parse(std::path::Path::new("sluice.toml"), PIPELINE.to_string())
                 .unwrap();
-        let gates = build_stage(&pipeline.stages[1]);
+        let env = crate::gates::GateEnv {
+            pipeline: &pipeline,
+            store: None,
+        };
+        let gates = build_stage(&pipeline.stages[1], &env);
         let input = GateInput {
             pipeline: "shop",
             run_id: "20261130-054000-7f3a",

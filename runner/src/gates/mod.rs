@@ -15,6 +15,8 @@
 use serde::Serialize;
 
 pub mod approval;
+pub mod bake;
+pub mod blocked;
 pub mod explain;
 pub mod spec;
 pub mod window;
@@ -238,8 +240,18 @@ impl Evaluation {
     }
 }
 
+/// What gates are built with besides their spec: the pipeline (its monitors,
+/// denylists and folder) and the state store, where gates such as alarms read their
+/// evidence (`None` only in tests that need no evidence).
+#[derive(Clone, Copy)]
+pub struct GateEnv<'a> {
+    pub pipeline: &'a crate::config::Pipeline,
+    pub store: Option<&'a std::sync::Arc<crate::state::Store>>,
+}
+
 /// The gate a spec from the pipeline file configures.
-pub fn build(spec: &GateSpec) -> Box<dyn Gate> {
+pub fn build(spec: &GateSpec, env: &GateEnv<'_>) -> Box<dyn Gate> {
+    let _ = env;
     match &spec.kind {
         GateKind::Approval(a) => Box::new(approval::ApprovalGate::new(&spec.id, a.clone())),
         GateKind::Window(w) => Box::new(window::WindowGate::new(&spec.id, w.clone())),
@@ -247,8 +259,8 @@ pub fn build(spec: &GateSpec) -> Box<dyn Gate> {
 }
 
 /// The gates of a stage of the pipeline, built, in file order.
-pub fn build_stage(stage: &crate::config::Stage) -> Vec<Box<dyn Gate>> {
-    stage.gates.iter().map(build).collect()
+pub fn build_stage(stage: &crate::config::Stage, env: &GateEnv<'_>) -> Vec<Box<dyn Gate>> {
+    stage.gates.iter().map(|spec| build(spec, env)).collect()
 }
 
 /// Check the target of `sluice override RUN --gate G [--stage S]` against the
@@ -350,7 +362,11 @@ mod tests {
         );
         let pipeline = crate::config::parse(std::path::Path::new("sluice.toml"), file)
             .expect("valid pipeline");
-        let gates = build_stage(&pipeline.stages[1]);
+        let env = GateEnv {
+            pipeline: &pipeline,
+            store: None,
+        };
+        let gates = build_stage(&pipeline.stages[1], &env);
         (pipeline, gates)
     }
 
