@@ -770,13 +770,8 @@ fn a_state_database_of_schema_1_is_migrated_and_its_runs_stay_readable() {
     let d = Durable::new(&approval_pipeline(1));
     let db = d.path().join(".sluice/state.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let fixture =
-        Path::new(sluice_tests::WORKSPACE_ROOT).join("runner/src/state/fixtures/schema-v1.sql");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(&std::fs::read_to_string(fixture).unwrap())
-            .unwrap();
-    }
+    // The state crate's own schema-1 fixture (crates/state/src/fixtures/schema-v1.sql).
+    sluice::state::write_schema_1_fixture(&db).unwrap();
     let history = d.sluice(&["history", "--format", "json"]);
     history.expect_code(0);
     let runs: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
