@@ -47,7 +47,10 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("sluice-state-checkpoint".into())
             .spawn(move || {
-                // On stop, no last checkpoint here: the last connection to close does one.
+                // At once: what the previous process left in the WAL (no connection
+                // checkpoints on close). On stop, no last checkpoint: the next store
+                // to open does it.
+                checkpoint(&conn);
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     checkpoint(&conn);
                 }

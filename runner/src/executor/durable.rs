@@ -126,17 +126,6 @@ impl Journal {
     }
 }
 
-impl Drop for Journal {
-    /// The run is done with the store: leave no write-ahead log for the next process
-    /// to replay (the log's file cannot be removed by path once the runner's folders
-    /// are covered).
-    fn drop(&mut self) {
-        if let Err(e) = self.store.checkpoint() {
-            tracing::warn!("cannot checkpoint the state database: {e}");
-        }
-    }
-}
-
 /// What a resumed run takes back from the record.
 #[derive(Default)]
 pub(super) struct Restored {
