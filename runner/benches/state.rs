@@ -270,6 +270,10 @@ fn explain_reads(store: &Store, run: &str, stage: &str, now: jiff::Timestamp) ->
 }
 
 fn main() {
+    // `cargo test` runs benches as tests without `--bench`: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let runs: usize = std::env::var("SLUICE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
