@@ -151,6 +151,16 @@ pub fn run_check(check: &Check, env: &mut dyn Environment) -> Result<CheckOutcom
         if outcome.failure.is_none() || number >= attempts_allowed {
             break outcome;
         }
+        if let Some(failure) = &outcome.failure {
+            sluice_sdk::log::write(
+                sluice_sdk::log::Level::Warn,
+                format!(
+                    "check {}: attempt {number} of {attempts_allowed} failed: {failure}; retrying",
+                    check.name
+                ),
+                [("retry-in", format_duration(check.retry_delay))],
+            );
+        }
         env.pause(check.retry_delay);
     };
     let elapsed = started.elapsed();
