@@ -218,7 +218,7 @@ pub async fn run(
             .unwrap_or_default(),
     });
     // The pipeline's monitors check for as long as the run is alive.
-    let _watchers = journal.as_ref().map(|j| {
+    let mut watchers = journal.as_ref().map(|j| {
         watch::start(
             &monitors,
             watch::WatchContext {
@@ -231,6 +231,9 @@ pub async fn run(
             },
         )
     });
+    if let Some(w) = watchers.as_mut() {
+        w.first_round().await;
+    }
     // A resumed run's outputs, plugins and artifact come back from its finished steps,
     // in pipeline order.
     if let Some(restored) = &restored {

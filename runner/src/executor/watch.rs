@@ -53,6 +53,27 @@ pub fn watched(
 /// The monitors' check tasks of one run; dropping it stops them.
 pub struct Watchers {
     tasks: JoinSet<()>,
+    /// One message per monitor after its first check.
+    first: tokio::sync::mpsc::UnboundedReceiver<()>,
+    /// How many monitors, and the longest first check may take.
+    count: usize,
+    longest: std::time::Duration,
+}
+
+impl Watchers {
+    /// Wait until every monitor has run its first check (or could not), at most as
+    /// long as the slowest may take: a run's first gates judge fresh evidence, not the
+    /// absence of a check that was about to happen.
+    pub async fn first_round(&mut self) {
+        let wait = async {
+            for _ in 0..self.count {
+                if self.first.recv().await.is_none() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.longest + std::time::Duration::from_secs(1), wait).await;
+    }
 }
 
 impl Drop for Watchers {
@@ -76,6 +97,12 @@ pub struct WatchContext {
 /// INSUFFICIENT_DATA (never silently OK).
 pub fn start(monitors: &[WatchedMonitor], cx: WatchContext) -> Watchers {
     let mut tasks = JoinSet::new();
+    let (first_tx, first) = tokio::sync::mpsc::unbounded_channel();
+    let longest = monitors
+        .iter()
+        .map(|m| m.spec.timeout)
+        .max()
+        .unwrap_or_default();
     let redactor = Arc::new(cx.secrets.redactor());
     for m in monitors {
         let m = m.clone();
@@ -89,16 +116,22 @@ pub fn start(monitors: &[WatchedMonitor], cx: WatchContext) -> Watchers {
             redactor: redactor.clone(),
         };
         let events = cx.events.clone();
+        let first_tx = first_tx.clone();
         tasks.spawn(async move {
             let grants = match MonitorGrants::resolve(&m.spec.grants, secrets, &log) {
                 Ok(g) => g,
                 Err(e) => {
                     tracing::warn!("monitor `{}` cannot run: {e}", m.spec.id);
+                    let _ = first_tx.send(());
                     return;
                 }
             };
             let instance = MonitorInstance::new(m.plugin.clone(), grants, log);
+            let mut told = false;
             let ended = run_checks(&m.spec, instance, &recorder, None, |report| {
+                if !std::mem::replace(&mut told, true) {
+                    let _ = first_tx.send(());
+                }
                 events.send(Event::MonitorChecked {
                     monitor: report.row.monitor.clone(),
                     outcome: report.row.outcome.as_str().to_string(),
@@ -109,12 +142,21 @@ pub fn start(monitors: &[WatchedMonitor], cx: WatchContext) -> Watchers {
                 });
             })
             .await;
+            let _ = first_tx.send(());
             if let Err(e) = ended {
-                tracing::warn!("monitor `{}` stopped: cannot record its checks: {e}", m.spec.id);
+                tracing::warn!(
+                    "monitor `{}` stopped: cannot record its checks: {e}",
+                    m.spec.id
+                );
             }
         });
     }
-    Watchers { tasks }
+    Watchers {
+        tasks,
+        first,
+        count: monitors.len(),
+        longest,
+    }
 }
 
 /// The alarms gates of a stage that still watch it: those not let through by an
@@ -167,7 +209,10 @@ pub async fn until_alarm(
         for g in &gates {
             let e = g.evaluate(&input).await;
             if let Decision::Wait { reason, .. } | Decision::Deny { reason } = &e.decision {
-                return format!("alarm gate `{}` fired while the stage ran: {reason}", e.gate);
+                return format!(
+                    "alarm gate `{}` fired while the stage ran: {reason}",
+                    e.gate
+                );
             }
         }
     }

@@ -42,10 +42,12 @@ impl AlarmsGate {
         self.monitors
             .iter()
             .map(|m| match &self.store {
-                Some(store) => alarm::read(store, m, now).map_err(|e| {
-                    format!("monitor `{}`: cannot read its checks: {e}", m.id)
-                }),
-                None => Err(format!("monitor `{}`: no state store to read its checks from", m.id)),
+                Some(store) => alarm::read(store, m, now)
+                    .map_err(|e| format!("monitor `{}`: cannot read its checks: {e}", m.id)),
+                None => Err(format!(
+                    "monitor `{}`: no state store to read its checks from",
+                    m.id
+                )),
             })
             .collect()
     }

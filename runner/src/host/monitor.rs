@@ -352,7 +352,11 @@ pub async fn load_all(
             Ok(plugin) => {
                 for err in plugin.validator().iter_errors(&m.with) {
                     let at = err.instance_path().to_string();
-                    let at = if at.is_empty() { "with".to_string() } else { format!("with{}", at.replace('/', ".")) };
+                    let at = if at.is_empty() {
+                        "with".to_string()
+                    } else {
+                        format!("with{}", at.replace('/', "."))
+                    };
                     errors.push(source.error(
                         m.with_offset,
                         format!("monitor `{}` ({uses}): `{at}`: {err}", m.id),

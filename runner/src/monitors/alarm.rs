@@ -110,10 +110,7 @@ impl AlarmStatus {
             },
             _ => format!(
                 " ({} of {} checks breaching, alarm at {} of {})",
-                self.breaching,
-                self.periods,
-                self.datapoints_to_alarm,
-                self.evaluation_periods
+                self.breaching, self.periods, self.datapoints_to_alarm, self.evaluation_periods
             ),
         };
         let detail = if self.detail.is_empty() {
@@ -278,10 +275,7 @@ pub fn read(
     let mut status = judge(spec, &checks, now);
     if status.state == AlarmState::Alarm
         && let Some(id) = status.detail_check
-        && let Some(point) = store
-            .check_points(id)?
-            .into_iter()
-            .find(|p| !p.positive)
+        && let Some(point) = store.check_points(id)?.into_iter().find(|p| !p.positive)
     {
         status.detail = if point.detail.is_empty() {
             format!("{} negative", point.name)
@@ -387,7 +381,11 @@ mod tests {
         );
         let st = judge(&spec(MissingData::Ignore, 1, 1), &[], at(NOW));
         assert!(st.holds);
-        let st = judge(&spec(MissingData::NotBreaching, 1, 1), &checks("00"), at(NOW));
+        let st = judge(
+            &spec(MissingData::NotBreaching, 1, 1),
+            &checks("00"),
+            at(NOW),
+        );
         assert_eq!((st.state, st.holds), (AlarmState::InsufficientData, false));
     }
 
@@ -398,7 +396,11 @@ mod tests {
         let st = judge(&spec(MissingData::Breaching, 3, 2), &checks(words), at(NOW));
         assert_eq!(st.state, AlarmState::Alarm);
         assert_eq!(st.detail, "no data: check 0");
-        let st = judge(&spec(MissingData::NotBreaching, 3, 2), &checks(words), at(NOW));
+        let st = judge(
+            &spec(MissingData::NotBreaching, 3, 2),
+            &checks(words),
+            at(NOW),
+        );
         assert_eq!(st.state, AlarmState::Ok);
         // Ignored: judged on the one check with data.
         let st = judge(&spec(MissingData::Ignore, 3, 2), &checks(words), at(NOW));

@@ -216,7 +216,14 @@ fn build_monitor(
             format!("{what}: `with` configures a plugin, but the monitor has no `uses`; add `uses` or remove `with`"),
         ));
     }
-    let interval = duration(source, &what, m.interval.as_ref(), "interval", DEFAULT_INTERVAL, errors);
+    let interval = duration(
+        source,
+        &what,
+        m.interval.as_ref(),
+        "interval",
+        DEFAULT_INTERVAL,
+        errors,
+    );
     let timeout = match &m.timeout {
         None => interval.min(DEFAULT_TIMEOUT),
         Some(t) => {
@@ -254,11 +261,25 @@ fn build_monitor(
             }
         },
     };
-    let periods = count(source, &what, m.evaluation_periods.as_ref(), "evaluation-periods", 1, errors);
+    let periods = count(
+        source,
+        &what,
+        m.evaluation_periods.as_ref(),
+        "evaluation-periods",
+        1,
+        errors,
+    );
     let to_alarm = match &m.datapoints_to_alarm {
         None => periods,
         Some(v) => {
-            let n = count(source, &what, Some(v), "datapoints-to-alarm", periods, errors);
+            let n = count(
+                source,
+                &what,
+                Some(v),
+                "datapoints-to-alarm",
+                periods,
+                errors,
+            );
             if n > periods {
                 errors.push(source.error(
                     v.span().start,
@@ -291,7 +312,10 @@ fn build_monitor(
         datapoints_to_alarm: to_alarm,
         grants,
         pos: source.pos(m.id.span().start),
-        uses_offset: m.uses.as_ref().map_or(m.id.span().start, |u| u.span().start),
+        uses_offset: m
+            .uses
+            .as_ref()
+            .map_or(m.id.span().start, |u| u.span().start),
         with_offset: m
             .with
             .as_ref()
@@ -460,9 +484,14 @@ mod tests {
         let e = parse("[[monitor]]\nid = \"api\"\n[[monitor]]\nid = \"api\"\n").unwrap_err();
         assert_eq!(
             e,
-            vec!["sluice.toml:14:6: monitor id `api` is used twice (first at line 12); monitor ids must be unique in the file"]
+            vec![
+                "sluice.toml:14:6: monitor id `api` is used twice (first at line 12); monitor ids must be unique in the file"
+            ]
         );
-        let e = parse("[[monitor]]\nid = \"api\"\nuses = \"x.wasm\"\n[monitor.grants]\nexec = [\"curl\"]\n").unwrap_err();
+        let e = parse(
+            "[[monitor]]\nid = \"api\"\nuses = \"x.wasm\"\n[monitor.grants]\nexec = [\"curl\"]\n",
+        )
+        .unwrap_err();
         assert!(e[0].contains("unknown field `exec`"), "{e:?}");
         let e = parse("[[monitor]]\nid = \"api\"\nuses = \"x.wasm\"\n[monitor.grants]\nsecrets = [\"tokn\"]\n").unwrap_err();
         assert!(e[0].contains("tokn"), "{e:?}");
@@ -470,10 +499,15 @@ mod tests {
 
     #[test]
     fn a_timeout_longer_than_the_interval_is_an_error() {
-        let e = parse("[[monitor]]\nid = \"api\"\nuses = \"x.wasm\"\ninterval = \"1s\"\ntimeout = \"2s\"\n").unwrap_err();
+        let e = parse(
+            "[[monitor]]\nid = \"api\"\nuses = \"x.wasm\"\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+        )
+        .unwrap_err();
         assert_eq!(
             e,
-            vec!["sluice.toml:15:11: monitor `api`: `timeout` = \"2s\" is longer than its `interval` (1s); a check must end before the next is due"]
+            vec![
+                "sluice.toml:15:11: monitor `api`: `timeout` = \"2s\" is longer than its `interval` (1s); a check must end before the next is due"
+            ]
         );
     }
 }
