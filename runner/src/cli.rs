@@ -35,7 +35,7 @@ use crate::executor::{self, RunOptions};
 use crate::folders::OwnedDir;
 use crate::host::cache::{CacheRoot, default_cache_root};
 use crate::host::engine::EngineProfile;
-use crate::host::plugin::{EngineError, LoadedPlugin, PluginHost};
+use crate::host::plugin::{EngineError, LoadedPlugin, PluginError, PluginHost};
 use crate::render::{self, Format};
 use crate::sandbox::Sandbox;
 use crate::secrets::SecretValues;
@@ -128,6 +128,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the `[[monitor]]`s of a file standalone: checks recorded in the state store
+    /// (for the gates of every pipeline sharing it) and served as Prometheus metrics.
+    Canary(canary_cli::CanaryArgs),
     /// Work with one plugin.
     Plugin {
         #[command(subcommand)]
@@ -423,6 +426,7 @@ async fn dispatch(
         Command::Status(args) => durable_cli::status(args, state_flag),
         Command::History(args) => durable_cli::history(args, state_flag),
         Command::Explain(args) => durable_cli::explain(args, state_flag).await,
+        Command::Canary(args) => canary_cli::canary(args, state_flag, cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -446,8 +450,7 @@ async fn dispatch(
             let host = start_host(1, cache_root)?;
             let mut all = Vec::new();
             for name in builtins::names() {
-                let p = host
-                    .load(&PluginRef::Builtin(name.to_string()))
+                let p = describe_any(&host, &PluginRef::Builtin(name.to_string()))
                     .await
                     .map_err(|e| ExpectedError::Internal(e.to_string()))?;
                 all.push(p);
@@ -483,8 +486,7 @@ async fn dispatch(
             let cwd =
                 std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
             let r = PluginRef::parse(&reference, &cwd);
-            let p = host
-                .load(&r)
+            let p = describe_any(&host, &r)
                 .await
                 .map_err(|e| ExpectedError::Config(e.to_string()))?;
             if json {
@@ -497,7 +499,8 @@ async fn dispatch(
                 let _ = writeln!(text, "name:         {}", d.name);
                 let _ = writeln!(text, "version:      {}", d.version);
                 let _ = writeln!(text, "summary:      {}", d.summary);
-                let _ = writeln!(text, "digest:       {}", p.digest());
+                let _ = writeln!(text, "world:        {}", p.world);
+                let _ = writeln!(text, "digest:       {}", p.digest);
                 let caps: Vec<String> = d
                     .capabilities
                     .iter()
@@ -513,7 +516,7 @@ async fn dispatch(
                     }
                 );
                 let _ = writeln!(text, "config schema:");
-                for l in json_text(p.schema()).lines() {
+                for l in json_text(&p.schema).lines() {
                     let _ = writeln!(text, "  {l}");
                 }
                 console::out(&text);
@@ -539,16 +542,63 @@ fn json_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("null /* {e} */"))
 }
 
-fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
+/// A loaded plugin of either world, as `plugins` and `plugin info` show it.
+struct Described {
+    reference: PluginRef,
+    /// `step` or `monitor`.
+    world: &'static str,
+    descriptor: crate::host::bindings::types::Descriptor,
+    digest: String,
+    schema: serde_json::Value,
+}
+
+impl Described {
+    fn reference(&self) -> &PluginRef {
+        &self.reference
+    }
+
+    fn descriptor(&self) -> &crate::host::bindings::types::Descriptor {
+        &self.descriptor
+    }
+}
+
+/// Load `reference` as a step plugin, or, when it is a component of the `monitor`
+/// world (`builtin:canary`, `builtin:http-check`, `builtin:prometheus`...), as a
+/// monitor.
+async fn describe_any(host: &PluginHost, reference: &PluginRef) -> Result<Described, PluginError> {
+    match host.load(reference).await {
+        Ok(p) => Ok(Described {
+            reference: p.reference().clone(),
+            world: "step",
+            descriptor: p.descriptor().clone(),
+            digest: p.digest().to_owned(),
+            schema: p.schema().clone(),
+        }),
+        Err(PluginError::WrongWorld { .. }) => {
+            let m = crate::host::monitor::load_monitor(host, reference).await?;
+            Ok(Described {
+                reference: m.reference().clone(),
+                world: "monitor",
+                descriptor: m.descriptor().clone(),
+                digest: m.digest().to_owned(),
+                schema: m.schema().clone(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn plugin_json(p: &Described) -> serde_json::Value {
     let d = p.descriptor();
     serde_json::json!({
         "reference": p.reference().to_string(),
         "name": d.name,
         "version": d.version,
         "summary": d.summary,
-        "digest": p.digest(),
+        "world": p.world,
+        "digest": p.digest,
         "capabilities": d.capabilities.iter().map(|c| capability_name(*c)).collect::<Vec<_>>(),
-        "config_schema": p.schema(),
+        "config_schema": p.schema,
     })
 }
 
@@ -586,6 +636,13 @@ async fn load_and_check(
         PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
         PipelineFileError::Invalid(errors) => config_error(&errors),
     })?;
+    // Monitors load like steps' plugins, and their problems are reported with them.
+    if let Err(more) =
+        crate::host::monitor::load_all(host, &pipeline.source, &pipeline.monitors).await
+    {
+        errors.extend(more);
+        errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+    }
     match validate::validate(&pipeline, host).await {
         Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
         Ok(_) => Err(config_error(&errors)),
@@ -641,8 +698,15 @@ async fn execute(
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
-    let host = start_host(jobs, cache_root)?;
+    // Each checking monitor keeps one instance for as long as the run is alive.
+    let host = start_host(
+        jobs + crate::monitors::checking_monitors_in(&file),
+        cache_root,
+    )?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
+        .await
+        .map_err(|errors| config_error(&errors))?;
     // Secrets are read before anything is created; a command source may take a while.
     let for_secrets = pipeline.clone();
     let secrets = tokio::task::spawn_blocking(move || SecretValues::resolve(&for_secrets))
@@ -682,6 +746,10 @@ async fn execute(
             &pipeline, *target, &folders, no_wait,
         )?),
     };
+    let mut durable = durable;
+    if let Some(d) = durable.as_mut() {
+        d.monitors = executor::watch::watched(&pipeline.monitors, &monitors);
+    }
     let journal_store = durable
         .as_ref()
         .map(|d| (d.store.clone(), folders.run_id.clone()));
@@ -864,6 +932,7 @@ impl RunnerFolders {
     }
 }
 
+mod canary_cli;
 mod durable_cli;
 
 /// Keeping the runner's own folders from the steps.

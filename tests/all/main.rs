@@ -3,6 +3,7 @@
 //! One test binary, so the fixtures and the compiled-component cache are shared.
 
 mod cache;
+mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;
@@ -13,6 +14,7 @@ mod http;
 mod limits;
 mod lint_sarif;
 mod load_test;
+mod monitors;
 mod pipeline;
 mod reports;
 mod sandbox;
