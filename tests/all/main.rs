@@ -14,6 +14,7 @@ mod limits;
 mod lint_sarif;
 mod load_test;
 mod pipeline;
+mod prometheus;
 mod reports;
 mod sandbox;
 mod sbom;
