@@ -586,6 +586,12 @@ async fn load_and_check(
         PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
         PipelineFileError::Invalid(errors) => config_error(&errors),
     })?;
+    // Monitors load like steps' plugins, and their problems are reported with them.
+    if let Err(more) =
+        crate::host::monitor::load_all(host, &pipeline.source, &pipeline.monitors).await
+    {
+        errors.extend(more);
+    }
     match validate::validate(&pipeline, host).await {
         Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
         Ok(_) => Err(config_error(&errors)),
@@ -641,8 +647,12 @@ async fn execute(
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
-    let host = start_host(jobs, cache_root)?;
+    // Each checking monitor keeps one instance for as long as the run is alive.
+    let host = start_host(jobs + crate::monitors::checking_monitors_in(&file), cache_root)?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
+        .await
+        .map_err(|errors| config_error(&errors))?;
     // Secrets are read before anything is created; a command source may take a while.
     let for_secrets = pipeline.clone();
     let secrets = tokio::task::spawn_blocking(move || SecretValues::resolve(&for_secrets))
@@ -682,6 +692,10 @@ async fn execute(
             &pipeline, *target, &folders, no_wait,
         )?),
     };
+    let mut durable = durable;
+    if let Some(d) = durable.as_mut() {
+        d.monitors = executor::watch::watched(&pipeline.monitors, &monitors);
+    }
     let journal_store = durable
         .as_ref()
         .map(|d| (d.store.clone(), folders.run_id.clone()));

@@ -13,6 +13,7 @@ mod http;
 mod limits;
 mod lint_sarif;
 mod load_test;
+mod monitors;
 mod pipeline;
 mod prometheus;
 mod reports;

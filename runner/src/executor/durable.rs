@@ -34,6 +34,9 @@ pub struct DurableOptions {
     pub new_run: Option<NewRun>,
     /// The gates of each stage, by stage name.
     pub gates: HashMap<String, Vec<Box<dyn Gate>>>,
+    /// The pipeline's monitors that check while the run is alive
+    /// ([`super::watch`]).
+    pub monitors: Vec<super::watch::WatchedMonitor>,
 }
 
 /// Why a run stopped before its end.
@@ -76,6 +79,16 @@ impl Journal {
 
     pub(super) fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    /// The run's clock.
+    pub(super) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The run's store.
+    pub(super) fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Run one store call; a failure is kept (the first one) and `None` returned.

@@ -1,0 +1,1 @@
+//! The Prometheus text exposition of `sluice canary`.
