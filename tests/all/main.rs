@@ -9,6 +9,7 @@ mod cli;
 mod durable;
 mod escapes;
 mod examples;
+mod health_prometheus;
 mod http;
 mod limits;
 mod lint_sarif;
