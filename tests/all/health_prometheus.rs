@@ -189,19 +189,17 @@ fn sluice_canary_serves_metrics_that_prometheus_scrapes() {
     let canary: Running = d.spawn(&["canary", "canary.toml", "--metrics-addr", &metrics_addr]);
 
     prometheus.wait_target_up("canary");
-    let passing = r#"sluice_canary_check_success{check="login-and-cart"}"#;
-    let failing = r#"sluice_canary_check_success{check="empty-cart"}"#;
+    let passing = r#"sluice_canary_check_success{monitor="shop",check="login-and-cart"}"#;
+    let failing = r#"sluice_canary_check_success{monitor="shop",check="empty-cart"}"#;
     let labels = prometheus.wait_value(passing, 1.0);
-    assert_eq!(labels["monitor"], "shop", "{labels}");
+    assert_eq!(labels["job"], "canary", "scraped by Prometheus: {labels}");
     prometheus.wait_value(failing, 0.0);
-    let latency =
-        prometheus.query(r#"sluice_canary_check_duration_seconds{check="login-and-cart"}"#);
+    let latency = prometheus.query(r#"sluice_canary_monitor_latency_seconds{monitor="shop"}"#);
     assert!(
         latency.len() == 1 && latency[0].1 > 0.0 && latency[0].1 < 5.0,
-        "a latency in seconds: {latency:?}"
+        "the last check's latency in seconds: {latency:?}"
     );
-    let last_run =
-        prometheus.query(r#"sluice_canary_check_last_run_timestamp_seconds{check="empty-cart"}"#);
+    let last_run = prometheus.query(r#"sluice_canary_last_run_timestamp_seconds{monitor="shop"}"#);
     assert!(
         last_run.len() == 1 && last_run[0].1 > 1.7e9,
         "the last run as a Unix time: {last_run:?}"
