@@ -128,6 +128,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the `[[monitor]]`s of a file standalone: checks recorded in the state store
+    /// (for the gates of every pipeline sharing it) and served as Prometheus metrics.
+    Canary(canary_cli::CanaryArgs),
     /// Work with one plugin.
     Plugin {
         #[command(subcommand)]
@@ -423,6 +426,7 @@ async fn dispatch(
         Command::Status(args) => durable_cli::status(args, state_flag),
         Command::History(args) => durable_cli::history(args, state_flag),
         Command::Explain(args) => durable_cli::explain(args, state_flag).await,
+        Command::Canary(args) => canary_cli::canary(args, state_flag, cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -591,6 +595,7 @@ async fn load_and_check(
         crate::host::monitor::load_all(host, &pipeline.source, &pipeline.monitors).await
     {
         errors.extend(more);
+        errors.sort_by_key(|e| (e.pos.line, e.pos.column));
     }
     match validate::validate(&pipeline, host).await {
         Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
@@ -878,6 +883,7 @@ impl RunnerFolders {
     }
 }
 
+mod canary_cli;
 mod durable_cli;
 
 /// Keeping the runner's own folders from the steps.

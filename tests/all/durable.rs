@@ -20,7 +20,7 @@ const MONDAY_LATE_MORNING: &str = "2026-11-30T10:00:00Z";
 
 /// A project for durable runs: a pipeline file, a test clock, a markers folder.
 pub(crate) struct Durable {
-    project: Project,
+    pub(crate) project: Project,
 }
 
 /// A `sluice` process a test started; killed and reaped by PID when dropped.

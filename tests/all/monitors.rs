@@ -181,3 +181,184 @@ fn an_alarm_that_fired_while_a_window_was_closed_still_stops_the_run_when_it_ope
     out.expect_code(0);
     assert_eq!(d.marker("deploy"), 1);
 }
+
+/// A `sluice canary` file: the fixture monitor `api` reading `status-api.txt`.
+fn canary_file() -> String {
+    monitor("api", "")
+}
+
+/// A pipeline whose monitor `api` is fed by `sluice canary` (no `uses`), M of N as
+/// given, behind an alarms gate.
+fn fed_pipeline(extra: &str) -> String {
+    pipeline(
+        &format!("\n[[monitor]]\nid = \"api\"\ninterval = \"100ms\"\n{extra}\n"),
+        ALARM_GATE,
+        "0",
+    )
+}
+
+/// `sluice canary canary.toml --checks N` with the status file saying `status`.
+fn canary_checks(d: &Durable, status_text: &str, n: u32) -> String {
+    status(d, "api", status_text);
+    let out = d.sluice(&["canary", "canary.toml", "--checks", &n.to_string()]);
+    out.expect_code(0);
+    out.stdout
+}
+
+#[test]
+fn sluice_canary_records_checks_that_a_pipelines_alarm_gate_reads() {
+    let d = Durable::new(&fed_pipeline(""));
+    d.project.write("canary.toml", &canary_file());
+    let lines = canary_checks(&d, "negative login status 401 on /login\n", 2);
+    // One line per check.
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains(" api data: 0 positive, 1 negative"))
+            .count(),
+        2,
+        "{lines}"
+    );
+    let out = d.sluice(&["run", "--no-wait"]);
+    out.expect_code(4);
+    assert!(
+        both(&out).contains("monitor `api` is ALARM")
+            && both(&out).contains("login: status 401 on /login"),
+        "{}",
+        both(&out)
+    );
+    canary_checks(&d, "positive login ok\n", 1);
+    d.sluice(&["run", "--no-wait"]).expect_code(0);
+    assert_eq!(d.marker("deploy"), 1);
+}
+
+#[test]
+fn m_of_n_raises_the_alarm_only_when_m_of_the_latest_n_checks_breach() {
+    let d = Durable::new(&fed_pipeline(
+        "evaluation-periods = 3\ndatapoints-to-alarm = 2",
+    ));
+    d.project.write("canary.toml", &canary_file());
+    canary_checks(&d, "negative login status 500\n", 1);
+    canary_checks(&d, "positive login ok\n", 2);
+    // Latest three: +, +, -: one of three breaches.
+    d.sluice(&["run", "--no-wait"]).expect_code(0);
+    canary_checks(&d, "negative login status 500\n", 1);
+    // -, +, +: still one.
+    d.sluice(&["run", "--no-wait"]).expect_code(0);
+    canary_checks(&d, "negative login status 502\n", 1);
+    // -, -, +: two of three.
+    let out = d.sluice(&["run", "--no-wait"]);
+    out.expect_code(4);
+    assert!(
+        both(&out).contains("(2 of 3 checks breaching, alarm at 2 of 3): login: status 502"),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn sluice_canary_serves_prometheus_metrics_while_it_runs() {
+    use std::io::{BufRead, Read, Write};
+    let d = Durable::new(&fed_pipeline(""));
+    d.project.write("canary.toml", &canary_file());
+    status(&d, "api", "positive login ok\nnegative search status 500\n");
+    let mut canary = d
+        .command(&[
+            "canary",
+            "canary.toml",
+            "--checks",
+            "200",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sluice canary");
+    let mut stdout = std::io::BufReader::new(canary.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("metrics: http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {first:?}"))
+        .to_string();
+    // Wait for a check, then scrape.
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let _ = canary.kill();
+    let _ = canary.wait();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for expected in [
+        "sluice_canary_check_success{monitor=\"api\",check=\"login\"} 1",
+        "sluice_canary_check_success{monitor=\"api\",check=\"search\"} 0",
+        "# TYPE sluice_canary_checks_total counter",
+        "sluice_canary_last_run_timestamp_seconds{monitor=\"api\"}",
+        "sluice_canary_monitor_latency_seconds{monitor=\"api\"}",
+    ] {
+        assert!(response.contains(expected), "no {expected} in:\n{response}");
+    }
+}
+
+#[test]
+fn monitor_config_errors_are_located_with_suggestions() {
+    let text = format!(
+        r#"
+[pipeline]
+name = "shop"
+
+[[monitor]]
+id = "api"
+uses = "{{adversary}}"
+interval = "often"
+missing = "breching"
+evaluation-periods = 2
+datapoints-to-alarm = 3
+
+[[monitor]]
+id = "latency"
+uses = "{uses}"
+with = {{ file = "x" }}
+
+[[stage]]
+name = "prod"
+[stage.gates.alarms]
+alarms = ["ap1", "latency"]
+{deploy}"#,
+        uses = file_monitor(),
+        deploy = marker_step("deploy", "0", &[]),
+    );
+    let d = Durable::new(&text.replace("{adversary}", crate::support::adversary()));
+    let out = d.sluice(&["validate"]);
+    out.expect_code(2);
+    let shown = d
+        .text(&out.stderr)
+        .replace(file_monitor(), "[FILE_MONITOR]");
+    insta::assert_snapshot!(shown);
+    // A step component used as a monitor is named as one.
+    let d = Durable::new(&pipeline(
+        &format!(
+            "\n[[monitor]]\nid = \"api\"\nuses = \"{}\"\n",
+            crate::support::adversary()
+        ),
+        "",
+        "0",
+    ));
+    let out = d.sluice(&["validate"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("is a step plugin (world `step`, exports `plugin`)"),
+        "{}",
+        out.stderr
+    );
+}

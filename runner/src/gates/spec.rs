@@ -981,7 +981,7 @@ mod tests {
         assert_eq!(
             errors("[stage.gates.hours]\nkind = \"windw\"\ntimezone = \"UTC\"\n"),
             [
-                "sluice.toml:13:8: gate `hours` of stage `prod`: unknown kind `windw`; kinds: `approval`, `window`; did you mean `window`?"
+                "sluice.toml:13:8: gate `hours` of stage `prod`: unknown kind `windw`; kinds: `approval`, `window`, `alarms`; did you mean `window`?"
             ]
         );
     }

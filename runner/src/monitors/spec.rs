@@ -173,7 +173,6 @@ fn build_monitor(
 ) -> Option<MonitorSpec> {
     let id = m.id.get_ref().clone();
     let what = format!("monitor `{id}`");
-    let before = errors.len();
     let uses = m.uses.as_ref().and_then(|u| {
         let text = u.get_ref().trim();
         let r = PluginRef::parse(text, dir);
@@ -298,9 +297,8 @@ fn build_monitor(
         .as_ref()
         .map(|g| build_grants(source, dir, &what, g.get_ref(), declared, errors))
         .unwrap_or_default();
-    if errors.len() > before {
-        return None;
-    }
+    // Kept even with errors (the file is refused anyway), so that other checks still
+    // know its id and every problem is reported at once.
     Some(MonitorSpec {
         id,
         uses,
@@ -485,7 +483,7 @@ mod tests {
         assert_eq!(
             e,
             vec![
-                "sluice.toml:14:6: monitor id `api` is used twice (first at line 12); monitor ids must be unique in the file"
+                "sluice.toml:13:6: monitor id `api` is used twice (first at line 11); monitor ids must be unique in the file"
             ]
         );
         let e = parse(
@@ -506,7 +504,7 @@ mod tests {
         assert_eq!(
             e,
             vec![
-                "sluice.toml:15:11: monitor `api`: `timeout` = \"2s\" is longer than its `interval` (1s); a check must end before the next is due"
+                "sluice.toml:14:11: monitor `api`: `timeout` = \"2s\" is longer than its `interval` (1s); a check must end before the next is due"
             ]
         );
     }
