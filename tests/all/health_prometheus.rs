@@ -171,7 +171,6 @@ fn a_query_without_data_holds_the_run_by_default_and_not_with_missing_not_breach
 }
 
 #[test]
-#[ignore = "needs `sluice canary FILE --metrics-addr ADDR` serving /metrics (monitors branch)"]
 fn sluice_canary_serves_metrics_that_prometheus_scrapes() {
     let Some(bin) = prometheus_or_skip("sluice_canary_serves_metrics") else {
         return;
