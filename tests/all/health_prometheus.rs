@@ -60,7 +60,7 @@ fn stable(text: &str, project: &Path, prometheus: &Prometheus) -> String {
 
 #[test]
 fn a_prometheus_alarm_halts_promotion_until_an_override_lets_the_fix_through() {
-    let Some(bin) = prometheus_or_skip("a_prometheus_alarm_halts_promotion") else {
+    let Some(bin) = prometheus_or_skip() else {
         return;
     };
     let service = MetricsService::start();
@@ -130,7 +130,7 @@ fn a_prometheus_alarm_halts_promotion_until_an_override_lets_the_fix_through() {
 
 #[test]
 fn a_query_without_data_holds_the_run_by_default_and_not_with_missing_not_breaching() {
-    let Some(bin) = prometheus_or_skip("a_query_without_data_holds_the_run") else {
+    let Some(bin) = prometheus_or_skip() else {
         return;
     };
     let service = MetricsService::start();
@@ -172,7 +172,7 @@ fn a_query_without_data_holds_the_run_by_default_and_not_with_missing_not_breach
 
 #[test]
 fn sluice_canary_serves_metrics_that_prometheus_scrapes() {
-    let Some(bin) = prometheus_or_skip("sluice_canary_serves_metrics") else {
+    let Some(bin) = prometheus_or_skip() else {
         return;
     };
     let shop = HttpServer::start();

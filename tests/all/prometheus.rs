@@ -65,8 +65,11 @@ pub struct Prometheus {
 
 /// The `prometheus` binary, or `None` (after saying why) when a test should skip; in CI
 /// (`CI` set) a missing binary fails the test instead, since `.ci/run` installs it.
+/// The test is named by its thread (libtest names each test's thread after it).
 #[track_caller]
-pub fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
+pub fn prometheus_or_skip() -> Option<PathBuf> {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
     if let Some(bin) = which("prometheus") {
         return Some(bin);
     }
@@ -477,7 +480,7 @@ fn serve_metrics(
 /// the process.
 #[test]
 fn prometheus_harness_reads_back_the_values_the_test_service_serves() {
-    let Some(bin) = prometheus_or_skip("prometheus_harness_reads_back_the_values") else {
+    let Some(bin) = prometheus_or_skip() else {
         return;
     };
     let service = MetricsService::start();
