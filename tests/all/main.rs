@@ -3,6 +3,7 @@
 //! One test binary, so the fixtures and the compiled-component cache are shared.
 
 mod cache;
+mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;
