@@ -78,6 +78,11 @@ impl Journal {
         self.clock.now()
     }
 
+    /// How long (real time) a waiting run sleeps before it looks again.
+    pub(super) fn poll_interval(&self) -> std::time::Duration {
+        self.clock.poll_interval()
+    }
+
     /// Run one store call; a failure is kept (the first one) and `None` returned.
     pub(super) fn write<T>(&self, f: impl FnOnce(&Store) -> Result<T, StateError>) -> Option<T> {
         let result = f(&self.store);

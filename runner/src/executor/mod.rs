@@ -12,6 +12,7 @@
 //! allows, evaluated together at one instant, and when no other run holds it. A resumed
 //! run takes the finished steps back from the record and runs only the others.
 
+mod bake;
 pub mod durable;
 
 use std::collections::HashMap;
@@ -240,6 +241,8 @@ pub async fn run(
     let mut records = Vec::new();
     let mut failed_stage: Option<String> = None;
     let mut denied: Option<String> = None;
+    // Why a stage's bake failed, when one did.
+    let mut bake_failed: Option<String> = None;
     let no_restored = HashMap::new();
     for stage in &pipeline.stages {
         if let Some(failed) = &failed_stage {
@@ -336,13 +339,39 @@ pub async fn run(
             },
         )
         .await;
-        let status = if stage_records.iter().any(|r| r.status == Status::Failed) {
+        let mut status = if stage_records.iter().any(|r| r.status == Status::Failed) {
             Status::Failed
         } else if stage_records.iter().any(|r| r.status == Status::Warned) {
             Status::Warned
         } else {
             Status::Passed
         };
+        // A stage that bakes keeps the run until its bake ends (executor::bake).
+        if status != Status::Failed
+            && let Some(spec) = &stage.bake
+        {
+            match bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events).await {
+                Err(e) => return Err(e),
+                Ok(bake::BakeEnd::Passed) => {}
+                Ok(bake::BakeEnd::Failed(reason)) => {
+                    status = Status::Failed;
+                    bake_failed = Some(reason);
+                }
+                Ok(bake::BakeEnd::Stop(stopped)) => {
+                    ctx.events.send(Event::RunStopped {
+                        run_id: run_id.clone(),
+                        state: "waiting".to_string(),
+                        reason: match &stopped {
+                            durable::Stopped::Waiting { reason, .. } => reason.clone(),
+                            durable::Stopped::Superseded { by, .. } => {
+                                format!("superseded by run {by}")
+                            }
+                        },
+                    });
+                    return Ok(RunEnd::Stopped(stopped));
+                }
+            }
+        }
         if let Some(journal) = &journal {
             let at = journal.now();
             journal.write(|s| s.exit_stage(&run_id, &stage.name, status.as_str(), at));
@@ -367,7 +396,7 @@ pub async fn run(
     } else {
         Status::Passed
     };
-    let reason = denied.clone().or_else(|| {
+    let reason = denied.clone().or(bake_failed).or_else(|| {
         failed_stage.as_ref().map(|stage| {
             let failed: Vec<&str> = records
                 .iter()
