@@ -78,7 +78,6 @@ async fn bake_stage(
         return Some(end);
     }
     let mut shown: Option<String> = None;
-    let mut recorded: Option<(u64, u64)> = None;
     loop {
         let now = journal.now();
         let counts = journal.write(|s| s.point_counts(&spec.monitors, row.started_at, now))?;
@@ -125,12 +124,11 @@ async fn bake_stage(
                 return Some(BakeEnd::Failed(format!("stage `{name}`: {reason}")));
             }
             Decision::Wait { reason, .. } => {
-                let counts = (progress.positive, progress.negative);
-                if recorded != Some(counts) {
-                    journal.write(|s| s.update_bake(&run_id, &name, counts.0, counts.1, now))?;
-                    recorded = Some(counts);
-                }
+                // Recorded, then shown, whenever what it shows changes (the counts, or
+                // the time in the bake as the line rounds it).
                 if shown.as_deref() != Some(reason.as_str()) {
+                    let (positive, negative) = (progress.positive, progress.negative);
+                    journal.write(|s| s.update_bake(&run_id, &name, positive, negative, now))?;
                     send(events, &name, "baking", &reason, progress);
                     shown = Some(reason.clone());
                 }

@@ -248,6 +248,15 @@ impl Explanation {
             return;
         };
         if bake.state == "baking" {
+            // The run is in the stage: its bake, not its entry gates, holds it now.
+            if s.gates.is_empty() {
+                s.verdict = "baking".into();
+                s.summary = s
+                    .entered_at
+                    .map(|t| format!("entered {}", stamp(t)))
+                    .unwrap_or_default();
+                s.until = bake.until;
+            }
             let wait = match bake.until {
                 Some(t) => format!("passes by itself at {}", stamp(t)),
                 None => format!(
