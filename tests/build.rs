@@ -12,6 +12,7 @@ const COMPONENTS: &[(&str, &str)] = &[
         "SLUICE_FIXTURE_CONTRACT_0_1_0",
         "sluice-fixture-contract-0-1-0",
     ),
+    ("SLUICE_FIXTURE_FILE_MONITOR", "sluice-fixture-file-monitor"),
 ];
 
 fn main() {

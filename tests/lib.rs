@@ -14,3 +14,7 @@ pub const WORKSPACE_ROOT: &str = env!("SLUICE_WORKSPACE_ROOT");
 /// A plugin built against the first contract, `sluice:plugin@0.1.0`
 /// (`tests/fixtures/contract-0.1.0`).
 pub const CONTRACT_0_1_0: &str = env!("SLUICE_FIXTURE_CONTRACT_0_1_0");
+
+/// A monitor (world `monitor`) whose checks report what a file lists
+/// (`tests/fixtures/file-monitor`).
+pub const FILE_MONITOR: &str = env!("SLUICE_FIXTURE_FILE_MONITOR");

@@ -128,6 +128,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the `[[monitor]]`s of a file standalone: checks recorded in the state store
+    /// (for the gates of every pipeline sharing it) and served as Prometheus metrics.
+    Canary(canary_cli::CanaryArgs),
     /// Work with one plugin.
     Plugin {
         #[command(subcommand)]
@@ -423,6 +426,7 @@ async fn dispatch(
         Command::Status(args) => durable_cli::status(args, state_flag),
         Command::History(args) => durable_cli::history(args, state_flag),
         Command::Explain(args) => durable_cli::explain(args, state_flag).await,
+        Command::Canary(args) => canary_cli::canary(args, state_flag, cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
             let (pipeline, _) = load_and_check(&file, &host).await?;
@@ -586,6 +590,13 @@ async fn load_and_check(
         PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
         PipelineFileError::Invalid(errors) => config_error(&errors),
     })?;
+    // Monitors load like steps' plugins, and their problems are reported with them.
+    if let Err(more) =
+        crate::host::monitor::load_all(host, &pipeline.source, &pipeline.monitors).await
+    {
+        errors.extend(more);
+        errors.sort_by_key(|e| (e.pos.line, e.pos.column));
+    }
     match validate::validate(&pipeline, host).await {
         Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
         Ok(_) => Err(config_error(&errors)),
@@ -641,8 +652,12 @@ async fn execute(
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
-    let host = start_host(jobs, cache_root)?;
+    // Each checking monitor keeps one instance for as long as the run is alive.
+    let host = start_host(jobs + crate::monitors::checking_monitors_in(&file), cache_root)?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
+        .await
+        .map_err(|errors| config_error(&errors))?;
     // Secrets are read before anything is created; a command source may take a while.
     let for_secrets = pipeline.clone();
     let secrets = tokio::task::spawn_blocking(move || SecretValues::resolve(&for_secrets))
@@ -682,6 +697,10 @@ async fn execute(
             &pipeline, *target, &folders, no_wait,
         )?),
     };
+    let mut durable = durable;
+    if let Some(d) = durable.as_mut() {
+        d.monitors = executor::watch::watched(&pipeline.monitors, &monitors);
+    }
     let journal_store = durable
         .as_ref()
         .map(|d| (d.store.clone(), folders.run_id.clone()));
@@ -864,6 +883,7 @@ impl RunnerFolders {
     }
 }
 
+mod canary_cli;
 mod durable_cli;
 
 /// Keeping the runner's own folders from the steps.

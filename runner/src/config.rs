@@ -318,7 +318,7 @@ impl NetGrant {
         self.port == port && self.scheme.as_deref().is_none_or(|s| s == scheme)
     }
 
-    fn parse(s: &str) -> Result<NetGrant, String> {
+    pub(crate) fn parse(s: &str) -> Result<NetGrant, String> {
         if let Some((scheme, rest)) = s.split_once("://") {
             return Self::parse_origin(s, scheme, rest);
         }
@@ -581,7 +581,8 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             "the pipeline has no stages; add a `[[stage]]` table with at least one `[[stage.step]]`",
         ));
     }
-    let monitors = crate::monitors::spec::build_monitors(source, dir, &raw.monitors, errors);
+    let monitors =
+        crate::monitors::spec::build_monitors(source, dir, &raw.monitors, &declared, errors);
     let monitor_ids: Vec<&str> = monitors.iter().map(|m| m.id.as_str()).collect();
     let mut stage_names: HashMap<String, ()> = HashMap::new();
     let mut step_ids: HashSet<String> = HashSet::new();
@@ -626,7 +627,13 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             ));
         }
         check_needs(source, &stage_name, &steps, errors);
-        let gates = crate::gates::spec::build_gates(source, &stage_name, &raw_stage.gates, errors);
+        let gates = crate::gates::spec::build_gates(
+            source,
+            &stage_name,
+            &raw_stage.gates,
+            &monitor_ids,
+            errors,
+        );
         let bake = raw_stage.bake.as_ref().and_then(|bake| {
             crate::gates::bake::build_bake(source, &stage_name, bake, &monitor_ids, errors)
         });
@@ -760,7 +767,7 @@ fn valid_variable(name: &str) -> bool {
 }
 
 /// One entry of a step's `secrets` grant: a name, or `{ name, env, file }`.
-fn secret_grant(
+pub(crate) fn secret_grant(
     source: &SourceFile,
     entry: &Spanned<toml::Value>,
     declared: &HashSet<&str>,
@@ -839,7 +846,7 @@ fn secret_grant(
     Some(grant)
 }
 
-fn check_ident(
+pub(crate) fn check_ident(
     source: &SourceFile,
     s: &Spanned<String>,
     what: &str,

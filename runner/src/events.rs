@@ -48,6 +48,24 @@ pub enum Event {
     StageStarted {
         stage: String,
     },
+    /// A monitor of the run checked (recorded before it is sent); shown with
+    /// `--verbose` and in JSON.
+    MonitorChecked {
+        monitor: String,
+        /// `data`, `no-data` or `error`.
+        outcome: String,
+        positive: u32,
+        negative: u32,
+        summary: String,
+        /// Ticks skipped so far (checks that could not start on time).
+        skipped: u64,
+    },
+    /// An alarm of the stage fired while it ran: its steps are stopped and the stage
+    /// fails.
+    StageStopped {
+        stage: String,
+        reason: String,
+    },
     /// The verdict of a stage's gates, all evaluated at one instant; sent when it
     /// changes while the run waits, and when the gates let the run in.
     Gates {

@@ -149,6 +149,22 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             pipeline, run_id, ..
         } => Some(format!("pipeline {pipeline} (run {run_id})")),
         Event::StageStarted { stage } => Some(format!("stage {stage}")),
+        Event::MonitorChecked {
+            monitor,
+            outcome,
+            positive,
+            negative,
+            summary,
+            ..
+        } => verbose.then(|| {
+            format!(
+                "  monitor {monitor}: {outcome}, {positive} positive, {negative} negative: {}",
+                shown(summary)
+            )
+        }),
+        Event::StageStopped { stage, reason } => {
+            Some(format!("stage {stage} stopped: {}", shown(reason)))
+        }
         Event::Gates {
             stage,
             verdict,

@@ -19,18 +19,18 @@ const MONDAY_EARLY: &str = "2026-11-30T07:00:00Z";
 const MONDAY_LATE_MORNING: &str = "2026-11-30T10:00:00Z";
 
 /// A project for durable runs: a pipeline file, a test clock, a markers folder.
-struct Durable {
-    project: Project,
+pub(crate) struct Durable {
+    pub(crate) project: Project,
 }
 
 /// A `sluice` process a test started; killed and reaped by PID when dropped.
-struct Running {
+pub(crate) struct Running {
     child: Option<Child>,
 }
 
 impl Running {
     /// Wait for its end (at most `limit`), and collect what it did.
-    fn finish(mut self, limit: Duration) -> Outcome {
+    pub(crate) fn finish(mut self, limit: Duration) -> Outcome {
         let mut child = self.child.take().expect("the child is there");
         let deadline = Instant::now() + limit;
         while child.try_wait().expect("poll the child").is_none() {
@@ -48,7 +48,7 @@ impl Running {
     }
 
     /// Send it a signal by PID (`TERM`, `INT`...).
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("the child is there").id();
         Command::new("kill")
             .args([&format!("-{name}"), &pid.to_string()])
@@ -57,14 +57,14 @@ impl Running {
     }
 
     /// Whether it has ended by itself.
-    fn ended(&mut self) -> bool {
+    pub(crate) fn ended(&mut self) -> bool {
         self.child
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_some())
     }
 
     /// SIGKILL it and reap it.
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         let mut child = self.child.take().expect("the child is there");
         let _ = child.kill();
         let _ = child.wait();
@@ -81,7 +81,7 @@ impl Drop for Running {
 }
 
 impl Durable {
-    fn new(toml: &str) -> Durable {
+    pub(crate) fn new(toml: &str) -> Durable {
         let project = Project::new("");
         let markers = project.path().join("markers");
         std::fs::create_dir_all(&markers).unwrap();
@@ -94,18 +94,18 @@ impl Durable {
         d
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.project.path()
     }
 
-    fn set_clock(&self, instant: &str) {
+    pub(crate) fn set_clock(&self, instant: &str) {
         // Written whole and renamed, so a reader never sees half a file.
         let tmp = self.path().join("clock.tmp");
         std::fs::write(&tmp, instant).unwrap();
         std::fs::rename(&tmp, self.path().join("clock")).unwrap();
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.project.command(args);
         cmd.env("SLUICE_TEST_CLOCK", self.path().join("clock"))
             .env("SLUICE_GATE_POLL_MS", "50")
@@ -123,15 +123,15 @@ impl Durable {
         cmd
     }
 
-    fn sluice(&self, args: &[&str]) -> Outcome {
+    pub(crate) fn sluice(&self, args: &[&str]) -> Outcome {
         Outcome::of(&mut self.command(args))
     }
 
-    fn sluice_as(&self, actor: &str, args: &[&str]) -> Outcome {
+    pub(crate) fn sluice_as(&self, actor: &str, args: &[&str]) -> Outcome {
         Outcome::of(self.command(args).env("SLUICE_ACTOR", actor))
     }
 
-    fn spawn(&self, args: &[&str]) -> Running {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Running {
         let child = self
             .command(args)
             .stdout(Stdio::piped())
@@ -142,24 +142,24 @@ impl Durable {
     }
 
     /// How many times the step `name` appended to its marker.
-    fn marker(&self, name: &str) -> usize {
+    pub(crate) fn marker(&self, name: &str) -> usize {
         std::fs::read_to_string(self.path().join("markers").join(name))
             .map(|t| t.lines().count())
             .unwrap_or(0)
     }
 
-    fn status_json(&self, run: &str) -> serde_json::Value {
+    pub(crate) fn status_json(&self, run: &str) -> serde_json::Value {
         let out = self.sluice(&["status", run, "--format", "json"]);
         out.expect_code(0);
         serde_json::from_str(&out.stdout).expect("status --format json is JSON")
     }
 
-    fn try_status_json(&self, run: &str) -> Option<serde_json::Value> {
+    pub(crate) fn try_status_json(&self, run: &str) -> Option<serde_json::Value> {
         let out = self.sluice(&["status", run, "--format", "json"]);
         (out.code == 0).then(|| serde_json::from_str(&out.stdout).ok())?
     }
 
-    fn run_state(&self, run: &str) -> String {
+    pub(crate) fn run_state(&self, run: &str) -> String {
         self.status_json(run)["run"]["state"]
             .as_str()
             .expect("a state")
@@ -167,7 +167,7 @@ impl Durable {
     }
 
     /// The ids of the runs so far, oldest first.
-    fn run_ids(&self) -> Vec<String> {
+    pub(crate) fn run_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.path().join(".sluice/runs"))
             .map(|d| {
                 d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -178,14 +178,14 @@ impl Durable {
         ids
     }
 
-    fn text(&self, s: &str) -> String {
+    pub(crate) fn text(&self, s: &str) -> String {
         normalize(s, self.path())
     }
 }
 
 /// Wait until `cond` holds, failing after `limit`.
 #[track_caller]
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -194,7 +194,7 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 /// A step that appends to its marker file, then sleeps `sleep` seconds.
-fn marker_step(id: &str, sleep: &str, needs: &[&str]) -> String {
+pub(crate) fn marker_step(id: &str, sleep: &str, needs: &[&str]) -> String {
     let needs = if needs.is_empty() {
         String::new()
     } else {
@@ -267,11 +267,11 @@ hours = "09:00-16:00"
 }
 
 /// What a command printed, both streams.
-fn both(out: &Outcome) -> String {
+pub(crate) fn both(out: &Outcome) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
 
-fn run_id_of(out: &str) -> String {
+pub(crate) fn run_id_of(out: &str) -> String {
     let re = regex::Regex::new(r"\(run (\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6})\)").unwrap();
     re.captures(out)
         .unwrap_or_else(|| panic!("no run id in:\n{out}"))[1]

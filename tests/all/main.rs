@@ -14,6 +14,7 @@ mod http;
 mod limits;
 mod lint_sarif;
 mod load_test;
+mod monitors;
 mod pipeline;
 mod reports;
 mod sandbox;

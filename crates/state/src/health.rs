@@ -228,6 +228,20 @@ impl Store {
         })
     }
 
+    /// The data points one check recorded, in the order it reported them (what an
+    /// alarm names as the failing observation).
+    pub fn check_points(&self, check_id: i64) -> Result<Vec<DataPointRow>, StateError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {POINT_COLUMNS} FROM data_points WHERE check_id = ?1 ORDER BY id"
+                ))?
+                .query_map([check_id], point_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// The data points of a monitor observed in `[since, until]`, oldest first, at most
     /// `limit`.
     pub fn data_points(

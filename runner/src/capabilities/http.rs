@@ -397,6 +397,11 @@ impl StepHttp {
             deadline,
         }
     }
+
+    /// Requests sent from now on end by `deadline` (a monitor's next check).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
 }
 
 /// A timeout asked for by the plugin (or ours), no later than the step's deadline.

@@ -184,6 +184,7 @@ pub(super) fn start_new(
         clock,
         holder: Holder::current(),
         no_wait,
+        monitors: Vec::new(),
     })
 }
 
@@ -271,6 +272,7 @@ pub(super) fn start_resume(
         holder,
         no_wait,
         new_run: None,
+        monitors: Vec::new(),
     })
 }
 

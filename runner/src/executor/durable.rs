@@ -34,6 +34,9 @@ pub struct DurableOptions {
     pub new_run: Option<NewRun>,
     /// The gates of each stage, by stage name.
     pub gates: HashMap<String, Vec<Box<dyn Gate>>>,
+    /// The pipeline's monitors that check while the run is alive
+    /// ([`super::watch`]).
+    pub monitors: Vec<super::watch::WatchedMonitor>,
 }
 
 /// Why a run stopped before its end.
@@ -81,6 +84,16 @@ impl Journal {
     /// How long (real time) a waiting run sleeps before it looks again.
     pub(super) fn poll_interval(&self) -> std::time::Duration {
         self.clock.poll_interval()
+    }
+
+    /// The run's clock.
+    pub(super) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The run's store.
+    pub(super) fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Run one store call; a failure is kept (the first one) and `None` returned.

@@ -14,6 +14,7 @@
 
 mod bake;
 pub mod durable;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -149,9 +150,11 @@ pub async fn run(
     let mut gates = HashMap::new();
     let mut no_wait = false;
     let mut restored = None;
+    let mut monitors = Vec::new();
     let journal = match opts.durable {
         None => None,
         Some(d) => {
+            monitors = d.monitors;
             let journal = Arc::new(durable::Journal::new(
                 d.store,
                 &run_id,
@@ -215,6 +218,23 @@ pub async fn run(
             .map(|r| r.attempts.clone())
             .unwrap_or_default(),
     });
+    // The pipeline's monitors check for as long as the run is alive.
+    let mut watchers = journal.as_ref().map(|j| {
+        watch::start(
+            &monitors,
+            watch::WatchContext {
+                store: j.store().clone(),
+                clock: j.clock().clone(),
+                run_id: run_id.clone(),
+                workdir: pipeline.dir.clone(),
+                secrets: ctx.secrets.clone(),
+                events: ctx.events.clone(),
+            },
+        )
+    });
+    if let Some(w) = watchers.as_mut() {
+        w.first_round().await;
+    }
     // A resumed run's outputs, plugins and artifact come back from its finished steps,
     // in pipeline order.
     if let Some(restored) = &restored {
@@ -327,6 +347,18 @@ pub async fn run(
         ctx.events.send(Event::StageStarted {
             stage: stage.name.clone(),
         });
+        // While the stage runs, its alarms are watched: one that fires stops it.
+        let stage_gates = gates.get(&stage.name).map_or(&[][..], Vec::as_slice);
+        let alarm = async {
+            match &journal {
+                Some(j) => {
+                    let watching = watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
+                    watch::until_alarm(watching, &pipeline.name, &run_id, &stage.name, j.clock().as_ref())
+                        .await
+                }
+                None => std::future::pending().await,
+            }
+        };
         let stage_records = run_stage(
             &ctx,
             stage,
@@ -337,6 +369,7 @@ pub async fn run(
             } else {
                 &stage_restored
             },
+            alarm,
         )
         .await;
         let mut status = if stage_records.iter().any(|r| r.status == Status::Failed) {
@@ -398,6 +431,14 @@ pub async fn run(
     };
     let reason = denied.clone().or(bake_failed).or_else(|| {
         failed_stage.as_ref().map(|stage| {
+            // A stage an alarm stopped says so, naming the alarm.
+            if let Some(alarm) = records.iter().find_map(|r| {
+                (&r.stage == stage && r.status == Status::Failed)
+                    .then(|| r.summary.strip_prefix("stopped: alarm gate "))
+                    .flatten()
+            }) {
+                return format!("stage `{stage}` stopped: alarm gate {alarm}");
+            }
             let failed: Vec<&str> = records
                 .iter()
                 .filter(|r| &r.stage == stage && r.status == Status::Failed)
@@ -531,6 +572,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The record of a step an alarm stopped (failed) or kept from starting (skipped).
+fn stopped(ctx: &RunContext, stage: &Stage, step: &Step, why: String, was_running: bool) -> StepRecord {
+    if !was_running {
+        return skipped(ctx, stage, step, why);
+    }
+    let record = StepRecord {
+        stage: stage.name.clone(),
+        step: step.id.clone(),
+        uses: step.uses.to_string(),
+        plugin_digest: None,
+        plugin_name: None,
+        plugin_version: None,
+        status: Status::Failed,
+        summary: why.clone(),
+        attempts: 0,
+        duration_ms: 0,
+        report: None,
+        artifacts: vec![],
+        log: None,
+        log_tail: vec![],
+    };
+    ctx.record_finished(&record, None);
+    ctx.events.send(Event::StepFinished {
+        stage: stage.name.clone(),
+        step: step.id.clone(),
+        status: Status::Failed,
+        summary: why,
+        attempts: 0,
+        duration: Duration::ZERO,
+        log_tail: vec![],
+        log: None,
+    });
+    record
+}
+
 fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRecord {
     let record = StepRecord {
         stage: stage.name.clone(),
@@ -568,7 +644,9 @@ async fn run_stage(
     plugins: &HashMap<PluginRef, Arc<LoadedPlugin>>,
     semaphore: &Arc<Semaphore>,
     restored: &HashMap<String, StepRecord>,
+    stop: impl std::future::Future<Output = String>,
 ) -> Vec<StepRecord> {
+    let mut stop = std::pin::pin!(stop);
     let mut done: HashMap<String, Status> = HashMap::new();
     let mut started: Vec<bool> = vec![false; stage.steps.len()];
     let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
@@ -648,7 +726,31 @@ async fn run_stage(
         {
             continue;
         }
-        match running.join_next().await {
+        let next = tokio::select! {
+            next = running.join_next() => next,
+            reason = &mut stop => {
+                // An alarm fired: every step still running is stopped and fails, every
+                // step not started is skipped; the stage fails.
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                ctx.events.send(Event::StageStopped {
+                    stage: stage.name.clone(),
+                    reason: reason.clone(),
+                });
+                for (i, step) in stage.steps.iter().enumerate() {
+                    if records[i].is_none() {
+                        let why = if started[i] {
+                            format!("stopped: {reason}")
+                        } else {
+                            format!("not run: {reason}")
+                        };
+                        records[i] = Some(stopped(ctx, stage, step, why, started[i]));
+                    }
+                }
+                break;
+            }
+        };
+        match next {
             Some(Ok((i, rec))) => {
                 done.insert(stage.steps[i].id.clone(), rec.status);
                 records[i] = Some(rec);

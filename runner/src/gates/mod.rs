@@ -14,6 +14,7 @@
 
 use serde::Serialize;
 
+pub mod alarms;
 pub mod approval;
 pub mod bake;
 pub mod blocked;
@@ -251,10 +252,17 @@ pub struct GateEnv<'a> {
 
 /// The gate a spec from the pipeline file configures.
 pub fn build(spec: &GateSpec, env: &GateEnv<'_>) -> Box<dyn Gate> {
-    let _ = env;
     match &spec.kind {
         GateKind::Approval(a) => Box::new(approval::ApprovalGate::new(&spec.id, a.clone())),
         GateKind::Window(w) => Box::new(window::WindowGate::new(&spec.id, w.clone())),
+        GateKind::Alarms(a) => Box::new(alarms::AlarmsGate::new(
+            &spec.id,
+            a.alarms
+                .iter()
+                .filter_map(|id| env.pipeline.monitors.iter().find(|m| &m.id == id).cloned())
+                .collect(),
+            env.store.cloned(),
+        )),
     }
 }
 

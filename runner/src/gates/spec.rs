@@ -12,6 +12,9 @@
 //! days = "Mon-Thu"                # or allow = [{ days = "...", hours = "..." }, ...]
 //! hours = "09:00-16:00"           # 22:00-02:00 crosses midnight: it belongs to the day it starts
 //! blackout = ["2026-12-24", "2026-12-31..2027-01-01"]   # dates in that zone, inclusive
+//!
+//! [stage.gates.alarms]
+//! alarms = ["api-errors", "latency"]   # ids of the file's `[[monitor]]`s
 //! ```
 //!
 //! `config.rs` reads the raw tables (serde rejects unknown keys there, with their
@@ -29,10 +32,11 @@ use serde_spanned::Spanned;
 use crate::config::{ConfigError, SourceFile, SourcePos};
 
 /// The kinds of gate this Sluice knows.
-pub const KINDS: &[&str] = &["approval", "window"];
+pub const KINDS: &[&str] = &["approval", "window", "alarms"];
 /// The keys each kind accepts (besides `kind`).
 const APPROVAL_KEYS: &[&str] = &["required"];
 const WINDOW_KEYS: &[&str] = &["timezone", "days", "hours", "allow", "blackout"];
+const ALARMS_KEYS: &[&str] = &["alarms"];
 /// Most approvals a gate may require.
 pub const MAX_REQUIRED_APPROVALS: i64 = 100;
 
@@ -52,6 +56,7 @@ impl GateSpec {
         match self.kind {
             GateKind::Approval(_) => "approval",
             GateKind::Window(_) => "window",
+            GateKind::Alarms(_) => "alarms",
         }
     }
 }
@@ -61,6 +66,15 @@ impl GateSpec {
 pub enum GateKind {
     Approval(ApprovalSpec),
     Window(WindowSpec),
+    Alarms(AlarmsSpec),
+}
+
+/// `kind = "alarms"`: the monitors whose alarms hold the stage's entry (and stop the
+/// stage while it runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmsSpec {
+    /// Ids of `[[monitor]]`s of the file, in the order listed.
+    pub alarms: Vec<String>,
 }
 
 /// `kind = "approval"`.
@@ -208,6 +222,7 @@ pub(crate) struct RawGate {
     hours: Option<Spanned<String>>,
     allow: Option<Spanned<Vec<Spanned<RawPeriod>>>>,
     blackout: Option<Spanned<Vec<Spanned<String>>>>,
+    alarms: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +247,7 @@ impl RawGate {
         add("hours", self.hours.as_ref().map(|v| v.span()));
         add("allow", self.allow.as_ref().map(|v| v.span()));
         add("blackout", self.blackout.as_ref().map(|v| v.span()));
+        add("alarms", self.alarms.as_ref().map(|v| v.span()));
         keys
     }
 }
@@ -241,13 +257,14 @@ pub(crate) fn build_gates(
     source: &SourceFile,
     stage: &str,
     raw: &RawGates,
+    monitor_ids: &[&str],
     errors: &mut Vec<ConfigError>,
 ) -> Vec<GateSpec> {
     let mut entries: Vec<_> = raw.iter().collect();
     entries.sort_by_key(|(id, _)| id.span().start);
     let mut gates = Vec::new();
     for (id, gate) in entries {
-        if let Some(spec) = build_gate(source, stage, id, gate.get_ref(), errors) {
+        if let Some(spec) = build_gate(source, stage, id, gate.get_ref(), monitor_ids, errors) {
             gates.push(spec);
         }
     }
@@ -259,6 +276,7 @@ fn build_gate(
     stage: &str,
     id: &Spanned<String>,
     raw: &RawGate,
+    monitor_ids: &[&str],
     errors: &mut Vec<ConfigError>,
 ) -> Option<GateSpec> {
     let at = id.span().start;
@@ -295,10 +313,10 @@ fn build_gate(
             return None;
         }
     };
-    let accepted = if kind == "approval" {
-        APPROVAL_KEYS
-    } else {
-        WINDOW_KEYS
+    let (accepted, a_kind) = match kind {
+        "approval" => (APPROVAL_KEYS, "an approval"),
+        "alarms" => (ALARMS_KEYS, "an alarms"),
+        _ => (WINDOW_KEYS, "a window"),
     };
     let mut misplaced = false;
     for (key, key_at) in raw.present() {
@@ -308,7 +326,7 @@ fn build_gate(
                 key_at,
                 format!(
                     "gate `{name}` of stage `{stage}`: `{key}` is not a key of {} gate; its keys: `kind`, {}",
-                    if kind == "approval" { "an approval" } else { "a window" },
+                    a_kind,
                     quoted_list(accepted)
                 ),
             ));
@@ -319,10 +337,10 @@ fn build_gate(
     }
     let pos = source.pos(at);
     let what = format!("gate `{name}` of stage `{stage}`");
-    let kind = if kind == "approval" {
-        GateKind::Approval(build_approval(source, &what, raw, errors)?)
-    } else {
-        GateKind::Window(build_window(source, &what, at, raw, errors)?)
+    let kind = match kind {
+        "approval" => GateKind::Approval(build_approval(source, &what, raw, errors)?),
+        "alarms" => GateKind::Alarms(build_alarms(source, &what, at, raw, monitor_ids, errors)?),
+        _ => GateKind::Window(build_window(source, &what, at, raw, errors)?),
     };
     Some(GateSpec {
         id: name.clone(),
@@ -354,6 +372,62 @@ fn quoted_list(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `alarms = [...]`: at least one, each the id of a `[[monitor]]` of the file, none
+/// twice.
+fn build_alarms(
+    source: &SourceFile,
+    what: &str,
+    at: usize,
+    raw: &RawGate,
+    monitor_ids: &[&str],
+    errors: &mut Vec<ConfigError>,
+) -> Option<AlarmsSpec> {
+    let before = errors.len();
+    let listed = match &raw.alarms {
+        Some(list) if !list.get_ref().is_empty() => list.get_ref(),
+        Some(list) => {
+            errors.push(source.error(
+                list.span().start,
+                format!("{what}: `alarms` is empty; list the ids of the monitors whose alarms hold the stage"),
+            ));
+            return None;
+        }
+        None => {
+            errors.push(source.error(
+                at,
+                format!("{what}: an alarms gate needs `alarms = [\"<monitor id>\", ...]`"),
+            ));
+            return None;
+        }
+    };
+    let mut alarms: Vec<String> = Vec::new();
+    for name in listed {
+        let n = name.get_ref();
+        if !monitor_ids.contains(&n.as_str()) {
+            let mut message = if monitor_ids.is_empty() {
+                format!("{what}: no `[[monitor]]` has the id `{n}`; the file declares no monitors")
+            } else {
+                format!(
+                    "{what}: no `[[monitor]]` has the id `{n}`; monitors: {}",
+                    quoted_list(monitor_ids)
+                )
+            };
+            if let Some(meant) = crate::suggest::closest(n, monitor_ids.iter().copied()) {
+                message.push_str(&format!("; did you mean `{meant}`?"));
+            }
+            errors.push(source.error(name.span().start, message));
+        } else if alarms.contains(n) {
+            errors.push(source.error(
+                name.span().start,
+                format!("{what}: alarm `{n}` is listed twice"),
+            ));
+        } else {
+            alarms.push(n.clone());
+        }
+    }
+    (errors.len() == before).then_some(AlarmsSpec { alarms })
 }
 
 fn build_approval(
@@ -854,7 +928,7 @@ mod tests {
             .iter()
             .map(|g| match &g.kind {
                 GateKind::Window(w) => w.periods[0].to_string(),
-                GateKind::Approval(_) => unreachable!(),
+                GateKind::Approval(_) | GateKind::Alarms(_) => unreachable!(),
             })
             .collect();
         assert_eq!(shown, ["Sat,Sun 00:00-24:00", "Mon-Sun 22:00-02:00"]);
@@ -907,7 +981,7 @@ mod tests {
         assert_eq!(
             errors("[stage.gates.hours]\nkind = \"windw\"\ntimezone = \"UTC\"\n"),
             [
-                "sluice.toml:13:8: gate `hours` of stage `prod`: unknown kind `windw`; kinds: `approval`, `window`; did you mean `window`?"
+                "sluice.toml:13:8: gate `hours` of stage `prod`: unknown kind `windw`; kinds: `approval`, `window`, `alarms`; did you mean `window`?"
             ]
         );
     }

@@ -23,3 +23,25 @@ wasmtime::component::bindgen!({
 
 pub use self::exports::sluice::plugin::plugin::Guest as PluginExports;
 pub use self::sluice::plugin::types;
+
+/// The `monitor` world: a health check run on a schedule. Its `types`, `log` and
+/// `secrets` are the step world's own (mapped with `with:`), so one host
+/// implementation serves both worlds and a data point is the same type in each.
+pub mod monitor {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "monitor",
+        imports: { default: tracing },
+        exports: { default: async },
+        with: {
+            "sluice:plugin/types": crate::host::bindings::sluice::plugin::types,
+            "sluice:plugin/log": crate::host::bindings::sluice::plugin::log,
+            "sluice:plugin/secrets": crate::host::bindings::sluice::plugin::secrets,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+
+    pub use self::exports::sluice::plugin::health_check::Guest as HealthCheckExports;
+}

@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod cache;
 pub mod capacity;
 pub mod engine;
+pub mod monitor;
 pub mod plugin;
 pub mod step;
 pub mod watchdog;

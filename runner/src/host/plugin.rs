@@ -51,6 +51,13 @@ pub enum PluginError {
         "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 or 0.1.1): {reason}"
     )]
     Incompatible { name: String, reason: String },
+    /// A component of the other world: a monitor used as a step, or the reverse.
+    #[error("plugin {name} is {is}, not what is asked for here; {fix}")]
+    WrongWorld {
+        name: String,
+        is: &'static str,
+        fix: &'static str,
+    },
     #[error("plugin {name} failed in describe(): {failure}")]
     Describe { name: String, failure: StepFailure },
     #[error("plugin {name} returned a config schema that is not valid JSON Schema: {reason}")]
@@ -285,6 +292,8 @@ pub struct PluginHost {
     /// `None`: no disk cache; plugins are compiled in memory on every run.
     cache: Option<ComponentCache>,
     loaded: Mutex<HashMap<PluginRef, Arc<LoadedPlugin>>>,
+    /// The monitors (world `monitor`) loaded so far.
+    monitors: Mutex<HashMap<PluginRef, Arc<crate::host::monitor::LoadedMonitor>>>,
 }
 
 impl PluginHost {
@@ -327,6 +336,7 @@ impl PluginHost {
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            monitors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -345,12 +355,12 @@ impl PluginHost {
         self.cache.as_ref().map(ComponentCache::dir)
     }
 
-    /// Load a plugin (once per process; later calls share it).
-    pub async fn load(&self, reference: &PluginRef) -> Result<Arc<LoadedPlugin>, PluginError> {
-        let mut loaded = self.loaded.lock().await;
-        if let Some(p) = loaded.get(reference) {
-            return Ok(p.clone());
-        }
+    /// The compiled component of `reference` (built-in or file, through the cache),
+    /// its digest, and how long hashing took. Shared by steps and monitors.
+    pub(crate) async fn component(
+        &self,
+        reference: &PluginRef,
+    ) -> Result<(String, wasmtime::component::Component, Duration), PluginError> {
         let started = std::time::Instant::now();
         let name = reference.to_string();
         let (engine, cache, job_name, job_ref) = (
@@ -361,7 +371,7 @@ impl PluginHost {
         );
         // Hashing and compiling are CPU-bound and may take seconds; keep them off the
         // async workers.
-        let (digest, component, digest_time) = on_own_thread(&name, move || {
+        on_own_thread(&name, move || {
             let (digest, wasm): (String, WasmSource) = match &job_ref {
                 PluginRef::Builtin(n) => {
                     let bytes = builtins::find(n).ok_or_else(|| PluginError::UnknownBuiltin {
@@ -382,15 +392,53 @@ impl PluginHost {
             };
             Ok::<_, PluginError>((digest, component, digest_time))
         })
-        .await??;
+        .await?
+    }
+
+    /// The linker every instance is made with (steps and monitors).
+    pub(crate) fn linker(&self) -> &Linker<StepState> {
+        &self.linker
+    }
+
+    /// The engine's instance slots, shared.
+    pub(crate) fn shared_slots(&self) -> &Arc<InstanceSlots> {
+        &self.slots
+    }
+
+    /// The monitors loaded so far (see [`crate::host::monitor`]).
+    pub(crate) fn loaded_monitors(
+        &self,
+    ) -> &Mutex<HashMap<PluginRef, Arc<crate::host::monitor::LoadedMonitor>>> {
+        &self.monitors
+    }
+
+    /// Load a plugin (once per process; later calls share it).
+    pub async fn load(&self, reference: &PluginRef) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let mut loaded = self.loaded.lock().await;
+        if let Some(p) = loaded.get(reference) {
+            return Ok(p.clone());
+        }
+        let started = std::time::Instant::now();
+        let name = reference.to_string();
+        let (digest, component, digest_time) = self.component(reference).await?;
         let compile_time = started.elapsed();
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(StepPre::new)
-            .map_err(|e| PluginError::Incompatible {
-                name: name.clone(),
-                reason: format!("{e:#}"),
+            .map_err(|e| {
+                if crate::host::monitor::exports_health_check(&self.engine, &component) {
+                    PluginError::WrongWorld {
+                        name: name.clone(),
+                        is: "a monitor (world `monitor`, exports `health-check`)",
+                        fix: "declare it in a `[[monitor]]` table, not as a step",
+                    }
+                } else {
+                    PluginError::Incompatible {
+                        name: name.clone(),
+                        reason: format!("{e:#}"),
+                    }
+                }
             })?;
         let needs = InstanceNeeds::of(&component, MAX_MEMORIES_PER_COMPONENT);
         let descriptor = describe(&pre, &self.engine, &self.slots, needs)

@@ -114,6 +114,27 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+impl StepState {
+    /// Move the deadline of the store (and of its outgoing HTTP): a monitor's one
+    /// instance serves many checks, each under its own timeout.
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.http.set_deadline(deadline);
+    }
+
+    /// Give a monitor's store its capabilities: secrets and outgoing HTTP, never
+    /// `process` (a store made without capabilities denies all three).
+    pub(crate) fn grant_monitor(&mut self, secrets: Arc<SecretAccess>, http: StepHttp) {
+        self.secrets = secrets;
+        self.http = http;
+    }
+
+    /// Whether the memory limit was hit (and forget it, for the next check).
+    pub(crate) fn take_memory_hit(&mut self) -> bool {
+        std::mem::take(&mut self.limits.hit)
+    }
+}
+
 /// Marker error raised from the epoch callback when the deadline passes.
 #[derive(Debug, thiserror::Error)]
 #[error("step deadline passed")]
@@ -165,7 +186,7 @@ pub struct AttemptLimits {
     pub memory: u64,
 }
 
-fn new_store(
+pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     wasi: WasiCtx,
     log: StepLog,
@@ -213,7 +234,7 @@ fn new_store(
 }
 
 /// Turn a wasmtime error from a call into a failure, using what the store saw.
-fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimits) -> StepFailure {
+pub(crate) fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimits) -> StepFailure {
     if err.downcast_ref::<DeadlinePassed>().is_some() || Instant::now() >= store.data().deadline {
         return StepFailure::Timeout(limits.timeout);
     }

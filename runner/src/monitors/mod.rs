@@ -13,6 +13,19 @@
 //! `schedule` (running checks on their interval, recorded), `metrics` (the Prometheus
 //! text of `sluice canary`).
 
+pub mod alarm;
+pub mod metrics;
+pub mod schedule;
 pub mod spec;
 
+pub use alarm::{AlarmState, AlarmStatus};
 pub use spec::{MissingData, MonitorSpec};
+
+/// How many monitors of the pipeline file at `file` run checks (have `uses`), read
+/// leniently (0 when the file cannot be read): each holds an instance of the engine
+/// for as long as it runs, so the engine is sized for them on top of `--jobs`.
+pub fn checking_monitors_in(file: &std::path::Path) -> usize {
+    crate::config::load_lenient(file)
+        .map(|(p, _)| p.monitors.iter().filter(|m| m.uses.is_some()).count())
+        .unwrap_or(0)
+}
