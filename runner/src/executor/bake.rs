@@ -9,7 +9,8 @@
 //! shown (an [`Event::Bake`]) whenever what they show changes. The end is recorded with
 //! `finish_bake` (`passed`, `failed` or `overridden`) before it is shown. An override
 //! of gate `bake` for the stage ends a bake that has not passed as `overridden`, and
-//! the override is marked used.
+//! the override is marked used. The stage's alarms gates are watched during the bake
+//! as while its steps ran (`executor::watch`): an alarm that fires fails the bake.
 //!
 //! No SQL here: every statement lives in [`crate::state`].
 
@@ -45,6 +46,7 @@ pub(super) async fn run_bake(
     spec: &BakeSpec,
     no_wait: bool,
     events: &EventSink,
+    alarm: impl std::future::Future<Output = String>,
 ) -> std::io::Result<BakeEnd> {
     let Some(journal) = journal else {
         let reason = format!(
@@ -54,7 +56,13 @@ pub(super) async fn run_bake(
         );
         return Ok(BakeEnd::Failed(reason));
     };
-    match bake_stage(journal, stage, spec, no_wait, events).await {
+    // The stage's alarms are watched during the bake as while its steps ran: one that
+    // fires fails the bake.
+    let end = tokio::select! {
+        end = bake_stage(journal, stage, spec, no_wait, events) => end,
+        fired = alarm => alarm_fired(journal, stage, spec, &fired, events),
+    };
+    match end {
         Some(end) => Ok(end),
         None => Err(std::io::Error::other(journal.failure().unwrap_or_default())),
     }
@@ -146,6 +154,32 @@ async fn bake_stage(
         }
         tokio::time::sleep(journal.poll_interval()).await;
     }
+}
+
+/// An alarm of the stage fired during its bake: the bake fails, recorded, naming it.
+fn alarm_fired(
+    journal: &Journal,
+    stage: &Stage,
+    spec: &BakeSpec,
+    fired: &str,
+    events: &EventSink,
+) -> Option<BakeEnd> {
+    let (run_id, name) = (journal.run_id.clone(), stage.name.clone());
+    let now = journal.now();
+    let row = journal.write(|s| s.bake(&run_id, &name))??;
+    if let Some(end) = already_finished(&row) {
+        return Some(end);
+    }
+    let counts = journal.write(|s| s.point_counts(&spec.monitors, row.started_at, now))?;
+    let progress = BakeProgress::new(spec, row.started_at, now, &counts);
+    let fired = fired.replace("fired while the stage ran", "fired during the bake");
+    let reason = format!("bake failed: {fired} ({})", progress.line());
+    journal.write(|s| {
+        s.update_bake(&run_id, &name, progress.positive, progress.negative, now)?;
+        s.finish_bake(&run_id, &name, FAILED, &reason, now)
+    })?;
+    send(events, &name, FAILED, &reason, progress);
+    Some(BakeEnd::Failed(format!("stage `{name}`: {reason}")))
 }
 
 /// A bake recorded as finished before the runner stopped (it died between the end of

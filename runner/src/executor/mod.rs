@@ -352,9 +352,16 @@ pub async fn run(
         let alarm = async {
             match &journal {
                 Some(j) => {
-                    let watching = watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
-                    watch::until_alarm(watching, &pipeline.name, &run_id, &stage.name, j.clock().as_ref())
-                        .await
+                    let watching =
+                        watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
+                    watch::until_alarm(
+                        watching,
+                        &pipeline.name,
+                        &run_id,
+                        &stage.name,
+                        j.clock().as_ref(),
+                    )
+                    .await
                 }
                 None => std::future::pending().await,
             }
@@ -383,7 +390,26 @@ pub async fn run(
         if status != Status::Failed
             && let Some(spec) = &stage.bake
         {
-            match bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events).await {
+            let alarm = async {
+                match &journal {
+                    Some(j) => {
+                        let watching =
+                            watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
+                        watch::until_alarm(
+                            watching,
+                            &pipeline.name,
+                            &run_id,
+                            &stage.name,
+                            j.clock().as_ref(),
+                        )
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let baked =
+                bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events, alarm).await;
+            match baked {
                 Err(e) => return Err(e),
                 Ok(bake::BakeEnd::Passed) => {}
                 Ok(bake::BakeEnd::Failed(reason)) => {
@@ -573,7 +599,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The record of a step an alarm stopped (failed) or kept from starting (skipped).
-fn stopped(ctx: &RunContext, stage: &Stage, step: &Step, why: String, was_running: bool) -> StepRecord {
+fn stopped(
+    ctx: &RunContext,
+    stage: &Stage,
+    step: &Step,
+    why: String,
+    was_running: bool,
+) -> StepRecord {
     if !was_running {
         return skipped(ctx, stage, step, why);
     }
