@@ -114,12 +114,17 @@ write = ["{{markers}}"]
 
 impl Baking {
     fn new(bake: &str) -> Baking {
+        Baking::with_pipeline(&pipeline(bake))
+    }
+
+    /// A project with this pipeline file (`{markers}` is the markers folder).
+    fn with_pipeline(toml: &str) -> Baking {
         let project = Project::new("");
         let markers = project.path().join("markers");
         std::fs::create_dir_all(&markers).unwrap();
         project.write(
             "sluice.toml",
-            &pipeline(bake).replace("{markers}", &markers.display().to_string()),
+            &toml.replace("{markers}", &markers.display().to_string()),
         );
         let b = Baking { project };
         b.set_clock(T0);
@@ -558,4 +563,93 @@ fn explain_shows_a_bake_in_progress() {
     let status = b.sluice(&["status", &id]);
     status.expect_code(0);
     insta::assert_snapshot!("status_baking", b.text(&status.stdout));
+}
+
+/// beta (bakes on the `canary` monitor; with `alarm`, its entry is behind the `api`
+/// alarm, watched during the bake too) → prod, where both monitors are real
+/// `[[monitor]]`s: the fixture monitor reporting what `status-<id>.txt` lists,
+/// checking every 100 ms while the run is alive.
+fn monitored_pipeline(alarm: bool, bake: &str) -> String {
+    let gate = if alarm {
+        "[stage.gates.alarms]\nalarms = [\"api\"]\n"
+    } else {
+        ""
+    };
+    let monitor = |id: &str| {
+        format!(
+            "[[monitor]]\nid = \"{id}\"\nuses = \"{uses}\"\ninterval = \"100ms\"\nwith = {{ file = \"status-{id}.txt\" }}\n[monitor.grants]\nread = [\".\"]\n",
+            uses = sluice_tests::FILE_MONITOR
+        )
+    };
+    format!(
+        "[pipeline]\nname = \"shop\"\n{canary}{api}\n[[stage]]\nname = \"beta\"\n{gate}{compile}\n[stage.bake]\n{bake}\n\n[[stage]]\nname = \"prod\"\n{deploy}",
+        canary = monitor("canary"),
+        api = monitor("api"),
+        compile = marker_step("compile"),
+        deploy = marker_step("deploy"),
+    )
+}
+
+impl Baking {
+    /// What the fixture monitor `id` observes from now on.
+    fn observe(&self, id: &str, text: &str) {
+        let tmp = self.path().join(format!("status-{id}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.path().join(format!("status-{id}.txt"))).unwrap();
+    }
+}
+
+#[test]
+fn a_real_monitor_feeds_the_bake_until_it_passes() {
+    // No alarm here: a test clock moved by a minute makes a 100 ms monitor stale.
+    let b = Baking::with_pipeline(&monitored_pipeline(
+        false,
+        "duration = \"1m\"\npositive = 3\nmonitors = [\"canary\"]",
+    ));
+    b.observe("api", "positive health ok\n");
+    b.observe("canary", "positive login 200 in 12ms\n");
+    let run = b.spawn(&["run", "--format", "plain"]);
+    let id = wait_for_bake(&b);
+    wait_until(
+        "3 positive points from the monitor",
+        Duration::from_secs(30),
+        || b.bake(&id).is_some_and(|r| r.positive >= 3),
+    );
+    assert_eq!(b.marker("deploy"), 0, "the bake's minute has not passed");
+    b.set_clock("2026-11-30T08:01:00Z");
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(0);
+    let row = b.bake(&id).unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("passed"), "{}", both(&out));
+    assert!(row.positive >= 3 && row.negative == 0, "{row:?}");
+    assert_eq!(b.marker("deploy"), 1);
+}
+
+#[test]
+fn an_alarm_firing_during_the_bake_fails_it() {
+    let b = Baking::with_pipeline(&monitored_pipeline(
+        true,
+        "duration = \"1h\"\npositive = 3\nmonitors = [\"canary\"]",
+    ));
+    b.observe("api", "positive health ok\n");
+    b.observe("canary", "positive login 200\n");
+    let run = b.spawn(&["run", "--format", "plain"]);
+    let id = wait_for_bake(&b);
+    b.observe("api", "negative health status 503 from /health\n");
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(1);
+    let row = b.bake(&id).unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("failed"), "{}", both(&out));
+    let detail = row.detail.unwrap();
+    assert!(
+        detail.starts_with(
+            "bake failed: alarm gate `alarms` fired during the bake: monitor `api` is ALARM"
+        ) && detail.contains("status 503 from /health"),
+        "{detail}"
+    );
+    assert_eq!(b.marker("deploy"), 0, "a failed bake stops the run");
+    assert_eq!(
+        b.status_json(&id)["run"]["reason"],
+        format!("stage `beta`: {detail}").as_str()
+    );
 }
