@@ -653,3 +653,17 @@ fn an_alarm_firing_during_the_bake_fails_it() {
         format!("stage `beta`: {detail}").as_str()
     );
 }
+
+#[test]
+fn a_bake_without_a_state_store_fails_rather_than_pass_on_no_evidence() {
+    let b = Baking::new("duration = \"1m\"\nmonitors = [\"canary\"]");
+    let out = b.sluice(&["run", "--format", "plain", "--no-state"]);
+    out.expect_code(1);
+    assert!(
+        both(&out).contains("stage `beta`: bake failed: the run has no state store (--no-state), so the data points of canary cannot be counted; run without --no-state"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(b.marker("compile"), 1);
+    assert_eq!(b.marker("deploy"), 0);
+}
