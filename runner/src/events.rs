@@ -82,6 +82,17 @@ pub enum Event {
         stage: String,
         reason: String,
     },
+    /// A stage's bake (`[stage.bake]`): its progress while it lasts (sent when what it
+    /// shows changes, at most once a poll), and its end.
+    Bake {
+        stage: String,
+        /// `baking`, `passed`, `failed` or `overridden`.
+        state: String,
+        /// The progress line ("bake 23m of 1h, 1,204 of 3,000 positive, 0 negative"),
+        /// or why the bake ended.
+        reason: String,
+        progress: crate::gates::bake::BakeProgress,
+    },
     /// A step that had finished before the run was resumed: its record is reused, the
     /// step is not run again.
     StepRestored {

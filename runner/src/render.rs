@@ -192,6 +192,15 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             }
             Some(s)
         }
+        Event::Bake {
+            stage,
+            state,
+            reason,
+            ..
+        } => Some(match state.as_str() {
+            "baking" => format!("baking stage {stage}: {}", shown(reason)),
+            ended => format!("bake of stage {stage} {ended}: {}", shown(reason)),
+        }),
         Event::StageWaiting { stage, reason } => {
             Some(format!("waiting for stage {stage}: {}", shown(reason)))
         }

@@ -381,6 +381,41 @@ fn state_name(s: RunState) -> &'static str {
     }
 }
 
+/// The bake of each stage of the run's pipeline that bakes, read and decided now.
+fn stage_bakes(
+    store: &Store,
+    pipeline: Option<&Pipeline>,
+    run: &RunRow,
+) -> Result<Vec<(String, crate::gates::bake::BakeStatus)>, ExpectedError> {
+    let Some(pipeline) = pipeline else {
+        return Ok(Vec::new());
+    };
+    let now = clock()?.now();
+    let mut out = Vec::new();
+    for stage in &pipeline.stages {
+        if let Some(b) =
+            crate::gates::bake::read_status(store, &run.run_id, stage, now).map_err(state_error)?
+        {
+            out.push((stage.name.clone(), b));
+        }
+    }
+    Ok(out)
+}
+
+/// The run's state as `status` shows it: a running run in a bake is `baking`.
+fn shown_state(run: &RunRow, bakes: &[(String, crate::gates::bake::BakeStatus)]) -> String {
+    let baking = bakes.iter().find(|(stage, b)| {
+        b.state == "baking" && run.current_stage.as_deref() == Some(stage.as_str())
+    });
+    match (run.state, baking) {
+        (RunState::Running, Some((stage, _))) => format!("baking in stage {stage}"),
+        (RunState::Waiting, Some((stage, _))) => {
+            format!("waiting in the bake of stage {stage} (no process drives it)")
+        }
+        (state, _) => state_name(state).to_string(),
+    }
+}
+
 /// `sluice approve` and `sluice reject`.
 pub(super) fn decide(
     args: DecideArgs,
@@ -439,9 +474,15 @@ pub(super) fn override_gate(
             Some(s) => vec![check_stage(pipeline, s)?],
             None => pipeline.stages.iter().collect(),
         };
+        // A stage's bake is overridden as gate `bake`.
         let ids: Vec<&str> = stages
             .iter()
-            .flat_map(|s| s.gates.iter().map(|g| g.id.as_str()))
+            .flat_map(|s| {
+                s.gates
+                    .iter()
+                    .map(|g| g.id.as_str())
+                    .chain(s.bake.as_ref().map(|_| crate::gates::bake::BAKE_GATE))
+            })
             .collect();
         if args.gate != "*" && !ids.contains(&args.gate.as_str()) {
             let hint = crate::suggest::closest(&args.gate, ids.iter().copied())
@@ -542,6 +583,7 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
     let steps = store.finished_steps(&id).map_err(state_error)?;
     let attempts = store.attempts(&id).map_err(state_error)?;
     let overrides = store.overrides(&id).map_err(state_error)?;
+    let bakes = stage_bakes(&store, pipeline.as_ref(), &run)?;
     let mut approvals = Vec::new();
     let mut gates = Vec::new();
     for s in &stages {
@@ -568,6 +610,9 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
             "gates": gates,
             "approvals": approvals,
             "overrides": overrides,
+            "bakes": bakes.iter().map(|(stage, b)| serde_json::json!({
+                "stage": stage, "bake": b,
+            })).collect::<Vec<_>>(),
             "steps": steps_json,
             "attempts": attempts.iter().map(|a| serde_json::json!({
                 "stage": a.stage, "step": a.step, "attempt": a.attempt,
@@ -577,7 +622,7 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
         return Ok(exit::OK);
     }
     let mut t = String::new();
-    let _ = writeln!(t, "run {id}: {}", state_name(run.state));
+    let _ = writeln!(t, "run {id}: {}", shown_state(&run, &bakes));
     let _ = writeln!(t, "  pipeline:  {}", run.pipeline);
     let _ = writeln!(
         t,
@@ -616,10 +661,14 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
     };
     for name in &names {
         let row = stages.iter().rev().find(|s| &s.stage == name);
+        let bake = bakes.iter().find(|(s, _)| s == name).map(|(_, b)| b);
         let (state, when) = match row {
             None => ("not reached".to_string(), String::new()),
             Some(r) => match (&r.status, r.entered_at, r.exited_at) {
                 (Some(st), _, Some(x)) => (st.clone(), format!("left {}", at(x))),
+                (_, Some(e), None) if bake.is_some_and(|b| b.state == "baking") => {
+                    ("baking".to_string(), format!("entered {}", at(e)))
+                }
                 (_, Some(e), None) => ("in it".to_string(), format!("entered {}", at(e))),
                 _ => ("queued".to_string(), format!("queued {}", at(r.queued_at))),
             },
@@ -634,6 +683,9 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
             None => format!("{done} steps finished"),
         };
         let _ = writeln!(t, "  {name:<14} {state:<12} {steps_text:<20} {when}");
+        if let Some(b) = bake.filter(|b| b.state != "not started") {
+            let _ = writeln!(t, "    bake ({}): {}", b.state, b.detail);
+        }
         for g in gates.iter().filter(|g| &g.stage == name) {
             let _ = writeln!(
                 t,
@@ -711,7 +763,29 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
             limit: args.limit,
         })
         .map_err(state_error)?;
+    // Runs in a stage whose bake is under way show as baking.
+    let mut baking = Vec::new();
+    for r in &runs {
+        if let (RunState::Running | RunState::Waiting, Some(stage)) = (r.state, &r.current_stage)
+            && store
+                .bake(&r.run_id, stage)
+                .map_err(state_error)?
+                .is_some_and(|b| b.finished_at.is_none())
+        {
+            baking.push(r.run_id.clone());
+        }
+    }
     if args.format == OutputFormat::Json {
+        let runs: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("baking".into(), baking.contains(&r.run_id).into());
+                }
+                v
+            })
+            .collect();
         console::out_line(&json_text(&runs));
         return Ok(exit::OK);
     }
@@ -730,7 +804,11 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
             t,
             "{:<28} {:<12} {:<22} {:<10} {:<20} {}",
             r.run_id,
-            state_name(r.state),
+            if r.state == RunState::Running && baking.contains(&r.run_id) {
+                "baking"
+            } else {
+                state_name(r.state)
+            },
             started,
             r.current_stage.as_deref().unwrap_or("-"),
             artifact,
@@ -861,7 +939,14 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
             })
             .collect(),
     };
-    let explanation = crate::gates::explain::explain(&input);
+    let mut explanation = crate::gates::explain::explain(&input);
+    for stage in &pipeline.stages {
+        if let Some(bake) =
+            crate::gates::bake::read_status(&store, &id, stage, now).map_err(state_error)?
+        {
+            explanation.with_bake(&stage.name, bake);
+        }
+    }
     if args.format == OutputFormat::Json {
         console::out_line(&json_text(&crate::gates::explain::to_json(&explanation)));
     } else {

@@ -81,6 +81,11 @@ impl Journal {
         self.clock.now()
     }
 
+    /// How long (real time) a waiting run sleeps before it looks again.
+    pub(super) fn poll_interval(&self) -> std::time::Duration {
+        self.clock.poll_interval()
+    }
+
     /// The run's clock.
     pub(super) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

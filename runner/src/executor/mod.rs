@@ -12,6 +12,7 @@
 //! allows, evaluated together at one instant, and when no other run holds it. A resumed
 //! run takes the finished steps back from the record and runs only the others.
 
+mod bake;
 pub mod durable;
 pub mod watch;
 
@@ -260,6 +261,8 @@ pub async fn run(
     let mut records = Vec::new();
     let mut failed_stage: Option<String> = None;
     let mut denied: Option<String> = None;
+    // Why a stage's bake failed, when one did.
+    let mut bake_failed: Option<String> = None;
     let no_restored = HashMap::new();
     for stage in &pipeline.stages {
         if let Some(failed) = &failed_stage {
@@ -349,9 +352,16 @@ pub async fn run(
         let alarm = async {
             match &journal {
                 Some(j) => {
-                    let watching = watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
-                    watch::until_alarm(watching, &pipeline.name, &run_id, &stage.name, j.clock().as_ref())
-                        .await
+                    let watching =
+                        watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
+                    watch::until_alarm(
+                        watching,
+                        &pipeline.name,
+                        &run_id,
+                        &stage.name,
+                        j.clock().as_ref(),
+                    )
+                    .await
                 }
                 None => std::future::pending().await,
             }
@@ -369,13 +379,58 @@ pub async fn run(
             alarm,
         )
         .await;
-        let status = if stage_records.iter().any(|r| r.status == Status::Failed) {
+        let mut status = if stage_records.iter().any(|r| r.status == Status::Failed) {
             Status::Failed
         } else if stage_records.iter().any(|r| r.status == Status::Warned) {
             Status::Warned
         } else {
             Status::Passed
         };
+        // A stage that bakes keeps the run until its bake ends (executor::bake).
+        if status != Status::Failed
+            && let Some(spec) = &stage.bake
+        {
+            let alarm = async {
+                match &journal {
+                    Some(j) => {
+                        let watching =
+                            watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
+                        watch::until_alarm(
+                            watching,
+                            &pipeline.name,
+                            &run_id,
+                            &stage.name,
+                            j.clock().as_ref(),
+                        )
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let baked =
+                bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events, alarm).await;
+            match baked {
+                Err(e) => return Err(e),
+                Ok(bake::BakeEnd::Passed) => {}
+                Ok(bake::BakeEnd::Failed(reason)) => {
+                    status = Status::Failed;
+                    bake_failed = Some(reason);
+                }
+                Ok(bake::BakeEnd::Stop(stopped)) => {
+                    ctx.events.send(Event::RunStopped {
+                        run_id: run_id.clone(),
+                        state: "waiting".to_string(),
+                        reason: match &stopped {
+                            durable::Stopped::Waiting { reason, .. } => reason.clone(),
+                            durable::Stopped::Superseded { by, .. } => {
+                                format!("superseded by run {by}")
+                            }
+                        },
+                    });
+                    return Ok(RunEnd::Stopped(stopped));
+                }
+            }
+        }
         if let Some(journal) = &journal {
             let at = journal.now();
             journal.write(|s| s.exit_stage(&run_id, &stage.name, status.as_str(), at));
@@ -400,7 +455,7 @@ pub async fn run(
     } else {
         Status::Passed
     };
-    let reason = denied.clone().or_else(|| {
+    let reason = denied.clone().or(bake_failed).or_else(|| {
         failed_stage.as_ref().map(|stage| {
             // A stage an alarm stopped says so, naming the alarm.
             if let Some(alarm) = records.iter().find_map(|r| {
@@ -544,7 +599,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The record of a step an alarm stopped (failed) or kept from starting (skipped).
-fn stopped(ctx: &RunContext, stage: &Stage, step: &Step, why: String, was_running: bool) -> StepRecord {
+fn stopped(
+    ctx: &RunContext,
+    stage: &Stage,
+    step: &Step,
+    why: String,
+    was_running: bool,
+) -> StepRecord {
     if !was_running {
         return skipped(ctx, stage, step, why);
     }

@@ -103,6 +103,9 @@ pub struct StageExplanation {
     pub queue: Vec<String>,
     /// What clears each gate that holds the run, with exact commands.
     pub to_clear: Vec<ClearStep>,
+    /// The stage's bake, for a stage that bakes (added by [`Explanation::with_bake`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bake: Option<super::bake::BakeStatus>,
 }
 
 /// One gate's line.
@@ -169,6 +172,7 @@ fn explain_stage(facts: &StageFacts<'_>, now: Timestamp) -> StageExplanation {
         holder: facts.holder.map(str::to_string),
         queue: facts.queue.to_vec(),
         to_clear: Vec::new(),
+        bake: None,
     };
     let Some(verdict) = facts.verdict else {
         let status = row.and_then(|r| r.status.clone()).unwrap_or_else(|| {
@@ -233,6 +237,78 @@ fn explain_stage(facts: &StageFacts<'_>, now: Timestamp) -> StageExplanation {
         });
     }
     out
+}
+
+impl Explanation {
+    /// Add the bake of `stage` (read and decided by the caller at `evaluated_at`); a bake
+    /// under way also says what ends it.
+    pub fn with_bake(&mut self, stage: &str, bake: super::bake::BakeStatus) {
+        let run_id = self.run_id.clone();
+        let Some(s) = self.stages.iter_mut().find(|s| s.stage == stage) else {
+            return;
+        };
+        if bake.state == "baking" {
+            // The run is in the stage: its bake, not its entry gates, holds it now.
+            if s.gates.is_empty() {
+                s.verdict = "baking".into();
+                s.summary = s
+                    .entered_at
+                    .map(|t| format!("entered {}", stamp(t)))
+                    .unwrap_or_default();
+                s.until = bake.until;
+            }
+            let wait = match bake.until {
+                Some(t) => format!("passes by itself at {}", stamp(t)),
+                None => format!(
+                    "passes once {} in the stage passed and {} positive data points came with no negative one",
+                    super::bake::short_duration(bake.duration_secs),
+                    super::bake::thousands(bake.needed)
+                ),
+            };
+            s.to_clear.push(ClearStep {
+                gate: super::bake::BAKE_GATE.into(),
+                hint: format!(
+                    "{wait}; or: sluice override {run_id} --gate {} --stage {stage} --reason \"...\"",
+                    super::bake::BAKE_GATE
+                ),
+            });
+        }
+        s.bake = Some(bake);
+    }
+}
+
+/// The bake's line in the text layout.
+fn bake_line(out: &mut String, b: &super::bake::BakeStatus) {
+    use std::fmt::Write;
+    let monitors = b.monitors.join(", ");
+    let _ = match (b.state.as_str(), b.started_at) {
+        ("not started", _) | (_, None) => writeln!(
+            out,
+            "  bake: not started ({} and {} positive from {monitors}): {}",
+            super::bake::short_duration(b.duration_secs),
+            super::bake::thousands(b.needed),
+            shown(&b.detail)
+        ),
+        ("baking", Some(start)) => {
+            let until = b
+                .until
+                .map(|u| format!(", passes at {}", stamp(u)))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  bake: baking since {}{until} (from {monitors}): {}",
+                stamp(start),
+                shown(&b.detail)
+            )
+        }
+        (ended, Some(start)) => writeln!(
+            out,
+            "  bake: {ended} (started {}, ended {}, from {monitors}): {}",
+            stamp(start),
+            b.finished_at.map(stamp).unwrap_or_else(|| "-".into()),
+            shown(&b.detail)
+        ),
+    };
 }
 
 /// When a gate's decision changes by itself, and how to say it.
@@ -428,6 +504,12 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
             let _ = write!(out, " ({})", s.summary);
         }
         out.push('\n');
+        if let Some(b) = &s.bake {
+            bake_line(out, b);
+        }
+        for c in &s.to_clear {
+            let _ = writeln!(out, "  to clear: {}: {}", c.gate, c.hint);
+        }
         return;
     }
     let holding = s
@@ -494,6 +576,9 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
         }
     }
     render_alarms(out, s);
+    if let Some(b) = &s.bake {
+        bake_line(out, b);
+    }
     if s.approvals.is_empty() {
         if s.gates.iter().any(|g| g.kind == "approval") {
             out.push_str("  approvals: none\n");
@@ -883,5 +968,108 @@ mod tests {
             }],
         };
         insta::assert_snapshot!(render_text(&explain(&input)));
+    }
+
+    fn bake_spec() -> crate::gates::bake::BakeSpec {
+        let file = "[pipeline]\nname = \"shop\"\n[[monitor]]\nid = \"canary\"\n[[monitor]]\nid = \"api-errors\"\n\
+            [[stage]]\nname = \"beta\"\n[[stage.step]]\nid = \"a\"\nuses = \"builtin:command\"\n\
+            [stage.bake]\nduration = \"1h\"\npositive = 3000\nmonitors = [\"canary\", \"api-errors\"]\n\
+            [[stage]]\nname = \"prod\"\n[[stage.step]]\nid = \"b\"\nuses = \"builtin:command\"\n\
+            [stage.bake]\nduration = \"30m\"\nmonitors = [\"canary\"]\n";
+        let pipeline =
+            crate::config::parse(std::path::Path::new("sluice.toml"), file.to_string()).unwrap();
+        pipeline.stages[0].bake.clone().unwrap()
+    }
+
+    #[test]
+    fn explain_a_stage_baking_with_its_progress() {
+        use crate::gates::bake::{BakeProgress, BakeStatus, evaluate};
+        let now = at("2026-11-30T06:23:00Z");
+        let spec = bake_spec();
+        let counts = crate::state::PointCounts {
+            positive: 1204,
+            negative: 0,
+            first_negative: None,
+            latest_at: Some(at("2026-11-30T06:22:30Z")),
+        };
+        let progress = BakeProgress::new(&spec, at("2026-11-30T06:00:00Z"), now, &counts);
+        let decision = evaluate(&progress, None);
+        let beta = stage_row("beta", true, None);
+        let mut r = run(RunState::Running);
+        r.current_stage = Some("beta".into());
+        let input = ExplainInput {
+            run: &r,
+            now,
+            stages: vec![
+                StageFacts {
+                    stage: "beta",
+                    row: Some(&beta),
+                    verdict: None,
+                    recorded: &[],
+                    approvals: &[],
+                    overrides: &[],
+                    holder: None,
+                    queue: &[],
+                },
+                StageFacts {
+                    stage: "prod",
+                    row: None,
+                    verdict: None,
+                    recorded: &[],
+                    approvals: &[],
+                    overrides: &[],
+                    holder: None,
+                    queue: &[],
+                },
+            ],
+        };
+        let mut e = explain(&input);
+        e.with_bake("beta", BakeStatus::baking(&progress, &decision));
+        e.with_bake("prod", BakeStatus::not_started(&spec));
+        insta::assert_snapshot!(render_text(&e));
+        insta::assert_snapshot!(
+            "explain_baking_json",
+            serde_json::to_string_pretty(&to_json(&e)).unwrap()
+        );
+    }
+
+    #[test]
+    fn explain_a_failed_bake_with_its_first_negative_point() {
+        use crate::gates::bake::BakeStatus;
+        let spec = bake_spec();
+        let row = crate::state::BakeRow {
+            run_id: "20261130-054000-7f3a".into(),
+            stage: "beta".into(),
+            started_at: at("2026-11-30T06:00:00Z"),
+            updated_at: at("2026-11-30T06:12:00Z"),
+            positive: 700,
+            negative: 1,
+            finished_at: Some(at("2026-11-30T06:12:00Z")),
+            outcome: Some("failed".into()),
+            detail: Some("bake failed: 1 negative data point: canary/login at 2026-11-30T06:11:40Z: status 503, expected 200 (bake 12m of 1h, 700 of 3,000 positive, 1 negative)".into()),
+        };
+        let beta = StageRow {
+            exited_at: Some(at("2026-11-30T06:12:00Z")),
+            ..stage_row("beta", true, Some("failed"))
+        };
+        let mut r = run(RunState::Failed);
+        r.reason = Some(format!("stage `beta`: {}", row.detail.clone().unwrap()));
+        let input = ExplainInput {
+            run: &r,
+            now: at("2026-11-30T07:00:00Z"),
+            stages: vec![StageFacts {
+                stage: "beta",
+                row: Some(&beta),
+                verdict: None,
+                recorded: &[],
+                approvals: &[],
+                overrides: &[],
+                holder: None,
+                queue: &[],
+            }],
+        };
+        let mut e = explain(&input);
+        e.with_bake("beta", BakeStatus::finished(&spec, &row));
+        insta::assert_snapshot!(render_text(&e));
     }
 }
