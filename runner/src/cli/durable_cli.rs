@@ -439,7 +439,7 @@ pub(super) fn override_gate(
         };
         let ids: Vec<&str> = stages
             .iter()
-            .flat_map(|s| s.gates.iter().map(|g| g.id.as_str()))
+            .flat_map(|s| crate::gates::gate_ids(pipeline, s))
             .collect();
         if args.gate != "*" && !ids.contains(&args.gate.as_str()) {
             let hint = crate::suggest::closest(&args.gate, ids.iter().copied())

@@ -394,6 +394,7 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
             line(out, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
         }
     }
+    super::blocked::render_explain(out, &s.gates);
     if s.approvals.is_empty() {
         if s.gates.iter().any(|g| g.kind == "approval") {
             out.push_str("  approvals: none\n");
@@ -465,7 +466,7 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
 }
 
 /// `sha256:ab12cd34ef56…`: enough to recognise, short enough for a header.
-fn short_digest(digest: &str) -> String {
+pub(super) fn short_digest(digest: &str) -> String {
     let (algo, hex) = digest.split_once(':').unwrap_or(("", digest));
     let short: String = hex.chars().take(12).collect();
     let ellipsis = if hex.chars().count() > 12 { "…" } else { "" };

@@ -13,6 +13,9 @@ pub mod config;
 pub mod file;
 pub mod matching;
 
+/// The package type [`check`] matches, from the shared lockfile crate.
+pub use sluice_lockfiles::Package;
+
 pub use config::{DenyGitRefConfig, DenyPackageConfig, Denylist, DenylistConfig};
 pub use matching::{
     GitRefEntry, Hit, PackageEntry, PackageSelector, VersionRange, check, normalize_repo,
