@@ -2,6 +2,7 @@
 //! steps are real components built from source (`tests/fixtures`, `examples/`).
 //! One test binary, so the fixtures and the compiled-component cache are shared.
 
+mod blocked;
 mod cache;
 mod capacity;
 mod ci_plugins;
