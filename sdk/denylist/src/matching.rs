@@ -280,8 +280,8 @@ pub fn package_of_purl(purl: &str) -> Result<Package, String> {
     }
     Ok(Package::new(
         ecosystem,
-        &percent_decode(name),
-        &percent_decode(version),
+        percent_decode(name),
+        percent_decode(version),
         None,
     ))
 }
