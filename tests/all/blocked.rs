@@ -478,3 +478,76 @@ fn an_unreadable_or_invalid_denylist_fails_closed_naming_the_file() {
     out.expect_code(0);
     assert_eq!(deployed(&p), 1);
 }
+
+#[test]
+fn an_artifact_without_an_sbom_is_denied_and_a_run_with_nothing_built_is_not() {
+    // The deliverable is built without an SBOM: nothing shows it free of left-pad.
+    let p = Project::new("");
+    with_markers(
+        &p,
+        &shop_pipeline("").replace("provenance = false", "provenance = false, sbom = false"),
+    );
+    for (file, text) in [
+        ("package.json", PACKAGE_JSON),
+        ("package-lock.json", PACKAGE_LOCK),
+        ("app.bin", "the deliverable"),
+        ("osv/GHSA-test-0001.json", ADVISORY),
+        ("markers/deploy", ""),
+        ("target/.keep", ""),
+        ("denylist.toml", UNRELATED),
+        ("clock", CLOCK),
+    ] {
+        p.write(file, text);
+    }
+    let out = sluice(&p, "tester", &["run", "--format", "plain"]);
+    out.expect_code(1);
+    assert!(
+        both(&out).contains("reported no CycloneDX SBOM (application/vnd.cyclonedx+json)"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(deployed(&p), 0);
+
+    // A first stage that builds nothing: nothing to promote yet, so nothing blocked.
+    let q = Project::new("");
+    with_markers(
+        &q,
+        r#"
+[pipeline]
+name = "checks-first"
+denylist = "denylist.toml"
+
+[[stage]]
+name = "lint"
+
+[[stage.step]]
+id = "lint"
+uses = "builtin:command"
+with = { program = "true" }
+[stage.step.grants]
+exec = ["true"]
+
+[[stage]]
+name = "build"
+
+[[stage.step]]
+id = "deploy"
+uses = "builtin:command"
+with = { program = "sh", args = ["-c", "echo deployed >> {markers}/deploy"] }
+[stage.step.grants]
+exec = ["sh"]
+write = ["{markers}"]
+"#,
+    );
+    q.write("markers/deploy", "");
+    q.write("denylist.toml", UNRELATED);
+    q.write("clock", CLOCK);
+    let out = sluice(&q, "tester", &["run", "--format", "plain"]);
+    out.expect_code(0);
+    assert!(
+        both(&out).contains("the run has no artifact yet"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(deployed(&q), 1);
+}

@@ -109,6 +109,7 @@ impl Gate for BlockedContentGate {
             dir: self.dir.clone(),
             store: self.store.clone(),
             run_id: input.run_id.to_string(),
+            has_artifact: input.artifact.is_some(),
         };
         // Files, hashes and git: blocking work, off the runtime's threads when there
         // is a runtime (unit tests evaluate without one).
@@ -128,6 +129,8 @@ struct Job {
     dir: PathBuf,
     store: Option<Arc<Store>>,
     run_id: String,
+    /// Whether the run has recorded its artifact (a deliverable) yet.
+    has_artifact: bool,
 }
 
 /// One denylist file as read at this evaluation.
@@ -271,6 +274,11 @@ impl Findings {
             let commit = match &self.commit {
                 Some(c) => format!(", commit {}", short_commit(c)),
                 None => String::new(),
+            };
+            let sboms = if self.sboms.is_empty() && self.package_entries > 0 {
+                format!("{sboms}: the run has no artifact yet")
+            } else {
+                sboms
             };
             (
                 Decision::Allow {
@@ -460,7 +468,10 @@ impl Job {
                 found.sboms.push(read);
             }
         }
-        if found.sboms.is_empty() && found.package_entries > 0 {
+        if found.sboms.is_empty() && found.package_entries > 0 && self.has_artifact {
+            // An artifact whose contents no SBOM lists cannot be shown free of blocked
+            // packages. Before anything is built (an SBOM written in a later stage),
+            // there is nothing to promote yet, and nothing to block.
             found.unverifiable.push(format!(
                 "run {} reported no CycloneDX SBOM ({CYCLONEDX_JSON}) to check the denylisted packages against; builtin:build writes one (`sbom = true`)",
                 self.run_id
