@@ -530,7 +530,17 @@ impl Job {
             let is_commit =
                 (7..=64).contains(&wanted.len()) && wanted.chars().all(|c| c.is_ascii_hexdigit());
             let hit = if ancestry_ok.is_none() {
-                git.contains(&commit, entry, is_commit)
+                match git.contains(&commit, entry, is_commit) {
+                    Ok(hit) => hit,
+                    Err(why) => {
+                        // Cannot tell whether the history carries it: never allow.
+                        found.unverifiable.push(format!(
+                            "git-ref entry `{}` of {file}: {why}",
+                            entry.reference
+                        ));
+                        continue;
+                    }
+                }
             } else {
                 // Without git, only the run's own commit can be compared.
                 is_commit && commit.to_ascii_lowercase().starts_with(&wanted)
@@ -602,7 +612,7 @@ impl Git<'_> {
     /// Does the history of `commit` contain the entry? A commit (or prefix) matches in
     /// any repository, as its id names the same content in every clone, fork and
     /// mirror; a tag only when the entry's repository is a remote of this one.
-    fn contains(&self, commit: &str, entry: &GitRefEntry, is_commit: bool) -> bool {
+    fn contains(&self, commit: &str, entry: &GitRefEntry, is_commit: bool) -> Result<bool, String> {
         let target = if is_commit {
             self.output(&[
                 "rev-parse",
@@ -618,7 +628,7 @@ impl Git<'_> {
                 .filter_map(|l| l.split_whitespace().nth(1))
                 .any(|url| sluice_denylist::normalize_repo(url) == wanted);
             if !ours {
-                return false;
+                return Ok(false);
             }
             self.output(&[
                 "rev-parse",
@@ -628,10 +638,26 @@ impl Git<'_> {
             ])
         };
         let Some(target) = target.filter(|t| !t.is_empty()) else {
-            return false;
+            return Ok(false);
         };
-        self.run(&["merge-base", "--is-ancestor", &target, commit])
-            .unwrap_or(true)
+        // 0: an ancestor; 1: not one; anything else: git could not tell.
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(self.dir)
+            .args(["merge-base", "--is-ancestor", &target, commit])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("git cannot run: {e}"))?;
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(format!(
+                "`git merge-base --is-ancestor {target} {commit}` failed ({status})"
+            )),
+        }
     }
 }
 
