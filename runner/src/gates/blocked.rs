@@ -845,6 +845,28 @@ mod tests {
     }
 
     #[test]
+    fn a_denylist_that_is_not_paths_is_located_with_an_example() {
+        for bad in [
+            "denylist = 3",
+            "denylist = [\"a.toml\", 3]",
+            "denylist = \" \"",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let err = crate::config::parse(
+                &dir.path().join("sluice.toml"),
+                format!("[pipeline]\nname = \"shop\"\n{bad}\n[[stage]]\nname = \"prod\"\n[[stage.step]]\nid = \"b\"\nuses = \"builtin:command\"\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("sluice.toml:3:")
+                    && err.contains("`denylist` is a file path or a list of them"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_stage_cannot_declare_the_gate_itself() {
         let dir = tempfile::tempdir().unwrap();
         let err = crate::config::parse(
