@@ -346,7 +346,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
-fn a_denylisted_git_commit_in_the_runs_ancestry_blocks() {
+fn a_denylisted_git_commit_or_tag_in_the_runs_ancestry_blocks() {
     if crate::support::which("git").is_none() {
         panic!("git is needed for this test");
     }
@@ -434,6 +434,34 @@ write = ["{markers}"]
     let out = sluice(&p, "tester", &["run", "--format", "plain"]);
     out.expect_code(0);
     assert_eq!(deployed(&p), 1);
+
+    // A tag blocks when the entry's repository is one of this repository's remotes;
+    // the same tag name in another repository says nothing about this history.
+    git(dir, &["tag", "v0.9-leaky", &leaked]);
+    git(
+        dir,
+        &["remote", "add", "origin", "git@github.com:acme/shop.git"],
+    );
+    p.write(
+        "denylist.toml",
+        "git-refs = [{ repo = \"https://github.com/someone/else\", ref = \"v0.9-leaky\", reason = \"not ours\" }]\n",
+    );
+    git(dir, &["commit", "-q", "-am", "a tag of another repository"]);
+    sluice(&p, "tester", &["run", "--format", "plain"]).expect_code(0);
+    assert_eq!(deployed(&p), 2);
+    p.write(
+        "denylist.toml",
+        "git-refs = [{ repo = \"https://github.com/acme/shop\", ref = \"v0.9-leaky\", reason = \"the leaky release\" }]\n",
+    );
+    git(dir, &["commit", "-q", "-am", "our tag"]);
+    let out = sluice(&p, "tester", &["run", "--format", "plain"]);
+    out.expect_code(1);
+    assert!(
+        both(&out).contains("v0.9-leaky is an ancestor of the run's commit"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(deployed(&p), 2);
 }
 
 #[test]
