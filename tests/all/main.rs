@@ -3,6 +3,7 @@
 //! One test binary, so the fixtures and the compiled-component cache are shared.
 
 mod bake;
+mod blocked;
 mod cache;
 mod canary;
 mod capacity;

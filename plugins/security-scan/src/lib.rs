@@ -32,11 +32,15 @@
 //! `secrets`, `blocked`, `packages`. Metrics:
 //! `packages.scanned`, `advisories.loaded`, `database.age`, `scan.time`.
 
-pub mod denylist;
 pub mod osv;
 pub mod report;
 pub mod scan;
 pub mod secrets;
+/// The denylist format and its matching live in the shared `sluice-denylist` crate
+/// (also used by the runner's blocked-content gate); this name keeps
+/// `crate::denylist::...` working.
+pub use sluice_denylist as denylist;
+pub use sluice_denylist::{DenyGitRefConfig, DenyPackageConfig, DenylistConfig};
 /// The lockfile readers and version orderings live in the shared `sluice-lockfiles`
 /// crate (also used by `builtin:build`); these names keep `crate::lockfiles::...` and
 /// `crate::versions::...` working.
@@ -50,7 +54,6 @@ use sluice_sdk::{
     Capability, Finding, Metric, Plugin, Report, RunError, Severity, Status, StepContext,
 };
 
-use crate::denylist::{GitRefEntry, PackageEntry, PackageSelector, VersionRange};
 use crate::lockfiles::Format;
 use crate::osv::{Database, parse_date};
 use crate::scan::Ignore;
@@ -149,45 +152,6 @@ impl Default for SecretsConfig {
     }
 }
 
-/// Blocked content.
-#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DenylistConfig {
-    /// Blocked package versions.
-    #[serde(default)]
-    pub packages: Vec<DenyPackageConfig>,
-    /// Blocked git references.
-    #[serde(default)]
-    pub git_refs: Vec<DenyGitRefConfig>,
-}
-
-/// A blocked package range.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DenyPackageConfig {
-    /// Package-url without version, e.g. `pkg:npm/event-stream`, `pkg:cargo/openssl`.
-    pub purl: String,
-    /// Versions: comparisons joined by `,` (and) and `||` (or), e.g.
-    /// `>=3.3.6, <3.3.7 || =4.0.0`, or `*` for all.
-    #[serde(default = "star")]
-    pub versions: String,
-    /// Why it is blocked.
-    pub reason: String,
-}
-
-/// A blocked git reference.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct DenyGitRefConfig {
-    /// Repository URL (any of https/ssh forms; compared without scheme and `.git`).
-    pub repo: String,
-    /// A commit (at least 7 hex digits), branch or tag.
-    #[serde(rename = "ref")]
-    pub reference: String,
-    /// Why it is blocked.
-    pub reason: String,
-}
-
 fn default_paths() -> Vec<String> {
     vec![".".into()]
 }
@@ -202,9 +166,6 @@ fn default_max_file() -> u64 {
 }
 fn yes() -> bool {
     true
-}
-fn star() -> String {
-    "*".into()
 }
 
 /// The plugin.
@@ -301,28 +262,13 @@ pub fn run_scan(config: Config, workdir: &Path, today: i64) -> Result<Report, Ru
             expires,
         });
     }
-    let mut deny_packages = Vec::new();
-    for entry in &config.denylist.packages {
-        let selector = PackageSelector::parse(&entry.purl)
-            .map_err(|e| RunError::invalid_config(format!("denylist: {e}")))?;
-        let versions = VersionRange::parse(&entry.versions, selector.ecosystem)
-            .map_err(|e| RunError::invalid_config(format!("denylist `{}`: {e}", entry.purl)))?;
-        deny_packages.push(PackageEntry {
-            selector,
-            versions,
-            reason: entry.reason.clone(),
-        });
-    }
-    let deny_refs: Vec<GitRefEntry> = config
+    let sluice_denylist::Denylist {
+        packages: deny_packages,
+        git_refs: deny_refs,
+    } = config
         .denylist
-        .git_refs
-        .iter()
-        .map(|g| GitRefEntry {
-            repo: g.repo.clone(),
-            reference: g.reference.clone(),
-            reason: g.reason.clone(),
-        })
-        .collect();
+        .compile()
+        .map_err(RunError::invalid_config)?;
 
     let lockfiles: Vec<(PathBuf, Format)> = if config.lockfiles.is_empty() {
         find_lockfiles(

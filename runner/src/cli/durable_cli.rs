@@ -477,12 +477,7 @@ pub(super) fn override_gate(
         // A stage's bake is overridden as gate `bake`.
         let ids: Vec<&str> = stages
             .iter()
-            .flat_map(|s| {
-                s.gates
-                    .iter()
-                    .map(|g| g.id.as_str())
-                    .chain(s.bake.as_ref().map(|_| crate::gates::bake::BAKE_GATE))
-            })
+            .flat_map(|s| crate::gates::gate_ids(pipeline, s))
             .collect();
         if args.gate != "*" && !ids.contains(&args.gate.as_str()) {
             let hint = crate::suggest::closest(&args.gate, ids.iter().copied())

@@ -579,6 +579,7 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
     if let Some(b) = &s.bake {
         bake_line(out, b);
     }
+    super::blocked::render_explain(out, &s.gates);
     if s.approvals.is_empty() {
         if s.gates.iter().any(|g| g.kind == "approval") {
             out.push_str("  approvals: none\n");
@@ -650,7 +651,7 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
 }
 
 /// `sha256:ab12cd34ef56…`: enough to recognise, short enough for a header.
-fn short_digest(digest: &str) -> String {
+pub(super) fn short_digest(digest: &str) -> String {
     let (algo, hex) = digest.split_once(':').unwrap_or(("", digest));
     let short: String = hex.chars().take(12).collect();
     let ellipsis = if hex.chars().count() > 12 { "…" } else { "" };

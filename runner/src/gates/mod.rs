@@ -266,9 +266,31 @@ pub fn build(spec: &GateSpec, env: &GateEnv<'_>) -> Box<dyn Gate> {
     }
 }
 
-/// The gates of a stage of the pipeline, built, in file order.
+/// The gates of a stage of the pipeline, built, in file order; then the pipeline's
+/// blocked-content gate, on every stage after the first when it has denylists.
 pub fn build_stage(stage: &crate::config::Stage, env: &GateEnv<'_>) -> Vec<Box<dyn Gate>> {
-    stage.gates.iter().map(|spec| build(spec, env)).collect()
+    let mut gates: Vec<Box<dyn Gate>> = stage.gates.iter().map(|spec| build(spec, env)).collect();
+    if blocked::guards(env.pipeline, &stage.name) {
+        gates.push(Box::new(blocked::BlockedContentGate::new(env)));
+    }
+    gates
+}
+
+/// The ids of a stage's gates, as `sluice override --gate` may name them: those of the
+/// pipeline file, then the implicit ones (blocked content at its entry, the bake at its
+/// end).
+pub fn gate_ids<'a>(
+    pipeline: &'a crate::config::Pipeline,
+    stage: &'a crate::config::Stage,
+) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = stage.gates.iter().map(|g| g.id.as_str()).collect();
+    if blocked::guards(pipeline, &stage.name) {
+        ids.push(blocked::GATE_ID);
+    }
+    if stage.bake.is_some() {
+        ids.push(bake::BAKE_GATE);
+    }
+    ids
 }
 
 /// Check the target of `sluice override RUN --gate G [--stage S]` against the
@@ -283,7 +305,11 @@ pub fn check_override_target(
     let all: Vec<String> = pipeline
         .stages
         .iter()
-        .flat_map(|s| s.gates.iter().map(move |g| format!("{}/{}", s.name, g.id)))
+        .flat_map(|s| {
+            gate_ids(pipeline, s)
+                .into_iter()
+                .map(move |g| format!("{}/{g}", s.name))
+        })
         .collect();
     let listing = if all.is_empty() {
         "the pipeline has no gates".to_string()
@@ -315,10 +341,11 @@ pub fn check_override_target(
         None => pipeline.stages.iter().collect(),
     };
     let has_gate = |s: &&crate::config::Stage| {
+        let ids = gate_ids(pipeline, s);
         if gate == "*" {
-            !s.gates.is_empty()
+            !ids.is_empty()
         } else {
-            s.gates.iter().any(|g| g.id == gate)
+            ids.contains(&gate)
         }
     };
     if stages.iter().any(has_gate) {
@@ -333,9 +360,7 @@ pub fn check_override_target(
     } else {
         format!("{place} no gate `{gate}`; {listing}")
     };
-    let candidates = stages
-        .iter()
-        .flat_map(|s| s.gates.iter().map(|g| g.id.as_str()));
+    let candidates = stages.iter().flat_map(|s| gate_ids(pipeline, s));
     if gate != "*"
         && let Some(meant) = crate::suggest::closest(gate, candidates)
     {

@@ -285,6 +285,15 @@ fn build_gate(
         errors.push(source.error(at, message));
         return None;
     }
+    if name == super::blocked::GATE_ID
+        || raw
+            .kind
+            .as_ref()
+            .is_some_and(|k| k.get_ref() == super::blocked::GATE_ID)
+    {
+        errors.push(source.error(at, super::blocked::not_declared_here(stage)));
+        return None;
+    }
     let kind = match &raw.kind {
         Some(kind) => {
             let k = kind.get_ref().as_str();

@@ -1,6 +1,4 @@
-//! Blocked content: package versions (a package-url plus a version range) and git
-//! references that must not appear in an artifact's dependency closure. The same
-//! entries are meant for promotion gates, so matching lives here, apart from the step.
+//! Matching: which denylist entries a package (with its version and git source) hits.
 //!
 //! A range expression is one or more alternatives separated by `||`, each a
 //! comma-separated list of comparisons (`<`, `<=`, `>`, `>=`, `=`, `==`, `!=`) that
@@ -9,8 +7,8 @@
 
 use std::cmp::Ordering;
 
-use crate::lockfiles::Package;
-use crate::versions::Ecosystem;
+use sluice_lockfiles::Package;
+use sluice_lockfiles::versions::Ecosystem;
 
 /// One `op version` comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -255,10 +253,64 @@ pub fn check(package: &Package, packages: &[PackageEntry], git_refs: &[GitRefEnt
     hits
 }
 
+/// The package a versioned package-url names (`pkg:npm/%40scope/name@1.2.3`, as an SBOM
+/// component's `purl` gives it), for [`check`]. Qualifiers and subpath are dropped;
+/// `%xx` escapes in the name and version are decoded.
+pub fn package_of_purl(purl: &str) -> Result<Package, String> {
+    let rest = purl
+        .strip_prefix("pkg:")
+        .ok_or_else(|| format!("`{purl}` is not a package-url: it must start with `pkg:`"))?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (kind, path) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("`{purl}` has no name after its type"))?;
+    let ecosystem = Ecosystem::from_purl_type(kind).ok_or_else(|| {
+        format!("`{purl}`: type `{kind}` is not one of cargo, npm, pypi, golang, gem")
+    })?;
+    // The version follows the last `@` of the last path segment (an npm scope's `@`
+    // is escaped as `%40`, and sits in an earlier segment anyway).
+    let last_segment = path.rfind('/').map_or(0, |i| i + 1);
+    let at = path[last_segment..]
+        .rfind('@')
+        .map(|i| last_segment + i)
+        .ok_or_else(|| format!("`{purl}` has no version (`@version`)"))?;
+    let (name, version) = (&path[..at], &path[at + 1..]);
+    if name.is_empty() || version.is_empty() {
+        return Err(format!("`{purl}` has an empty name or version"));
+    }
+    Ok(Package::new(
+        ecosystem,
+        percent_decode(name),
+        percent_decode(version),
+        None,
+    ))
+}
+
+/// Decode `%xx` escapes; anything else, malformed escapes included, is kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockfiles::GitSource;
+    use sluice_lockfiles::GitSource;
 
     #[test]
     fn ranges() {
@@ -345,6 +397,32 @@ mod tests {
         assert_eq!(hits[0].entry, "git-ref/github.com/evil/thing@deadbeef1");
         git.git.as_mut().unwrap().commit = Some("0123456789".into());
         assert!(check(&git, &entries, &refs).is_empty());
+    }
+
+    #[test]
+    fn versioned_purls_of_sbom_components() {
+        let p = package_of_purl("pkg:npm/%40babel/core@7.0.0").unwrap();
+        assert_eq!(
+            (p.ecosystem, p.name.as_str(), p.version.as_str()),
+            (Ecosystem::Npm, "@babel/core", "7.0.0")
+        );
+        let p = package_of_purl("pkg:cargo/regex@1.5.4?checksum=sha256:ab").unwrap();
+        assert_eq!((p.name.as_str(), p.version.as_str()), ("regex", "1.5.4"));
+        let p = package_of_purl("pkg:golang/github.com/a/b@v1.2.3%2Bincompatible").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("github.com/a/b", "v1.2.3+incompatible")
+        );
+        assert!(
+            package_of_purl("pkg:npm/left-pad")
+                .unwrap_err()
+                .contains("no version")
+        );
+        assert!(
+            package_of_purl("pkg:maven/a/b@1")
+                .unwrap_err()
+                .contains("not one of")
+        );
     }
 
     #[test]
