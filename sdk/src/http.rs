@@ -427,11 +427,19 @@ mod imp {
             reason,
         };
         let (scheme, authority, path) = split_url(&r.url)?;
-        let headers: Vec<(String, Vec<u8>)> = r
+        let mut headers: Vec<(String, Vec<u8>)> = r
             .headers
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
+        // A body of known size says so: without `content-length` it goes out chunked,
+        // which many servers refuse (411) or misread.
+        if !r.body.is_empty() && !headers.iter().any(|(n, _)| n == "content-length") {
+            headers.push((
+                "content-length".into(),
+                r.body.len().to_string().into_bytes(),
+            ));
+        }
         let fields = Fields::from_list(&headers)
             .map_err(|e| invalid(format!("header not allowed: {e:?}")))?;
         let req = OutgoingRequest::new(fields);

@@ -57,11 +57,19 @@
 //! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs;
 //! - [`HumanDuration`]: `"30s"`-style durations for configuration structs.
 //!
+//! A monitor (a health check the runner calls on a schedule: `[[monitor]]`, `sluice
+//! canary`) is a type that implements [`monitor::Monitor`], exported with
+//! [`export_monitor!`]; it is a component of the contract's second world, `monitor`.
+//!
 //! Everything also compiles for the host target, so a plugin's own unit tests run with
 //! plain `cargo test`: [`run_plugin`] drives a plugin without a runner, the log falls
 //! back to stderr, and [`Command::run`] reports that no host is present.
 
 #![deny(missing_docs)]
+
+// The monitor bindings name the step bindings' modules by this path, which must also
+// resolve inside a plugin crate that expands `export_monitor!`.
+extern crate self as sluice_sdk;
 
 mod context;
 mod duration;
@@ -70,6 +78,7 @@ pub mod fs;
 pub mod glob;
 pub mod http;
 pub mod log;
+pub mod monitor;
 mod process;
 mod report;
 pub mod secrets;
@@ -92,11 +101,39 @@ pub mod bindings {
     });
 }
 
+/// Bindings of world `monitor` (the `health-check` export). Every interface it shares
+/// with world `step` (the contract's types, `log`, `secrets`, `wasi:http`) is the step
+/// bindings' own module, so a [`DataPoint`] or a [`Metric`] is one type whichever
+/// world a component exports, and [`http`], [`log`] and [`secrets`] serve both.
+/// Imports a component does not call (`process`, for a monitor) are left out of it.
+#[allow(missing_docs)]
+pub mod monitor_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "monitor",
+        pub_export_macro: true,
+        export_macro_name: "__export_monitor",
+        default_bindings_module: "sluice_sdk::monitor_bindings",
+        with: {
+            "sluice:plugin/types@0.1.3": sluice_sdk::bindings::sluice::plugin::types,
+            "sluice:plugin/log@0.1.3": sluice_sdk::bindings::sluice::plugin::log,
+            "sluice:plugin/secrets@0.1.3": sluice_sdk::bindings::sluice::plugin::secrets,
+            "wasi:http/outgoing-handler@0.2.12": sluice_sdk::bindings::wasi::http::outgoing_handler,
+            "wasi:http/types@0.2.12": sluice_sdk::bindings::wasi::http::types,
+            "wasi:io/error@0.2.12": sluice_sdk::bindings::wasi::io::error,
+            "wasi:io/poll@0.2.12": sluice_sdk::bindings::wasi::io::poll,
+            "wasi:io/streams@0.2.12": sluice_sdk::bindings::wasi::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": sluice_sdk::bindings::wasi::clocks::monotonic_clock,
+        },
+    });
+}
+
 use bindings::sluice::plugin::types;
 
 pub use context::StepContext;
 pub use duration::{HumanDuration, parse_duration};
 pub use log::progress;
+pub use monitor::{CheckContext, CheckInput, CheckResult, Monitor};
 pub use process::{Command, Output, ProcessError};
 pub use types::{
     Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric,
@@ -209,6 +246,38 @@ macro_rules! export_plugin {
             }
 
     $crate::bindings::__export_step!(SluiceExportedPlugin with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Export a [`Monitor`] as the component's `health-check` interface (world `monitor`).
+/// Use it once, at the crate root of a `cdylib` crate:
+/// `sluice_sdk::export_monitor!(MyMonitor);`.
+#[macro_export]
+macro_rules! export_monitor {
+    ($monitor:ty) => {
+        // As for `export_plugin!`: only the component exports anything.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct SluiceExportedMonitor;
+
+            impl $crate::monitor_bindings::exports::sluice::plugin::health_check::Guest
+                for SluiceExportedMonitor
+            {
+                fn describe() -> $crate::Descriptor {
+                    $crate::monitor::describe_monitor::<$monitor>()
+                }
+
+                fn check(
+                    input: $crate::CheckInput,
+                ) -> ::core::result::Result<$crate::CheckResult, $crate::RunError> {
+                    $crate::monitor::run_check::<$monitor>(input)
+                }
+            }
+
+            $crate::monitor_bindings::__export_monitor!(
+                SluiceExportedMonitor with_types_in $crate::monitor_bindings
+            );
         };
     };
 }

@@ -4,6 +4,7 @@
 
 mod bake;
 mod cache;
+mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;

@@ -362,3 +362,29 @@ alarms = ["ap1", "latency"]
         out.stderr
     );
 }
+
+#[test]
+fn an_http_check_that_fails_against_a_local_server_holds_promotion_with_its_detail() {
+    let server = crate::support::HttpServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let monitor = |path: &str| {
+        format!(
+            "\n[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{base}{path}\" }}\n[monitor.grants]\nnet = [\"{base}\"]\n"
+        )
+    };
+    // `/cart` without a token answers 401.
+    let d = Durable::new(&pipeline(&monitor("/cart"), ALARM_GATE, "0"));
+    let out = d.sluice(&["run", "--no-wait"]);
+    out.expect_code(4);
+    assert!(
+        both(&out).contains(&format!(
+            "monitor `api` is ALARM since 2026-11-30T07:00:00Z (1 of 1 checks breaching, alarm at 1 of 1)"
+        )) && both(&out).contains(&format!("GET {base}/cart: status 401, expected 2xx")),
+        "{}",
+        both(&out)
+    );
+    assert!(server.hits("/cart") >= 1);
+    let d = Durable::new(&pipeline(&monitor("/health"), ALARM_GATE, "0"));
+    d.sluice(&["run", "--no-wait"]).expect_code(0);
+    assert_eq!(d.marker("deploy"), 1);
+}

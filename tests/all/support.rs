@@ -248,6 +248,12 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// - `/stall` sends its head and half its body, then nothing for 30 s;
 /// - `/sleep` answers `200` after 50 ms;
 /// - `/flaky` answers `500` to every tenth request on it (the 10th, 20th...), else `200`;
+/// - `/login` answers `200 {"token":"t-7f3a"}` (JSON); `/cart` and `/empty-cart` answer
+///   `200` with a JSON list of items (one, none) when the request carries
+///   `Authorization: Bearer t-7f3a`, else `401`: a canary's flow with a captured token;
+/// - `/third-time` answers `503` to its first two requests, then `200`: retries;
+/// - `/api/v1/query?query=...` answers as Prometheus's instant-query API would
+///   ([`fake_prometheus_answer`]);
 /// - anything else answers `200 hello`.
 pub struct HttpServer {
     /// The loopback port it listens on.
@@ -300,6 +306,7 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
         let mut length = 0usize;
+        let mut authorization = String::new();
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -313,6 +320,11 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
                 && n.eq_ignore_ascii_case("content-length")
             {
                 length = v.trim().parse().unwrap_or(0);
+            }
+            if let Some((n, v)) = header.split_once(':')
+                && n.eq_ignore_ascii_case("authorization")
+            {
+                authorization = v.trim().to_string();
             }
         }
         let mut body = vec![0; length];
@@ -346,10 +358,79 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>) {
             "/flaky" if count % 10 == 0 => {
                 "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops".to_string()
             }
+            "/login" => json_response(200, r#"{"token":"t-7f3a"}"#),
+            "/cart" | "/empty-cart" if authorization == "Bearer t-7f3a" => {
+                let items = if path == "/cart" {
+                    r#"[{"sku":"a1"}]"#
+                } else {
+                    "[]"
+                };
+                json_response(200, &format!(r#"{{"items":{items}}}"#))
+            }
+            "/cart" | "/empty-cart" => json_response(401, r#"{"error":"no token"}"#),
+            "/third-time" if count < 3 => {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy".to_string()
+            }
+            p if p.starts_with("/api/v1/query?") => {
+                let (status, body) = fake_prometheus_answer(p);
+                json_response(status, &body)
+            }
             _ => "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_string(),
         };
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// A whole HTTP/1.1 response with a JSON body.
+fn json_response(status: u16, body: &str) -> String {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        _ => "Status",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// What [`HttpServer`] answers to `/api/v1/query?query=<q>`, as Prometheus would:
+/// `errors` is a vector of two series (`job="api"` at 7, `job="web"` at 2), `up` one
+/// series at 1, `scalar(1)` a scalar 1, `nothing` an empty vector, anything else a
+/// `bad_data` error (status 400).
+pub fn fake_prometheus_answer(path_and_query: &str) -> (u16, String) {
+    let query = path_and_query
+        .split_once("query=")
+        .map(|(_, q)| q.split('&').next().unwrap_or(""))
+        .unwrap_or("");
+    let vector = |series: &str| {
+        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{series}]}}}}"#)
+    };
+    match query {
+        "errors" => (
+            200,
+            vector(
+                r#"{"metric":{"job":"api"},"value":[1700000000.5,"7"]},{"metric":{"job":"web"},"value":[1700000000.5,"2"]}"#,
+            ),
+        ),
+        "up" => (
+            200,
+            vector(r#"{"metric":{"__name__":"up","job":"api"},"value":[1700000000.5,"1"]}"#),
+        ),
+        "scalar%281%29" => (
+            200,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.5,"1"]}}"#
+                .to_string(),
+        ),
+        "nothing" => (200, vector("")),
+        other => (
+            400,
+            format!(
+                r#"{{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": parse error in {other}"}}"#
+            ),
+        ),
     }
 }
