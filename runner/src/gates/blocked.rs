@@ -104,7 +104,7 @@ impl Gate for BlockedContentGate {
         GATE_ID
     }
     async fn evaluate(&self, input: &GateInput<'_>) -> Evaluation {
-        let job = Job {
+        let inspection = Inspection {
             files: self.files.clone(),
             dir: self.dir.clone(),
             store: self.store.clone(),
@@ -114,17 +114,17 @@ impl Gate for BlockedContentGate {
         // Files, hashes and git: blocking work, off the runtime's threads when there
         // is a runtime (unit tests evaluate without one).
         let found = match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::spawn_blocking(move || job.inspect())
+            Ok(_) => tokio::task::spawn_blocking(move || inspection.inspect())
                 .await
                 .unwrap_or_else(|e| Findings::failed(format!("the check stopped: {e}"))),
-            Err(_) => job.inspect(),
+            Err(_) => inspection.inspect(),
         };
         found.into_evaluation(input)
     }
 }
 
-/// What one evaluation looks at.
-struct Job {
+/// One evaluation's look at the run: its denylists, its SBOMs, its git history.
+struct Inspection {
     files: Vec<PathBuf>,
     dir: PathBuf,
     store: Option<Arc<Store>>,
@@ -309,7 +309,7 @@ fn sha256_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-impl Job {
+impl Inspection {
     /// A path as shown: relative to the pipeline's folder when inside it.
     fn shown(&self, path: &Path) -> String {
         path.strip_prefix(&self.dir)
