@@ -456,7 +456,7 @@ async fn dispatch(
                 all.push(p);
             }
             if json {
-                let v: Vec<_> = all.iter().map(|p| plugin_json(p)).collect();
+                let v: Vec<_> = all.iter().map(plugin_json).collect();
                 console::out_line(&json_text(&v));
             } else {
                 let width = all

@@ -284,3 +284,24 @@ fn the_builtin_monitors_are_listed_and_described_as_monitors() {
     );
     assert!(text.stdout.contains("\"threshold\""), "{}", text.stdout);
 }
+
+#[test]
+fn sluice_canary_prints_the_failed_assertion_of_each_check() {
+    let server = HttpServer::start();
+    let d = Durable::new(&pipeline(""));
+    std::fs::write(
+        d.path().join("canary.toml"),
+        login_and_cart(&server, "/empty-cart"),
+    )
+    .unwrap();
+    let out = d.sluice(&["canary", "canary.toml", "--checks", "2"]);
+    out.expect_code(0);
+    let checks: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" probe data: 0 positive, 1 negative in "))
+        .collect();
+    assert_eq!(checks.len(), 2, "{}", out.stdout);
+    let times = regex::Regex::new(r"^\S+Z (.*) in \d+ms").unwrap();
+    insta::assert_snapshot!(times.replace(checks[0], "[TIME] $1 in [MS]ms"));
+}

@@ -120,6 +120,7 @@ pub fn run_checks(
     let summary = match failed.first() {
         None if total == 1 => format!("check {} passed", result.data_points[0].name),
         None => format!("{total} checks passed"),
+        Some(first) if total == 1 => format!("check {} failed: {}", first.name, first.detail),
         Some(first) => format!(
             "{} of {total} checks failed; {}: {}",
             failed.len(),

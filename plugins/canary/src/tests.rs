@@ -154,7 +154,7 @@ fn a_failed_json_assertion_reads_as_what_was_expected_and_seen() {
     assert_eq!(p.detail, "get-cart: $.items.length() expected >= 1, got 0");
     assert_eq!(
         r.summary,
-        "1 of 1 checks failed; login-and-cart: get-cart: $.items.length() expected >= 1, got 0"
+        "check login-and-cart failed: get-cart: $.items.length() expected >= 1, got 0"
     );
 }
 
