@@ -771,7 +771,7 @@ fn a_state_database_of_schema_1_is_migrated_and_its_runs_stay_readable() {
     let db = d.path().join(".sluice/state.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let fixture =
-        Path::new(sluice_tests::WORKSPACE_ROOT).join("runner/src/state/fixtures/schema-v1.sql");
+        Path::new(sluice_tests::WORKSPACE_ROOT).join("crates/state/src/fixtures/schema-v1.sql");
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch(&std::fs::read_to_string(fixture).unwrap())

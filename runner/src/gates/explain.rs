@@ -258,6 +258,9 @@ fn next_change(
         _ if overridden => (None, "-".into()),
         Decision::Wait { until: Some(t), .. } => (Some(*t), at(*t)),
         Decision::Wait { until: None, .. } if kind == "approval" => (None, "when approved".into()),
+        Decision::Wait { until: None, .. } if kind == "alarms" => {
+            (None, "when the alarms clear".into())
+        }
         Decision::Wait { until: None, .. } => (None, "unknown".into()),
         Decision::Deny { .. } => (None, "never (override or new run)".into()),
         Decision::Allow { .. } => {
@@ -270,6 +273,102 @@ fn next_change(
                 None => (None, "-".into()),
             }
         }
+    }
+}
+
+/// The alarms the stage's alarms gates looked at, one line each, from the gates'
+/// evidence (the [`crate::monitors::AlarmStatus`] of each listed monitor):
+///
+/// ```text
+///   alarms:
+///     api  ALARM  since 2026-11-30 05:44Z  2 of 3 checks breaching (alarm at 2 of 3), last check 2026-11-30 05:49Z: login: status 502
+/// ```
+fn render_alarms(out: &mut String, s: &StageExplanation) {
+    use std::fmt::Write;
+    let alarms: Vec<&serde_json::Value> = s
+        .gates
+        .iter()
+        .filter(|g| g.kind == "alarms")
+        .filter_map(|g| g.evidence.get("alarms").and_then(|a| a.as_array()))
+        .flatten()
+        .collect();
+    if alarms.is_empty() {
+        return;
+    }
+    let text = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let time = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .map(stamp)
+    };
+    let number =
+        |v: &serde_json::Value, key: &str| v.get(key).and_then(|x| x.as_u64()).unwrap_or(0);
+    let rows: Vec<[String; 4]> = alarms
+        .iter()
+        .map(|a| {
+            if let Some(error) = a.get("error").and_then(|e| e.as_str()) {
+                return [
+                    String::new(),
+                    "UNKNOWN".into(),
+                    String::new(),
+                    shown(error).into_owned(),
+                ];
+            }
+            let state = text(a, "state");
+            let counts = if state == "INSUFFICIENT_DATA" {
+                format!("no data, missing = \"{}\"", text(a, "missing"))
+            } else {
+                format!(
+                    "{} of {} checks breaching (alarm at {} of {})",
+                    number(a, "breaching"),
+                    number(a, "periods"),
+                    number(a, "datapoints_to_alarm"),
+                    number(a, "evaluation_periods")
+                )
+            };
+            let last = time(a, "latest_check")
+                .map(|t| format!(", last check {t}"))
+                .unwrap_or_else(|| ", never checked".into());
+            let detail = text(a, "detail");
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", shown(&detail))
+            };
+            [
+                text(a, "monitor"),
+                state,
+                time(a, "since")
+                    .map(|t| format!("since {t}"))
+                    .unwrap_or_default(),
+                format!("{counts}{last}{detail}"),
+            ]
+        })
+        .collect();
+    let mut widths = [0usize; 3];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    out.push_str("  alarms:\n");
+    for r in &rows {
+        let mut line = String::from("    ");
+        for (i, cell) in r.iter().enumerate() {
+            if i == 3 {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
 }
 
@@ -394,6 +493,7 @@ fn render_stage(out: &mut String, s: &StageExplanation) {
             line(out, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
         }
     }
+    render_alarms(out, s);
     if s.approvals.is_empty() {
         if s.gates.iter().any(|g| g.kind == "approval") {
             out.push_str("  approvals: none\n");
@@ -580,6 +680,81 @@ mod tests {
             artifact: None,
         };
         futures::executor::block_on(evaluate_stage(&gates, &input, overrides))
+    }
+
+    #[test]
+    fn explain_shows_each_alarm_with_its_state_counts_and_failing_observation() {
+        use crate::monitors::{AlarmState, AlarmStatus, MissingData};
+        let now = at("2026-11-30T05:50:00Z");
+        let firing = AlarmStatus {
+            monitor: "api-errors".into(),
+            state: AlarmState::Alarm,
+            holds: true,
+            since: Some(at("2026-11-30T05:44:00Z")),
+            breaching: 2,
+            periods: 3,
+            datapoints_to_alarm: 2,
+            evaluation_periods: 3,
+            missing: MissingData::Breaching,
+            latest_check: Some(at("2026-11-30T05:49:30Z")),
+            detail: "login: status 502".into(),
+            detail_check: None,
+        };
+        let silent = AlarmStatus {
+            monitor: "latency".into(),
+            state: AlarmState::InsufficientData,
+            since: None,
+            breaching: 0,
+            periods: 0,
+            latest_check: None,
+            detail: "no check has run yet".into(),
+            ..firing.clone()
+        };
+        let quiet = AlarmStatus {
+            monitor: "checkout".into(),
+            state: AlarmState::Ok,
+            holds: false,
+            since: None,
+            breaching: 0,
+            detail: String::new(),
+            ..firing.clone()
+        };
+        let reason = format!("{}; {}", firing.describe(), silent.describe());
+        let v = Verdict {
+            decision: Decision::Wait {
+                reason: reason.clone(),
+                until: None,
+            },
+            evaluations: vec![crate::gates::Evaluation {
+                gate: "alarms".into(),
+                kind: "alarms".into(),
+                decision: Decision::Wait {
+                    reason,
+                    until: None,
+                },
+                clear_hint: Some("wait for the alarm to clear, or let the fix through: sluice override 20261130-054000-7f3a --gate alarms --stage prod --reason \"...\"".into()),
+                evidence: serde_json::json!({ "alarms": [firing, silent, quiet] }),
+                overridden_by: None,
+            }],
+        };
+        let prod = stage_row("prod", false, None);
+        let rec = [recorded("alarms", "wait", "2026-11-30T05:44:00Z")];
+        let r = run(RunState::Waiting);
+        let input = ExplainInput {
+            run: &r,
+            now,
+            stages: vec![StageFacts {
+                stage: "prod",
+                row: Some(&prod),
+                verdict: Some(&v),
+                recorded: &rec,
+                approvals: &[],
+                overrides: &[],
+                holder: None,
+                queue: &[],
+            }],
+        };
+        insta::assert_snapshot!(render_text(&explain(&input)));
     }
 
     #[test]
