@@ -35,7 +35,7 @@ use crate::executor::{self, RunOptions};
 use crate::folders::OwnedDir;
 use crate::host::cache::{CacheRoot, default_cache_root};
 use crate::host::engine::EngineProfile;
-use crate::host::plugin::{EngineError, LoadedPlugin, PluginHost};
+use crate::host::plugin::{EngineError, LoadedPlugin, PluginError, PluginHost};
 use crate::render::{self, Format};
 use crate::sandbox::Sandbox;
 use crate::secrets::SecretValues;
@@ -450,8 +450,7 @@ async fn dispatch(
             let host = start_host(1, cache_root)?;
             let mut all = Vec::new();
             for name in builtins::names() {
-                let p = host
-                    .load(&PluginRef::Builtin(name.to_string()))
+                let p = describe_any(&host, &PluginRef::Builtin(name.to_string()))
                     .await
                     .map_err(|e| ExpectedError::Internal(e.to_string()))?;
                 all.push(p);
@@ -487,8 +486,7 @@ async fn dispatch(
             let cwd =
                 std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
             let r = PluginRef::parse(&reference, &cwd);
-            let p = host
-                .load(&r)
+            let p = describe_any(&host, &r)
                 .await
                 .map_err(|e| ExpectedError::Config(e.to_string()))?;
             if json {
@@ -501,7 +499,8 @@ async fn dispatch(
                 let _ = writeln!(text, "name:         {}", d.name);
                 let _ = writeln!(text, "version:      {}", d.version);
                 let _ = writeln!(text, "summary:      {}", d.summary);
-                let _ = writeln!(text, "digest:       {}", p.digest());
+                let _ = writeln!(text, "world:        {}", p.world);
+                let _ = writeln!(text, "digest:       {}", p.digest);
                 let caps: Vec<String> = d
                     .capabilities
                     .iter()
@@ -517,7 +516,7 @@ async fn dispatch(
                     }
                 );
                 let _ = writeln!(text, "config schema:");
-                for l in json_text(p.schema()).lines() {
+                for l in json_text(&p.schema).lines() {
                     let _ = writeln!(text, "  {l}");
                 }
                 console::out(&text);
@@ -543,16 +542,63 @@ fn json_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("null /* {e} */"))
 }
 
-fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
+/// A loaded plugin of either world, as `plugins` and `plugin info` show it.
+struct Described {
+    reference: PluginRef,
+    /// `step` or `monitor`.
+    world: &'static str,
+    descriptor: crate::host::bindings::types::Descriptor,
+    digest: String,
+    schema: serde_json::Value,
+}
+
+impl Described {
+    fn reference(&self) -> &PluginRef {
+        &self.reference
+    }
+
+    fn descriptor(&self) -> &crate::host::bindings::types::Descriptor {
+        &self.descriptor
+    }
+}
+
+/// Load `reference` as a step plugin, or, when it is a component of the `monitor`
+/// world (`builtin:canary`, `builtin:http-check`, `builtin:prometheus`...), as a
+/// monitor.
+async fn describe_any(host: &PluginHost, reference: &PluginRef) -> Result<Described, PluginError> {
+    match host.load(reference).await {
+        Ok(p) => Ok(Described {
+            reference: p.reference().clone(),
+            world: "step",
+            descriptor: p.descriptor().clone(),
+            digest: p.digest().to_owned(),
+            schema: p.schema().clone(),
+        }),
+        Err(PluginError::WrongWorld { .. }) => {
+            let m = crate::host::monitor::load_monitor(host, reference).await?;
+            Ok(Described {
+                reference: m.reference().clone(),
+                world: "monitor",
+                descriptor: m.descriptor().clone(),
+                digest: m.digest().to_owned(),
+                schema: m.schema().clone(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn plugin_json(p: &Described) -> serde_json::Value {
     let d = p.descriptor();
     serde_json::json!({
         "reference": p.reference().to_string(),
         "name": d.name,
         "version": d.version,
         "summary": d.summary,
-        "digest": p.digest(),
+        "world": p.world,
+        "digest": p.digest,
         "capabilities": d.capabilities.iter().map(|c| capability_name(*c)).collect::<Vec<_>>(),
-        "config_schema": p.schema(),
+        "config_schema": p.schema,
     })
 }
 
@@ -653,7 +699,10 @@ async fn execute(
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
     // Each checking monitor keeps one instance for as long as the run is alive.
-    let host = start_host(jobs + crate::monitors::checking_monitors_in(&file), cache_root)?;
+    let host = start_host(
+        jobs + crate::monitors::checking_monitors_in(&file),
+        cache_root,
+    )?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
     let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
         .await

@@ -251,3 +251,36 @@ fn prometheus_queries_a_fake_api_series_by_series() {
         both(&out)
     );
 }
+
+#[test]
+fn the_builtin_monitors_are_listed_and_described_as_monitors() {
+    let p = crate::support::Project::new("");
+    let out = p.sluice(&["plugins"]);
+    out.expect_code(0);
+    for name in ["canary", "http-check", "prometheus"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("builtin:{name} "))),
+            "{}",
+            out.stdout
+        );
+    }
+    let info = p.sluice(&["plugin", "info", "--json", "builtin:canary"]);
+    info.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(v["world"], "monitor");
+    assert_eq!(v["capabilities"], serde_json::json!(["network"]));
+    assert_eq!(
+        v["config_schema"]["required"],
+        serde_json::json!(["checks"])
+    );
+    let text = p.sluice(&["plugin", "info", "builtin:prometheus"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout.contains("world:        monitor"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("\"threshold\""), "{}", text.stdout);
+}
