@@ -396,9 +396,9 @@ fn an_http_check_that_fails_against_a_local_server_holds_promotion_with_its_deta
     let out = d.sluice(&["run", "--no-wait"]);
     out.expect_code(4);
     assert!(
-        both(&out).contains(&format!(
+        both(&out).contains(
             "monitor `api` is ALARM since 2026-11-30T07:00:00Z (1 of 1 checks breaching, alarm at 1 of 1)"
-        )) && both(&out).contains(&format!("GET {base}/cart: status 401, expected 2xx")),
+        ) && both(&out).contains(&format!("GET {base}/cart: status 401, expected 2xx")),
         "{}",
         both(&out)
     );

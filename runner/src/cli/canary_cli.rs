@@ -142,7 +142,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<CanaryMet
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
                     async move {
-                        let response = if req.uri().path() == "/metrics" {
+                        if req.uri().path() == "/metrics" {
                             hyper::Response::builder()
                                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                                 .body(Full::new(Bytes::from(metrics.render())))
@@ -152,8 +152,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<CanaryMet
                                 .body(Full::new(Bytes::from(
                                     "not found; metrics are at /metrics\n",
                                 )))
-                        };
-                        response
+                        }
                     }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
