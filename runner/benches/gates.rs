@@ -70,7 +70,7 @@ fn main() {
         let spec = stage.gates.iter().find(|g| g.id == id).expect("gate");
         match &spec.kind {
             GateKind::Window(w) => WindowGate::new(id, w.clone()),
-            GateKind::Approval(_) => unreachable!("a window"),
+            GateKind::Approval(_) | GateKind::Alarms(_) => unreachable!("a window"),
         }
     };
     let now = at("2026-11-30T05:50:00Z");

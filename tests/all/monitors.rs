@@ -25,10 +25,10 @@ fn monitor(id: &str, extra: &str) -> String {
 id = "{id}"
 uses = "{uses}"
 interval = "100ms"
-with = {{ file = "status-{id}.txt" }}
+with = {{ file = "status/status-{id}.txt" }}
 {extra}
 [monitor.grants]
-read = ["."]
+read = ["status"]
 "#,
         uses = file_monitor()
     )
@@ -56,9 +56,11 @@ name = "prod"
 const ALARM_GATE: &str = "[stage.gates.alarms]\nalarms = [\"api\"]\n";
 
 fn status(d: &Durable, id: &str, text: &str) {
-    let tmp = d.path().join(format!("status-{id}.tmp"));
+    let dir = d.path().join("status");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("status-{id}.tmp"));
     std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, d.path().join(format!("status-{id}.txt"))).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("status-{id}.txt"))).unwrap();
 }
 
 #[test]
@@ -233,6 +235,23 @@ fn sluice_canary_records_checks_that_a_pipelines_alarm_gate_reads() {
 }
 
 #[test]
+fn sluice_canary_refuses_a_monitor_whose_read_grant_covers_its_state_database() {
+    let d = Durable::new(&fed_pipeline(""));
+    d.project.write(
+        "canary.toml",
+        &canary_file().replace("read = [\"status\"]", "read = [\".\"]"),
+    );
+    let out = d.sluice(&["canary", "canary.toml", "--checks", "1"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("monitor `api`: its `read` grant")
+            && out.stderr.contains("covers the state database"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn m_of_n_raises_the_alarm_only_when_m_of_the_latest_n_checks_breach() {
     let d = Durable::new(&fed_pipeline(
         "evaluation-periods = 3\ndatapoints-to-alarm = 2",
@@ -377,9 +396,9 @@ fn an_http_check_that_fails_against_a_local_server_holds_promotion_with_its_deta
     let out = d.sluice(&["run", "--no-wait"]);
     out.expect_code(4);
     assert!(
-        both(&out).contains(&format!(
+        both(&out).contains(
             "monitor `api` is ALARM since 2026-11-30T07:00:00Z (1 of 1 checks breaching, alarm at 1 of 1)"
-        )) && both(&out).contains(&format!("GET {base}/cart: status 401, expected 2xx")),
+        ) && both(&out).contains(&format!("GET {base}/cart: status 401, expected 2xx")),
         "{}",
         both(&out)
     );

@@ -142,7 +142,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<CanaryMet
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
                     async move {
-                        let response = if req.uri().path() == "/metrics" {
+                        if req.uri().path() == "/metrics" {
                             hyper::Response::builder()
                                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
                                 .body(Full::new(Bytes::from(metrics.render())))
@@ -152,8 +152,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<CanaryMet
                                 .body(Full::new(Bytes::from(
                                     "not found; metrics are at /metrics\n",
                                 )))
-                        };
-                        response
+                        }
                     }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -182,6 +181,19 @@ pub(super) async fn canary(
         .await
         .map_err(|errors| config_error(&errors))?;
     let state_path = state_flag.unwrap_or_else(|| dir.join(".sluice").join("state.db"));
+    // A monitor may read files; never the state database its checks are recorded in.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let db_dir = state_path.parent().map(real).unwrap_or_default();
+    for m in &checking {
+        if let Some(grant) = m.grants.read.iter().find(|g| db_dir.starts_with(real(g))) {
+            return Err(ExpectedError::Config(format!(
+                "monitor `{}`: its `read` grant {} covers the state database {}; grant a narrower folder, or move the database with --state",
+                m.id,
+                grant.display(),
+                state_path.display()
+            )));
+        }
+    }
     let store = Arc::new(crate::state::Store::open(&state_path).map_err(|e| {
         ExpectedError::Config(format!(
             "cannot open the state database {}: {e}",

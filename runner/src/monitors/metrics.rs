@@ -19,10 +19,13 @@ use std::sync::Mutex;
 
 use crate::monitors::schedule::CheckReport;
 
+/// A check's latest success and latency in seconds (when the plugin measured one).
+type CheckSample = (bool, Option<f64>);
+
 #[derive(Debug, Default)]
 struct MonitorSeries {
     /// By check name: success, latency in seconds when the plugin measured one.
-    checks: BTreeMap<String, (bool, Option<f64>)>,
+    checks: BTreeMap<String, CheckSample>,
     latency_seconds: f64,
     last_run_seconds: f64,
     /// By outcome (`data`, `no-data`, `error`).
@@ -85,7 +88,7 @@ impl CanaryMetrics {
                 let _ = writeln!(out, "{name}{l}");
             }
         };
-        let per_check = |f: &dyn Fn(&(bool, Option<f64>)) -> Option<String>| {
+        let per_check = |f: &dyn Fn(&CheckSample) -> Option<String>| {
             monitors
                 .iter()
                 .flat_map(|(m, s)| {
