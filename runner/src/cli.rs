@@ -815,10 +815,17 @@ async fn execute(
         .map_err(|e| ExpectedError::Internal(format!("cannot record the run: {e}")))?
     {
         executor::RunEnd::Finished(result) => *result,
-        executor::RunEnd::Stopped(executor::durable::Stopped::Waiting { stage, .. }) => {
+        executor::RunEnd::Stopped(executor::durable::Stopped::Waiting {
+            stage, in_bake, ..
+        }) => {
             let run_id = &folders.run_id;
+            let what = if in_bake {
+                format!("bakes in stage `{stage}`")
+            } else {
+                format!("waits for stage `{stage}`")
+            };
             console::err_line(&format!(
-                "run {run_id} waits for stage `{stage}`; `sluice explain {run_id}` says what would clear it, `sluice resume {run_id}` continues it"
+                "run {run_id} {what}; `sluice explain {run_id}` says what would clear it, `sluice resume {run_id}` continues it"
             ));
             return Ok(exit::WAITING);
         }

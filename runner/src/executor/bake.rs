@@ -148,6 +148,7 @@ async fn bake_stage(
                     return Some(BakeEnd::Stop(Stopped::Waiting {
                         stage: name,
                         reason: why,
+                        in_bake: true,
                     }));
                 }
             }

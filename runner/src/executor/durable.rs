@@ -42,8 +42,13 @@ pub struct DurableOptions {
 /// Why a run stopped before its end.
 #[derive(Debug, Clone)]
 pub enum Stopped {
-    /// `--no-wait` at a gate that waits; `sluice resume` continues it.
-    Waiting { stage: String, reason: String },
+    /// `--no-wait` at a gate that waits (at the stage's entry, or its bake when
+    /// `in_bake`); `sluice resume` continues it.
+    Waiting {
+        stage: String,
+        reason: String,
+        in_bake: bool,
+    },
     /// A newer run took this run's place in a stage's queue.
     Superseded { stage: String, by: String },
 }
@@ -471,6 +476,7 @@ pub(super) async fn enter_stage(
             return Some(Entry::Stop(Stopped::Waiting {
                 stage: name,
                 reason: wait_reason,
+                in_bake: false,
             }));
         }
         let key = format!("waiting:{wait_reason}");
