@@ -450,8 +450,7 @@ async fn dispatch(
             let host = start_host(1, cache_root)?;
             let mut all = Vec::new();
             for name in builtins::names() {
-                let p = host
-                    .load(&PluginRef::Builtin(name.to_string()))
+                let p = describe_plugin(&host, &PluginRef::Builtin(name.to_string()))
                     .await
                     .map_err(|e| ExpectedError::Internal(e.to_string()))?;
                 all.push(p);
@@ -487,8 +486,7 @@ async fn dispatch(
             let cwd =
                 std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
             let r = PluginRef::parse(&reference, &cwd);
-            let p = host
-                .load(&r)
+            let p = describe_plugin(&host, &r)
                 .await
                 .map_err(|e| ExpectedError::Config(e.to_string()))?;
             if json {
@@ -498,6 +496,12 @@ async fn dispatch(
                 let d = p.descriptor();
                 let mut text = String::new();
                 let _ = writeln!(text, "plugin:       {}", p.reference());
+                if p.world == "monitor" {
+                    let _ = writeln!(
+                        text,
+                        "world:        monitor (a health check: `[[monitor]]`)"
+                    );
+                }
                 let _ = writeln!(text, "name:         {}", d.name);
                 let _ = writeln!(text, "version:      {}", d.version);
                 let _ = writeln!(text, "summary:      {}", d.summary);
@@ -543,10 +547,64 @@ fn json_text(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("null /* {e} */"))
 }
 
-fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
+/// A plugin as `sluice plugins` and `sluice plugin info` show it: a step plugin or a
+/// monitor (world `monitor`).
+struct Described {
+    reference: PluginRef,
+    digest: String,
+    descriptor: crate::host::bindings::types::Descriptor,
+    schema: serde_json::Value,
+    /// `step` or `monitor`.
+    world: &'static str,
+}
+
+impl Described {
+    fn reference(&self) -> &PluginRef {
+        &self.reference
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn descriptor(&self) -> &crate::host::bindings::types::Descriptor {
+        &self.descriptor
+    }
+    fn schema(&self) -> &serde_json::Value {
+        &self.schema
+    }
+}
+
+/// Load `r` as a step plugin, or as a monitor when it is one.
+async fn describe_plugin(
+    host: &PluginHost,
+    r: &PluginRef,
+) -> Result<Described, crate::host::plugin::PluginError> {
+    match host.load(r).await {
+        Ok(p) => Ok(Described {
+            reference: p.reference().clone(),
+            digest: p.digest().to_string(),
+            descriptor: p.descriptor().clone(),
+            schema: p.schema().clone(),
+            world: "step",
+        }),
+        Err(crate::host::plugin::PluginError::WrongWorld { .. }) => {
+            let m = crate::host::monitor::load_monitor(host, r).await?;
+            Ok(Described {
+                reference: m.reference().clone(),
+                digest: m.digest().to_string(),
+                descriptor: m.descriptor().clone(),
+                schema: m.schema().clone(),
+                world: "monitor",
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn plugin_json(p: &Described) -> serde_json::Value {
     let d = p.descriptor();
     serde_json::json!({
         "reference": p.reference().to_string(),
+        "world": p.world,
         "name": d.name,
         "version": d.version,
         "summary": d.summary,
@@ -653,7 +711,10 @@ async fn execute(
     let log_limit = log_limit.as_u64();
     let cache = cache_root.clone();
     // Each checking monitor keeps one instance for as long as the run is alive.
-    let host = start_host(jobs + crate::monitors::checking_monitors_in(&file), cache_root)?;
+    let host = start_host(
+        jobs + crate::monitors::checking_monitors_in(&file),
+        cache_root,
+    )?;
     let (pipeline, plugins) = load_and_check(&file, &host).await?;
     let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
         .await
