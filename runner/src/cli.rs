@@ -496,6 +496,12 @@ async fn dispatch(
                 let d = p.descriptor();
                 let mut text = String::new();
                 let _ = writeln!(text, "plugin:       {}", p.reference());
+                if p.world == "monitor" {
+                    let _ = writeln!(
+                        text,
+                        "world:        monitor (a health check: `[[monitor]]`)"
+                    );
+                }
                 let _ = writeln!(text, "name:         {}", d.name);
                 let _ = writeln!(text, "version:      {}", d.version);
                 let _ = writeln!(text, "summary:      {}", d.summary);
@@ -592,6 +598,7 @@ fn plugin_json(p: &Described) -> serde_json::Value {
     let d = p.descriptor();
     serde_json::json!({
         "reference": p.reference().to_string(),
+        "world": p.world,
         "name": d.name,
         "version": d.version,
         "summary": d.summary,
