@@ -79,6 +79,7 @@ pub mod glob;
 pub mod http;
 pub mod log;
 pub mod monitor;
+mod one_or_many;
 mod process;
 mod report;
 pub mod secrets;
@@ -134,6 +135,7 @@ pub use context::StepContext;
 pub use duration::{HumanDuration, parse_duration};
 pub use log::progress;
 pub use monitor::{CheckContext, CheckInput, CheckResult, Monitor};
+pub use one_or_many::{OneOrMany, one_or_many};
 pub use process::{Command, Output, ProcessError};
 pub use types::{
     Artifact, ArtifactFile, Capability, DataPoint, Descriptor, Finding, Location, Metric,

@@ -104,12 +104,12 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub headers: BTreeMap<String, HeaderExpect>,
     /// Text the body must contain (one or a list).
-    #[serde(default, deserialize_with = "one_or_many")]
-    #[schemars(with = "OneOrMany")]
+    #[serde(default, deserialize_with = "sluice_sdk::one_or_many")]
+    #[schemars(with = "sluice_sdk::OneOrMany")]
     pub body_contains: Vec<String>,
     /// Text the body must not contain (one or a list).
-    #[serde(default, deserialize_with = "one_or_many")]
-    #[schemars(with = "OneOrMany")]
+    #[serde(default, deserialize_with = "sluice_sdk::one_or_many")]
+    #[schemars(with = "sluice_sdk::OneOrMany")]
     pub body_not_contains: Vec<String>,
     /// A regular expression the body must match.
     pub body_matches: Option<String>,
@@ -160,31 +160,6 @@ pub struct JsonExpect {
     pub matches: Option<String>,
     /// How many nodes the path selects, compared, e.g. `"== 3"`.
     pub count: Option<Comparison>,
-}
-
-/// One string or a list of strings, as the schema shows it.
-#[derive(schemars::JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    use serde::Deserialize;
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        One(String),
-        Many(Vec<String>),
-    }
-    match Written::deserialize(d)
-        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
-    {
-        Written::One(s) => Ok(vec![s]),
-        Written::Many(v) => Ok(v),
-    }
 }
 
 /// A configuration ready to run: templates parsed, regexes compiled, paths parsed.

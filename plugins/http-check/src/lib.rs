@@ -57,38 +57,13 @@ pub struct Config {
     /// The longest the whole response may take, e.g. `"300ms"`.
     pub max_latency: Option<HumanDuration>,
     /// Text the body must contain: one string or a list (all must be present).
-    #[serde(default, deserialize_with = "one_or_many")]
-    #[schemars(with = "OneOrMany")]
+    #[serde(default, deserialize_with = "sluice_sdk::one_or_many")]
+    #[schemars(with = "sluice_sdk::OneOrMany")]
     pub body_contains: Vec<String>,
     /// A regular expression (Rust `regex` syntax) the body must match.
     pub body_matches: Option<String>,
     /// Name of the data point; default the monitor's id.
     pub name: Option<String>,
-}
-
-/// One string or a list of strings, as the schema shows it.
-#[derive(schemars::JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        One(String),
-        Many(Vec<String>),
-    }
-    use serde::Deserialize;
-    match Written::deserialize(d)
-        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))?
-    {
-        Written::One(s) => Ok(vec![s]),
-        Written::Many(v) => Ok(v),
-    }
 }
 
 fn default_method() -> String {

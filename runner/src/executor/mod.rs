@@ -347,9 +347,10 @@ pub async fn run(
         ctx.events.send(Event::StageStarted {
             stage: stage.name.clone(),
         });
-        // While the stage runs, its alarms are watched: one that fires stops it.
+        // While the stage runs (and while it bakes), its alarms are watched: one that
+        // fires stops it.
         let stage_gates = gates.get(&stage.name).map_or(&[][..], Vec::as_slice);
-        let alarm = async {
+        let watch_alarms = || async {
             match &journal {
                 Some(j) => {
                     let watching =
@@ -366,6 +367,7 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let alarm = watch_alarms();
         let stage_records = run_stage(
             &ctx,
             stage,
@@ -390,23 +392,7 @@ pub async fn run(
         if status != Status::Failed
             && let Some(spec) = &stage.bake
         {
-            let alarm = async {
-                match &journal {
-                    Some(j) => {
-                        let watching =
-                            watch::watching_gates(j.store(), &run_id, &stage.name, stage_gates);
-                        watch::until_alarm(
-                            watching,
-                            &pipeline.name,
-                            &run_id,
-                            &stage.name,
-                            j.clock().as_ref(),
-                        )
-                        .await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let alarm = watch_alarms();
             let baked =
                 bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events, alarm).await;
             match baked {

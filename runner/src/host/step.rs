@@ -234,7 +234,11 @@ pub(crate) fn new_store(
 }
 
 /// Turn a wasmtime error from a call into a failure, using what the store saw.
-pub(crate) fn classify(err: wasmtime::Error, store: &Store<StepState>, limits: AttemptLimits) -> StepFailure {
+pub(crate) fn classify(
+    err: wasmtime::Error,
+    store: &Store<StepState>,
+    limits: AttemptLimits,
+) -> StepFailure {
     if err.downcast_ref::<DeadlinePassed>().is_some() || Instant::now() >= store.data().deadline {
         return StepFailure::Timeout(limits.timeout);
     }
