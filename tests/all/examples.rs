@@ -162,3 +162,86 @@ fn promotion_example_waits_for_approvals_and_the_window_then_resumes() {
     );
     assert!(out.stderr.contains("not run again"), "{}", out.stderr);
 }
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `python3 -m http.server`, as the health example's comments start it; killed by PID
+/// on drop.
+struct StandInService(std::process::Child);
+
+impl StandInService {
+    fn start(site: &Path, port: u16) -> StandInService {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(site)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs http.server");
+        let service = StandInService(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        service
+    }
+}
+
+impl Drop for StandInService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn health_example_bakes_on_a_live_service_and_fails_its_bake_when_the_service_goes_down() {
+    // The example as written, scaled down in time and on a free port: checks every
+    // 200 ms, a 1 s bake.
+    let port = free_port();
+    let text = std::fs::read_to_string(example("health").join("sluice.toml"))
+        .unwrap()
+        .replace("8080", &port.to_string())
+        .replace("interval = \"2s\"", "interval = \"200ms\"")
+        .replace("duration = \"10s\"", "duration = \"1s\"");
+    assert!(text.contains("interval = \"200ms\"") && text.contains("duration = \"1s\""));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sluice.toml"), text).unwrap();
+    let service = StandInService::start(&example("health").join("site"), port);
+
+    let out = sluice_in(dir.path(), &["run", "--format", "plain"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("PASS prod/deploy-prod"),
+        "{}",
+        out.stderr
+    );
+
+    drop(service);
+    let out = sluice_in(dir.path(), &["run", "--format", "plain"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("bake failed"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("PASS prod/deploy-prod"),
+        "{}",
+        out.stderr
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! The bake's start is recorded once (`Store::start_bake`): a resumed run (after
 //! `--no-wait`, a kill, a crash) continues the recorded bake and never starts the clock
-//! over. Every poll interval ([`crate::clock::Clock::poll_interval`]) the data points of
+//! over. Every poll interval ([`crate::clock::Clock::poll_interval`], or the shortest
+//! interval of the bake's monitors when that is shorter) the data points of
 //! the bake's monitors since that start are counted in the store and the bake decided
 //! ([`crate::gates::bake::evaluate`]); the counts are recorded (`update_bake`) and
 //! shown (an [`Event::Bake`]) whenever what they show changes. The end is recorded with
@@ -44,6 +45,7 @@ pub(super) async fn run_bake(
     journal: Option<&Journal>,
     stage: &Stage,
     spec: &BakeSpec,
+    monitor_interval: Option<std::time::Duration>,
     no_wait: bool,
     events: &EventSink,
     alarm: impl std::future::Future<Output = String>,
@@ -59,7 +61,7 @@ pub(super) async fn run_bake(
     // The stage's alarms are watched during the bake as while its steps ran: one that
     // fires fails the bake.
     let end = tokio::select! {
-        end = bake_stage(journal, stage, spec, no_wait, events) => end,
+        end = bake_stage(journal, stage, spec, monitor_interval, no_wait, events) => end,
         fired = alarm => alarm_fired(journal, stage, spec, &fired, events),
     };
     match end {
@@ -75,6 +77,7 @@ async fn bake_stage(
     journal: &Journal,
     stage: &Stage,
     spec: &BakeSpec,
+    monitor_interval: Option<std::time::Duration>,
     no_wait: bool,
     events: &EventSink,
 ) -> Option<BakeEnd> {
@@ -153,7 +156,11 @@ async fn bake_stage(
                 }
             }
         }
-        tokio::time::sleep(journal.poll_interval()).await;
+        // As often as the monitors bring news: a negative point fails the bake within
+        // one of their intervals, and a passing bake does not linger a poll too long.
+        let poll =
+            monitor_interval.map_or(journal.poll_interval(), |m| m.min(journal.poll_interval()));
+        tokio::time::sleep(poll).await;
     }
 }
 

@@ -393,8 +393,16 @@ pub async fn run(
             && let Some(spec) = &stage.bake
         {
             let alarm = watch_alarms();
-            let baked =
-                bake::run_bake(journal.as_deref(), stage, spec, no_wait, &ctx.events, alarm).await;
+            let baked = bake::run_bake(
+                journal.as_deref(),
+                stage,
+                spec,
+                shortest_interval(&pipeline.monitors, &spec.monitors),
+                no_wait,
+                &ctx.events,
+                alarm,
+            )
+            .await;
             match baked {
                 Err(e) => return Err(e),
                 Ok(bake::BakeEnd::Passed) => {}
@@ -580,6 +588,18 @@ impl RunContext {
 
 /// Lock a mutex of the run's shared state; a step that panicked while holding it
 /// left it consistent (every update is a single push or assignment).
+/// The shortest check interval among the monitors named `ids`, if any is declared.
+fn shortest_interval(
+    monitors: &[crate::monitors::MonitorSpec],
+    ids: &[String],
+) -> Option<std::time::Duration> {
+    monitors
+        .iter()
+        .filter(|m| ids.contains(&m.id))
+        .map(|m| m.interval)
+        .min()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
