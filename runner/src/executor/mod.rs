@@ -586,8 +586,6 @@ impl RunContext {
     }
 }
 
-/// Lock a mutex of the run's shared state; a step that panicked while holding it
-/// left it consistent (every update is a single push or assignment).
 /// The shortest check interval among the monitors named `ids`, if any is declared.
 fn shortest_interval(
     monitors: &[crate::monitors::MonitorSpec],
@@ -600,6 +598,8 @@ fn shortest_interval(
         .min()
 }
 
+/// Lock a mutex of the run's shared state; a step that panicked while holding it
+/// left it consistent (every update is a single push or assignment).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
