@@ -615,47 +615,33 @@ fn stopped(
     if !was_running {
         return skipped(ctx, stage, step, why);
     }
-    let record = StepRecord {
-        stage: stage.name.clone(),
-        step: step.id.clone(),
-        uses: step.uses.to_string(),
-        plugin_digest: None,
-        plugin_name: None,
-        plugin_version: None,
-        status: Status::Failed,
-        summary: why.clone(),
-        attempts: 0,
-        duration_ms: 0,
-        report: None,
-        artifacts: vec![],
-        log: None,
-        log_tail: vec![],
-    };
-    ctx.record_finished(&record, None);
-    ctx.events.send(Event::StepFinished {
-        stage: stage.name.clone(),
-        step: step.id.clone(),
-        status: Status::Failed,
-        summary: why,
-        attempts: 0,
-        duration: Duration::ZERO,
-        log_tail: vec![],
-        log: None,
-    });
-    record
+    finished_without_plugin(ctx, &stage.name, step, Status::Failed, why, 0)
 }
 
 fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRecord {
+    finished_without_plugin(ctx, &stage.name, step, Status::Skipped, why, 0)
+}
+
+/// Record and show the end of a step that has no report of its plugin (skipped,
+/// stopped, or ended by a bug in the runner).
+fn finished_without_plugin(
+    ctx: &RunContext,
+    stage: &str,
+    step: &Step,
+    status: Status,
+    summary: String,
+    attempts: u32,
+) -> StepRecord {
     let record = StepRecord {
-        stage: stage.name.clone(),
+        stage: stage.to_string(),
         step: step.id.clone(),
         uses: step.uses.to_string(),
         plugin_digest: None,
         plugin_name: None,
         plugin_version: None,
-        status: Status::Skipped,
-        summary: why.clone(),
-        attempts: 0,
+        status,
+        summary: summary.clone(),
+        attempts,
         duration_ms: 0,
         report: None,
         artifacts: vec![],
@@ -664,11 +650,11 @@ fn skipped(ctx: &RunContext, stage: &Stage, step: &Step, why: String) -> StepRec
     };
     ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
-        stage: stage.name.clone(),
+        stage: stage.to_string(),
         step: step.id.clone(),
-        status: Status::Skipped,
-        summary: why.clone(),
-        attempts: 0,
+        status,
+        summary,
+        attempts,
         duration: Duration::ZERO,
         log_tail: vec![],
         log: None,
@@ -819,34 +805,7 @@ fn internal_failure(
         .unwrap_or_else(|| "unknown panic".into());
     let summary =
         format!("internal error in the runner (a bug in sluice, please report it): {what}");
-    let record = StepRecord {
-        stage: stage.to_string(),
-        step: step.id.clone(),
-        uses: step.uses.to_string(),
-        plugin_digest: None,
-        plugin_name: None,
-        plugin_version: None,
-        status: Status::Failed,
-        summary: summary.clone(),
-        attempts: 1,
-        duration_ms: 0,
-        report: None,
-        artifacts: vec![],
-        log: None,
-        log_tail: vec![],
-    };
-    ctx.record_finished(&record, None);
-    ctx.events.send(Event::StepFinished {
-        stage: stage.to_string(),
-        step: step.id.clone(),
-        status: Status::Failed,
-        summary: summary.clone(),
-        attempts: 1,
-        duration: Duration::ZERO,
-        log_tail: vec![],
-        log: None,
-    });
-    record
+    finished_without_plugin(ctx, stage, step, Status::Failed, summary, 1)
 }
 
 async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
