@@ -272,6 +272,24 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
+/// The start of a response body, quoted, for a data point's detail: control
+/// characters as spaces, at most 80 characters, `empty` for a blank body.
+pub fn excerpt(body: &str) -> String {
+    const MAX: usize = 80;
+    let flat: String = body
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.is_empty() {
+        return "empty".into();
+    }
+    match flat.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", &flat[..cut]),
+        None => format!("{flat:?}"),
+    }
+}
+
 /// A comparison against a threshold: `>`, `>=`, `<`, `<=`, `==` or `!=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {

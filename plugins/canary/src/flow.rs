@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_sdk::RunError;
 use sluice_sdk::http::{self, Request, Response};
-use sluice_sdk::monitor::{Comparison, format_duration, format_number};
+use sluice_sdk::monitor::{Comparison, excerpt, format_duration, format_number};
 
 use crate::config::{Body, Capture, Check, Expect, HeaderCheck, JsonCheck, Step};
 use crate::template::{Values, render_json};
@@ -462,21 +462,5 @@ fn show(value: &Value) -> String {
     match text.char_indices().nth(60) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text,
-    }
-}
-
-/// The start of a body, quoted, for a detail line.
-pub fn excerpt(body: &str) -> String {
-    let flat: String = body
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.trim();
-    if flat.is_empty() {
-        return "empty".into();
-    }
-    match flat.char_indices().nth(80) {
-        Some((cut, _)) => format!("{:?}...", &flat[..cut]),
-        None => format!("{flat:?}"),
     }
 }

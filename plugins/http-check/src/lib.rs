@@ -26,8 +26,8 @@ use std::time::Duration;
 use regex::Regex;
 use sluice_sdk::http::{self, Request, Response};
 use sluice_sdk::monitor::{
-    CheckContext, CheckResult, HostTransport, Monitor, StatusSet, Transport, format_duration,
-    millis,
+    CheckContext, CheckResult, HostTransport, Monitor, StatusSet, Transport, excerpt,
+    format_duration, millis,
 };
 use sluice_sdk::{DataPoint, HumanDuration, Metric, RunError};
 
@@ -231,23 +231,6 @@ pub fn first_failure(
         ));
     }
     None
-}
-
-/// The start of a body, quoted, for a detail line.
-pub fn excerpt(body: &str) -> String {
-    const MAX: usize = 80;
-    let flat: String = body
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.trim();
-    if flat.is_empty() {
-        return "empty".into();
-    }
-    match flat.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{:?}...", &flat[..cut]),
-        None => format!("{flat:?}"),
-    }
 }
 
 #[cfg(test)]
