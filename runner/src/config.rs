@@ -142,6 +142,8 @@ pub struct Pipeline {
     /// Denylists checked at every promotion (`[pipeline] denylist`), resolved against
     /// the pipeline's folder.
     pub denylists: Vec<PathBuf>,
+    /// The hosts it may deploy to (`[[target]]`), in file order.
+    pub targets: Vec<crate::targets::TargetSpec>,
 }
 
 /// A secret declared under `[secrets]`: where its value comes from.
@@ -286,6 +288,10 @@ pub struct Grants {
     /// into the pipeline's tool cache); the `env` grant and the plugin's own override
     /// them.
     pub toolchain_env: Vec<(String, String)>,
+    /// Target groups or single targets (`[[target]]` names) the step may deploy to.
+    pub targets: Vec<String>,
+    /// How the step reaches SSH targets.
+    pub ssh: Option<crate::targets::SshGrant>,
 }
 
 /// One network grant: `host:port`, or a URL origin (`http://127.0.0.1:8080`,
@@ -422,6 +428,8 @@ struct RawFile {
     stages: Vec<Spanned<RawStage>>,
     #[serde(default, rename = "monitor")]
     monitors: Vec<Spanned<crate::monitors::spec::RawMonitor>>,
+    #[serde(default, rename = "target")]
+    targets: Vec<Spanned<crate::targets::spec::RawTarget>>,
 }
 
 #[derive(Deserialize)]
@@ -494,6 +502,10 @@ struct RawGrants {
     secrets: Vec<Spanned<toml::Value>>,
     /// A toolchain's name or a list of them.
     toolchain: Option<Spanned<toml::Value>>,
+    /// Target groups or targets the step may deploy to.
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    ssh: Option<Spanned<crate::targets::spec::RawSshGrant>>,
 }
 
 /// Read and check a pipeline file. Plugins are not loaded here.
@@ -583,6 +595,7 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
     }
     let monitors =
         crate::monitors::spec::build_monitors(source, dir, &raw.monitors, &declared, errors);
+    let targets = crate::targets::spec::build_targets(source, dir, &raw.targets, errors);
     let monitor_ids: Vec<&str> = monitors.iter().map(|m| m.id.as_str()).collect();
     let mut stage_names: HashMap<String, ()> = HashMap::new();
     let mut step_ids: HashSet<String> = HashSet::new();
@@ -661,6 +674,7 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         state,
         monitors,
         denylists,
+        targets,
     }
 }
 
@@ -1226,6 +1240,10 @@ fn build_grants(
             }
         }
     }
+    let ssh = raw
+        .ssh
+        .as_ref()
+        .map(|g| crate::targets::spec::build_ssh_grant(source, dir, g, errors));
     Grants {
         read,
         write,
@@ -1236,6 +1254,8 @@ fn build_grants(
         toolchains,
         search_path,
         toolchain_env,
+        targets: raw.targets.iter().map(|t| t.get_ref().clone()).collect(),
+        ssh,
     }
 }
 

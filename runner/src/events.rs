@@ -93,6 +93,23 @@ pub enum Event {
         reason: String,
         progress: crate::gates::bake::BakeProgress,
     },
+    /// A deploy step's progress (`deploy-targets` import), recorded in the state store
+    /// before it is sent: a deployment's start and end, a lifecycle step of one target,
+    /// a bake between waves.
+    Deploy {
+        stage: String,
+        step: String,
+        deployment_id: String,
+        /// The target, or empty for the whole deployment.
+        target: String,
+        /// A lifecycle event (`ValidateService`), `Bake`, `Health`, `Skip`, or
+        /// `Deployment` for the deployment's own start and end.
+        lifecycle_event: String,
+        /// `started`, `succeeded`, `failed`, `skipped` (`stopped` for a deployment an
+        /// alarm stopped).
+        state: String,
+        detail: String,
+    },
     /// A step that had finished before the run was resumed: its record is reused, the
     /// step is not run again.
     StepRestored {

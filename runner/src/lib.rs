@@ -35,5 +35,6 @@ pub mod secrets;
 /// The state store, its own crate (`crates/state`): the only place with SQL.
 pub use sluice_state as state;
 pub mod suggest;
+pub mod targets;
 pub mod toolchains;
 pub mod validate;

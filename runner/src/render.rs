@@ -201,6 +201,23 @@ pub fn plain_line(e: &Event, verbose: bool) -> Option<String> {
             "baking" => format!("baking stage {stage}: {}", shown(reason)),
             ended => format!("bake of stage {stage} {ended}: {}", shown(reason)),
         }),
+        Event::Deploy {
+            deployment_id,
+            target,
+            lifecycle_event,
+            state,
+            detail,
+            ..
+        } => Some(if target.is_empty() {
+            format!("  deployment {deployment_id} {state}: {}", shown(detail))
+        } else {
+            let mut s = format!("    {target} {lifecycle_event} {state}");
+            if !detail.is_empty() {
+                s.push_str(": ");
+                s.push_str(&shown(first_line(detail)));
+            }
+            s
+        }),
         Event::StageWaiting { stage, reason } => {
             Some(format!("waiting for stage {stage}: {}", shown(reason)))
         }

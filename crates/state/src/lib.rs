@@ -13,7 +13,7 @@
 //! drives a run or holds a stage, and whether it still lives), `runs`, `stages`
 //! (queue, claims, supersede), `steps` (attempts and final step records),
 //! `gate_records` (gate evaluations, approvals, overrides), `health` (monitor checks,
-//! data points, bakes), `check` (the record's
+//! data points, bakes), `deploy` (deployments, their lifecycle steps, target records), `check` (the record's
 //! consistency, for the chaos test) and `checkpoint` (WAL checkpoints on a thread). Timestamps are stored as integer nanoseconds
 //! since the Unix epoch (UTC).
 
@@ -25,6 +25,7 @@ use serde::Serialize;
 
 mod check;
 mod checkpoint;
+mod deploy;
 mod gate_records;
 mod health;
 mod holder;
@@ -35,6 +36,9 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
+pub use deploy::{
+    DeploymentEventRow, DeploymentRow, HostState, NewDeployment, RevisionRow, TargetRecordRow,
+};
 pub use health::{BakeRow, CheckOutcome, CheckRow, DataPointRow, PointCounts};
 pub use schema::SCHEMA_VERSION;
 pub use stages::{StageHolder, StageOccupancy};

@@ -196,10 +196,62 @@ CREATE TABLE bakes (
 );
 ";
 
+/// Version 4: deployments. Each deployment (and rollback, a deployment of its own) a
+/// step made, each lifecycle step of each target, and every target's record: its
+/// current and last good revision, so a rollback always knows where to go back to,
+/// also after a crash. Target records are keyed by application and target name, not
+/// by run: they outlive runs.
+const V4_DEPLOYMENTS: &str = "
+CREATE TABLE deployments (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    stage TEXT NOT NULL,
+    step TEXT NOT NULL,
+    application TEXT NOT NULL,
+    deployment_group TEXT NOT NULL,
+    label TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('deploy', 'rollback')),
+    rollback_of TEXT,
+    config TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('in-progress', 'succeeded', 'failed', 'stopped', 'interrupted')),
+    reason TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE INDEX deployments_by_run ON deployments (run_id, started_at);
+
+CREATE TABLE deployment_events (
+    id INTEGER PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments (id),
+    target TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('started', 'succeeded', 'failed', 'skipped')),
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, id);
+
+CREATE TABLE target_records (
+    application TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('fresh', 'installing', 'healthy', 'failed')),
+    current TEXT,
+    last_good TEXT,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (application, target)
+);
+";
+
 /// Every migration, in order: entry `n - 1` takes version `n - 1` to `n`. Never edit a
 /// released entry; add one.
-pub(super) const MIGRATIONS: &[&str] =
-    &[V1_RUNS_STAGES_STEPS, V2_PROMOTION_GATES, V3_HEALTH_SIGNALS];
+pub(super) const MIGRATIONS: &[&str] = &[
+    V1_RUNS_STAGES_STEPS,
+    V2_PROMOTION_GATES,
+    V3_HEALTH_SIGNALS,
+    V4_DEPLOYMENTS,
+];
 
 /// The schema version this Sluice writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -76,7 +76,7 @@ fn a_new_database_gets_every_migration_and_write_ahead_logging() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
@@ -1526,4 +1526,109 @@ fn a_bake_is_started_once_and_finished_once() {
             .is_err()
     );
     assert!(store.start_bake("nope", "beta", t(9)).is_err());
+}
+
+fn new_deployment(run_id: &str, kind: &str) -> NewDeployment {
+    NewDeployment {
+        run_id: run_id.into(),
+        stage: "prod".into(),
+        step: "deploy".into(),
+        application: "hello".into(),
+        deployment_group: "prod".into(),
+        label: "1.2.0".into(),
+        digest: "sha256:aa".into(),
+        kind: kind.into(),
+        rollback_of: None,
+        config: "OneAtATime (minimum 99% healthy)".into(),
+        targets: vec!["box-1".into(), "box-2".into()],
+    }
+}
+
+fn revision(deployment: &str, label: &str) -> RevisionRow {
+    RevisionRow {
+        deployment_id: deployment.into(),
+        label: label.into(),
+        digest: format!("sha256:{label}"),
+        archive: format!("/var/lib/sluice-deploy/hello/{deployment}/deployment-archive"),
+        installed: vec!["/opt/hello/hello".into()],
+        run_id: "r1".into(),
+    }
+}
+
+#[test]
+fn a_deployment_its_events_and_its_end_are_recorded_and_an_unfinished_one_is_interrupted() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r1", "release", t(0)), &Holder::current())
+        .unwrap();
+    let first = store.begin_deployment(&new_deployment("r1", "deploy"), t(1)).unwrap();
+    assert_eq!(first, "d-r1-1");
+    store
+        .record_deployment_event(&first, "box-1", "BeforeInstall", "succeeded", "ok", t(2))
+        .unwrap();
+    // The runner dies; the resumed step begins again: the first is interrupted.
+    let second = store.begin_deployment(&new_deployment("r1", "deploy"), t(3)).unwrap();
+    assert_eq!(second, "d-r1-2");
+    let d1 = store.deployment(&first).unwrap().unwrap();
+    assert_eq!(d1.state, "interrupted");
+    assert_eq!(d1.finished_at, Some(t(3)));
+    let mut rollback = new_deployment("r1", "rollback");
+    rollback.rollback_of = Some(second.clone());
+    store.finish_deployment(&second, "failed", "ValidateService failed on box-1", t(4)).unwrap();
+    let third = store.begin_deployment(&rollback, t(5)).unwrap();
+    store.finish_deployment(&third, "succeeded", "rolled back", t(6)).unwrap();
+    // A second end does not replace the first.
+    store.finish_deployment(&third, "failed", "late", t(7)).unwrap();
+    let all = store.deployments("r1").unwrap();
+    assert_eq!(
+        all.iter().map(|d| (d.id.as_str(), d.state.as_str())).collect::<Vec<_>>(),
+        [("d-r1-1", "interrupted"), ("d-r1-2", "failed"), ("d-r1-3", "succeeded")]
+    );
+    assert_eq!(all[2].rollback_of.as_deref(), Some("d-r1-2"));
+    assert_eq!(all[2].targets, ["box-1", "box-2"]);
+    let events = store.deployment_events(&first).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "BeforeInstall");
+    assert!(store.record_deployment_event("d-r1-9", "box-1", "Install", "started", "", t(8)).is_err());
+    assert!(store.record_deployment_event(&first, "box-1", "Install", "maybe", "", t(8)).is_err());
+    assert!(store.finish_deployment(&first, "in-progress", "", t(8)).is_err());
+    assert!(store.begin_deployment(&new_deployment("nope", "deploy"), t(8)).is_err());
+    assert!(store.begin_deployment(&new_deployment("r1", "redeploy"), t(8)).is_err());
+}
+
+#[test]
+fn a_target_record_keeps_its_last_good_revision_across_stores() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let fresh = store.target_record("hello", "box-1").unwrap();
+    assert_eq!(fresh.state, HostState::Fresh);
+    assert!(fresh.current.is_none() && fresh.last_good.is_none());
+    let record = TargetRecordRow {
+        application: "hello".into(),
+        target: "box-1".into(),
+        state: HostState::Installing,
+        current: Some(revision("d-r1-2", "1.3.0")),
+        last_good: Some(revision("d-r1-1", "1.2.0")),
+        updated_at: t(0),
+    };
+    store.write_target_record(&record, t(5)).unwrap();
+    drop(store);
+    // A new process (a resumed runner) reads the same record.
+    let store = Store::open(&path).unwrap();
+    let read = store.target_record("hello", "box-1").unwrap();
+    assert_eq!(read.state, HostState::Installing);
+    assert_eq!(read.current, record.current);
+    assert_eq!(read.last_good, record.last_good);
+    assert_eq!(read.updated_at, t(5));
+    let healthy = TargetRecordRow {
+        state: HostState::Healthy,
+        last_good: record.current.clone(),
+        ..read
+    };
+    store.write_target_record(&healthy, t(6)).unwrap();
+    let all = store.target_records("hello").unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].last_good.as_ref().unwrap().label, "1.3.0");
+    assert!(store.target_records("other").unwrap().is_empty());
 }

@@ -10,10 +10,13 @@
 //!   [`confine`] is the Landlock layer of that sandbox, [`denials`] names the grant
 //!   a failed program lacked;
 //! - [`logs`]: the step log (stdout, stderr, `log` import, program output);
-//! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs.
+//! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs;
+//! - [`deploy`]: `targets` and `ssh` grants, the `deploy-targets` import (operations
+//!   in [`crate::targets`]).
 
 pub mod confine;
 pub mod denials;
+pub mod deploy;
 pub mod egress;
 pub mod env;
 pub mod exec;
@@ -80,6 +83,9 @@ impl StepSandbox {
             toolchains,
             search_path,
             toolchain_env,
+            // Resolved against the pipeline's `[[target]]`s by `deploy`.
+            targets: _,
+            ssh: _,
         } = &step.grants;
         for preset in toolchains {
             log.line(Source::Runner, &preset.describe(&workdir));
@@ -167,6 +173,7 @@ impl StepSandbox {
             },
             secrets: self.secrets.clone(),
             http: http::StepHttp::new(Some(self.http.clone()), log.clone(), deadline),
+            deploy: None,
         }
     }
 

@@ -7,6 +7,17 @@ wasmtime::component::bindgen!({
     imports: {
         // Running a native program waits on it; everything else returns at once.
         "sluice:plugin/process.run": async,
+        // Operations on deploy targets copy files, run hooks and wait out bakes.
+        "sluice:plugin/deploy-targets.begin": async,
+        "sluice:plugin/deploy-targets.finish": async,
+        "sluice:plugin/deploy-targets.progress": async,
+        "sluice:plugin/deploy-targets.read-record": async,
+        "sluice:plugin/deploy-targets.write-record": async,
+        "sluice:plugin/deploy-targets.bundle-digest": async,
+        "sluice:plugin/deploy-targets.download-bundle": async,
+        "sluice:plugin/deploy-targets.install": async,
+        "sluice:plugin/deploy-targets.run-hook": async,
+        "sluice:plugin/deploy-targets.bake": async,
         default: tracing,
     },
     exports: { default: async },

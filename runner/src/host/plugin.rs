@@ -317,7 +317,9 @@ impl PluginHost {
         // Our own interfaces one by one: the world's `add_to_linker` would also add the
         // `wasi:*` ones, already linked above by wasmtime's crates.
         {
-            use crate::host::bindings::sluice::plugin::{log, process, secrets, types};
+            use crate::host::bindings::sluice::plugin::{
+                deploy_targets, log, process, secrets, types,
+            };
             types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
             log::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
@@ -325,6 +327,8 @@ impl PluginHost {
             process::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
             secrets::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+            deploy_targets::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
         }
         let cache = cache_root

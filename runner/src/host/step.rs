@@ -12,6 +12,7 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capabilities::deploy::DeployAccess;
 use crate::capabilities::exec::ExecAccess;
 use crate::capabilities::http::StepHttp;
 use crate::capabilities::logs::{Source, StepLog};
@@ -40,6 +41,9 @@ pub struct StepState {
     pub(crate) exec: Option<ExecAccess>,
     /// The `secrets` capability (none for `describe`).
     pub(crate) secrets: Arc<SecretAccess>,
+    /// The `deploy-targets` capability; absent for `describe` and for steps without a
+    /// `targets` grant.
+    pub(crate) deploy: Option<Arc<DeployAccess>>,
     /// `wasi:http` settings and our `send_request` (denies everything for `describe`).
     http_ctx: WasiHttpCtx,
     http: StepHttp,
@@ -177,6 +181,7 @@ pub struct AttemptCapabilities {
     pub exec: ExecAccess,
     pub secrets: Arc<SecretAccess>,
     pub http: StepHttp,
+    pub deploy: Option<Arc<DeployAccess>>,
 }
 
 /// Limits of one attempt.
@@ -194,12 +199,13 @@ pub(crate) fn new_store(
     limits: AttemptLimits,
     deadline: Instant,
 ) -> Store<StepState> {
-    let (exec, secrets, http) = match caps {
-        Some(c) => (Some(c.exec), c.secrets, c.http),
+    let (exec, secrets, http, deploy) = match caps {
+        Some(c) => (Some(c.exec), c.secrets, c.http, c.deploy),
         None => (
             None,
             Arc::new(SecretAccess::default()),
             StepHttp::new(None, log.clone(), deadline),
+            None,
         ),
     };
     let mut table = ResourceTable::new();
@@ -215,6 +221,7 @@ pub(crate) fn new_store(
         log,
         exec,
         secrets,
+        deploy,
         http_ctx: WasiHttpCtx::new(),
         http,
         deadline,
