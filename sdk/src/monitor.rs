@@ -49,8 +49,10 @@
 //! and [`CheckInput`]s come from [`check_input`].
 //!
 //! This module also holds what the built-in monitors share: [`Operator`] (a comparison
-//! with a threshold, as in `> 5`) and [`StatusSet`] (`200`, `[200, 204]`, `"2xx"`,
-//! `"200-299"`).
+//! with a threshold, as in `> 5`), [`StatusSet`] (`200`, `[200, 204]`, `"2xx"`,
+//! `"200-299"`) and [`expect`] (assertions on an HTTP response).
+
+pub mod expect;
 
 use std::borrow::Cow;
 use std::fmt;

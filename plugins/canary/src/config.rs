@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 use serde_json_path::JsonPath;
+use sluice_sdk::monitor::expect::{HeaderCheck, ResponseExpect};
 use sluice_sdk::monitor::{Comparison, StatusSet};
 use sluice_sdk::{HumanDuration, RunError};
 
@@ -225,39 +226,14 @@ pub enum Capture {
     BodyRegex(Regex),
 }
 
-/// Assertions ready to run.
+/// Assertions ready to run: those on the response (shared with `builtin:http-check`,
+/// in the SDK), then JSON paths of its body.
 #[derive(Debug)]
 pub struct Expect {
-    /// Allowed statuses.
-    pub status: StatusSet,
-    /// Latency bound.
-    pub max_latency: Option<HumanDuration>,
-    /// Header assertions.
-    pub headers: Vec<(String, HeaderCheck)>,
-    /// Texts the body must contain.
-    pub body_contains: Vec<String>,
-    /// Texts the body must not contain.
-    pub body_not_contains: Vec<String>,
-    /// Regex the body must match.
-    pub body_matches: Option<Regex>,
+    /// Status, latency, headers and body texts.
+    pub response: ResponseExpect,
     /// JSON path assertions.
     pub json: Vec<JsonCheck>,
-}
-
-/// A header assertion ready to run.
-#[derive(Debug)]
-pub enum HeaderCheck {
-    /// Equal to.
-    Equals(String),
-    /// Present or absent, containing, matching.
-    Rule {
-        /// Contains this.
-        contains: Option<String>,
-        /// Matches this.
-        matches: Option<Regex>,
-        /// Must be present (true) or absent (false).
-        present: bool,
-    },
 }
 
 /// A JSON assertion ready to run.
@@ -495,16 +471,18 @@ fn prepare_expect(expect: &ExpectSpec, at: &str) -> Result<Expect, RunError> {
         });
     }
     Ok(Expect {
-        status: expect.status.clone().unwrap_or_else(StatusSet::success),
-        max_latency: expect.max_latency,
-        headers,
-        body_contains: expect.body_contains.clone(),
-        body_not_contains: expect.body_not_contains.clone(),
-        body_matches: expect
-            .body_matches
-            .as_deref()
-            .map(|r| regex_at(&format!("{at}.body-matches"), r))
-            .transpose()?,
+        response: ResponseExpect {
+            status: expect.status.clone().unwrap_or_else(StatusSet::success),
+            max_latency: expect.max_latency,
+            headers,
+            body_contains: expect.body_contains.clone(),
+            body_not_contains: expect.body_not_contains.clone(),
+            body_matches: expect
+                .body_matches
+                .as_deref()
+                .map(|r| regex_at(&format!("{at}.body-matches"), r))
+                .transpose()?,
+        },
         json,
     })
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_sdk::RunError;
 use sluice_sdk::http::{self, Request, Response};
-use sluice_sdk::monitor::{Comparison, excerpt, format_duration, format_number};
+use sluice_sdk::monitor::{Comparison, excerpt, format_number};
 
-use crate::config::{Body, Capture, Check, Expect, HeaderCheck, JsonCheck, Step};
+use crate::config::{Body, Capture, Check, Expect, JsonCheck, Step};
 use crate::template::{Values, render_json};
 
 /// What a check needs from the world: HTTP, a pause between retries, secrets.
@@ -228,49 +228,11 @@ pub fn judge(
     latency: Duration,
     parse_json: bool,
 ) -> Option<String> {
-    if !expect.status.contains(response.status) {
-        return Some(format!(
-            "status {}, expected {}",
-            response.status, expect.status
-        ));
-    }
-    if let Some(max) = expect.max_latency
-        && latency > max.0
-    {
-        return Some(format!(
-            "latency {}, expected at most {max}",
-            format_duration(latency)
-        ));
-    }
-    for (name, check) in &expect.headers {
-        if let Some(what) = judge_header(name, check, response.header(name)) {
-            return Some(what);
-        }
-    }
-    let body = response.text();
-    for needle in &expect.body_contains {
-        if !body.contains(needle.as_str()) {
-            return Some(format!(
-                "body does not contain {needle:?} (body: {})",
-                excerpt(&body)
-            ));
-        }
-    }
-    for needle in &expect.body_not_contains {
-        if body.contains(needle.as_str()) {
-            return Some(format!("body contains {needle:?}"));
-        }
-    }
-    if let Some(re) = &expect.body_matches
-        && !re.is_match(&body)
-    {
-        return Some(format!(
-            "body does not match /{}/ (body: {})",
-            re.as_str(),
-            excerpt(&body)
-        ));
+    if let Some(what) = expect.response.first_failure(response, latency) {
+        return Some(what);
     }
     if parse_json && !expect.json.is_empty() {
+        let body = response.text();
         let json: Value = match serde_json::from_str(&body) {
             Ok(v) => v,
             Err(e) => return Some(format!("body is not JSON ({e}): {}", excerpt(&body))),
@@ -282,44 +244,6 @@ pub fn judge(
         }
     }
     None
-}
-
-fn judge_header(name: &str, check: &HeaderCheck, value: Option<&str>) -> Option<String> {
-    match (check, value) {
-        (HeaderCheck::Equals(want), Some(got)) if got == want => None,
-        (HeaderCheck::Equals(want), Some(got)) => {
-            Some(format!("header {name} expected {want:?}, got {got:?}"))
-        }
-        (HeaderCheck::Equals(_), None) => Some(format!("header {name} missing")),
-        (HeaderCheck::Rule { present: false, .. }, None) => None,
-        (HeaderCheck::Rule { present: false, .. }, Some(got)) => {
-            Some(format!("header {name} expected absent, got {got:?}"))
-        }
-        (HeaderCheck::Rule { .. }, None) => Some(format!("header {name} missing")),
-        (
-            HeaderCheck::Rule {
-                contains, matches, ..
-            },
-            Some(got),
-        ) => {
-            if let Some(c) = contains
-                && !got.contains(c.as_str())
-            {
-                return Some(format!(
-                    "header {name} expected to contain {c:?}, got {got:?}"
-                ));
-            }
-            if let Some(re) = matches
-                && !re.is_match(got)
-            {
-                return Some(format!(
-                    "header {name} expected to match /{}/, got {got:?}",
-                    re.as_str()
-                ));
-            }
-            None
-        }
-    }
 }
 
 /// The first broken rule of a JSON path assertion.

@@ -21,13 +21,13 @@
 //! `status`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use regex::Regex;
-use sluice_sdk::http::{self, Request, Response};
+use sluice_sdk::http::{self, Request};
+use sluice_sdk::monitor::expect::ResponseExpect;
 use sluice_sdk::monitor::{
-    CheckContext, CheckResult, HostTransport, Monitor, StatusSet, Transport, excerpt,
-    format_duration, millis,
+    CheckContext, CheckResult, HostTransport, Monitor, StatusSet, Transport, format_duration,
+    millis,
 };
 use sluice_sdk::{DataPoint, HumanDuration, Metric, RunError};
 
@@ -87,10 +87,11 @@ impl Monitor for HttpCheck {
 
 sluice_sdk::export_monitor!(HttpCheck);
 
-/// The configuration, checked beyond its schema: the body regex compiles.
+/// The configuration, checked beyond its schema: the request to send and the
+/// assertions on its response (the body regex compiles).
 pub struct Prepared {
     request: Request,
-    body_matches: Option<Regex>,
+    expect: ResponseExpect,
 }
 
 /// Build the request and compile the regex; errors name the key at fault.
@@ -122,7 +123,13 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     }
     Ok(Prepared {
         request,
-        body_matches,
+        expect: ResponseExpect {
+            status: config.status.clone(),
+            max_latency: config.max_latency,
+            body_contains: config.body_contains.clone(),
+            body_matches,
+            ..ResponseExpect::default()
+        },
     })
 }
 
@@ -164,7 +171,7 @@ pub fn check_with(
     let result = CheckResult::new("")
         .with_metric(latency_metric)
         .with_metric(status_metric);
-    let point = match first_failure(config, &prepared, &response, latency) {
+    let point = match prepared.expect.first_failure(&response, latency) {
         Some(failure) => DataPoint::negative(name, format!("{what}: {failure}")),
         None => DataPoint::positive(
             name,
@@ -190,51 +197,13 @@ fn no_answer(error: &http::Error) -> String {
     }
 }
 
-/// The first assertion that does not hold, in the order status, latency, body.
-pub fn first_failure(
-    config: &Config,
-    prepared: &Prepared,
-    response: &Response,
-    latency: Duration,
-) -> Option<String> {
-    if !config.status.contains(response.status) {
-        return Some(format!(
-            "status {}, expected {}",
-            response.status, config.status
-        ));
-    }
-    if let Some(max) = config.max_latency
-        && latency > max.0
-    {
-        return Some(format!(
-            "latency {}, expected at most {}",
-            format_duration(latency),
-            max
-        ));
-    }
-    let body = response.text();
-    for needle in &config.body_contains {
-        if !body.contains(needle.as_str()) {
-            return Some(format!(
-                "body does not contain {needle:?} (body: {})",
-                excerpt(&body)
-            ));
-        }
-    }
-    if let Some(re) = &prepared.body_matches
-        && !re.is_match(&body)
-    {
-        return Some(format!(
-            "body does not match /{}/ (body: {})",
-            re.as_str(),
-            excerpt(&body)
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use sluice_sdk::http::Response;
+    use sluice_sdk::monitor::excerpt;
+
     use super::*;
     use sluice_sdk::monitor::{check_input, run_check};
 
