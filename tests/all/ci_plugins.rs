@@ -10,7 +10,7 @@ use crate::support::{copy_tree, sluice_in};
 
 /// A copy of examples/rust-service with its crates in Cargo's cache, run once.
 struct ServiceRun {
-    dir: tempfile::TempDir,
+    dir: CopyDir,
     code: i32,
     stderr: String,
 }
@@ -18,10 +18,20 @@ struct ServiceRun {
 fn service_run() -> &'static ServiceRun {
     static RUN: OnceLock<ServiceRun> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-service-")
-            .tempdir()
-            .unwrap();
+        // One fixed folder per checkout, emptied first: a static is never dropped, so a
+        // temporary folder here was left behind by every test run. Outside the
+        // checkout: inside it, cargo would take the project for part of our workspace.
+        let checkout = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            env!("CARGO_TARGET_TMPDIR").hash(&mut h);
+            h.finish()
+        };
+        let dir = CopyDir(std::env::temp_dir().join(format!("sluice-service-{checkout:016x}")));
+        if dir.path().exists() {
+            std::fs::remove_dir_all(dir.path()).unwrap();
+        }
+        std::fs::create_dir_all(dir.path()).unwrap();
         copy_tree(
             &Path::new(sluice_tests::WORKSPACE_ROOT).join("examples/rust-service"),
             dir.path(),
@@ -43,6 +53,15 @@ fn service_run() -> &'static ServiceRun {
             stderr: out.stderr,
         }
     })
+}
+
+/// The folder the example is copied to, kept until the next test run empties it.
+struct CopyDir(PathBuf);
+
+impl CopyDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -229,12 +248,12 @@ fn clippy_finding_reaches_sarif_with_its_exact_place() {
     assert_eq!(needless["level"], "warning");
 }
 
-fn flaky_project() -> PathBuf {
-    let dir = tempfile::Builder::new()
+fn flaky_project() -> tempfile::TempDir {
+    let temp = tempfile::Builder::new()
         .prefix("sluice-flaky-")
         .tempdir()
-        .unwrap()
-        .keep();
+        .unwrap();
+    let dir = temp.path().to_path_buf();
     std::fs::write(
         dir.join("Cargo.toml"),
         "[package]\nname = \"flaky\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
@@ -290,12 +309,13 @@ env = ["HOME", "CARGO_HOME", "RUSTUP_HOME"]
         .status()
         .unwrap();
     assert!(locked.success());
-    dir
+    temp
 }
 
 #[test]
 fn a_test_failing_once_is_flaky_not_passed() {
-    let dir = flaky_project();
+    let project = flaky_project();
+    let dir = project.path();
     let out = sluice_in(
         &dir,
         &["run", "--format", "plain", "--report-dir", "reports"],
