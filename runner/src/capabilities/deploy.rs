@@ -891,7 +891,7 @@ mod tests {
                 events,
             }),
             signals: Arc::new(QuietStage),
-            redactor: Arc::new(Redactor::new(["s3cr3t-hunter2-token"].into_iter())),
+            redactor: Arc::new(Redactor::new(["s3cr3t-hunter2-token"])),
         };
         let log = StepLog::in_memory(64 << 10, Arc::new(Redactor::new(std::iter::empty())));
         let files = Arc::new(FileAccess::resolve(&[root.join("bundle")], &[], &log).unwrap());
