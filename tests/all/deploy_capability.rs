@@ -221,6 +221,45 @@ fn an_alarm_during_a_deployment_reaches_the_plugin_which_rolls_back() {
     );
 }
 
+#[test]
+fn after_kill_9_during_a_deployment_resume_deploys_again_and_the_dead_one_is_interrupted() {
+    let d = Durable::new(&pipeline(
+        &targets("http://127.0.0.1:1"),
+        "",
+        &deploy_step(
+            "deploy",
+            "targets = [\"box-1\"], wait-alarm-ms = 2000",
+            "targets = [\"one-box\"]",
+        ),
+    ));
+    let run = d.spawn(&["run"]);
+    wait_until("the deployment to begin", Duration::from_secs(60), || {
+        deployment_begun(&d)
+    });
+    run.kill9();
+    let id = d.run_ids()[0].clone();
+    let out = d.sluice(&["resume", &id]);
+    out.expect_code(0);
+    // The resumed step deployed again; the dead runner's deployment is on the record
+    // as interrupted, once, and nothing else was recorded twice.
+    let recorded = deployments(&d);
+    assert_eq!(
+        recorded,
+        vec![
+            (
+                "deploy".to_string(),
+                "interrupted".to_string(),
+                "the runner stopped during this deployment".to_string()
+            ),
+            (
+                "deploy".to_string(),
+                "succeeded".to_string(),
+                "done".to_string()
+            ),
+        ]
+    );
+}
+
 /// Whether the only run has begun a deployment (recorded in its store).
 fn deployment_begun(d: &Durable) -> bool {
     let Some(run) = d.run_ids().first().cloned() else {
