@@ -928,7 +928,7 @@ mod appspec_files {
             .to_string();
         assert_eq!(
             e,
-            "dist/bundle/appspec.yml:5: hooks.ValidateService: script `scripts/validate.sh` is not in the bundle"
+            "dist/bundle/appspec.yml:5:17: hooks.ValidateService: script `scripts/validate.sh` is not in the bundle"
         );
     }
 
