@@ -10,6 +10,7 @@ mod capacity;
 mod ci_plugins;
 mod cli;
 mod deploy_capability;
+mod deploy_plugin;
 mod durable;
 mod escapes;
 mod examples;

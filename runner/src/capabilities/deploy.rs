@@ -775,6 +775,17 @@ impl wit::Host for crate::host::step::StepState {
         d.run_hook(&target, &deployment_id, hook).await
     }
 
+    async fn read_archive_file(
+        &mut self,
+        target: String,
+        archive: String,
+        path: String,
+    ) -> Result<String, wit::DeployError> {
+        let _ = (target, archive, path);
+        let d = self.deploy.clone().ok_or_else(no_grant)?;
+        Err(d.unavailable("read-archive-file"))
+    }
+
     fn alarm(&mut self) -> Option<String> {
         self.deploy.as_ref().and_then(|d| d.grant.signals.alarm())
     }
