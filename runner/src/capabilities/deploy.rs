@@ -603,6 +603,20 @@ impl DeployAccess {
         Ok(outcome)
     }
 
+    async fn read_archive_file(
+        &self,
+        target: &str,
+        archive: &str,
+        path: &str,
+    ) -> Result<String, wit::DeployError> {
+        self.recorder()?;
+        let transport = self.target(target)?;
+        transport
+            .read_archive_file(archive, path)
+            .await
+            .map_err(|e| self.target_failed(e))
+    }
+
     async fn bake(&self, id: &str, request: wit::BakeRequest) -> Result<String, String> {
         let rec = self.recorder().map_err(|_| NO_STATE.to_string())?;
         self.deployment(id).map_err(|e| match e {
@@ -781,9 +795,8 @@ impl wit::Host for crate::host::step::StepState {
         archive: String,
         path: String,
     ) -> Result<String, wit::DeployError> {
-        let _ = (target, archive, path);
         let d = self.deploy.clone().ok_or_else(no_grant)?;
-        Err(d.unavailable("read-archive-file"))
+        d.read_archive_file(&target, &archive, &path).await
     }
 
     fn alarm(&mut self) -> Option<String> {
@@ -1180,6 +1193,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(staged.digest, digest);
+        let script = f
+            .access
+            .read_archive_file("box-1", &staged.archive, "scripts/validate.sh")
+            .await
+            .unwrap();
+        assert!(script.starts_with("echo"), "{script}");
+        let outside = f
+            .access
+            .read_archive_file("box-1", &staged.archive, "../../record.json")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&outside, wit::DeployError::Failed(m) if m.contains("not a relative path inside the archive")),
+            "{outside:?}"
+        );
         let box_1 = f.root.join("fleet/box-1");
         assert!(
             staged.archive.starts_with(&box_1.display().to_string()),

@@ -69,6 +69,8 @@ const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 const OUTPUT_CAP: usize = 1 << 20;
 /// Hooks run by this process, to name their log files.
 static HOOK_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Most bytes `read_archive_file` returns (the contract's 1 MiB).
+const MAX_ARCHIVE_FILE: usize = 1 << 20;
 /// Exit code the scripts use for "refused, the message says why".
 const REFUSED: i32 = 3;
 
@@ -315,6 +317,38 @@ impl Transport {
         } else {
             Err(self.failed(format!("the digest of {archive} came back as `{hex}`")))
         }
+    }
+
+    /// The text of `path` (relative, without `..`) inside `archive`, at most
+    /// [`MAX_ARCHIVE_FILE`] bytes: the AppSpec of a revision already on the target.
+    pub async fn read_archive_file(
+        &self,
+        archive: &str,
+        path: &str,
+    ) -> Result<String, TargetError> {
+        self.check_archive(archive)?;
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\0')
+            || path.split('/').any(|c| c == "..")
+        {
+            return Err(self.failed(format!(
+                "`{path}` is not a relative path inside the archive"
+            )));
+        }
+        let file = format!("{archive}/{path}");
+        let script = format!(
+            "{SCRIPT_HEAD}[ -f {f} ] || refuse {missing}\n\
+             [ \"$(wc -c <{f})\" -le {MAX_ARCHIVE_FILE} ] || refuse {big}\n\
+             cat {f}\n",
+            f = sh_quote(&file),
+            missing = sh_quote(&format!("{path} is not a file in archive {archive}")),
+            big = sh_quote(&format!(
+                "{path} in archive {archive} is larger than {MAX_ARCHIVE_FILE} bytes"
+            )),
+        );
+        self.expect_ok(&format!("reading {path}"), &script, Input::None)
+            .await
     }
 
     /// Install: remove `cleanup`, copy `files`, apply `permissions`; returns the files
