@@ -260,6 +260,193 @@ fn after_kill_9_during_a_deployment_resume_deploys_again_and_the_dead_one_is_int
     );
 }
 
+/// `builtin:deploy` of `dist/<version>` to box-1 (one-box) then box-2 (zone-a), with
+/// a bake between the waves on monitor `api` (an HTTP check of `base`).
+fn fleet_pipeline(base: &str, version: &str) -> String {
+    format!(
+        r#"[pipeline]
+name = "shop"
+
+[[monitor]]
+id = "api"
+uses = "builtin:http-check"
+interval = "100ms"
+with = {{ url = "{base}/health" }}
+[monitor.grants]
+net = ["{base}"]
+
+[[target]]
+name = "box-1"
+group = "one-box"
+local = "fleet/box-1"
+
+[[target]]
+name = "box-2"
+group = "zone-a"
+local = "fleet/box-2"
+
+[[stage]]
+name = "prod"
+
+[[stage.step]]
+id = "deploy"
+uses = "builtin:deploy"
+[stage.step.with]
+bundle = "dist/{version}"
+application = "shop"
+config = "AllAtOnce"
+waves = ["one-box", "zone-a"]
+bake-between-waves = {{ duration = "1s", positive = 2, monitors = ["api"], timeout = "30s" }}
+[stage.step.grants]
+read = ["dist"]
+targets = ["one-box", "zone-a"]
+"#
+    )
+}
+
+/// A bundle `dist/<version>` installing `/srv/shop/version` and checking it.
+fn write_bundle(d: &Durable, version: &str) {
+    let at = format!("dist/{version}");
+    d.project.write(
+        &format!("{at}/appspec.yml"),
+        "version: 0.0\nos: linux\nfiles:\n  - source: content\n    destination: /srv/shop\nhooks:\n  ValidateService:\n    - location: scripts/validate.sh\n      timeout: 10\n",
+    );
+    d.project
+        .write(&format!("{at}/content/version"), &format!("{version}\n"));
+    d.project.write(
+        &format!("{at}/scripts/validate.sh"),
+        "test -f \"$SLUICE_TARGET_ROOT/srv/shop/version\"\n",
+    );
+}
+
+/// `sluice run` on the system clock (a bake between waves waits real time), gates
+/// polled every 50 ms.
+fn run_on_the_system_clock(d: &Durable) -> std::process::Command {
+    let mut cmd = d.project.command(&["run", "--format", "plain"]);
+    cmd.env("SLUICE_GATE_POLL_MS", "50")
+        .env("SLUICE_ACTOR", "tester")
+        .env_remove("SLUICE_TEST_CLOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+#[test]
+fn builtin_deploy_bakes_between_waves_and_a_failed_bake_rolls_back_to_the_recorded_revision() {
+    let server = FlipServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let d = Durable::new(&fleet_pipeline(&base, "v1"));
+    write_bundle(&d, "v1");
+    write_bundle(&d, "v2");
+    let version = |name: &str| {
+        std::fs::read_to_string(d.path().join(format!("fleet/{name}/srv/shop/version")))
+            .unwrap_or_default()
+    };
+    // v1 goes out: one box, a bake on the monitor's data points, then zone-a.
+    let first = crate::support::Outcome::of(&mut run_on_the_system_clock(&d));
+    first.expect_code(0);
+    assert_eq!(
+        (version("box-1"), version("box-2")),
+        ("v1\n".into(), "v1\n".into())
+    );
+    let store = sluice::state::Store::open_existing(&d.path().join(".sluice/state.db")).unwrap();
+    let run_1 = d.run_ids()[0].clone();
+    let ds = store.deployments(&run_1).unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    let bake: Vec<(String, String)> = store
+        .deployment_events(&ds[0].id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "Bake")
+        .map(|e| (e.state, e.detail))
+        .collect();
+    assert_eq!(bake.len(), 2, "{bake:?}");
+    assert_eq!(bake[0].0, "started");
+    assert_eq!(bake[1].0, "succeeded", "{bake:?}");
+    assert!(bake[1].1.contains("0 negative"), "{bake:?}");
+    // v2: the service fails while the bake after one-box runs.
+    d.project.write("sluice.toml", &fleet_pipeline(&base, "v2"));
+    let run = Spawned(Some(
+        run_on_the_system_clock(&d).spawn().expect("start sluice"),
+    ));
+    wait_until("the bake after one-box", Duration::from_secs(60), || {
+        d.run_ids().len() == 2
+            && store.deployments(&d.run_ids()[1]).is_ok_and(|ds| {
+                ds.first().is_some_and(|dep| {
+                    store
+                        .deployment_events(&dep.id)
+                        .is_ok_and(|es| es.iter().any(|e| e.event == "Bake"))
+                })
+            })
+    });
+    server.fail();
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(1);
+    // box-1, the only one touched, is back on v1, recorded; box-2 never left it.
+    assert_eq!(
+        (version("box-1"), version("box-2")),
+        ("v1\n".into(), "v1\n".into())
+    );
+    let run_2 = d.run_ids()[1].clone();
+    let ds = store.deployments(&run_2).unwrap();
+    let kinds: Vec<(&str, &str)> = ds
+        .iter()
+        .map(|d| (d.kind.as_str(), d.state.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("deploy", "failed"), ("rollback", "succeeded")],
+        "{ds:#?}"
+    );
+    assert!(
+        ds[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("negative"),
+        "{ds:#?}"
+    );
+    let box_1 = store.target_record("shop", "box-1").unwrap();
+    assert_eq!(
+        box_1.current.as_ref().map(|r| r.label.as_str()),
+        Some("v1"),
+        "{box_1:?}"
+    );
+    assert_eq!(box_1.state, sluice::state::HostState::Healthy, "{box_1:?}");
+}
+
+/// A `sluice` this file started: killed and reaped by PID when dropped unfinished.
+struct Spawned(Option<std::process::Child>);
+
+impl Spawned {
+    /// Wait for its end, at most `limit` (then kill it and fail).
+    fn finish(mut self, limit: Duration) -> crate::support::Outcome {
+        let mut child = self.0.take().expect("the child is there");
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().expect("poll the child").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let out = crate::support::Outcome::from_child(child);
+                panic!(
+                    "sluice did not finish in {limit:?}\n{}{}",
+                    out.stdout, out.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        crate::support::Outcome::from_child(child)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Whether the only run has begun a deployment (recorded in its store).
 fn deployment_begun(d: &Durable) -> bool {
     let Some(run) = d.run_ids().first().cloned() else {
