@@ -114,6 +114,27 @@ fn a_bundle_outside_the_read_grant_is_refused() {
 }
 
 #[test]
+fn a_bake_between_waves_naming_an_undeclared_monitor_fails_naming_the_declared_ones() {
+    let server = FlipServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let monitor = format!(
+        "\n[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{base}/health\" }}\n[monitor.grants]\nnet = [\"{base}\"]\n"
+    );
+    let d = Durable::new(&pipeline(
+        &(targets(&base) + &monitor),
+        "",
+        &deploy_step(
+            "deploy",
+            "targets = [\"box-1\"], bake-monitors = [\"api\", \"latency\"]",
+            "targets = [\"one-box\"]",
+        ),
+    ));
+    let out = d.sluice(&["run"]);
+    out.expect_code(1);
+    insta::assert_snapshot!(step_summary(&d, "deploy"), @"bake after wave one-box: names no monitor `latency`; the pipeline declares api");
+}
+
+#[test]
 fn no_state_refuses_to_deploy_with_its_message() {
     let d = Durable::new(&pipeline(
         &targets("http://127.0.0.1:1"),
