@@ -71,6 +71,8 @@ const OUTPUT_CAP: usize = 1 << 20;
 static HOOK_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Exit code the scripts use for "refused, the message says why".
 const REFUSED: i32 = 3;
+/// The largest file `read-archive-file` returns.
+pub const MAX_ARCHIVE_FILE: usize = 256 * 1024;
 
 /// Why an operation on a target did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -315,6 +317,37 @@ impl Transport {
         } else {
             Err(self.failed(format!("the digest of {archive} came back as `{hex}`")))
         }
+    }
+
+    /// The text of `path` (relative, inside `archive`), at most [`MAX_ARCHIVE_FILE`]
+    /// bytes: the AppSpec of a revision staged earlier, for ApplicationStop and
+    /// rollbacks (`read-archive-file`).
+    pub async fn read_archive_file(&self, archive: &str, path: &str) -> Result<String, TargetError> {
+        self.check_archive(archive)?;
+        let relative = path.trim_start_matches("./");
+        if relative.is_empty()
+            || relative.starts_with('/')
+            || relative.split('/').any(|c| c == "..")
+            || relative.contains('\0')
+        {
+            return Err(self.failed(format!(
+                "`{path}` is not a path inside the archive (relative, without `..`)"
+            )));
+        }
+        let file = format!("{archive}/{relative}");
+        let script = format!(
+            "{SCRIPT_HEAD}[ -f {f} ] || refuse {missing}\nhead -c {limit} {f}",
+            f = sh_quote(&file),
+            missing = sh_quote(&format!("{relative} is not in archive {archive}")),
+            limit = MAX_ARCHIVE_FILE + 1
+        );
+        let text = self.expect_ok("read-archive-file", &script, Input::None).await?;
+        if text.len() > MAX_ARCHIVE_FILE {
+            return Err(self.failed(format!(
+                "{file} is larger than {MAX_ARCHIVE_FILE} bytes"
+            )));
+        }
+        Ok(text)
     }
 
     /// Install: remove `cleanup`, copy `files`, apply `permissions`; returns the files
@@ -1267,6 +1300,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(format!("sha256:{}", out.trim()), bundle_digest(a).unwrap());
+    }
+
+    #[tokio::test]
+    async fn read_archive_file_returns_a_staged_appspec_and_refuses_paths_out_of_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = local(&dir.path().join("box-1"));
+        let s = staged(&t, dir.path(), "d-1-1").await;
+        let text = t.read_archive_file(&s.archive, "appspec.yml").await.unwrap();
+        assert_eq!(text, "version: 0.0\nos: linux\n");
+        let missing = t
+            .read_archive_file(&s.archive, "scripts/none.sh")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("scripts/none.sh is not in archive"), "{missing}");
+        for outside in ["../../record.json", "/etc/passwd", ""] {
+            let e = t.read_archive_file(&s.archive, outside).await.unwrap_err();
+            assert!(e.to_string().contains("is not a path inside the archive"), "{e}");
+        }
+        let not_an_archive = dir.path().join("box-1").display().to_string();
+        assert!(t.read_archive_file(&not_an_archive, "appspec.yml").await.is_err());
+        write(
+            &Path::new(&s.archive).join("big.txt"),
+            &"x".repeat(MAX_ARCHIVE_FILE + 1),
+            0o644,
+        );
+        let big = t.read_archive_file(&s.archive, "big.txt").await.unwrap_err();
+        assert!(big.to_string().contains("larger than"), "{big}");
     }
 
     #[tokio::test]
