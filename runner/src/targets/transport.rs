@@ -69,10 +69,10 @@ const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 const OUTPUT_CAP: usize = 1 << 20;
 /// Hooks run by this process, to name their log files.
 static HOOK_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Most bytes `read_archive_file` returns (the contract's 1 MiB).
+const MAX_ARCHIVE_FILE: usize = 1 << 20;
 /// Exit code the scripts use for "refused, the message says why".
 const REFUSED: i32 = 3;
-/// The largest file `read-archive-file` returns.
-pub const MAX_ARCHIVE_FILE: usize = 256 * 1024;
 
 /// Why an operation on a target did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -319,35 +319,36 @@ impl Transport {
         }
     }
 
-    /// The text of `path` (relative, inside `archive`), at most [`MAX_ARCHIVE_FILE`]
-    /// bytes: the AppSpec of a revision staged earlier, for ApplicationStop and
-    /// rollbacks (`read-archive-file`).
-    pub async fn read_archive_file(&self, archive: &str, path: &str) -> Result<String, TargetError> {
+    /// The text of `path` (relative, without `..`) inside `archive`, at most
+    /// [`MAX_ARCHIVE_FILE`] bytes: the AppSpec of a revision already on the target.
+    pub async fn read_archive_file(
+        &self,
+        archive: &str,
+        path: &str,
+    ) -> Result<String, TargetError> {
         self.check_archive(archive)?;
-        let relative = path.trim_start_matches("./");
-        if relative.is_empty()
-            || relative.starts_with('/')
-            || relative.split('/').any(|c| c == "..")
-            || relative.contains('\0')
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\0')
+            || path.split('/').any(|c| c == "..")
         {
             return Err(self.failed(format!(
-                "`{path}` is not a path inside the archive (relative, without `..`)"
+                "`{path}` is not a relative path inside the archive"
             )));
         }
-        let file = format!("{archive}/{relative}");
+        let file = format!("{archive}/{path}");
         let script = format!(
-            "{SCRIPT_HEAD}[ -f {f} ] || refuse {missing}\nhead -c {limit} {f}",
+            "{SCRIPT_HEAD}[ -f {f} ] || refuse {missing}\n\
+             [ \"$(wc -c <{f})\" -le {MAX_ARCHIVE_FILE} ] || refuse {big}\n\
+             cat {f}\n",
             f = sh_quote(&file),
-            missing = sh_quote(&format!("{relative} is not in archive {archive}")),
-            limit = MAX_ARCHIVE_FILE + 1
+            missing = sh_quote(&format!("{path} is not a file in archive {archive}")),
+            big = sh_quote(&format!(
+                "{path} in archive {archive} is larger than {MAX_ARCHIVE_FILE} bytes"
+            )),
         );
-        let text = self.expect_ok("read-archive-file", &script, Input::None).await?;
-        if text.len() > MAX_ARCHIVE_FILE {
-            return Err(self.failed(format!(
-                "{file} is larger than {MAX_ARCHIVE_FILE} bytes"
-            )));
-        }
-        Ok(text)
+        self.expect_ok(&format!("reading {path}"), &script, Input::None)
+            .await
     }
 
     /// Install: remove `cleanup`, copy `files`, apply `permissions`; returns the files
@@ -1314,10 +1315,10 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("scripts/none.sh is not in archive"), "{missing}");
+        assert!(missing.contains("scripts/none.sh is not a file in archive"), "{missing}");
         for outside in ["../../record.json", "/etc/passwd", ""] {
             let e = t.read_archive_file(&s.archive, outside).await.unwrap_err();
-            assert!(e.to_string().contains("is not a path inside the archive"), "{e}");
+            assert!(e.to_string().contains("is not a relative path inside the archive"), "{e}");
         }
         let not_an_archive = dir.path().join("box-1").display().to_string();
         assert!(t.read_archive_file(&not_an_archive, "appspec.yml").await.is_err());
