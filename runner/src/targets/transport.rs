@@ -1311,6 +1311,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn read_archive_file_returns_a_staged_appspec_and_refuses_paths_out_of_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = local(&dir.path().join("box-1"));
+        let s = staged(&t, dir.path(), "d-1-1").await;
+        let text = t.read_archive_file(&s.archive, "appspec.yml").await.unwrap();
+        assert_eq!(text, "version: 0.0\nos: linux\n");
+        let missing = t
+            .read_archive_file(&s.archive, "scripts/none.sh")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("scripts/none.sh is not a file in archive"), "{missing}");
+        for outside in ["../../record.json", "/etc/passwd", ""] {
+            let e = t.read_archive_file(&s.archive, outside).await.unwrap_err();
+            assert!(e.to_string().contains("is not a relative path inside the archive"), "{e}");
+        }
+        let not_an_archive = dir.path().join("box-1").display().to_string();
+        assert!(t.read_archive_file(&not_an_archive, "appspec.yml").await.is_err());
+        write(
+            &Path::new(&s.archive).join("big.txt"),
+            &"x".repeat(MAX_ARCHIVE_FILE + 1),
+            0o644,
+        );
+        let big = t.read_archive_file(&s.archive, "big.txt").await.unwrap_err();
+        assert!(big.to_string().contains("larger than"), "{big}");
+    }
+
+    #[tokio::test]
     async fn download_bundle_copies_a_folder_into_the_archive_layout_keeping_modes() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("box-1");
