@@ -1822,33 +1822,6 @@ mod tests {
         assert!(e.contains("not JSON"), "{e}");
     }
 
-    #[tokio::test]
-    async fn a_file_of_an_archive_is_read_only_inside_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = local(&dir.path().join("box-1"));
-        let s = staged(&t, dir.path(), "d-1-1").await;
-        let text = t
-            .read_archive_file(&s.archive, "appspec.yml")
-            .await
-            .unwrap();
-        assert_eq!(text, "version: 0.0\nos: linux\n");
-        let e = t
-            .read_archive_file(&s.archive, "../../record.json")
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("is not a relative path inside the archive"),
-            "{e}"
-        );
-        let e = t
-            .read_archive_file(&s.archive, "nope.yml")
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("nope.yml is not a file in archive"), "{e}");
-    }
-
     #[test]
     fn values_are_single_quoted_for_the_shell() {
         assert_eq!(sh_quote("a b"), "'a b'");
