@@ -507,3 +507,36 @@ fn accept_new_lets_a_first_host_key_in_says_so_and_still_refuses_a_changed_one()
         "first contact\n"
     );
 }
+
+#[test]
+fn a_revision_failing_validate_service_over_ssh_is_rolled_back_from_the_archive_on_the_host() {
+    if sshd_or_skip().is_none() {
+        return;
+    }
+    let fleet = SshFleet::start(2);
+    let p = Project::new(&ssh_pipeline(&fleet, &fleet.known_hosts, ""));
+    write_bundle(&p, "v1\n");
+    p.run(&[]).expect_code(0);
+    // v2 fails its ValidateService on the first host it reaches.
+    write_bundle(&p, "v2\n");
+    p.write(
+        "bundle/scripts/validate.sh",
+        "echo 'v2 is broken' >&2\nexit 1\n",
+    );
+    let out = p.run(&[]);
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let shown = format!("{}{}", out.stdout, out.stderr);
+    assert!(shown.contains("ValidateService failed on web-1"), "{shown}");
+    assert!(shown.contains("rolled back"), "{shown}");
+    for host in &fleet.hosts {
+        assert_eq!(
+            std::fs::read_to_string(host.root.join("srv/www/index.html")).unwrap(),
+            "v1\n",
+            "every host serves v1 again\n{shown}"
+        );
+        let record =
+            std::fs::read_to_string(host.root.join("var/lib/sluice-deploy/shop/record.json"))
+                .unwrap();
+        assert!(record.contains("healthy"), "{record}");
+    }
+}
