@@ -805,13 +805,20 @@ impl Transport {
             } else {
                 format!("[{host}]:{port}")
             };
+            let replace = format!(
+                "check the key's fingerprint with whoever runs the host, then replace its line: ssh-keygen -R '{entry}' -f {known_hosts} && ssh-keyscan -p {port} {host} >> {known_hosts}"
+            );
+            if stderr.contains("HOST IDENTIFICATION HAS CHANGED") {
+                return TargetError::Unreachable(format!(
+                    "target `{}`: the host key of {host} port {port} differs from the one {known_hosts} has for `{entry}` (the host was rebuilt, or someone else answers in its place); nothing was done on it. If the change is expected, {replace}",
+                    self.spec.name
+                ));
+            }
             if stderr.contains("Host key verification failed")
-                || stderr.contains("HOST IDENTIFICATION HAS CHANGED")
-                || stderr.contains("No ED25519 host key is known")
                 || stderr.contains("host key is known")
             {
                 return TargetError::Unreachable(format!(
-                    "target `{}`: ssh to {host} port {port} refused its host key: {known_hosts} has no entry for `{entry}` or a different key. Check the host's key fingerprint, then replace its line (ssh-keygen -R '{entry}' -f {known_hosts}; ssh-keyscan -p {port} {host} >> {known_hosts}); for a first contact, grant host-key-checking = \"accept-new\"",
+                    "target `{}`: {known_hosts} has no key for `{entry}` ({host} port {port}) and host keys are checked strictly; nothing was done on it. To trust it, check the key's fingerprint with whoever runs the host, then add it: ssh-keyscan -p {port} {host} >> {known_hosts}; or, for a first contact only, grant host-key-checking = \"accept-new\"",
                     self.spec.name
                 ));
             }
