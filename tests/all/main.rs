@@ -9,6 +9,8 @@ mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;
+mod deploy_capability;
+mod deploy_plugin;
 mod deploy_views;
 mod durable;
 mod escapes;
