@@ -114,6 +114,27 @@ fn a_bundle_outside_the_read_grant_is_refused() {
 }
 
 #[test]
+fn a_bake_between_waves_naming_an_undeclared_monitor_fails_naming_the_declared_ones() {
+    let server = FlipServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let monitor = format!(
+        "\n[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{base}/health\" }}\n[monitor.grants]\nnet = [\"{base}\"]\n"
+    );
+    let d = Durable::new(&pipeline(
+        &(targets(&base) + &monitor),
+        "",
+        &deploy_step(
+            "deploy",
+            "targets = [\"box-1\"], bake-monitors = [\"api\", \"latency\"]",
+            "targets = [\"one-box\"]",
+        ),
+    ));
+    let out = d.sluice(&["run"]);
+    out.expect_code(1);
+    insta::assert_snapshot!(step_summary(&d, "deploy"), @"bake after wave one-box: names no monitor `latency`; the pipeline declares api");
+}
+
+#[test]
 fn no_state_refuses_to_deploy_with_its_message() {
     let d = Durable::new(&pipeline(
         &targets("http://127.0.0.1:1"),
@@ -445,6 +466,97 @@ impl Drop for Spawned {
             let _ = child.wait();
         }
     }
+}
+
+#[test]
+fn builtin_deploy_is_told_of_an_alarm_during_its_bake_and_rolls_back_instead_of_being_aborted() {
+    let (api, canary) = (FlipServer::start(), FlipServer::start());
+    let api_base = format!("http://127.0.0.1:{}", api.port);
+    let canary_base = format!("http://127.0.0.1:{}", canary.port);
+    // The bake counts monitor `canary` (always healthy) for 30 s; only the alarm of
+    // monitor `api`, behind the stage's alarms gate, can end it early.
+    let pipeline = |version: &str| {
+        fleet_pipeline(&canary_base, version)
+            .replacen(
+                "[[target]]",
+                &format!(
+                    "[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{api_base}/health\" }}\n[monitor.grants]\nnet = [\"{api_base}\"]\n\n[[target]]"
+                ),
+                1,
+            )
+            .replacen("id = \"api\"\nuses", "id = \"canary\"\nuses", 1)
+            .replace("monitors = [\"api\"], timeout = \"30s\"", "monitors = [\"canary\"], timeout = \"60s\"")
+            .replace("duration = \"1s\"", "duration = \"30s\"")
+            .replace(
+                "name = \"prod\"\n",
+                "name = \"prod\"\n[stage.gates.alarms]\nalarms = [\"api\"]\n",
+            )
+    };
+    let d = Durable::new(&pipeline("v2"));
+    write_bundle(&d, "v2");
+    let store_path = d.path().join(".sluice/state.db");
+    let run = Spawned(Some(
+        run_on_the_system_clock(&d).spawn().expect("start sluice"),
+    ));
+    let mut deployment = String::new();
+    wait_until("the bake after one-box", Duration::from_secs(60), || {
+        let Ok(store) = sluice::state::Store::open_existing(&store_path) else {
+            return false;
+        };
+        let Some(run_id) = d.run_ids().first().cloned() else {
+            return false;
+        };
+        let Some(dep) = store
+            .deployments(&run_id)
+            .ok()
+            .and_then(|ds| ds.first().cloned())
+        else {
+            return false;
+        };
+        deployment = dep.id.clone();
+        store
+            .deployment_events(&dep.id)
+            .is_ok_and(|es| es.iter().any(|e| e.event == "Bake"))
+    });
+    api.fail();
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(1);
+    let text = both(&out);
+    assert!(
+        text.contains("stage `prod` stopped: alarm gate `alarms` fired while the stage ran: monitor `api` is ALARM"),
+        "{text}"
+    );
+    let store = sluice::state::Store::open_existing(&store_path).unwrap();
+    let bake_end = store
+        .deployment_events(&deployment)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.event == "Bake")
+        .unwrap();
+    assert_eq!(bake_end.state, "failed", "{bake_end:?}");
+    assert!(
+        bake_end
+            .detail
+            .contains("alarm gate `alarms` fired during the bake"),
+        "{bake_end:?}"
+    );
+    // The step ran to its end: it rolled back box-1 (a fresh target: nothing to go
+    // back to, so its files are removed) and said so, rather than being cut off.
+    let summary = step_summary(&d, "deploy");
+    assert!(!summary.starts_with("stopped:"), "{summary}");
+    let kinds: Vec<String> = store
+        .deployments(&d.run_ids()[0])
+        .unwrap()
+        .iter()
+        .map(|d| format!("{} {}", d.kind, d.state))
+        .collect();
+    // The deployment ended (builtin:deploy records a bake an alarm failed as a failed
+    // deployment) and the touched target was rolled back.
+    assert!(
+        kinds == ["deploy stopped", "rollback succeeded"]
+            || kinds == ["deploy failed", "rollback succeeded"],
+        "{kinds:?}"
+    );
 }
 
 /// Whether the only run has begun a deployment (recorded in its store).
