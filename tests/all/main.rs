@@ -12,6 +12,7 @@ mod cli;
 mod deploy_capability;
 mod deploy_plugin;
 mod deploy_ssh;
+mod deploy_views;
 mod durable;
 mod escapes;
 mod examples;
