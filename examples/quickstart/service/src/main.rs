@@ -180,6 +180,11 @@ fn get(address: &str, path: &str) -> Result<(u16, String), String> {
     stream
         .read_to_string(&mut response)
         .map_err(|e| format!("cannot read the answer: {e}"))?;
+    parse_response(&response)
+}
+
+/// The status code and the body of an HTTP/1.1 response.
+fn parse_response(response: &str) -> Result<(u16, String), String> {
     let status = response
         .split_whitespace()
         .nth(1)
@@ -242,21 +247,19 @@ mod tests {
     }
 
     #[test]
-    fn probe_sees_a_running_service() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().take(2) {
-                answer(stream.unwrap(), None).unwrap();
-            }
-        });
-        let healthy = if cfg!(feature = "require-region") {
-            "/version"
-        } else {
-            "/health"
-        };
-        assert!(probe_command(&args(&[&address, healthy])).is_ok());
-        let missing = probe_command(&args(&[&address, "/missing"])).unwrap_err();
-        assert!(missing.contains("404"), "{missing}");
+    fn responses_are_read_as_status_and_body() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+        assert_eq!(parse_response(ok), Ok((200, "ok\n".to_string())));
+        let sick = "HTTP/1.1 503 Service Unavailable\r\n\r\nHELLO_REGION is not set\n";
+        assert_eq!(parse_response(sick).unwrap().0, 503);
+        assert!(parse_response("SSH-2.0-OpenSSH").is_err());
+    }
+
+    #[test]
+    fn release_1_1_needs_a_region() {
+        let healthy_without_region = health(None, None).is_ok();
+        assert_eq!(healthy_without_region, !cfg!(feature = "require-region"));
+        assert!(health(None, Some("eu-west-1")).is_ok());
+        assert!(health(None, Some("")).is_err() || !cfg!(feature = "require-region"));
     }
 }
