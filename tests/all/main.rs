@@ -9,6 +9,7 @@ mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;
+mod deploy;
 mod durable;
 mod escapes;
 mod examples;
