@@ -112,14 +112,17 @@ fn deploy(cache: &Path, config: &str) -> Figures {
         .expect("one run")
         .expect("list runs")
         .path();
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir.join("run.json")).expect("run.json"),
-    )
-    .expect("run.json is JSON");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).expect("run.json"))
+            .expect("run.json is JSON");
     let step_ms = run["steps"][0]["duration_ms"]
         .as_u64()
         .expect("the step's duration_ms");
-    let run_id = run_dir.file_name().expect("a name").to_string_lossy().into_owned();
+    let run_id = run_dir
+        .file_name()
+        .expect("a name")
+        .to_string_lossy()
+        .into_owned();
 
     let store = Store::open_existing(&dir.path().join(".sluice/state.db")).expect("the store");
     let deployments = store.deployments(&run_id).expect("deployments");
@@ -159,7 +162,9 @@ fn main() {
     let cache = tempfile::tempdir().expect("a cache folder");
     // Compile the plugins once, outside the figures.
     let _ = deploy(cache.path(), "\"AllAtOnce\"");
-    println!("deploy to {HOSTS} local hosts, hooks BeforeInstall, AfterInstall, ApplicationStart, ValidateService (each `exit 0`):");
+    println!(
+        "deploy to {HOSTS} local hosts, hooks BeforeInstall, AfterInstall, ApplicationStart, ValidateService (each `exit 0`):"
+    );
     for config in ["AllAtOnce", "OneAtATime"] {
         let f = deploy(cache.path(), &format!("\"{config}\""));
         let per_host = |d: Duration| ms(d) / HOSTS as f64;

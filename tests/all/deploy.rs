@@ -52,7 +52,10 @@ fn build_hello(folder: &str) -> PathBuf {
         .arg(&target)
         .status()
         .expect("run cargo");
-    assert!(status.success(), "cargo build of examples/quickstart/{folder} failed");
+    assert!(
+        status.success(),
+        "cargo build of examples/quickstart/{folder} failed"
+    );
     target.join("release/hello")
 }
 
@@ -72,7 +75,11 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
@@ -305,8 +312,16 @@ fn targets_toml(dir: &Path, hosts: &[Host]) -> String {
 }
 
 fn guard(dir: &Path, hosts: &[Host]) -> FleetGuard {
-    let mut guard = FleetGuard::new(hosts.iter().map(|h| dir.join(".fleet").join(&h.name)).collect());
-    guard.gates = hosts.iter().map(|h| dir.join("gates").join(&h.name)).collect();
+    let mut guard = FleetGuard::new(
+        hosts
+            .iter()
+            .map(|h| dir.join(".fleet").join(&h.name))
+            .collect(),
+    );
+    guard.gates = hosts
+        .iter()
+        .map(|h| dir.join("gates").join(&h.name))
+        .collect();
     guard
 }
 
@@ -399,16 +414,17 @@ fn write_bundle(dir: &Path, rel: &str, binary: &Path, tag: &str, before_install:
         )
         .unwrap();
     }
-    let mut hooks = String::from(
-        "  ApplicationStop:\n    - location: scripts/stop.sh\n      timeout: 30\n",
-    );
+    let mut hooks =
+        String::from("  ApplicationStop:\n    - location: scripts/stop.sh\n      timeout: 30\n");
     if let Some(body) = before_install {
         std::fs::write(
             out.join("scripts/before-install.sh"),
             format!("#!/usr/bin/env bash\nset -euo pipefail\n{body}\n"),
         )
         .unwrap();
-        hooks.push_str("  BeforeInstall:\n    - location: scripts/before-install.sh\n      timeout: 120\n");
+        hooks.push_str(
+            "  BeforeInstall:\n    - location: scripts/before-install.sh\n      timeout: 120\n",
+        );
     }
     hooks.push_str(
         "  ApplicationStart:\n    - location: scripts/start.sh\n      timeout: 30\n  ValidateService:\n    - location: scripts/validate.sh\n      timeout: 30\n",
@@ -431,11 +447,20 @@ fn deploy_initial(p: &Project, hosts: &[Host], binary: &Path, waves: &[&str]) ->
     write_bundle(p.path(), "dist/initial", binary, "initial", None);
     p.write(
         "sluice.toml",
-        &pipeline(p.path(), hosts, &Deploy::new("dist/initial", "\"AllAtOnce\"", waves)),
+        &pipeline(
+            p.path(),
+            hosts,
+            &Deploy::new("dist/initial", "\"AllAtOnce\"", waves),
+        ),
     );
     run(p.path(), "sluice.toml").expect_code(0);
     for h in hosts {
-        assert_eq!(get(h.port, "/health").map(|r| r.0), Some(200), "{} is not healthy", h.name);
+        assert_eq!(
+            get(h.port, "/health").map(|r| r.0),
+            Some(200),
+            "{} is not healthy",
+            h.name
+        );
     }
     deployment_and_rollback(p.path(), &last_run(p.path())).0
 }
@@ -443,7 +468,10 @@ fn deploy_initial(p: &Project, hosts: &[Host], binary: &Path, waves: &[&str]) ->
 #[test]
 fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_serving() {
     // A copy of the example, with ports of its own.
-    let work = tempfile::Builder::new().prefix("sluice-quickstart-").tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("sluice-quickstart-")
+        .tempdir()
+        .unwrap();
     let dir = work.path();
     copy_tree(&quickstart(), dir);
     for leftover in [".fleet", "dist"] {
@@ -457,12 +485,21 @@ fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_
         }
         std::fs::write(dir.join(file), text).unwrap();
     }
-    let _fleet = FleetGuard::new((1..=5).map(|i| dir.join(format!(".fleet/box-{i}"))).collect());
+    let _fleet = FleetGuard::new(
+        (1..=5)
+            .map(|i| dir.join(format!(".fleet/box-{i}")))
+            .collect(),
+    );
 
     let first = run(dir, "sluice.toml");
     first.expect_code(0);
     for port in &ports {
-        assert_eq!(served_version(*port), "1.0.0", "port {port}\n{}", first.stderr);
+        assert_eq!(
+            served_version(*port),
+            "1.0.0",
+            "port {port}\n{}",
+            first.stderr
+        );
         assert_eq!(get(*port, "/health").map(|r| r.0), Some(200));
     }
     let (deployed, rollback) = deployment_and_rollback(dir, &last_run(dir));
@@ -477,11 +514,17 @@ fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_
     let good_digest = deployed.digest.clone();
     for r in &good {
         assert_eq!(r.state, HostState::Healthy, "{r:#?}");
-        assert_eq!(r.current.as_ref().map(|c| &c.digest), Some(&good_digest), "{r:#?}");
+        assert_eq!(
+            r.current.as_ref().map(|c| &c.digest),
+            Some(&good_digest),
+            "{r:#?}"
+        );
         assert_eq!(r.last_good, r.current, "{r:#?}");
     }
     assert_eq!(
-        std::fs::read_to_string(dir.join(".fleet/RELEASED")).unwrap().trim(),
+        std::fs::read_to_string(dir.join(".fleet/RELEASED"))
+            .unwrap()
+            .trim(),
         "1.0.0",
         "the promotion stage ran"
     );
@@ -495,7 +538,12 @@ fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_
     );
     // Every host, box-1 included, serves 1.0.0 again, and is healthy.
     for port in &ports {
-        assert_eq!(served_version(*port), "1.0.0", "port {port}\n{}", second.stderr);
+        assert_eq!(
+            served_version(*port),
+            "1.0.0",
+            "port {port}\n{}",
+            second.stderr
+        );
         assert_eq!(get(*port, "/health").map(|r| r.0), Some(200));
     }
     let (failed, rollback) = deployment_and_rollback(dir, &last_run(dir));
@@ -515,8 +563,16 @@ fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_
     assert_eq!(touched(dir, &rollback.id), ["box-1"]);
     for r in &records(dir, "hello") {
         assert_eq!(r.state, HostState::Healthy, "{r:#?}");
-        assert_eq!(r.current.as_ref().map(|c| &c.digest), Some(&good_digest), "{r:#?}");
-        assert_eq!(r.last_good.as_ref().map(|c| &c.digest), Some(&good_digest), "{r:#?}");
+        assert_eq!(
+            r.current.as_ref().map(|c| &c.digest),
+            Some(&good_digest),
+            "{r:#?}"
+        );
+        assert_eq!(
+            r.last_good.as_ref().map(|c| &c.digest),
+            Some(&good_digest),
+            "{r:#?}"
+        );
     }
     let untouched = record(&records(dir, "hello"), "box-5").clone();
     assert_eq!(
@@ -557,7 +613,11 @@ impl HealthPoller {
 
     fn finish(mut self) -> Vec<Vec<bool>> {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().expect("running").join().expect("the poller")
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("the poller")
     }
 }
 
@@ -609,8 +669,14 @@ fn minimum_healthy_hosts_holds_at_every_moment_of_half_at_a_time_and_a_custom_mi
     // the 3 of a batch go down together.
     write_bundle(p.path(), "dist/half", v11, "half", slow);
     let (fewest, samples) = deploy_polled(&p, &fleet, "dist/half", "\"HalfAtATime\"");
-    assert!(fewest >= 3, "HalfAtATime let the healthy hosts drop to {fewest} of 6");
-    assert_eq!(fewest, 3, "a batch of 3 goes down together ({samples} samples)");
+    assert!(
+        fewest >= 3,
+        "HalfAtATime let the healthy hosts drop to {fewest} of 6"
+    );
+    assert_eq!(
+        fewest, 3,
+        "a batch of 3 goes down together ({samples} samples)"
+    );
     for h in &fleet {
         assert_eq!(served_version(h.port), "1.1.0", "{}", h.name);
     }
@@ -623,8 +689,14 @@ fn minimum_healthy_hosts_holds_at_every_moment_of_half_at_a_time_and_a_custom_mi
         "dist/custom",
         "{ minimum-healthy-hosts = { type = \"FLEET_PERCENT\", value = 60 } }",
     );
-    assert!(fewest >= 4, "60% of 6 (rounded up: 4) let the healthy hosts drop to {fewest}");
-    assert_eq!(fewest, 4, "a batch of 2 goes down together ({samples} samples)");
+    assert!(
+        fewest >= 4,
+        "60% of 6 (rounded up: 4) let the healthy hosts drop to {fewest}"
+    );
+    assert_eq!(
+        fewest, 4,
+        "a batch of 2 goes down together ({samples} samples)"
+    );
     for h in &fleet {
         assert_eq!(served_version(h.port), "1.0.0", "{}", h.name);
     }
@@ -655,18 +727,31 @@ fn a_runner_killed_in_the_middle_of_a_wave_resumes_and_every_host_ends_on_a_reco
     );
     p.write(
         "sluice.toml",
-        &pipeline(dir, &fleet, &Deploy::new("dist/next", "\"OneAtATime\"", &waves)),
+        &pipeline(
+            dir,
+            &fleet,
+            &Deploy::new("dist/next", "\"OneAtATime\"", &waves),
+        ),
     );
     let runner = spawn_run(dir, "sluice.toml");
     let h2_started = dir.join(".fleet/h2/before-install.started");
-    wait_until("the second wave's BeforeInstall on h2", Duration::from_secs(120), || {
-        h2_started.exists()
-    });
-    assert_eq!(served_version(fleet[0].port), "1.1.0", "the first wave is done");
+    wait_until(
+        "the second wave's BeforeInstall on h2",
+        Duration::from_secs(120),
+        || h2_started.exists(),
+    );
+    assert_eq!(
+        served_version(fleet[0].port),
+        "1.1.0",
+        "the first wave is done"
+    );
     runner.kill9();
     let run_id = last_run(dir);
     let (cut, _) = deployment_and_rollback(dir, &run_id);
-    assert_eq!(cut.state, "in-progress", "the dead runner never finished it: {cut:#?}");
+    assert_eq!(
+        cut.state, "in-progress",
+        "the dead runner never finished it: {cut:#?}"
+    );
     assert_eq!(
         record(&records(dir, "hello"), "h2").state,
         HostState::Installing,
@@ -686,13 +771,13 @@ fn a_runner_killed_in_the_middle_of_a_wave_resumes_and_every_host_ends_on_a_reco
 
     let deployments = store(dir).deployments(&run_id).unwrap();
     assert!(
-        deployments.iter().any(|d| d.id == cut.id && d.state == "interrupted"),
+        deployments
+            .iter()
+            .any(|d| d.id == cut.id && d.state == "interrupted"),
         "the deployment the runner left is recorded as interrupted: {deployments:#?}"
     );
     assert!(
-        deployments
-            .iter()
-            .all(|d| d.state != "in-progress"),
+        deployments.iter().all(|d| d.state != "in-progress"),
         "nothing is left in progress: {deployments:#?}"
     );
     // Every host serves a revision, and it is the one its record says it runs.
@@ -705,7 +790,12 @@ fn a_runner_killed_in_the_middle_of_a_wave_resumes_and_every_host_ends_on_a_reco
     for h in &fleet {
         let r = record(&records, &h.name);
         let served = served_version(h.port);
-        assert_eq!(r.state, HostState::Healthy, "{} serves {served}: {r:#?}", h.name);
+        assert_eq!(
+            r.state,
+            HostState::Healthy,
+            "{} serves {served}: {r:#?}",
+            h.name
+        );
         assert_eq!(
             r.current.as_ref().map(|c| c.digest.clone()),
             Some(version_digest(&served)),
@@ -786,8 +876,7 @@ net = ["http://127.0.0.1:{port}"]
         port = switch.port
     );
     deploy.stage_extra = "[stage.gates.alarms]\nalarms = [\"errors\"]\n";
-    deploy.with_extra =
-        "bake-between-waves = { duration = \"5s\", positive = 2, monitors = [\"errors\"], timeout = \"1m\" }";
+    deploy.with_extra = "bake-between-waves = { duration = \"5s\", positive = 2, monitors = [\"errors\"], timeout = \"1m\" }";
     p.write("sluice.toml", &pipeline(dir, &fleet, &deploy));
     let runner = spawn_run(dir, "sluice.toml");
     // The first wave is done once h1 serves 1.1.0: the 5 s bake has begun. The errors
@@ -805,21 +894,41 @@ net = ["http://127.0.0.1:{port}"]
         "{stopped:#?}"
     );
     assert!(
-        stopped.reason.as_deref().is_some_and(|r| r.contains("errors")),
+        stopped
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("errors")),
         "the reason names the monitor: {stopped:#?}"
     );
-    assert_eq!(touched(dir, &stopped.id), ["h1"], "later waves were never touched");
+    assert_eq!(
+        touched(dir, &stopped.id),
+        ["h1"],
+        "later waves were never touched"
+    );
     let rollback = rollback.expect("a rollback deployment");
     assert_eq!(rollback.state, "succeeded", "{rollback:#?}");
     assert_eq!(touched(dir, &rollback.id), ["h1"]);
     for h in &fleet {
-        assert_eq!(served_version(h.port), "1.0.0", "{}\n{}", h.name, out.stderr);
+        assert_eq!(
+            served_version(h.port),
+            "1.0.0",
+            "{}\n{}",
+            h.name,
+            out.stderr
+        );
     }
     let after = records(dir, "hello");
     for name in ["h2", "h3"] {
-        assert_eq!(record(&after, name), record(&before, name), "{name} was never touched");
+        assert_eq!(
+            record(&after, name),
+            record(&before, name),
+            "{name} was never touched"
+        );
     }
     let h1 = record(&after, "h1");
     assert_eq!(h1.state, HostState::Healthy, "{h1:#?}");
-    assert_eq!(h1.current.as_ref().map(|c| &c.digest), Some(&initial.digest));
+    assert_eq!(
+        h1.current.as_ref().map(|c| &c.digest),
+        Some(&initial.digest)
+    );
 }

@@ -104,7 +104,10 @@ fn answer(mut stream: TcpStream, fail_health_if: Option<&Path>) -> std::io::Resu
         header.clear();
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let health = health(fail_health_if, std::env::var("HELLO_REGION").ok().as_deref());
+    let health = health(
+        fail_health_if,
+        std::env::var("HELLO_REGION").ok().as_deref(),
+    );
     let (status, body) = route(path, &health);
     write!(
         stream,
@@ -141,9 +144,9 @@ fn probe_command(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: hello probe HOST:PORT PATH [--attempts N]".into()),
     };
     let attempts: u32 = match args.get(2..) {
-        Some([flag, n]) if flag == "--attempts" => {
-            n.parse().map_err(|_| format!("--attempts `{n}` is not a number"))?
-        }
+        Some([flag, n]) if flag == "--attempts" => n
+            .parse()
+            .map_err(|_| format!("--attempts `{n}` is not a number"))?,
         Some([]) | None => 1,
         Some(other) => return Err(format!("unexpected arguments {other:?}")),
     };
@@ -174,8 +177,11 @@ fn get(address: &str, path: &str) -> Result<(u16, String), String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n")
-        .map_err(|e| format!("cannot send the request: {e}"))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("cannot send the request: {e}"))?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
@@ -204,7 +210,10 @@ mod tests {
 
     #[test]
     fn root_and_version_name_the_release() {
-        assert_eq!(route("/", &Ok(())), ("200 OK", format!("hello {VERSION}\n")));
+        assert_eq!(
+            route("/", &Ok(())),
+            ("200 OK", format!("hello {VERSION}\n"))
+        );
         assert_eq!(route("/version", &Ok(())).1, format!("{VERSION}\n"));
     }
 
