@@ -419,7 +419,7 @@ fn write_bundle(dir: &Path, rel: &str, binary: &Path, tag: &str, before_install:
     if let Some(body) = before_install {
         std::fs::write(
             out.join("scripts/before-install.sh"),
-            format!("#!/usr/bin/env bash\nset -euo pipefail\n{body}\n"),
+            format!("#!/bin/sh\nset -eu\n{body}\n"),
         )
         .unwrap();
         hooks.push_str(
@@ -722,7 +722,7 @@ fn a_runner_killed_in_the_middle_of_a_wave_resumes_and_every_host_ends_on_a_reco
         v11,
         "next",
         Some(
-            "touch \"$SLUICE_TARGET_ROOT/before-install.started\"\nwhile [[ ! -f $GATE ]]; do sleep 0.05; done",
+            "touch \"$SLUICE_TARGET_ROOT/before-install.started\"\nwhile [ ! -f \"$GATE\" ]; do sleep 0.05; done",
         ),
     );
     p.write(
