@@ -52,6 +52,7 @@
 //! - [`log`] and [`progress`]: structured log lines shown live by the runner;
 //! - [`Command`]: native programs through the host's grant-checked `process` import;
 //! - [`fs`]: file access whose errors name the grant a step is missing;
+//! - [`deploy`]: deploy targets and the operations on them (`builtin:deploy` uses it);
 //! - [`http`]: outgoing HTTP under the step's `net` grant, blocking ([`http::get`],
 //!   [`http::Request`]) or many requests in flight ([`http::Client`]);
 //! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs;
@@ -72,6 +73,7 @@
 extern crate self as sluice_sdk;
 
 mod context;
+pub mod deploy;
 mod duration;
 pub mod fingerprint;
 pub mod fs;

@@ -149,6 +149,17 @@ impl wit::Host for crate::host::step::StepState {
         Err(d.unavailable("run-hook"))
     }
 
+    async fn read_archive_file(
+        &mut self,
+        target: String,
+        archive: String,
+        path: String,
+    ) -> Result<String, wit::DeployError> {
+        let _ = (target, archive, path);
+        let d = self.deploy.clone().ok_or_else(no_grant)?;
+        Err(d.unavailable("read-archive-file"))
+    }
+
     fn alarm(&mut self) -> Option<String> {
         None
     }
