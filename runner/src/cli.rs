@@ -15,7 +15,7 @@
 //! (`.sluice/state.db` next to the pipeline file, `[pipeline] state`, or `--state`);
 //! `approve`, `reject` and `override` record a person's decision for a run; `status`,
 //! `history` and `explain` read the store (explain evaluates the gates now, and writes
-//! nothing).
+//! nothing); `targets` reads the fleet's records from it.
 //!
 //! Every write to stdout and stderr goes through [`crate::console`], so a closed pipe
 //! never turns into a panic; the cache root is opened and checked, and `run` isolates
@@ -116,6 +116,8 @@ enum Command {
     History(HistoryArgs),
     /// Why a run (or a version) is not in a stage: every gate, now, and what would clear it.
     Explain(ExplainArgs),
+    /// Show the fleet: each `[[target]]` with the revision it runs, the last good one and its state.
+    Targets(targets_cli::TargetsArgs),
     /// Check a pipeline file (syntax, keys, plugins, `needs`, each step's `with`) without running it.
     Validate {
         /// The pipeline file.
@@ -426,6 +428,7 @@ async fn dispatch(
         Command::Status(args) => durable_cli::status(args, state_flag),
         Command::History(args) => durable_cli::history(args, state_flag),
         Command::Explain(args) => durable_cli::explain(args, state_flag).await,
+        Command::Targets(args) => targets_cli::targets(args, state_flag),
         Command::Canary(args) => canary_cli::canary(args, state_flag, cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
@@ -775,7 +778,12 @@ async fn execute(
     // Inside GitHub Actions, nothing a plugin prints acts as a workflow command.
     let fence = reports::github::CommandFence::open();
     let (events, rx) = EventSink::channel(verbose || format == Format::Json);
-    let renderer = tokio::spawn(render::render(format, verbose, rx));
+    let renderer = tokio::spawn(render::render(
+        format,
+        verbose,
+        rx,
+        journal_store.as_ref().map(|(store, _)| store.clone()),
+    ));
     let opts = RunOptions {
         jobs,
         run_id: folders.run_id.clone(),
@@ -851,14 +859,23 @@ async fn execute(
             .dir("reports")
             .map_err(|e| ExpectedError::Internal(e.to_string()))?,
     };
-    reports::write_all(&result, &report_dir).map_err(|e| ExpectedError::Internal(e.to_string()))?;
+    // Deployments are shown as the state store recorded them.
+    let deployed = match &journal_store {
+        Some((store, run_id)) => reports::deployments::read(store, run_id).unwrap_or_else(|e| {
+            console::err_line(&format!("warning: cannot read the run's deployments: {e}"));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    reports::write_all(&result, &deployed, &report_dir)
+        .map_err(|e| ExpectedError::Internal(e.to_string()))?;
     if format != Format::Json {
         console::err_line(&format!("reports: {}", report_dir.path().display()));
     }
     if reports::github::in_github_actions() {
         reports::github::print_annotations(&result);
         if let Some(file) = job_summary
-            && let Err(e) = reports::github::append_job_summary(file, &result)
+            && let Err(e) = reports::github::append_job_summary(file, &result, &deployed)
         {
             console::err_line(&format!(
                 "warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}"
@@ -948,6 +965,7 @@ impl RunnerFolders {
 
 mod canary_cli;
 mod durable_cli;
+mod targets_cli;
 
 /// Keeping the runner's own folders from the steps.
 mod private {

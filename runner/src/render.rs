@@ -15,15 +15,24 @@
 //! whole run's output is also fenced with `::stop-commands::`. Spinners are ticked from the
 //! event loop rather than from a thread of indicatif's own, so showing progress never
 //! needs a thread the OS might refuse.
+//!
+//! Deployments are shown by [`deploy::DeployLines`]: a line per deployment start and
+//! end, per target when it is done, per failure and per bake.
+
+mod deploy;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::console;
 use crate::events::{Event, Status};
+use crate::state::Store;
+
+pub use deploy::DeployLines;
 
 /// How to show a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,8 +47,14 @@ pub enum Format {
     Json,
 }
 
-/// Render events until the channel closes.
-pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Event>) {
+/// Render events until the channel closes. `store` is the run's state store (what
+/// deployment lines say of a deployment is read from it), when the run has one.
+pub async fn render(
+    format: Format,
+    verbose: bool,
+    mut rx: UnboundedReceiver<Event>,
+    store: Option<Arc<Store>>,
+) {
     let format = match format {
         Format::Auto if std::io::IsTerminal::is_terminal(&std::io::stderr()) => Format::Tty,
         Format::Auto => Format::Plain,
@@ -66,7 +81,7 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
             }
         }
         Format::Tty => {
-            let mut live = Live::new();
+            let mut live = Live::new(DeployLines::new(store));
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
@@ -89,6 +104,7 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
             // command fence around it (see `GithubFence`).
             let to_stdout = crate::reports::github::in_github_actions();
             let mut failures = Failures::default();
+            let mut deploys = DeployLines::new(store);
             while let Some(e) = rx.recv().await {
                 if let Some(recap) = failures.note(&e) {
                     let written = if to_stdout {
@@ -100,7 +116,11 @@ pub async fn render(format: Format, verbose: bool, mut rx: UnboundedReceiver<Eve
                         break;
                     }
                 }
-                if let Some(text) = plain_line(&e, verbose) {
+                let text = match &e {
+                    Event::Deploy { .. } => deploys.line(&e, verbose, Instant::now()),
+                    _ => plain_line(&e, verbose),
+                };
+                if let Some(text) = text {
                     let written = if to_stdout {
                         console::out_line(&text)
                     } else {
@@ -418,10 +438,11 @@ struct Live {
     bars: HashMap<(String, String), ProgressBar>,
     style: ProgressStyle,
     failures: Failures,
+    deploys: DeployLines,
 }
 
 impl Live {
-    fn new() -> Live {
+    fn new(deploys: DeployLines) -> Live {
         let style = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
             .expect("the template is valid")
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ");
@@ -430,6 +451,7 @@ impl Live {
             bars: HashMap::new(),
             style,
             failures: Failures::default(),
+            deploys,
         }
     }
 
@@ -482,6 +504,27 @@ impl Live {
                     self.multi.remove(&b);
                 }
                 if let Some(line) = plain_line(e, verbose) {
+                    let _ = self.multi.println(line);
+                }
+            }
+            Event::Deploy {
+                stage,
+                step,
+                deployment_id,
+                target,
+                lifecycle_event,
+                ..
+            } => {
+                // The step's spinner says where the deployment is.
+                if let Some(b) = self.bars.get(&(stage.clone(), step.clone())) {
+                    let at = if target.is_empty() {
+                        lifecycle_event.clone()
+                    } else {
+                        format!("{target} {lifecycle_event}")
+                    };
+                    b.set_message(format!("{deployment_id}: {}", shown(&at)));
+                }
+                if let Some(line) = self.deploys.line(e, verbose, Instant::now()) {
                     let _ = self.multi.println(line);
                 }
             }

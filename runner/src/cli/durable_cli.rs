@@ -36,7 +36,7 @@ pub(super) struct ResumeTarget {
     pub store_path: PathBuf,
 }
 
-fn state_error(e: StateError) -> ExpectedError {
+pub(super) fn state_error(e: StateError) -> ExpectedError {
     match e {
         StateError::Sql { .. } => ExpectedError::Internal(e.to_string()),
         _ => ExpectedError::Config(e.to_string()),
@@ -302,7 +302,7 @@ fn pipeline_store_path(file: &Path, flag: Option<&Path>) -> Result<PathBuf, Expe
     Ok(state_path(&pipeline, None))
 }
 
-fn load_pipeline(file: &Path) -> Result<Pipeline, ExpectedError> {
+pub(super) fn load_pipeline(file: &Path) -> Result<Pipeline, ExpectedError> {
     match config::load_lenient(file) {
         Ok((pipeline, _)) => Ok(pipeline),
         Err(config::PipelineFileError::Unreadable { .. }) if !file.exists() => {
@@ -579,6 +579,7 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
     let attempts = store.attempts(&id).map_err(state_error)?;
     let overrides = store.overrides(&id).map_err(state_error)?;
     let bakes = stage_bakes(&store, pipeline.as_ref(), &run)?;
+    let deployed = crate::reports::deployments::read(&store, &id).map_err(state_error)?;
     let mut approvals = Vec::new();
     let mut gates = Vec::new();
     for s in &stages {
@@ -609,6 +610,7 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
                 "stage": stage, "bake": b,
             })).collect::<Vec<_>>(),
             "steps": steps_json,
+            "deployments": deployed,
             "attempts": attempts.iter().map(|a| serde_json::json!({
                 "stage": a.stage, "step": a.step, "attempt": a.attempt,
                 "started_at": a.started_at, "finished_at": a.finished_at, "status": a.status,
@@ -709,6 +711,12 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
             let _ = writeln!(t, "  {}", override_line(o));
         }
     }
+    if !deployed.is_empty() {
+        let _ = writeln!(t, "deployments:");
+        t.push_str(&crate::reports::deployments::render_text(
+            &deployed, "  ", at,
+        ));
+    }
     let failed: Vec<_> = steps.iter().filter(|s| s.status == "failed").collect();
     for s in failed {
         let _ = writeln!(t, "failed step {}/{}: {}", s.stage, s.step, s.summary);
@@ -770,6 +778,14 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
             baking.push(r.run_id.clone());
         }
     }
+    // Runs that deployed, and those that rolled back, are marked.
+    let mut markers = HashMap::new();
+    for r in &runs {
+        let deployed = store.deployments(&r.run_id).map_err(state_error)?;
+        if let Some(marker) = deploy_marker(&deployed) {
+            markers.insert(r.run_id.clone(), marker);
+        }
+    }
     if args.format == OutputFormat::Json {
         let runs: Vec<serde_json::Value> = runs
             .iter()
@@ -777,6 +793,12 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 if let serde_json::Value::Object(m) = &mut v {
                     m.insert("baking".into(), baking.contains(&r.run_id).into());
+                    let marker = markers.get(&r.run_id);
+                    m.insert("deployed".into(), marker.is_some().into());
+                    m.insert(
+                        "rolled_back".into(),
+                        marker.is_some_and(|m| m.rolled_back).into(),
+                    );
                 }
                 v
             })
@@ -807,7 +829,12 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
             started,
             r.current_stage.as_deref().unwrap_or("-"),
             artifact,
-            r.reason.as_deref().unwrap_or("")
+            match markers.get(&r.run_id) {
+                Some(m) if r.reason.is_some() =>
+                    format!("{} {}", m.text, r.reason.as_deref().unwrap_or("")),
+                Some(m) => m.text.clone(),
+                None => r.reason.clone().unwrap_or_default(),
+            }
         );
     }
     if runs.is_empty() {
@@ -815,6 +842,40 @@ pub(super) fn history(args: HistoryArgs, flag: Option<PathBuf>) -> Result<u8, Ex
     }
     console::out(&t);
     Ok(exit::OK)
+}
+
+/// What `history` says of a run's deployments.
+struct DeployMarker {
+    /// `[deployed web 1.2.0]`, `[rolled back web 1.2.0 → 1.1.0]`.
+    text: String,
+    rolled_back: bool,
+}
+
+/// The marker of a run that deployed (None: it deployed nothing).
+fn deploy_marker(deployed: &[crate::state::DeploymentRow]) -> Option<DeployMarker> {
+    let first = deployed.iter().find(|d| d.kind == "deploy")?;
+    let rollback = deployed.iter().rfind(|d| d.kind == "rollback");
+    let text = match rollback {
+        Some(r) => format!(
+            "[rolled back {} {} → {}]",
+            first.application, first.label, r.label
+        ),
+        None => {
+            let failed = if deployed
+                .iter()
+                .any(|d| d.kind == "deploy" && d.state != "succeeded")
+            {
+                " (not done)"
+            } else {
+                ""
+            };
+            format!("[deployed {} {}{failed}]", first.application, first.label)
+        }
+    };
+    Some(DeployMarker {
+        text,
+        rolled_back: rollback.is_some(),
+    })
 }
 
 /// `sluice explain`: every gate of each stage the run has not passed, evaluated now
@@ -942,6 +1003,8 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
             explanation.with_bake(&stage.name, bake);
         }
     }
+    explanation
+        .with_deployments(crate::reports::deployments::read(&store, &id).map_err(state_error)?);
     if args.format == OutputFormat::Json {
         console::out_line(&json_text(&crate::gates::explain::to_json(&explanation)));
     } else {

@@ -27,6 +27,10 @@
 //! the first that blocks), since when its decision stands, when it changes by itself,
 //! and the exact commands (with the run id) that clear it. The free-text detail comes
 //! last so that the columns before it stay aligned and short.
+//!
+//! A run that deployed ends with its deployments (see [`crate::reports::deployments`]):
+//! each one's end, where it failed, the bakes between its waves and the rollback that
+//! followed it.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -80,6 +84,10 @@ pub struct Explanation {
     pub stages: Vec<StageExplanation>,
     /// Run this after clearing the gates, when no process drives the run.
     pub resume_command: Option<String>,
+    /// The run's deployments and rollbacks, as recorded (added by
+    /// [`Explanation::with_deployments`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<crate::reports::deployments::DeploymentStory>,
 }
 
 /// One stage of the explanation.
@@ -153,6 +161,7 @@ pub fn explain(input: &ExplainInput<'_>) -> Explanation {
             .map(|s| explain_stage(s, input.now))
             .collect(),
         resume_command: resumable.then(|| format!("sluice resume {}", run.run_id)),
+        deployments: Vec::new(),
     }
 }
 
@@ -240,6 +249,16 @@ fn explain_stage(facts: &StageFacts<'_>, now: Timestamp) -> StageExplanation {
 }
 
 impl Explanation {
+    /// Add the run's deployments (read by the caller): each with its end, the failing
+    /// target and lifecycle event, the bakes between its waves and the rollback that
+    /// followed.
+    pub fn with_deployments(
+        &mut self,
+        deployments: Vec<crate::reports::deployments::DeploymentStory>,
+    ) {
+        self.deployments = deployments;
+    }
+
     /// Add the bake of `stage` (read and decided by the caller at `evaluated_at`); a bake
     /// under way also says what ends it.
     pub fn with_bake(&mut self, stage: &str, bake: super::bake::BakeStatus) {
@@ -489,6 +508,14 @@ pub fn render_text(e: &Explanation) -> String {
     for s in &e.stages {
         out.push('\n');
         render_stage(&mut out, s);
+    }
+    if !e.deployments.is_empty() {
+        let _ = writeln!(out, "\ndeployments:");
+        out.push_str(&crate::reports::deployments::render_text(
+            &e.deployments,
+            "  ",
+            stamp,
+        ));
     }
     if let Some(cmd) = &e.resume_command {
         let _ = writeln!(out, "\nno process drives this run; once cleared: {cmd}");

@@ -2,11 +2,13 @@
 //! - workflow-command annotations (`::error file=…,line=…::message`) for findings and
 //!   failed tests, ranked most severe first and cut to GitHub's limits (10 of each
 //!   level per step, 50 per job) with a notice saying how many were left out;
-//! - a Markdown job summary appended to `$GITHUB_STEP_SUMMARY` (at most 1 MiB).
+//! - a Markdown job summary appended to `$GITHUB_STEP_SUMMARY` (at most 1 MiB), with
+//!   the run's deployments and rollbacks.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use super::deployments::DeploymentStory;
 use super::junit::Counts;
 use super::{relative_to, repository_root, severity_name, severity_rank};
 use crate::events::Status;
@@ -184,7 +186,7 @@ fn cell(s: &str) -> String {
 }
 
 /// The Markdown job summary of a run, at most [`MAX_SUMMARY_BYTES`].
-pub fn job_summary(run: &RunResult) -> String {
+pub fn job_summary(run: &RunResult, deployed: &[DeploymentStory]) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -264,6 +266,7 @@ pub fn job_summary(run: &RunResult) -> String {
             let _ = writeln!(md, "{l}");
         }
     }
+    md.push_str(&super::deployments::render_markdown(deployed));
     if md.len() > MAX_SUMMARY_BYTES {
         let note = "\n\n_(summary truncated to GitHub's 1 MiB limit; see summary.json)_\n";
         let mut cut = MAX_SUMMARY_BYTES - note.len();
@@ -310,8 +313,12 @@ impl CommandFence {
 }
 
 /// Append the job summary to `file` (see [`open_job_summary`]).
-pub fn append_job_summary(mut file: std::fs::File, run: &RunResult) -> std::io::Result<()> {
-    file.write_all(job_summary(run).as_bytes())
+pub fn append_job_summary(
+    mut file: std::fs::File,
+    run: &RunResult,
+    deployed: &[DeploymentStory],
+) -> std::io::Result<()> {
+    file.write_all(job_summary(run, deployed).as_bytes())
 }
 
 /// Open `$GITHUB_STEP_SUMMARY` for appending, when it is set, without following a

@@ -3,10 +3,14 @@
 //! - [`sarif`]: `results.sarif`, every finding (GitHub code scanning and others);
 //! - [`summary`]: `summary.json`, the run at a glance for scripts;
 //! - [`github`]: workflow-command annotations and a Markdown job summary, when the run
-//!   happens inside GitHub Actions.
+//!   happens inside GitHub Actions;
+//! - [`deployments`]: the run's deployments and rollbacks as the state store recorded
+//!   them, for `summary.json`, the job summary, `sluice status` and `sluice explain`.
 //!
-//! All are derived from the [`RunResult`]; none reads anything else.
+//! All are derived from the [`RunResult`] and the run's recorded deployments (read by
+//! the caller with [`deployments::read`]); none reads anything else.
 
+pub mod deployments;
 pub mod github;
 pub mod junit;
 pub mod sarif;
@@ -29,12 +33,16 @@ pub struct ReportError {
 
 /// Write `junit.xml`, `results.sarif` and `summary.json` into `dir`, replacing what
 /// is there without following links. Returns the paths written.
-pub fn write_all(run: &RunResult, dir: &OwnedDir) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write_all(
+    run: &RunResult,
+    deployments: &[deployments::DeploymentStory],
+    dir: &OwnedDir,
+) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let files: [(&str, String); 3] = [
         ("junit.xml", junit::render(run)),
         ("results.sarif", sarif::render(run)),
-        ("summary.json", summary::render(run)),
+        ("summary.json", summary::render(run, deployments)),
     ];
     for (name, text) in files {
         let path = dir.path().join(name);

@@ -1,15 +1,16 @@
 //! `summary.json`: the run at a glance, for scripts and dashboards: status, reason,
 //! the artifact under test, and per step its status, test counts and finding counts by
-//! severity.
+//! severity, and the deployments the run made (rollbacks among them), as recorded.
 
 use serde_json::{Value, json};
 
+use super::deployments::{self, DeploymentStory};
 use super::junit::Counts;
 use super::severity_name;
 use crate::executor::RunResult;
 
 /// Render the run summary as JSON.
-pub fn render(run: &RunResult) -> String {
+pub fn render(run: &RunResult, deployed: &[DeploymentStory]) -> String {
     let mut total_tests = Counts::default();
     let mut total_findings = json!({ "critical": 0, "high": 0, "medium": 0, "low": 0, "info": 0 });
     let steps: Vec<Value> = run
@@ -61,6 +62,8 @@ pub fn render(run: &RunResult) -> String {
         "tests": counts_json(total_tests),
         "findings": total_findings,
         "steps": steps,
+        "deployments": deployments::to_json(deployed),
+        "rollbacks": deployed.iter().filter(|d| d.is_rollback()).count(),
     });
     let mut text = serde_json::to_string_pretty(&v).expect("JSON values serialise");
     text.push('\n');
