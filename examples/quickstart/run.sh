@@ -7,7 +7,8 @@
 #   2. release-1.1.toml: release 1.1.0, whose ValidateService fails on box-1; box-1 is
 #      rolled back to 1.0.0 and the fleet keeps serving 1.0.0.
 #
-# Then it shows what each host serves and what Sluice recorded, and stops the fleet
+# Then it shows what each host serves and what Sluice recorded (`sluice status`, the
+# run; `sluice targets`, every host's current and last good revision), and stops the fleet
 # (unless --keep). Usage: examples/quickstart/run.sh [--keep]
 # It builds sluice with cargo first, unless SLUICE names a sluice binary.
 set -euo pipefail
@@ -83,11 +84,9 @@ show_fleet
 
 echo
 echo "== what Sluice recorded"
-"$sluice" status -f "$here/release-1.1.toml" || true
-if "$sluice" targets --help >/dev/null 2>&1; then
-    echo
-    "$sluice" targets -f "$here/release-1.1.toml"
-fi
+"$sluice" status -f "$here/release-1.1.toml"
+echo
+"$sluice" targets "$here/release-1.1.toml"
 echo
 echo "== done in $(($(date +%s) - start)) s"
 if $keep; then
