@@ -3,14 +3,13 @@
 //! and the bench prints, per host, the deploy step's wall time minus the hooks' own
 //! time, next to the hooks' own time. Run with `cargo bench -p sluice --bench deploy`.
 //!
-//! The hooks' own time is what the step recorded of them: for each hook event of each
-//! host, from its `started` to its `succeeded` record in the state store
-//! (`deployment_events`). The overhead is everything else the step spent: reading the
+//! The hooks' own time is what the step recorded of them: the duration of every hook
+//! run, as the host measured it, in the `succeeded` records of the hook events in the
+//! state store (`deployment_events`). The overhead is everything else the step spent: reading the
 //! records, copying the bundle, Install, the host calls and the recording itself. The
 //! step's wall time is its own duration in the run record (the runner's start-up and
 //! the plugin's compilation are not in it).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -126,29 +125,34 @@ fn deploy(cache: &Path, config: &str) -> Figures {
 
     let store = Store::open_existing(&dir.path().join(".sluice/state.db")).expect("the store");
     let deployments = store.deployments(&run_id).expect("deployments");
-    let mut started = HashMap::new();
     let (mut hooks, mut hook_runs) = (Duration::ZERO, 0);
     for d in &deployments {
         for e in store.deployment_events(&d.id).expect("events") {
-            if !HOOK_EVENTS.contains(&e.event.as_str()) {
-                continue;
-            }
-            let key = (d.id.clone(), e.target.clone(), e.event.clone());
-            if e.state == "started" {
-                started.insert(key, e.at);
-            } else if let Some(at) = started.remove(&key) {
-                let took = e.at.duration_since(at);
-                hooks += Duration::try_from(took).unwrap_or_default();
-                hook_runs += 1;
+            if HOOK_EVENTS.contains(&e.event.as_str()) && e.state == "succeeded" {
+                for ms in hook_durations_ms(&e.detail) {
+                    hooks += Duration::from_millis(ms);
+                    hook_runs += 1;
+                }
             }
         }
     }
+    assert!(hook_runs > 0, "no hook durations recorded in the events");
     Figures {
         wall,
         step: Duration::from_millis(step_ms),
         hooks,
         hook_runs,
     }
+}
+
+/// The durations in a succeeded hook event's detail, as `builtin:deploy` records them:
+/// `scripts/a.sh exit 0 (12 ms), scripts/b.sh exit 0 (3 ms)`.
+fn hook_durations_ms(detail: &str) -> Vec<u64> {
+    detail
+        .split("exit 0 (")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(" ms)")?.0.parse().ok())
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
