@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "sluice:plugin/deploy-targets.read-record": async,
         "sluice:plugin/deploy-targets.write-record": async,
         "sluice:plugin/deploy-targets.bundle-digest": async,
+        "sluice:plugin/deploy-targets.read-archive-file": async,
         "sluice:plugin/deploy-targets.download-bundle": async,
         "sluice:plugin/deploy-targets.install": async,
         "sluice:plugin/deploy-targets.run-hook": async,
