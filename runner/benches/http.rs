@@ -112,6 +112,7 @@ fn run(
             &Default::default(),
             false,
             &log,
+            None,
         )
         .unwrap()
     };

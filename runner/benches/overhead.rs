@@ -104,6 +104,7 @@ fn step_overhead(
             &Default::default(),
             false,
             &log,
+            None,
         )
         .unwrap()
     };

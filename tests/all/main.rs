@@ -10,6 +10,7 @@ mod capacity;
 mod ci_plugins;
 mod cli;
 mod deploy;
+mod deploy_capability;
 mod deploy_views;
 mod durable;
 mod escapes;

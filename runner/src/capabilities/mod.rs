@@ -46,6 +46,9 @@ pub enum GrantError {
         path: PathBuf,
         reason: String,
     },
+    /// The `targets` / `ssh` grants cannot be honoured (the text says which and why).
+    #[error("{0}")]
+    Deploy(String),
 }
 
 /// A step's grants, resolved against the machine once per step.
@@ -60,11 +63,14 @@ pub struct StepSandbox {
     programs: Arc<exec::StepPrograms>,
     secrets: Arc<secrets::SecretAccess>,
     allow_unconfined_exec: bool,
+    /// The `targets` grant, when the step has one.
+    deploy: Option<Arc<deploy::DeployGrant>>,
 }
 
 impl StepSandbox {
     /// Resolve `step`'s grants. `workdir` is the pipeline's folder; `sandbox` isolates
-    /// the native programs the step starts; `secrets` holds the run's secret values.
+    /// the native programs the step starts; `secrets` holds the run's secret values;
+    /// `deploy` says where a step with a `targets` grant records (see [`deploy`]).
     pub fn resolve(
         step: &Step,
         workdir: PathBuf,
@@ -72,6 +78,7 @@ impl StepSandbox {
         secrets: &SecretValues,
         allow_unconfined_exec: bool,
         log: &StepLog,
+        deploy: Option<deploy::DeploySetting>,
     ) -> Result<StepSandbox, GrantError> {
         let Grants {
             read,
@@ -98,7 +105,20 @@ impl StepSandbox {
                 reason: format!("cannot make this cache folder: {e}"),
             })?;
         }
-        let net = Arc::new(egress::NetAccess::resolve(net, log));
+        // A deploy step's outgoing HTTP may reach its granted targets' `url` origins.
+        let target_origins = match &deploy {
+            Some(setting) if !step.grants.targets.is_empty() => {
+                deploy::url_origins(&deploy::granted_targets(&setting.targets, &step.grants))
+            }
+            _ => Vec::new(),
+        };
+        let mut net_grants = net.clone();
+        for origin in target_origins {
+            if !net_grants.contains(&origin) {
+                net_grants.push(origin);
+            }
+        }
+        let net = Arc::new(egress::NetAccess::resolve(&net_grants, log));
         let exec = Arc::new(exec.clone());
         let limits = exec::NativeLimits {
             memory: step.memory,
@@ -117,6 +137,18 @@ impl StepSandbox {
         // A step that may start programs gets its sandbox made while its plugin
         // starts.
         programs.prepare();
+        let deploy = match deploy {
+            Some(setting) => deploy::DeployGrant::resolve(
+                &step.grants,
+                &workdir,
+                files.clone(),
+                secrets,
+                setting,
+                log,
+            )?
+            .map(Arc::new),
+            None => None,
+        };
         Ok(StepSandbox {
             files,
             env: Arc::new(env::EnvAccess::resolve(env, toolchain_env)),
@@ -127,6 +159,7 @@ impl StepSandbox {
             programs,
             secrets: Arc::new(secrets::SecretAccess::resolve(secret_grants, secrets)),
             allow_unconfined_exec,
+            deploy,
         })
     }
 
@@ -173,7 +206,10 @@ impl StepSandbox {
             },
             secrets: self.secrets.clone(),
             http: http::StepHttp::new(Some(self.http.clone()), log.clone(), deadline),
-            deploy: None,
+            deploy: self
+                .deploy
+                .as_ref()
+                .map(|g| Arc::new(deploy::DeployAccess::new(g.clone(), deadline, log.clone()))),
         }
     }
 

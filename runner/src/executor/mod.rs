@@ -13,6 +13,7 @@
 //! run takes the finished steps back from the record and runs only the others.
 
 mod bake;
+mod deploy_signals;
 pub mod durable;
 pub mod watch;
 
@@ -213,6 +214,8 @@ pub async fn run(
         plugins_used: Mutex::new(Vec::new()),
         artifact: Mutex::new(None),
         journal: journal.clone(),
+        targets: Arc::new(pipeline.targets.clone()),
+        monitors: Arc::new(pipeline.monitors.clone()),
         attempt_base: restored
             .as_ref()
             .map(|r| r.attempts.clone())
@@ -263,6 +266,8 @@ pub async fn run(
     let mut denied: Option<String> = None;
     // Why a stage's bake failed, when one did.
     let mut bake_failed: Option<String> = None;
+    // Why an alarm stopped a stage, when one did.
+    let mut alarm_stopped: Option<String> = None;
     let no_restored = HashMap::new();
     for stage in &pipeline.stages {
         if let Some(failed) = &failed_stage {
@@ -368,7 +373,7 @@ pub async fn run(
             }
         };
         let alarm = watch_alarms();
-        let stage_records = run_stage(
+        let (stage_records, alarm_stop) = run_stage(
             &ctx,
             stage,
             plugins,
@@ -381,13 +386,14 @@ pub async fn run(
             alarm,
         )
         .await;
-        let mut status = if stage_records.iter().any(|r| r.status == Status::Failed) {
-            Status::Failed
-        } else if stage_records.iter().any(|r| r.status == Status::Warned) {
-            Status::Warned
-        } else {
-            Status::Passed
-        };
+        let mut status =
+            if alarm_stop.is_some() || stage_records.iter().any(|r| r.status == Status::Failed) {
+                Status::Failed
+            } else if stage_records.iter().any(|r| r.status == Status::Warned) {
+                Status::Warned
+            } else {
+                Status::Passed
+            };
         // A stage that bakes keeps the run until its bake ends (executor::bake).
         if status != Status::Failed
             && let Some(spec) = &stage.bake
@@ -439,6 +445,7 @@ pub async fn run(
         });
         if status == Status::Failed {
             failed_stage = Some(stage.name.clone());
+            alarm_stopped = alarm_stop.map(|a| format!("stage `{}` stopped: {a}", stage.name));
         }
         records.extend(stage_records);
     }
@@ -449,24 +456,28 @@ pub async fn run(
     } else {
         Status::Passed
     };
-    let reason = denied.clone().or(bake_failed).or_else(|| {
-        failed_stage.as_ref().map(|stage| {
-            // A stage an alarm stopped says so, naming the alarm.
-            if let Some(alarm) = records.iter().find_map(|r| {
-                (&r.stage == stage && r.status == Status::Failed)
-                    .then(|| r.summary.strip_prefix("stopped: alarm gate "))
-                    .flatten()
-            }) {
-                return format!("stage `{stage}` stopped: alarm gate {alarm}");
-            }
-            let failed: Vec<&str> = records
-                .iter()
-                .filter(|r| &r.stage == stage && r.status == Status::Failed)
-                .map(|r| r.step.as_str())
-                .collect();
-            format!("stage `{stage}` failed (step {})", failed.join(", "))
-        })
-    });
+    let reason = denied
+        .clone()
+        .or(bake_failed)
+        .or(alarm_stopped)
+        .or_else(|| {
+            failed_stage.as_ref().map(|stage| {
+                // A stage an alarm stopped says so, naming the alarm.
+                if let Some(alarm) = records.iter().find_map(|r| {
+                    (&r.stage == stage && r.status == Status::Failed)
+                        .then(|| r.summary.strip_prefix("stopped: alarm gate "))
+                        .flatten()
+                }) {
+                    return format!("stage `{stage}` stopped: alarm gate {alarm}");
+                }
+                let failed: Vec<&str> = records
+                    .iter()
+                    .filter(|r| &r.stage == stage && r.status == Status::Failed)
+                    .map(|r| r.step.as_str())
+                    .collect();
+                format!("stage `{stage}` failed (step {})", failed.join(", "))
+            })
+        });
     let artifact = lock(&ctx.artifact).clone();
     let result = RunResult {
         run_id: run_id.clone(),
@@ -525,6 +536,10 @@ struct RunContext {
     journal: Option<Arc<durable::Journal>>,
     /// A resumed run's highest recorded attempt per (stage, step): new attempts count on.
     attempt_base: HashMap<(String, String), u32>,
+    /// The pipeline's `[[target]]`s, for steps with a `targets` grant.
+    targets: Arc<Vec<crate::targets::TargetSpec>>,
+    /// The pipeline's monitors, for bakes between waves.
+    monitors: Arc<Vec<crate::monitors::MonitorSpec>>,
 }
 
 impl RunContext {
@@ -669,8 +684,14 @@ async fn run_stage(
     semaphore: &Arc<Semaphore>,
     restored: &HashMap<String, StepRecord>,
     stop: impl std::future::Future<Output = String>,
-) -> Vec<StepRecord> {
+) -> (Vec<StepRecord>, Option<String>) {
     let mut stop = std::pin::pin!(stop);
+    // What the stage tells its deploy steps (an alarm, bakes between waves).
+    let signals = deploy_signals::StageDeploySignals::new(ctx.monitors.clone());
+    // The abort handle of each running step that may be stopped by an alarm (deploy
+    // steps are told instead, and finish).
+    let mut abortable: Vec<Option<tokio::task::AbortHandle>> = vec![None; stage.steps.len()];
+    let mut alarmed: Option<String> = None;
     let mut done: HashMap<String, Status> = HashMap::new();
     let mut started: Vec<bool> = vec![false; stage.steps.len()];
     let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
@@ -719,24 +740,35 @@ async fn run_stage(
                 .get(&step.uses)
                 .expect("every plugin was loaded before the run")
                 .clone();
-            let (ctx, step, stage_name, sem) = (
+            let (ctx, step, stage_name, sem, signals) = (
                 ctx.clone(),
                 step.clone(),
                 stage.name.clone(),
                 semaphore.clone(),
+                signals.clone(),
             );
-            running.spawn(async move {
+            let deploys = !step.grants.targets.is_empty();
+            let handle = running.spawn(async move {
                 let _permit = sem
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                let run = std::panic::AssertUnwindSafe(run_step(&ctx, &stage_name, &step, &plugin));
+                let run = std::panic::AssertUnwindSafe(run_step(
+                    &ctx,
+                    &stage_name,
+                    &step,
+                    &plugin,
+                    &signals,
+                ));
                 match futures::FutureExt::catch_unwind(run).await {
                     Ok(record) => (i, record),
                     // A bug in the runner fails this step only; the run goes on and says so.
                     Err(panic) => (i, internal_failure(&ctx, &stage_name, &step, panic)),
                 }
             });
+            if !deploys {
+                abortable[i] = Some(handle);
+            }
         }
         // Steps that were skipped may have unblocked others; loop again before waiting.
         if started.iter().all(|s| *s) && running.is_empty() {
@@ -754,13 +786,23 @@ async fn run_stage(
             next = running.join_next() => next,
             reason = &mut stop => {
                 // An alarm fired: every step still running is stopped and fails, every
-                // step not started is skipped; the stage fails.
-                running.abort_all();
-                while running.join_next().await.is_some() {}
+                // step not started is skipped; the stage fails. A deploy step is told
+                // (its `alarm()`) and let finish: it rolls back.
+                signals.raise(&reason);
+                for handle in abortable.iter().flatten() {
+                    handle.abort();
+                }
                 ctx.events.send(Event::StageStopped {
                     stage: stage.name.clone(),
                     reason: reason.clone(),
                 });
+                while let Some(next) = running.join_next().await {
+                    // Aborted steps end without a record; they get one below.
+                    if let Ok((i, rec)) = next {
+                        records[i] = Some(rec);
+                    }
+                }
+                alarmed = Some(reason.clone());
                 for (i, step) in stage.steps.iter().enumerate() {
                     if records[i].is_none() {
                         let why = if started[i] {
@@ -785,10 +827,11 @@ async fn run_stage(
             None => break,
         }
     }
-    records
+    let records = records
         .into_iter()
         .map(|r| r.expect("every step of the stage ends with a record"))
-        .collect()
+        .collect();
+    (records, alarmed)
 }
 
 /// The record of a step during which the runner itself panicked.
@@ -808,7 +851,13 @@ fn internal_failure(
     finished_without_plugin(ctx, stage, step, Status::Failed, summary, 1)
 }
 
-async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlugin) -> StepRecord {
+async fn run_step(
+    ctx: &RunContext,
+    stage: &str,
+    step: &Step,
+    plugin: &LoadedPlugin,
+    signals: &Arc<deploy_signals::StageDeploySignals>,
+) -> StepRecord {
     let started = Instant::now();
     let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
     let log = match ctx
@@ -863,6 +912,7 @@ async fn run_step(ctx: &RunContext, stage: &str, step: &Step, plugin: &LoadedPlu
         &ctx.secrets,
         ctx.allow_unconfined_exec,
         &log,
+        deploy_signals::setting(ctx, stage, step, signals),
     ) {
         Err(e) => Err(StepFailure::Setup(e.to_string())),
         Ok(sandbox) => {
