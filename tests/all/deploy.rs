@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use sluice::state::{DeploymentRow, HostState, Store, TargetRecordRow};
 
 use crate::durable::wait_until;
-use crate::support::{Outcome, Project, command_in, copy_tree};
+use crate::support::{Outcome, Project, command_in, copy_tree, normalize};
 
 /// How often a waiting run looks again in these tests (bakes, gates).
 const POLL_MS: &str = "100";
@@ -269,6 +269,24 @@ fn touched(dir: &Path, deployment: &str) -> Vec<String> {
     targets.sort();
     targets.dedup();
     targets
+}
+
+/// The summary of the `deploy` step of the `nth` run (oldest first).
+fn deploy_summary(dir: &Path, nth: usize) -> String {
+    let run = &run_ids(dir)[nth];
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".sluice/runs").join(run).join("run.json"))
+            .expect("run.json"),
+    )
+    .expect("run.json is JSON");
+    let step = record["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["step"] == "deploy"))
+        .unwrap_or_else(|| panic!("no deploy step in {record:#}"));
+    step["report"]["summary"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the deploy step has no summary: {step:#}"))
+        .to_string()
 }
 
 /// A host of a test fleet.
@@ -531,6 +549,18 @@ fn quickstart_rolls_back_a_release_failing_validate_service_and_the_fleet_keeps_
 
     let second = run(dir, "release-1.1.toml");
     second.expect_code(1);
+    // What people read of both deployments: the deploy step's summary of each pass.
+    let summaries = format!(
+        "pass 1: {}\npass 2: {}\n",
+        deploy_summary(dir, 0),
+        deploy_summary(dir, 1)
+    );
+    let summaries = ports.iter().enumerate().fold(summaries, |text, (i, port)| {
+        text.replace(&port.to_string(), &format!("[PORT-{}]", i + 1))
+    });
+    let digest = regex::Regex::new(r"sha256:[0-9a-f]+").expect("a valid regex");
+    let summaries = digest.replace_all(&normalize(&summaries, dir), "sha256:[DIGEST]");
+    insta::assert_snapshot!("quickstart_deploy_summaries", summaries);
     assert!(
         second.stderr.contains("ValidateService") && second.stderr.contains("box-1"),
         "the failure names the event and the host:\n{}",
