@@ -1,7 +1,10 @@
 //! The live lines of deployments: one line when a deployment starts and one when it
 //! ends (a rollback marked as such, with what it undoes), one line per target when its
 //! lifecycle is done (`box-1 1.2.0 healthy (7 events, 1.4s)`), every failure with its
-//! detail, every skip, and the bakes between waves as they progress. Lifecycle steps
+//! detail, every skip, and the bakes between waves as they progress. A target is done
+//! when it passed ValidateService and then its health check (`Health`, which follows
+//! it target by target when the step checks health), or once the deployment moves on
+//! to another lifecycle event, a bake or its end. Lifecycle steps
 //! that succeed are counted, not printed (unless `--verbose`), so a deployment to 50
 //! targets reads as about 50 lines, not 350.
 //!
@@ -19,10 +22,6 @@ use crate::state::{DeploymentRow, Store};
 
 use super::{first_line, seconds, shown};
 
-/// The lifecycle events after which a target is done and healthy: the last of
-/// CodeDeploy's in-place order, and the plugin's own health verdict.
-const DONE_EVENTS: [&str; 2] = ["ValidateService", "Health"];
-
 /// Lines of a failure's detail shown below it (hook output tails run longer).
 const DETAIL_LINES: usize = 6;
 
@@ -39,6 +38,8 @@ struct TargetProgress {
     /// Lifecycle steps that ended (succeeded, failed or skipped).
     ended: usize,
     last_event: String,
+    /// When it passed ValidateService (its line waits for its health check).
+    validated: Option<Instant>,
     /// Its line was printed (done, failed or skipped).
     shown: bool,
 }
@@ -67,14 +68,14 @@ impl DeployLines {
         else {
             return None;
         };
-        if lifecycle_event == "Bake" {
-            return Some(bake_line(state, detail));
-        }
         if target.is_empty() {
-            return Some(match state.as_str() {
-                "started" => self.started(stage, step, deployment_id, detail),
+            let mut lines = self.flush_done(deployment_id);
+            lines.push(match (lifecycle_event.as_str(), state.as_str()) {
+                ("Bake", _) => bake_line(state, detail),
+                (_, "started") => self.started(stage, step, deployment_id, detail),
                 _ => self.ended(deployment_id, state, detail, now),
             });
+            return Some(lines.join("\n"));
         }
         self.target_event(
             deployment_id,
@@ -174,6 +175,24 @@ impl DeployLines {
         out
     }
 
+    /// The "done" lines of the targets of deployment `id` that passed ValidateService
+    /// and are not waiting on their own health check, in the order they passed.
+    fn flush_done(&mut self, id: &str) -> Vec<String> {
+        let row = self.row(id);
+        let mut done: Vec<(&(String, String), &mut TargetProgress)> = self
+            .targets
+            .iter_mut()
+            .filter(|((d, _), p)| d == id && p.validated.is_some() && !p.shown)
+            .collect();
+        done.sort_by_key(|(_, p)| p.validated);
+        done.into_iter()
+            .map(|((_, target), p)| {
+                p.shown = true;
+                done_line(target, row.as_ref(), p, p.validated.unwrap_or(p.first))
+            })
+            .collect()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn target_event(
         &mut self,
@@ -185,6 +204,13 @@ impl DeployLines {
         verbose: bool,
         now: Instant,
     ) -> Option<String> {
+        // A target that passed ValidateService is done once its health check (which
+        // follows it, target by target) passed, or once the deployment moves on.
+        let mut lines = if event == "Health" || event == "ValidateService" {
+            Vec::new()
+        } else {
+            self.flush_done(id)
+        };
         let row = self.row(id);
         let progress = self
             .targets
@@ -193,25 +219,25 @@ impl DeployLines {
                 first: now,
                 ended: 0,
                 last_event: String::new(),
+                validated: None,
                 shown: false,
             });
         if state != "started" {
             progress.ended += 1;
         }
         progress.last_event = event.to_string();
-        let took = seconds(now.saturating_duration_since(progress.first));
         match state {
             "failed" => {
                 progress.shown = true;
                 let mut s = format!("    {target} FAILED at {event}");
-                let mut lines = detail.lines();
-                if let Some(first) = lines.next() {
+                let mut detail_lines = detail.lines();
+                if let Some(first) = detail_lines.next() {
                     s.push_str(&format!(": {}", shown(first)));
                 }
-                for l in lines.take(DETAIL_LINES) {
+                for l in detail_lines.take(DETAIL_LINES) {
                     s.push_str(&format!("\n      | {}", shown(l)));
                 }
-                Some(s)
+                lines.push(s);
             }
             _ if event == "Skip" => {
                 progress.shown = true;
@@ -219,31 +245,46 @@ impl DeployLines {
                 if !detail.is_empty() {
                     s.push_str(&format!(": {}", shown(first_line(detail))));
                 }
-                Some(s)
+                lines.push(s);
             }
-            "succeeded" if DONE_EVENTS.contains(&event) && !progress.shown => {
+            "succeeded" if event == "ValidateService" && !progress.shown => {
+                progress.validated = Some(now);
+            }
+            "succeeded" if event == "Health" && !progress.shown => {
                 progress.shown = true;
-                let label = row.as_ref().map(|d| d.label.as_str()).unwrap_or("");
-                let revision = match &row {
-                    _ if label.is_empty() => String::new(),
-                    Some(d) if d.kind == "rollback" => format!("back to {}, ", shown(label)),
-                    _ => format!("{} ", shown(label)),
-                };
-                Some(format!(
-                    "    {target} {revision}healthy ({}, {took})",
-                    events_word(progress.ended)
-                ))
+                lines.push(done_line(target, row.as_ref(), progress, now));
+            }
+            "succeeded" if event == "End" && !detail.is_empty() => {
+                progress.shown = true;
+                lines.push(format!("    {target}: {}", shown(first_line(detail))));
             }
             _ if verbose => {
                 let mut s = format!("      {target} {event} {state}");
                 if !detail.is_empty() {
                     s.push_str(&format!(": {}", shown(first_line(detail))));
                 }
-                Some(s)
+                lines.push(s);
             }
-            _ => None,
+            _ => {}
         }
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
+}
+
+/// `box-1 1.2.0 healthy (7 events, 1.4s)`; `box-1 back to 1.1.0, healthy (...)` in a
+/// rollback.
+fn done_line(target: &str, row: Option<&DeploymentRow>, p: &TargetProgress, at: Instant) -> String {
+    let label = row.map(|d| d.label.as_str()).unwrap_or("");
+    let revision = match row {
+        _ if label.is_empty() => String::new(),
+        Some(d) if d.kind == "rollback" => format!("back to {}, ", shown(label)),
+        _ => format!("{} ", shown(label)),
+    };
+    format!(
+        "    {target} {revision}healthy ({}, {})",
+        events_word(p.ended),
+        seconds(at.saturating_duration_since(p.first))
+    )
 }
 
 fn events_word(n: usize) -> String {
@@ -351,6 +392,68 @@ mod tests {
             shown += lines.line(e, false, now).map_or(0, |l| l.lines().count());
         }
         assert_eq!(shown, 52, "a start, 50 targets, an end");
+    }
+
+    #[test]
+    fn a_batch_in_lockstep_shows_each_target_once_its_health_check_ended() {
+        let mut lines = DeployLines::new(None);
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for (e, s) in [
+            (event("d-1", "", "Deployment", "started", "web 1.2.0"), 0),
+            (event("d-1", "box-1", "ValidateService", "succeeded", ""), 1),
+            (event("d-1", "box-2", "ValidateService", "succeeded", ""), 1),
+            (
+                event(
+                    "d-1",
+                    "box-1",
+                    "Health",
+                    "started",
+                    "http://127.0.0.1:18081/health",
+                ),
+                2,
+            ),
+            (
+                event("d-1", "box-1", "Health", "succeeded", "GET /health: 200"),
+                2,
+            ),
+            (
+                event(
+                    "d-1",
+                    "box-2",
+                    "Health",
+                    "started",
+                    "http://127.0.0.1:18082/health",
+                ),
+                3,
+            ),
+            (
+                event(
+                    "d-1",
+                    "box-2",
+                    "Health",
+                    "failed",
+                    "GET /health: 503, expected 200 after 3 attempts",
+                ),
+                4,
+            ),
+            (event("d-1", "box-3", "ValidateService", "succeeded", ""), 5),
+            (
+                event("d-1", "", "Deployment", "failed", "Health failed on box-2"),
+                6,
+            ),
+        ] {
+            if let Some(l) = lines.line(&e, false, t0 + Duration::from_secs(s)) {
+                out.push(l);
+            }
+        }
+        insta::assert_snapshot!(out.join("\n"), @r"
+          DEPLOY d-1 prod/deploy started: web 1.2.0
+            box-1 healthy (2 events, 1.0s)
+            box-2 FAILED at Health: GET /health: 503, expected 200 after 3 attempts
+            box-3 healthy (1 event, 0ms)
+          DEPLOY d-1 FAILED: Health failed on box-2
+        ");
     }
 
     #[test]

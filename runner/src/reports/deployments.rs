@@ -337,6 +337,7 @@ pub fn render_markdown(stories: &[DeploymentStory]) -> String {
         let icon = match d.state.as_str() {
             "succeeded" => "✅",
             "in-progress" => "⏳",
+            "interrupted" => "⚠️",
             "stopped" => "🛑",
             _ => "❌",
         };
