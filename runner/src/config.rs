@@ -657,6 +657,7 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             bake,
         });
     }
+    crate::targets::spec::check_grants(source, &targets, &stages, &declared, errors);
     let state = state_path(source, dir, raw.pipeline.get_ref().state.as_ref(), errors);
     let denylists = crate::gates::blocked::denylist_paths(
         source,
