@@ -187,6 +187,6 @@ fn main() {
         );
     }
     println!(
-        "  (AllAtOnce runs hosts in parallel, so its hooks' summed time can exceed the step's wall time; its overhead is then 0.)"
+        "  (AllAtOnce runs its hosts in parallel, in lockstep: where their hooks overlap, the step's wall time minus their summed time understates the overhead.)"
     );
 }
