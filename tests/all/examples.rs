@@ -72,7 +72,11 @@ fn quickstart_demo_runs_both_passes_and_stops_the_fleet() {
         10,
         "every host serves 1.0.0 after both passes:\n{text}"
     );
-    assert!(!text.contains("hello 1.1.0"), "{text}");
+    assert!(!text.contains(": 200 hello 1.1.0"), "{text}");
+    assert!(
+        text.contains("rolled back 1 target to 1.0.0"),
+        "the run's status says what happened:\n{text}"
+    );
     for port in &ports {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", *port)).is_err(),
