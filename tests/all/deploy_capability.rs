@@ -114,6 +114,27 @@ fn a_bundle_outside_the_read_grant_is_refused() {
 }
 
 #[test]
+fn a_bake_between_waves_naming_an_undeclared_monitor_fails_naming_the_declared_ones() {
+    let server = FlipServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let monitor = format!(
+        "\n[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{base}/health\" }}\n[monitor.grants]\nnet = [\"{base}\"]\n"
+    );
+    let d = Durable::new(&pipeline(
+        &(targets(&base) + &monitor),
+        "",
+        &deploy_step(
+            "deploy",
+            "targets = [\"box-1\"], bake-monitors = [\"api\", \"latency\"]",
+            "targets = [\"one-box\"]",
+        ),
+    ));
+    let out = d.sluice(&["run"]);
+    out.expect_code(1);
+    insta::assert_snapshot!(step_summary(&d, "deploy"), @"bake after wave one-box: names no monitor `latency`; the pipeline declares api");
+}
+
+#[test]
 fn no_state_refuses_to_deploy_with_its_message() {
     let d = Durable::new(&pipeline(
         &targets("http://127.0.0.1:1"),
@@ -218,6 +239,323 @@ fn an_alarm_during_a_deployment_reaches_the_plugin_which_rolls_back() {
         step_summary(&d, "sidecar").starts_with("stopped: alarm gate `alarms`"),
         "{}",
         step_summary(&d, "sidecar")
+    );
+}
+
+#[test]
+fn after_kill_9_during_a_deployment_resume_deploys_again_and_the_dead_one_is_interrupted() {
+    let d = Durable::new(&pipeline(
+        &targets("http://127.0.0.1:1"),
+        "",
+        &deploy_step(
+            "deploy",
+            "targets = [\"box-1\"], wait-alarm-ms = 2000",
+            "targets = [\"one-box\"]",
+        ),
+    ));
+    let run = d.spawn(&["run"]);
+    wait_until("the deployment to begin", Duration::from_secs(60), || {
+        deployment_begun(&d)
+    });
+    run.kill9();
+    let id = d.run_ids()[0].clone();
+    let out = d.sluice(&["resume", &id]);
+    out.expect_code(0);
+    // The resumed step deployed again; the dead runner's deployment is on the record
+    // as interrupted, once, and nothing else was recorded twice.
+    let recorded = deployments(&d);
+    assert_eq!(
+        recorded,
+        vec![
+            (
+                "deploy".to_string(),
+                "interrupted".to_string(),
+                "the runner stopped during this deployment".to_string()
+            ),
+            (
+                "deploy".to_string(),
+                "succeeded".to_string(),
+                "done".to_string()
+            ),
+        ]
+    );
+}
+
+/// `builtin:deploy` of `dist/<version>` to box-1 (one-box) then box-2 (zone-a), with
+/// a bake between the waves on monitor `api` (an HTTP check of `base`).
+fn fleet_pipeline(base: &str, version: &str) -> String {
+    format!(
+        r#"[pipeline]
+name = "shop"
+
+[[monitor]]
+id = "api"
+uses = "builtin:http-check"
+interval = "100ms"
+with = {{ url = "{base}/health" }}
+[monitor.grants]
+net = ["{base}"]
+
+[[target]]
+name = "box-1"
+group = "one-box"
+local = "fleet/box-1"
+
+[[target]]
+name = "box-2"
+group = "zone-a"
+local = "fleet/box-2"
+
+[[stage]]
+name = "prod"
+
+[[stage.step]]
+id = "deploy"
+uses = "builtin:deploy"
+[stage.step.with]
+bundle = "dist/{version}"
+application = "shop"
+config = "AllAtOnce"
+waves = ["one-box", "zone-a"]
+bake-between-waves = {{ duration = "1s", positive = 2, monitors = ["api"], timeout = "30s" }}
+[stage.step.grants]
+read = ["dist"]
+targets = ["one-box", "zone-a"]
+"#
+    )
+}
+
+/// A bundle `dist/<version>` installing `/srv/shop/version` and checking it.
+fn write_bundle(d: &Durable, version: &str) {
+    let at = format!("dist/{version}");
+    d.project.write(
+        &format!("{at}/appspec.yml"),
+        "version: 0.0\nos: linux\nfiles:\n  - source: content\n    destination: /srv/shop\nhooks:\n  ValidateService:\n    - location: scripts/validate.sh\n      timeout: 10\n",
+    );
+    d.project
+        .write(&format!("{at}/content/version"), &format!("{version}\n"));
+    d.project.write(
+        &format!("{at}/scripts/validate.sh"),
+        "test -f \"$SLUICE_TARGET_ROOT/srv/shop/version\"\n",
+    );
+}
+
+/// `sluice run` on the system clock (a bake between waves waits real time), gates
+/// polled every 50 ms.
+fn run_on_the_system_clock(d: &Durable) -> std::process::Command {
+    let mut cmd = d.project.command(&["run", "--format", "plain"]);
+    cmd.env("SLUICE_GATE_POLL_MS", "50")
+        .env("SLUICE_ACTOR", "tester")
+        .env_remove("SLUICE_TEST_CLOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+#[test]
+fn builtin_deploy_bakes_between_waves_and_a_failed_bake_rolls_back_to_the_recorded_revision() {
+    let server = FlipServer::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let d = Durable::new(&fleet_pipeline(&base, "v1"));
+    write_bundle(&d, "v1");
+    write_bundle(&d, "v2");
+    let version = |name: &str| {
+        std::fs::read_to_string(d.path().join(format!("fleet/{name}/srv/shop/version")))
+            .unwrap_or_default()
+    };
+    // v1 goes out: one box, a bake on the monitor's data points, then zone-a.
+    let first = crate::support::Outcome::of(&mut run_on_the_system_clock(&d));
+    first.expect_code(0);
+    assert_eq!(
+        (version("box-1"), version("box-2")),
+        ("v1\n".into(), "v1\n".into())
+    );
+    let store = sluice::state::Store::open_existing(&d.path().join(".sluice/state.db")).unwrap();
+    let run_1 = d.run_ids()[0].clone();
+    let ds = store.deployments(&run_1).unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    let bake: Vec<(String, String)> = store
+        .deployment_events(&ds[0].id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "Bake")
+        .map(|e| (e.state, e.detail))
+        .collect();
+    assert_eq!(bake.len(), 2, "{bake:?}");
+    assert_eq!(bake[0].0, "started");
+    assert_eq!(bake[1].0, "succeeded", "{bake:?}");
+    assert!(bake[1].1.contains("0 negative"), "{bake:?}");
+    // v2: the service fails while the bake after one-box runs.
+    d.project.write("sluice.toml", &fleet_pipeline(&base, "v2"));
+    let run = Spawned(Some(
+        run_on_the_system_clock(&d).spawn().expect("start sluice"),
+    ));
+    wait_until("the bake after one-box", Duration::from_secs(60), || {
+        d.run_ids().len() == 2
+            && store.deployments(&d.run_ids()[1]).is_ok_and(|ds| {
+                ds.first().is_some_and(|dep| {
+                    store
+                        .deployment_events(&dep.id)
+                        .is_ok_and(|es| es.iter().any(|e| e.event == "Bake"))
+                })
+            })
+    });
+    server.fail();
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(1);
+    // box-1, the only one touched, is back on v1, recorded; box-2 never left it.
+    assert_eq!(
+        (version("box-1"), version("box-2")),
+        ("v1\n".into(), "v1\n".into())
+    );
+    let run_2 = d.run_ids()[1].clone();
+    let ds = store.deployments(&run_2).unwrap();
+    let kinds: Vec<(&str, &str)> = ds
+        .iter()
+        .map(|d| (d.kind.as_str(), d.state.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("deploy", "failed"), ("rollback", "succeeded")],
+        "{ds:#?}"
+    );
+    assert!(
+        ds[0]
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("negative"),
+        "{ds:#?}"
+    );
+    let box_1 = store.target_record("shop", "box-1").unwrap();
+    assert_eq!(
+        box_1.current.as_ref().map(|r| r.label.as_str()),
+        Some("v1"),
+        "{box_1:?}"
+    );
+    assert_eq!(box_1.state, sluice::state::HostState::Healthy, "{box_1:?}");
+}
+
+/// A `sluice` this file started: killed and reaped by PID when dropped unfinished.
+struct Spawned(Option<std::process::Child>);
+
+impl Spawned {
+    /// Wait for its end, at most `limit` (then kill it and fail).
+    fn finish(mut self, limit: Duration) -> crate::support::Outcome {
+        let mut child = self.0.take().expect("the child is there");
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().expect("poll the child").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let out = crate::support::Outcome::from_child(child);
+                panic!(
+                    "sluice did not finish in {limit:?}\n{}{}",
+                    out.stdout, out.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        crate::support::Outcome::from_child(child)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn builtin_deploy_is_told_of_an_alarm_during_its_bake_and_rolls_back_instead_of_being_aborted() {
+    let (api, canary) = (FlipServer::start(), FlipServer::start());
+    let api_base = format!("http://127.0.0.1:{}", api.port);
+    let canary_base = format!("http://127.0.0.1:{}", canary.port);
+    // The bake counts monitor `canary` (always healthy) for 30 s; only the alarm of
+    // monitor `api`, behind the stage's alarms gate, can end it early.
+    let pipeline = |version: &str| {
+        fleet_pipeline(&canary_base, version)
+            .replacen(
+                "[[target]]",
+                &format!(
+                    "[[monitor]]\nid = \"api\"\nuses = \"builtin:http-check\"\ninterval = \"100ms\"\nwith = {{ url = \"{api_base}/health\" }}\n[monitor.grants]\nnet = [\"{api_base}\"]\n\n[[target]]"
+                ),
+                1,
+            )
+            .replacen("id = \"api\"\nuses", "id = \"canary\"\nuses", 1)
+            .replace("monitors = [\"api\"], timeout = \"30s\"", "monitors = [\"canary\"], timeout = \"60s\"")
+            .replace("duration = \"1s\"", "duration = \"30s\"")
+            .replace(
+                "name = \"prod\"\n",
+                "name = \"prod\"\n[stage.gates.alarms]\nalarms = [\"api\"]\n",
+            )
+    };
+    let d = Durable::new(&pipeline("v2"));
+    write_bundle(&d, "v2");
+    let store_path = d.path().join(".sluice/state.db");
+    let run = Spawned(Some(
+        run_on_the_system_clock(&d).spawn().expect("start sluice"),
+    ));
+    let mut deployment = String::new();
+    wait_until("the bake after one-box", Duration::from_secs(60), || {
+        let Ok(store) = sluice::state::Store::open_existing(&store_path) else {
+            return false;
+        };
+        let Some(run_id) = d.run_ids().first().cloned() else {
+            return false;
+        };
+        let Some(dep) = store
+            .deployments(&run_id)
+            .ok()
+            .and_then(|ds| ds.first().cloned())
+        else {
+            return false;
+        };
+        deployment = dep.id.clone();
+        store
+            .deployment_events(&dep.id)
+            .is_ok_and(|es| es.iter().any(|e| e.event == "Bake"))
+    });
+    api.fail();
+    let out = run.finish(Duration::from_secs(60));
+    out.expect_code(1);
+    let text = both(&out);
+    assert!(
+        text.contains("stage `prod` stopped: alarm gate `alarms` fired while the stage ran: monitor `api` is ALARM"),
+        "{text}"
+    );
+    let store = sluice::state::Store::open_existing(&store_path).unwrap();
+    let bake_end = store
+        .deployment_events(&deployment)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.event == "Bake")
+        .unwrap();
+    assert_eq!(bake_end.state, "failed", "{bake_end:?}");
+    assert!(
+        bake_end
+            .detail
+            .contains("alarm gate `alarms` fired during the bake"),
+        "{bake_end:?}"
+    );
+    // The step ran to its end: it rolled back box-1 (a fresh target: nothing to go
+    // back to, so its files are removed) and said so, rather than being cut off.
+    let summary = step_summary(&d, "deploy");
+    assert!(!summary.starts_with("stopped:"), "{summary}");
+    let kinds: Vec<String> = store
+        .deployments(&d.run_ids()[0])
+        .unwrap()
+        .iter()
+        .map(|d| format!("{} {}", d.kind, d.state))
+        .collect();
+    // The deployment ended (builtin:deploy records a bake an alarm failed as a failed
+    // deployment) and the touched target was rolled back.
+    assert!(
+        kinds == ["deploy stopped", "rollback succeeded"]
+            || kinds == ["deploy failed", "rollback succeeded"],
+        "{kinds:?}"
     );
 }
 

@@ -107,11 +107,14 @@ pub fn parse(
             message,
         }
     })?;
-    let error_at = |needle: &str, message: String| AppSpecError {
-        file: file.to_string(),
-        line: line_of(text, needle),
-        column: None,
-        message,
+    let error_at = |needle: &str, message: String| {
+        let position = value_position(text, needle);
+        AppSpecError {
+            file: file.to_string(),
+            line: position.map(|(line, _)| line),
+            column: position.map(|(_, column)| column),
+            message,
+        }
     };
     let mut hooks = BTreeMap::new();
     for (event, scripts) in [
@@ -216,15 +219,19 @@ fn key_position(text: &str, from: usize, key: &str) -> Option<(usize, usize)> {
         })
 }
 
-/// The 1-based line of the first line that mentions `needle` as a value.
-fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            line.split_once(':')
-                .is_some_and(|(_, value)| value.contains(needle))
-                || line.trim_start_matches([' ', '-']).trim() == needle
-        })
-        .map(|i| i + 1)
+/// Line and column (1-based) of the first value `needle` (`key: needle` or
+/// `- needle`).
+fn value_position(text: &str, needle: &str) -> Option<(usize, usize)> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let value_at = match line.split_once(':') {
+            Some((key, value)) if value.trim() == needle => key.len() + 1,
+            _ if line.trim_start_matches([' ', '-']).trim() == needle => 0,
+            _ => return None,
+        };
+        line[value_at..]
+            .find(needle)
+            .map(|c| (i + 1, value_at + c + 1))
+    })
 }
 
 #[derive(Deserialize)]

@@ -366,9 +366,12 @@ pub fn deploy(
         return Ok(outcome);
     };
     finish(fleet, &id, failure.end(), &failure.describe());
+    // What a rollback puts back: the targets this deployment touched, and those it
+    // skipped because an earlier deployment that never finished (the runner died) had
+    // already put this revision there without it becoming their last good one.
     let touched: Vec<(Target, String)> = covered
         .into_iter()
-        .filter(|(_, _, touched, _)| *touched)
+        .filter(|(_, record, touched, _)| *touched || unconfirmed(record))
         .map(|(target, _, _, group)| (target, group))
         .collect();
     if settings.rollback && !touched.is_empty() {
@@ -548,6 +551,15 @@ fn roll_back(
         );
     }
     outcome
+}
+
+/// Whether a target runs a revision that never became its last good one.
+fn unconfirmed(record: &TargetRecord) -> bool {
+    match (&record.current, &record.last_good) {
+        (Some(current), Some(good)) => current.digest != good.digest,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 fn clone_job(job: &Job) -> Job {

@@ -688,6 +688,33 @@ fn after_a_crash_targets_left_installing_are_redeployed_first() {
 }
 
 #[test]
+fn a_rollback_after_resume_also_covers_targets_the_dead_deployment_finished() {
+    let mut fleet = FakeFleet::new(&[("all", &["a", "b"])]);
+    deploy_version(&mut fleet, "1.0.0", GOOD_APPSPEC, serde_json::json!({}));
+    // The runner died after a ran 2.0.0 to the end, before the deployment finished:
+    // a is healthy on 2.0.0, its last good still 1.0.0.
+    let mut a = fleet.record("a");
+    let current = a.current.as_mut().unwrap();
+    current.digest = "sha256:2.0.0000000000000000000".into();
+    current.label = "2.0.0".into();
+    fleet.records.insert("a".into(), a);
+    fleet.exit_codes_in.push((
+        "b".into(),
+        "d-r1-2".into(),
+        "scripts/validate.sh".into(),
+        1,
+    ));
+    let report = deploy_version(&mut fleet, "2.0.0", GOOD_APPSPEC, serde_json::json!({}));
+    assert!(
+        report.summary.ends_with("rolled back 2 targets to 1.0.0"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(fleet.begun[2].targets, ["a", "b"]);
+    assert_eq!(fleet.record("a").current.unwrap().label, "1.0.0");
+}
+
+#[test]
 fn half_at_a_time_keeps_the_minimum_healthy_and_moves_a_batch_together() {
     let names = ["h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"];
     let mut fleet = FakeFleet::new(&[("all", &names)]);
@@ -928,7 +955,7 @@ mod appspec_files {
             .to_string();
         assert_eq!(
             e,
-            "dist/bundle/appspec.yml:5: hooks.ValidateService: script `scripts/validate.sh` is not in the bundle"
+            "dist/bundle/appspec.yml:5:17: hooks.ValidateService: script `scripts/validate.sh` is not in the bundle"
         );
     }
 

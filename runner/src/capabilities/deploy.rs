@@ -132,16 +132,6 @@ pub struct DeploySetting {
     pub redactor: Arc<Redactor>,
 }
 
-/// The targets of `declared` that `grants` names (by name or by group), in the
-/// pipeline's order.
-pub fn granted_targets(declared: &[TargetSpec], grants: &Grants) -> Vec<TargetSpec> {
-    declared
-        .iter()
-        .filter(|t| grants.targets.iter().any(|g| g == &t.name || g == &t.group))
-        .cloned()
-        .collect()
-}
-
 /// The `url` origins of `targets` as `net` grants: a deploy step's outgoing HTTP may
 /// reach them (its health checks) without a `net` grant of its own.
 pub fn url_origins(targets: &[TargetSpec]) -> Vec<NetGrant> {
@@ -203,7 +193,7 @@ impl DeployGrant {
         if grants.targets.is_empty() {
             return Ok(None);
         }
-        let specs = granted_targets(&setting.targets, grants);
+        let specs = crate::targets::spec::granted(&setting.targets, grants);
         let mut key_folder = None;
         let ssh = if specs
             .iter()
@@ -220,39 +210,42 @@ impl DeployGrant {
                     names.join(", ")
                 )));
             };
-            let identity_file = match &grant.identity {
-                None => None,
+            let access = match &grant.identity {
+                None => SshAccess {
+                    user: grant.user.clone(),
+                    identity_file: None,
+                    known_hosts: grant.known_hosts.clone(),
+                    checking: grant.host_key_checking,
+                },
                 Some(secret) => {
                     let key = secrets.get(secret).ok_or_else(|| {
                         GrantError::Deploy(format!(
                             "`ssh` grant: identity `{secret}` is not a secret of the pipeline; declare it under [secrets]"
                         ))
                     })?;
-                    let (folder, file) = write_key(key).map_err(|e| {
-                        GrantError::Deploy(format!(
-                            "`ssh` grant: cannot write the key of secret `{secret}` to a private file: {e}"
-                        ))
-                    })?;
+                    // A 0700 folder of its own, removed with the grant.
+                    let folder = tempfile::Builder::new()
+                        .prefix("sluice-ssh-")
+                        .tempdir()
+                        .map_err(|e| {
+                            GrantError::Deploy(format!(
+                                "`ssh` grant: cannot make a private folder for the key of secret `{secret}`: {e}"
+                            ))
+                        })?;
+                    let access = SshAccess::from_grant(grant, key.as_bytes(), folder.path())
+                        .map_err(|e| GrantError::Deploy(format!("`ssh` grant: {e}")))?;
                     key_folder = Some(folder);
                     log.line(
                         Source::Runner,
                         &format!("ssh identity: secret `{secret}` (in a file private to the step)"),
                     );
-                    Some(file)
+                    access
                 }
             };
-            if grant.host_key_checking == crate::targets::HostKeyChecking::AcceptNew {
-                log.line(
-                    Source::Runner,
-                    "ssh host-key-checking = accept-new: a host not yet in known-hosts is added on first contact; a changed key is still refused",
-                );
+            if let Some(notice) = access.notice() {
+                log.line(Source::Runner, &notice);
             }
-            Some(SshAccess {
-                user: grant.user.clone(),
-                identity_file,
-                known_hosts: grant.known_hosts.clone(),
-                checking: grant.host_key_checking,
-            })
+            Some(access)
         } else {
             None
         };
@@ -297,25 +290,6 @@ impl DeployGrant {
             _key_folder: key_folder,
         }))
     }
-}
-
-/// Write an SSH private key to `key` in a new 0700 folder, the file 0600.
-fn write_key(key: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let folder = tempfile::Builder::new().prefix("sluice-ssh-").tempdir()?;
-    let path = folder.path().join("identity");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    file.write_all(key.as_bytes())?;
-    // OpenSSH refuses a key whose last line has no newline.
-    if !key.ends_with('\n') {
-        file.write_all(b"\n")?;
-    }
-    Ok((folder, path))
 }
 
 /// The targets one attempt of a step may deploy to, and what the import needs to
@@ -629,6 +603,20 @@ impl DeployAccess {
         Ok(outcome)
     }
 
+    async fn read_archive_file(
+        &self,
+        target: &str,
+        archive: &str,
+        path: &str,
+    ) -> Result<String, wit::DeployError> {
+        self.recorder()?;
+        let transport = self.target(target)?;
+        transport
+            .read_archive_file(archive, path)
+            .await
+            .map_err(|e| self.target_failed(e))
+    }
+
     async fn bake(&self, id: &str, request: wit::BakeRequest) -> Result<String, String> {
         let rec = self.recorder().map_err(|_| NO_STATE.to_string())?;
         self.deployment(id).map_err(|e| match e {
@@ -807,9 +795,8 @@ impl wit::Host for crate::host::step::StepState {
         archive: String,
         path: String,
     ) -> Result<String, wit::DeployError> {
-        let _ = (target, archive, path);
         let d = self.deploy.clone().ok_or_else(no_grant)?;
-        Err(d.unavailable("read-archive-file"))
+        d.read_archive_file(&target, &archive, &path).await
     }
 
     fn alarm(&mut self) -> Option<String> {
@@ -1179,6 +1166,100 @@ mod tests {
         let back = f.access.read_record("web", "box-1").await.unwrap();
         assert!(matches!(back.state, wit::HostState::Healthy));
         assert_eq!(back.current.unwrap().installed, ["/srv/web/app"]);
+    }
+
+    #[tokio::test]
+    async fn a_local_target_gets_the_bundle_runs_its_hook_masked_and_keeps_a_record_copy() {
+        let f = fixture(true);
+        std::fs::create_dir_all(f.root.join("bundle/scripts")).unwrap();
+        std::fs::write(
+            f.root.join("bundle/scripts/validate.sh"),
+            "echo \"validating on $SLUICE_TARGET with s3cr3t-hunter2-token\"\nexit 3\n",
+        )
+        .unwrap();
+        let id = f.access.begin(deployment(&["box-1"])).await.unwrap();
+        let staged = f
+            .access
+            .download_bundle(
+                "box-1",
+                &id,
+                wit::BundleSource::LocalFolder("bundle".into()),
+            )
+            .await
+            .unwrap();
+        let digest = f
+            .access
+            .bundle_digest(wit::BundleSource::LocalFolder("bundle".into()))
+            .await
+            .unwrap();
+        assert_eq!(staged.digest, digest);
+        let script = f
+            .access
+            .read_archive_file("box-1", &staged.archive, "scripts/validate.sh")
+            .await
+            .unwrap();
+        assert!(script.starts_with("echo"), "{script}");
+        let outside = f
+            .access
+            .read_archive_file("box-1", &staged.archive, "../../record.json")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&outside, wit::DeployError::Failed(m) if m.contains("not a relative path inside the archive")),
+            "{outside:?}"
+        );
+        let box_1 = f.root.join("fleet/box-1");
+        assert!(
+            staged.archive.starts_with(&box_1.display().to_string()),
+            "{}",
+            staged.archive
+        );
+        let outcome = f
+            .access
+            .run_hook(
+                "box-1",
+                &id,
+                wit::Hook {
+                    event: "ValidateService".into(),
+                    archive: staged.archive.clone(),
+                    script: "scripts/validate.sh".into(),
+                    env: vec![],
+                    timeout_ms: 10_000,
+                    runas: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.exit_code, Some(3));
+        assert!(
+            outcome.output_tail.contains("validating on box-1 with "),
+            "{}",
+            outcome.output_tail
+        );
+        assert!(
+            !outcome.output_tail.contains("hunter2"),
+            "{}",
+            outcome.output_tail
+        );
+        f.access
+            .write_record(
+                "web",
+                "box-1",
+                wit::TargetRecord {
+                    current: None,
+                    last_good: None,
+                    state: wit::HostState::Failed,
+                },
+            )
+            .await
+            .unwrap();
+        let copy =
+            std::fs::read_to_string(box_1.join("var/lib/sluice-deploy/web/record.json")).unwrap();
+        assert!(copy.contains("\"state\": \"failed\""), "{copy}");
+        assert_eq!(
+            f.store.target_record("web", "box-1").unwrap().state,
+            HostState::Failed
+        );
     }
 
     #[test]

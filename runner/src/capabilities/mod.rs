@@ -107,9 +107,9 @@ impl StepSandbox {
         }
         // A deploy step's outgoing HTTP may reach its granted targets' `url` origins.
         let target_origins = match &deploy {
-            Some(setting) if !step.grants.targets.is_empty() => {
-                deploy::url_origins(&deploy::granted_targets(&setting.targets, &step.grants))
-            }
+            Some(setting) if !step.grants.targets.is_empty() => deploy::url_origins(
+                &crate::targets::spec::granted(&setting.targets, &step.grants),
+            ),
             _ => Vec::new(),
         };
         let mut net_grants = net.clone();

@@ -69,6 +69,8 @@ const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 const OUTPUT_CAP: usize = 1 << 20;
 /// Hooks run by this process, to name their log files.
 static HOOK_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Most bytes `read_archive_file` returns (the contract's 1 MiB).
+const MAX_ARCHIVE_FILE: usize = 1 << 20;
 /// Exit code the scripts use for "refused, the message says why".
 const REFUSED: i32 = 3;
 
@@ -315,6 +317,38 @@ impl Transport {
         } else {
             Err(self.failed(format!("the digest of {archive} came back as `{hex}`")))
         }
+    }
+
+    /// The text of `path` (relative, without `..`) inside `archive`, at most
+    /// [`MAX_ARCHIVE_FILE`] bytes: the AppSpec of a revision already on the target.
+    pub async fn read_archive_file(
+        &self,
+        archive: &str,
+        path: &str,
+    ) -> Result<String, TargetError> {
+        self.check_archive(archive)?;
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\0')
+            || path.split('/').any(|c| c == "..")
+        {
+            return Err(self.failed(format!(
+                "`{path}` is not a relative path inside the archive"
+            )));
+        }
+        let file = format!("{archive}/{path}");
+        let script = format!(
+            "{SCRIPT_HEAD}[ -f {f} ] || refuse {missing}\n\
+             [ \"$(wc -c <{f})\" -le {MAX_ARCHIVE_FILE} ] || refuse {big}\n\
+             cat {f}\n",
+            f = sh_quote(&file),
+            missing = sh_quote(&format!("{path} is not a file in archive {archive}")),
+            big = sh_quote(&format!(
+                "{path} in archive {archive} is larger than {MAX_ARCHIVE_FILE} bytes"
+            )),
+        );
+        self.expect_ok(&format!("reading {path}"), &script, Input::None)
+            .await
     }
 
     /// Install: remove `cleanup`, copy `files`, apply `permissions`; returns the files
@@ -771,13 +805,20 @@ impl Transport {
             } else {
                 format!("[{host}]:{port}")
             };
+            let replace = format!(
+                "check the key's fingerprint with whoever runs the host, then replace its line: ssh-keygen -R '{entry}' -f {known_hosts} && ssh-keyscan -p {port} {host} >> {known_hosts}"
+            );
+            if stderr.contains("HOST IDENTIFICATION HAS CHANGED") {
+                return TargetError::Unreachable(format!(
+                    "target `{}`: the host key of {host} port {port} differs from the one {known_hosts} has for `{entry}` (the host was rebuilt, or someone else answers in its place); nothing was done on it. If the change is expected, {replace}",
+                    self.spec.name
+                ));
+            }
             if stderr.contains("Host key verification failed")
-                || stderr.contains("HOST IDENTIFICATION HAS CHANGED")
-                || stderr.contains("No ED25519 host key is known")
                 || stderr.contains("host key is known")
             {
                 return TargetError::Unreachable(format!(
-                    "target `{}`: ssh to {host} port {port} refused its host key: {known_hosts} has no entry for `{entry}` or a different key. Check the host's key fingerprint, then replace its line (ssh-keygen -R '{entry}' -f {known_hosts}; ssh-keyscan -p {port} {host} >> {known_hosts}); for a first contact, grant host-key-checking = \"accept-new\"",
+                    "target `{}`: {known_hosts} has no key for `{entry}` ({host} port {port}) and host keys are checked strictly; nothing was done on it. To trust it, check the key's fingerprint with whoever runs the host, then add it: ssh-keyscan -p {port} {host} >> {known_hosts}; or, for a first contact only, grant host-key-checking = \"accept-new\"",
                     self.spec.name
                 ));
             }
@@ -1270,6 +1311,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn read_archive_file_returns_a_staged_appspec_and_refuses_paths_out_of_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = local(&dir.path().join("box-1"));
+        let s = staged(&t, dir.path(), "d-1-1").await;
+        let text = t.read_archive_file(&s.archive, "appspec.yml").await.unwrap();
+        assert_eq!(text, "version: 0.0\nos: linux\n");
+        let missing = t
+            .read_archive_file(&s.archive, "scripts/none.sh")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("scripts/none.sh is not a file in archive"), "{missing}");
+        for outside in ["../../record.json", "/etc/passwd", ""] {
+            let e = t.read_archive_file(&s.archive, outside).await.unwrap_err();
+            assert!(e.to_string().contains("is not a relative path inside the archive"), "{e}");
+        }
+        let not_an_archive = dir.path().join("box-1").display().to_string();
+        assert!(t.read_archive_file(&not_an_archive, "appspec.yml").await.is_err());
+        write(
+            &Path::new(&s.archive).join("big.txt"),
+            &"x".repeat(MAX_ARCHIVE_FILE + 1),
+            0o644,
+        );
+        let big = t.read_archive_file(&s.archive, "big.txt").await.unwrap_err();
+        assert!(big.to_string().contains("larger than"), "{big}");
+    }
+
+    #[tokio::test]
     async fn download_bundle_copies_a_folder_into_the_archive_layout_keeping_modes() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("box-1");
@@ -1751,6 +1820,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not JSON"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_file_of_an_archive_is_read_only_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = local(&dir.path().join("box-1"));
+        let s = staged(&t, dir.path(), "d-1-1").await;
+        let text = t
+            .read_archive_file(&s.archive, "appspec.yml")
+            .await
+            .unwrap();
+        assert_eq!(text, "version: 0.0\nos: linux\n");
+        let e = t
+            .read_archive_file(&s.archive, "../../record.json")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is not a relative path inside the archive"),
+            "{e}"
+        );
+        let e = t
+            .read_archive_file(&s.archive, "nope.yml")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope.yml is not a file in archive"), "{e}");
     }
 
     #[test]
