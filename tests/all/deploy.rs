@@ -343,9 +343,8 @@ fn guard(dir: &Path, hosts: &[Host]) -> FleetGuard {
     guard
 }
 
-/// A pipeline deploying `bundle` to `hosts` with `config`, in `waves`; `with_extra` adds
-/// lines to the step's `with`, `head` goes before the stage (monitors), `stage_extra`
-/// into the stage (gates).
+/// A pipeline file (application `hello`, one stage `prod`) whose `deploy` step deploys
+/// to `hosts` as `deploy` says, with a health check of every host.
 fn pipeline(dir: &Path, hosts: &[Host], deploy: &Deploy) -> String {
     let waves = deploy
         .waves
@@ -390,11 +389,16 @@ targets = [{waves}]
 
 /// What a test pipeline deploys, and how.
 struct Deploy<'a> {
+    /// The bundle folder, relative to the project.
     bundle: &'a str,
+    /// The `config` value as TOML, e.g. `"HalfAtATime"` with its quotes.
     config: &'a str,
     waves: &'a [&'a str],
+    /// TOML before the stage (`[[monitor]]`s).
     head: String,
+    /// TOML inside the stage, before its step (`[stage.gates.alarms]`).
     stage_extra: &'a str,
+    /// More lines of the step's `with`.
     with_extra: &'a str,
 }
 
