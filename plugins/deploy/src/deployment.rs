@@ -535,7 +535,11 @@ fn roll_back(
             fleet,
             &id,
             DeploymentEnd::Succeeded,
-            &format!("rolled back {} targets", outcome.restored.len()),
+            &if outcome.restored.len() == 1 {
+                "rolled back 1 target".to_string()
+            } else {
+                format!("rolled back {} targets", outcome.restored.len())
+            },
         );
     } else {
         let why = outcome
