@@ -11,7 +11,7 @@ use std::path::Path;
 
 use sluice::state::{HostState, NewDeployment, RevisionRow, Store, TargetRecordRow};
 
-use crate::support::{Project, normalize};
+use crate::support::{Outcome, Project, normalize};
 
 const PIPELINE: &str = r#"
 [pipeline]
@@ -295,4 +295,136 @@ fn targets_of_a_pipeline_never_run_says_so_without_creating_a_store() {
         out.stdout
     );
     assert!(!p.path().join(".sluice/state.db").exists());
+}
+
+/// A pipeline that deploys `bundles/<version>` with `builtin:deploy` to the three local
+/// targets, one group per wave, one at a time.
+fn deploying(version: &str) -> String {
+    format!(
+        r#"{PIPELINE}
+[[stage.step]]
+id = "deploy"
+uses = "builtin:deploy"
+needs = ["build"]
+[stage.step.with]
+bundle = "bundles/{version}"
+application = "shop"
+[stage.step.grants]
+read = ["bundles"]
+targets = ["one-box", "zone-a", "rest"]
+"#
+    )
+}
+
+/// A revision whose hooks do nothing but exit: 0, or `validate_exit` for ValidateService.
+fn write_bundle(p: &Project, version: &str, validate_exit: u8) {
+    let dir = format!("bundles/{version}");
+    p.write(
+        &format!("{dir}/appspec.yml"),
+        "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n  ValidateService:\n    - location: validate.sh\n",
+    );
+    p.write(&format!("{dir}/start.sh"), "exit 0\n");
+    p.write(
+        &format!("{dir}/validate.sh"),
+        &format!("exit {validate_exit}\n"),
+    );
+}
+
+/// The deployment lines of a run's output, with their durations blotted out.
+fn deploy_lines(stderr: &str, project: &Path) -> String {
+    let took = regex::Regex::new(r"(\d+ events?), \d+(\.\d+)?(ms|s|m\d+s)\)").unwrap();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("DEPLOY ")
+                || t.starts_with("ROLLBACK ")
+                || t.starts_with("box-")
+                || t.starts_with("bake")
+                || t.starts_with("baking")
+                || t.starts_with("| ")
+        })
+        .collect();
+    let text = normalize(&lines.join("\n"), project);
+    took.replace_all(&text, "$1, [TIME])").into_owned()
+}
+
+#[test]
+fn a_real_deployment_and_its_rollback_in_the_live_lines_status_history_targets_and_summary() {
+    let p = Project::new(&deploying("1.0.0"));
+    write_bundle(&p, "1.0.0", 0);
+    write_bundle(&p, "1.1.0", 3);
+    let first = p.run(&[]);
+    first.expect_code(0);
+    let second_pipeline = deploying("1.1.0");
+    p.write("sluice.toml", &second_pipeline);
+    // The second run inside GitHub Actions: its lines go to stdout, and the job
+    // summary gets the deployments.
+    let job_summary = p.path().join("job-summary.md");
+    let second = Outcome::of(
+        p.command(&["run", "--format", "plain"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &job_summary),
+    );
+    second.expect_code(1);
+    insta::assert_snapshot!(
+        "real_deploy_lines",
+        format!(
+            "--- first run\n{}\n--- second run\n{}",
+            deploy_lines(&first.stderr, p.path()),
+            deploy_lines(&second.stdout, p.path())
+        )
+    );
+    let md = std::fs::read_to_string(&job_summary).unwrap();
+    let section = &md[md.find("### Deployments").expect("a deployments section")..];
+    insta::assert_snapshot!("real_job_summary", stable(section, p.path()));
+    let run = p.run_record()["run_id"].as_str().unwrap().to_string();
+    let status = p.sluice(&["status", &run]);
+    status.expect_code(0);
+    let deployments: String = status
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "deployments:")
+        .take_while(|l| !l.starts_with("failed step"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("real_status_deployments", stable(&deployments, p.path()));
+    let history = p.sluice(&["history", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(
+        (v[0]["deployed"].clone(), v[0]["rolled_back"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(
+        (v[1]["deployed"].clone(), v[1]["rolled_back"].clone()),
+        (true.into(), false.into())
+    );
+    let targets = p.sluice(&["targets"]);
+    targets.expect_code(0);
+    insta::assert_snapshot!("real_targets", stable(&targets.stdout, p.path()));
+    // Every target is back on 1.0.0, recorded healthy.
+    let json = p.sluice(&["targets", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    for t in v["targets"].as_array().unwrap() {
+        let r = &t["records"][0];
+        assert_eq!(r["state"], "healthy", "{t:#}");
+        assert_eq!(r["current"]["label"], "1.0.0", "{t:#}");
+    }
+    // The run's summary.json lists the failed deployment and its rollback.
+    let report = p.run_record()["run_dir"]
+        .as_str()
+        .map(|d| std::fs::read_to_string(Path::new(d).join("reports/summary.json")).unwrap());
+    let summary: serde_json::Value = serde_json::from_str(&report.unwrap()).unwrap();
+    assert_eq!(summary["rollbacks"], 1);
+    let kinds: Vec<(&str, &str)> = summary["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap(), d["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("deploy", "failed"), ("rollback", "succeeded")]);
+    assert_eq!(
+        summary["deployments"][0]["failure"]["event"],
+        "ValidateService"
+    );
 }

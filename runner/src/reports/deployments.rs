@@ -248,9 +248,10 @@ pub fn render_text(
         out.push('\n');
         let _ = writeln!(
             out,
-            "{indent}  {} to {} targets of group {} ({}), started {}{}",
+            "{indent}  {} to {} target{} of group {} ({}), started {}{}",
             shown(&d.config),
             d.targets.len(),
+            if d.targets.len() == 1 { "" } else { "s" },
             shown(&d.deployment_group),
             s.counts(),
             stamp(d.started_at),
