@@ -321,7 +321,7 @@ fn a_wrong_known_hosts_entry_is_refused_naming_the_host_and_the_fix() {
 
 /// A pipeline deploying `bundle` with `builtin:deploy` to every host of `fleet`, one
 /// group per host, with `known_hosts` granted.
-fn ssh_pipeline(fleet: &SshFleet, known_hosts: &Path) -> String {
+fn ssh_pipeline(fleet: &SshFleet, known_hosts: &Path, checking: &str) -> String {
     let mut toml = format!(
         "[pipeline]\nname = \"ssh-fleet\"\n\n[secrets]\ndeploy-key = {{ file = \"{key}\" }}\n\n",
         key = fleet.client_key.display()
@@ -342,7 +342,7 @@ fn ssh_pipeline(fleet: &SshFleet, known_hosts: &Path) -> String {
         "[[stage]]\nname = \"prod\"\n\n[[stage.step]]\nid = \"deploy\"\nuses = \"builtin:deploy\"\n\
          [stage.step.with]\nbundle = \"bundle\"\napplication = \"shop\"\nconfig = \"OneAtATime\"\nwaves = [{groups}]\n\
          [stage.step.grants]\nread = [\"bundle\"]\ntargets = [{groups}]\n\
-         ssh = {{ identity = \"deploy-key\", known-hosts = \"{kh}\", user = \"{user}\" }}\n",
+         ssh = {{ identity = \"deploy-key\", known-hosts = \"{kh}\", user = \"{user}\"{checking} }}\n",
         kh = known_hosts.display(),
         user = fleet.user
     ));
@@ -393,7 +393,7 @@ fn builtin_deploy_deploys_to_two_ssh_hosts_and_never_logs_the_key() {
         return;
     }
     let fleet = SshFleet::start(2);
-    let p = Project::new(&ssh_pipeline(&fleet, &fleet.known_hosts));
+    let p = Project::new(&ssh_pipeline(&fleet, &fleet.known_hosts, ""));
     write_bundle(&p, "hello over ssh\n");
     let out = p.run(&[]);
     out.expect_code(0);
@@ -446,7 +446,7 @@ fn builtin_deploy_refuses_a_host_whose_key_is_not_the_known_one() {
     }
     let fleet = SshFleet::start(1);
     let wrong = fleet.wrong_known_hosts();
-    let p = Project::new(&ssh_pipeline(&fleet, &wrong));
+    let p = Project::new(&ssh_pipeline(&fleet, &wrong, ""));
     write_bundle(&p, "never served\n");
     let out = p.run(&[]);
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -462,4 +462,48 @@ fn builtin_deploy_refuses_a_host_whose_key_is_not_the_known_one() {
         "{shown}"
     );
     assert!(!fleet.hosts[0].root.join("srv").exists());
+}
+
+#[test]
+fn accept_new_lets_a_first_host_key_in_says_so_and_still_refuses_a_changed_one() {
+    if sshd_or_skip().is_none() {
+        return;
+    }
+    let fleet = SshFleet::start(1);
+    let p = Project::new("");
+    let known_hosts = p.path().join("known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    p.write(
+        "sluice.toml",
+        &ssh_pipeline(&fleet, &known_hosts, ", host-key-checking = \"accept-new\""),
+    );
+    write_bundle(&p, "first contact\n");
+    p.run(&[]).expect_code(0);
+    assert!(
+        p.step_log("deploy")
+            .contains("host-key-checking = \"accept-new\""),
+        "{}",
+        p.step_log("deploy")
+    );
+    let port = fleet.hosts[0].port;
+    let added = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(added.contains(&format!("[127.0.0.1]:{port}")), "{added}");
+    assert_eq!(
+        std::fs::read_to_string(fleet.hosts[0].root.join("srv/www/index.html")).unwrap(),
+        "first contact\n"
+    );
+    // accept-new is not "anything goes": a changed key is refused.
+    std::fs::copy(fleet.wrong_known_hosts(), &known_hosts).unwrap();
+    write_bundle(&p, "second\n");
+    let out = p.run(&[]);
+    assert_ne!(out.code, 0);
+    assert!(
+        p.step_log("deploy").contains("differs from the one"),
+        "{}",
+        p.step_log("deploy")
+    );
+    assert_eq!(
+        std::fs::read_to_string(fleet.hosts[0].root.join("srv/www/index.html")).unwrap(),
+        "first contact\n"
+    );
 }

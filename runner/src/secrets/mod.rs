@@ -47,15 +47,15 @@ impl std::fmt::Debug for SecretValues {
 }
 
 impl SecretValues {
-    /// Read every secret some step of `pipeline` is granted. Blocking (a command may
-    /// run); every problem is reported.
+    /// Read every secret some step of `pipeline` is granted, as a secret or as the
+    /// key of its `ssh` grant (`identity`, which the plugin never sees). Blocking (a
+    /// command may run); every problem is reported.
     pub fn resolve(pipeline: &Pipeline) -> Result<SecretValues, Vec<SecretError>> {
-        let granted: std::collections::BTreeSet<&str> = pipeline
-            .stages
-            .iter()
-            .flat_map(|s| &s.steps)
+        let steps = || pipeline.stages.iter().flat_map(|s| &s.steps);
+        let granted: std::collections::BTreeSet<&str> = steps()
             .flat_map(|s| &s.grants.secrets)
             .map(|g| g.name.as_str())
+            .chain(steps().filter_map(|s| s.grants.ssh.as_ref()?.identity.as_deref()))
             .collect();
         let mut values = BTreeMap::new();
         let mut errors = Vec::new();
