@@ -19,11 +19,70 @@ fn run_example(dir: &Path) -> (Outcome, tempfile::TempDir) {
     (out, runs)
 }
 
+/// The README's first command: `examples/quickstart/run.sh`, on a copy of the example
+/// with ports of its own. Both passes run (1.0.0 deployed in waves and promoted, 1.1.0
+/// rolled back), what every host serves is shown, and no service is left running.
 #[test]
-fn quickstart_passes() {
-    let (out, _runs) = run_example(&example("quickstart"));
+fn quickstart_demo_runs_both_passes_and_stops_the_fleet() {
+    let work = tempfile::Builder::new()
+        .prefix("sluice-quickstart-demo-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path().join("quickstart");
+    crate::support::copy_tree(&example("quickstart"), &dir);
+    for leftover in [".fleet", "dist"] {
+        let _ = std::fs::remove_dir_all(dir.join(leftover));
+    }
+    let listeners: Vec<std::net::TcpListener> = (0..5)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(listeners);
+    for file in ["sluice.toml", "release-1.1.toml"] {
+        let mut text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for (i, port) in ports.iter().enumerate() {
+            text = text.replace(&format!("1818{}", i + 1), &port.to_string());
+        }
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let out = Outcome::of(
+        Command::new("bash")
+            .arg(dir.join("run.sh"))
+            .env("SLUICE", crate::support::sluice_bin())
+            .env("SLUICE_CACHE_DIR", crate::support::cache_dir())
+            .env_remove("SLUICE_TEST_CLOCK")
+            .env_remove("GITHUB_STEP_SUMMARY"),
+    );
+    // Whatever happened, no service outlives the test.
+    for pid_file in (1..=5).map(|i| dir.join(format!(".fleet/box-{i}/run/hello.pid"))) {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            panic!("run.sh left {} behind", pid_file.display());
+        }
+    }
     out.expect_code(0);
-    assert!(out.stderr.contains("pipeline passed"), "{}", out.stderr);
+    let text = &out.stdout;
+    assert!(text.contains("== pass 1"), "{text}");
+    assert!(text.contains("== pass 2"), "{text}");
+    assert_eq!(
+        text.matches(": 200 hello 1.0.0").count(),
+        10,
+        "every host serves 1.0.0 after both passes:\n{text}"
+    );
+    assert!(!text.contains(": 200 hello 1.1.0"), "{text}");
+    assert!(
+        text.contains("rolled back 1 target to 1.0.0"),
+        "the run's status says what happened:\n{text}"
+    );
+    for port in &ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", *port)).is_err(),
+            "something still listens on {port} after run.sh:\n{text}"
+        );
+    }
 }
 
 #[test]

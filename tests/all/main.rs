@@ -9,6 +9,7 @@ mod canary;
 mod capacity;
 mod ci_plugins;
 mod cli;
+mod deploy;
 mod deploy_capability;
 mod deploy_plugin;
 mod deploy_ssh;
