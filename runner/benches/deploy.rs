@@ -187,6 +187,6 @@ fn main() {
         );
     }
     println!(
-        "  (AllAtOnce runs its hosts in parallel, in lockstep: where their hooks overlap, the step's wall time minus their summed time understates the overhead.)"
+        "  (AllAtOnce runs its hosts in lockstep, one lifecycle event of every host before the next, not in parallel: its hooks never overlap, so wall time minus their summed time is the whole overhead.)"
     );
 }

@@ -77,6 +77,11 @@ fn quickstart_demo_runs_both_passes_and_stops_the_fleet() {
         text.contains("rolled back 1 target to 1.0.0"),
         "the run's status says what happened:\n{text}"
     );
+    // The promotion stage was never entered: its step is skipped, not finished.
+    assert!(
+        text.contains("not reached  0/1 steps finished, 1 skipped"),
+        "status counts a skipped step apart:\n{text}"
+    );
     for port in &ports {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", *port)).is_err(),

@@ -670,15 +670,24 @@ pub(super) fn status(args: StatusArgs, flag: Option<PathBuf>) -> Result<u8, Expe
                 _ => ("queued".to_string(), format!("queued {}", at(r.queued_at))),
             },
         };
-        let done = steps.iter().filter(|s| &s.stage == name).count();
+        // Steps recorded as skipped (their stage was never entered, or what they
+        // needed failed) did not finish: they are counted apart.
+        let skipped = steps
+            .iter()
+            .filter(|s| &s.stage == name && s.status == "skipped")
+            .count();
+        let done = steps.iter().filter(|s| &s.stage == name).count() - skipped;
         let total = pipeline
             .as_ref()
             .and_then(|p| p.stages.iter().find(|s| &s.name == name))
             .map(|s| s.steps.len());
-        let steps_text = match total {
+        let mut steps_text = match total {
             Some(n) => format!("{done}/{n} steps finished"),
             None => format!("{done} steps finished"),
         };
+        if skipped > 0 {
+            steps_text.push_str(&format!(", {skipped} skipped"));
+        }
         let _ = writeln!(t, "  {name:<14} {state:<12} {steps_text:<20} {when}");
         if let Some(b) = bake.filter(|b| b.state != "not started") {
             let _ = writeln!(t, "    bake ({}): {}", b.state, b.detail);
