@@ -1,5 +1,7 @@
 //! Compiles every plugin under `plugins/` to a wasm32-wasip2 component and generates
-//! `builtins.rs`, which embeds them in the runner as `builtin:<folder name>`.
+//! `builtins.rs`, which embeds them in the runner as `builtin:<folder name>`; and
+//! generates `authoring_files.rs`, which embeds what `sluice plugin new` writes (the
+//! templates, the contract and the SDK helpers of every language).
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +42,75 @@ fn main() {
     out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("builtins.rs"), out).expect("OUT_DIR is writable");
+    embed_authoring_files(&root, &out_dir);
+}
+
+/// Folders, relative to the workspace root, whose files `sluice plugin new` can write:
+/// the templates, the contract, and the SDK helpers for languages other than Rust.
+const AUTHORING_FOLDERS: &[&str] = &[
+    "templates",
+    "wit",
+    "sdk/python",
+    "sdk/js",
+    "sdk/go",
+    "sdk/c",
+];
+
+/// Names never embedded: build output and caches a developer's checkout may hold.
+const NOT_EMBEDDED: &[&str] = &[
+    "target",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".git",
+    "build",
+    "dist",
+];
+
+/// Write `authoring_files.rs`: `(path relative to the workspace root, bytes)` of every
+/// file under [`AUTHORING_FOLDERS`], sorted by path.
+fn embed_authoring_files(root: &Path, out_dir: &Path) {
+    let mut files = Vec::new();
+    for folder in AUTHORING_FOLDERS {
+        let dir = root.join(folder);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        collect_files(&dir, &mut files);
+    }
+    files.sort();
+    let mut out = String::from(
+        "/// `(path relative to the workspace root, bytes)` of every file `sluice plugin new` may write.\npub static AUTHORING_FILES: &[(&str, &[u8])] = &[\n",
+    );
+    for path in files {
+        let relative = path
+            .strip_prefix(root)
+            .expect("collected under the root")
+            .to_string_lossy()
+            .into_owned();
+        out.push_str(&format!(
+            "    ({relative:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    std::fs::write(out_dir.join("authoring_files.rs"), out).expect("OUT_DIR is writable");
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if NOT_EMBEDDED.iter().any(|n| name == std::ffi::OsStr::new(n)) {
+            continue;
+        }
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => collect_files(&path, files),
+            Ok(t) if t.is_file() => files.push(path),
+            _ => {}
+        }
+    }
 }
 
 /// `(builtin name, package name)` for each plugin folder, sorted by name.

@@ -298,6 +298,20 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a plugin project: `sluice plugin new todo-scan --lang python`.
+    New(plugin_cli::NewArgs),
+    /// Run one plugin once, without a pipeline, and print its report.
+    Run(plugin_cli::RunArgs),
+    /// Run fixture cases (`--case DIR`) and compare each report with the expected one.
+    Test(plugin_cli::TestArgs),
+    /// The conformance kit: the checks every plugin must pass.
+    Check(plugin_cli::CheckArgs),
+    /// Write the contract (`plugin.wit` and the WASI packages) into a folder.
+    Wit(plugin_cli::WitArgs),
+    /// Generate guest bindings for C or Go from the contract.
+    Bindgen(plugin_cli::BindgenArgs),
+    /// Turn a wasip1 core module (C, Go) into a plugin component.
+    Componentize(plugin_cli::ComponentizeArgs),
 }
 
 /// Entry point of the binary: parse arguments, run, and return the exit code.
@@ -327,7 +341,11 @@ pub fn main() -> ExitCode {
     // and before the cache root is opened (its handle must belong to the runner's
     // mount namespace, where the runner hides it from steps).
     let sandbox = Arc::new(match cli.command {
-        Command::Run(_) | Command::Resume(_) => Sandbox::prepare(),
+        Command::Run(_)
+        | Command::Resume(_)
+        | Command::Plugin {
+            command: PluginCommand::Run(_) | PluginCommand::Test(_) | PluginCommand::Check(_),
+        } => Sandbox::prepare(),
         _ => Sandbox::unavailable("this command runs no step"),
     });
     // Then check and hold the cache root.
@@ -482,57 +500,72 @@ async fn dispatch(
             }
             Ok(exit::OK)
         }
-        Command::Plugin {
-            command: PluginCommand::Info { reference, json },
-        } => {
-            let host = start_host(1, cache_root)?;
-            let cwd =
-                std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
-            let r = PluginRef::parse(&reference, &cwd);
-            let p = describe_any(&host, &r)
-                .await
-                .map_err(|e| ExpectedError::Config(e.to_string()))?;
-            if json {
-                console::out_line(&json_text(&plugin_json(&p)));
-            } else {
-                use std::fmt::Write as _;
-                let d = p.descriptor();
-                let mut text = String::new();
-                let _ = writeln!(text, "plugin:       {}", p.reference());
-                if p.world == "monitor" {
-                    let _ = writeln!(
-                        text,
-                        "world:        monitor (a health check: `[[monitor]]`)"
-                    );
-                }
-                let _ = writeln!(text, "name:         {}", d.name);
-                let _ = writeln!(text, "version:      {}", d.version);
-                let _ = writeln!(text, "summary:      {}", d.summary);
-                let _ = writeln!(text, "world:        {}", p.world);
-                let _ = writeln!(text, "digest:       {}", p.digest);
-                let caps: Vec<String> = d
-                    .capabilities
-                    .iter()
-                    .map(|c| capability_name(*c).to_string())
-                    .collect();
-                let _ = writeln!(
-                    text,
-                    "capabilities: {}",
-                    if caps.is_empty() {
-                        "none".into()
-                    } else {
-                        caps.join(", ")
-                    }
-                );
-                let _ = writeln!(text, "config schema:");
-                for l in json_text(&p.schema).lines() {
-                    let _ = writeln!(text, "  {l}");
-                }
-                console::out(&text);
+        Command::Plugin { command } => match command {
+            PluginCommand::Info { reference, json } => {
+                plugin_info(reference, json, cache_root).await
             }
-            Ok(exit::OK)
-        }
+            PluginCommand::New(args) => plugin_cli::new(args),
+            PluginCommand::Run(args) => plugin_cli::run(args, cache_root, sandbox).await,
+            PluginCommand::Test(args) => plugin_cli::test(args, cache_root, sandbox).await,
+            PluginCommand::Check(args) => plugin_cli::check(args, cache_root, sandbox).await,
+            PluginCommand::Wit(args) => plugin_cli::wit(args),
+            PluginCommand::Bindgen(args) => plugin_cli::bindgen(args),
+            PluginCommand::Componentize(args) => plugin_cli::componentize(args),
+        },
     }
+}
+
+/// `sluice plugin info`.
+async fn plugin_info(
+    reference: String,
+    json: bool,
+    cache_root: Option<CacheRoot>,
+) -> Result<u8, ExpectedError> {
+    let host = start_host(1, cache_root)?;
+    let cwd = std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
+    let r = PluginRef::parse(&reference, &cwd);
+    let p = describe_any(&host, &r)
+        .await
+        .map_err(|e| ExpectedError::Config(e.to_string()))?;
+    if json {
+        console::out_line(&json_text(&plugin_json(&p)));
+    } else {
+        use std::fmt::Write as _;
+        let d = p.descriptor();
+        let mut text = String::new();
+        let _ = writeln!(text, "plugin:       {}", p.reference());
+        if p.world == "monitor" {
+            let _ = writeln!(
+                text,
+                "world:        monitor (a health check: `[[monitor]]`)"
+            );
+        }
+        let _ = writeln!(text, "name:         {}", d.name);
+        let _ = writeln!(text, "version:      {}", d.version);
+        let _ = writeln!(text, "summary:      {}", d.summary);
+        let _ = writeln!(text, "world:        {}", p.world);
+        let _ = writeln!(text, "digest:       {}", p.digest);
+        let caps: Vec<String> = d
+            .capabilities
+            .iter()
+            .map(|c| capability_name(*c).to_string())
+            .collect();
+        let _ = writeln!(
+            text,
+            "capabilities: {}",
+            if caps.is_empty() {
+                "none".into()
+            } else {
+                caps.join(", ")
+            }
+        );
+        let _ = writeln!(text, "config schema:");
+        for l in json_text(&p.schema).lines() {
+            let _ = writeln!(text, "  {l}");
+        }
+        console::out(&text);
+    }
+    Ok(exit::OK)
 }
 
 fn capability_name(c: crate::host::bindings::types::Capability) -> &'static str {
@@ -965,6 +998,7 @@ impl RunnerFolders {
 
 mod canary_cli;
 mod durable_cli;
+mod plugin_cli;
 mod targets_cli;
 
 /// Keeping the runner's own folders from the steps.

@@ -13,8 +13,10 @@
 //!   [`state`] records every transition of a run (the only place with SQL), so a
 //!   killed runner resumes from the record;
 //! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
+//! - [`authoring`] is the plugin-author kit (`sluice plugin new|run|test|check`);
 //! - [`limits`] holds every documented bound, [`console`] every write to stdout/stderr.
 
+pub mod authoring;
 pub mod builtins;
 pub mod capabilities;
 pub mod cli;

@@ -118,9 +118,9 @@ pub mod monitor_bindings {
         export_macro_name: "__export_monitor",
         default_bindings_module: "sluice_sdk::monitor_bindings",
         with: {
-            "sluice:plugin/types@0.1.4": sluice_sdk::bindings::sluice::plugin::types,
-            "sluice:plugin/log@0.1.4": sluice_sdk::bindings::sluice::plugin::log,
-            "sluice:plugin/secrets@0.1.4": sluice_sdk::bindings::sluice::plugin::secrets,
+            "sluice:plugin/types@0.1.5": sluice_sdk::bindings::sluice::plugin::types,
+            "sluice:plugin/log@0.1.5": sluice_sdk::bindings::sluice::plugin::log,
+            "sluice:plugin/secrets@0.1.5": sluice_sdk::bindings::sluice::plugin::secrets,
             "wasi:http/outgoing-handler@0.2.12": sluice_sdk::bindings::wasi::http::outgoing_handler,
             "wasi:http/types@0.2.12": sluice_sdk::bindings::wasi::http::types,
             "wasi:io/error@0.2.12": sluice_sdk::bindings::wasi::io::error,

@@ -12,7 +12,8 @@
 //! - [`logs`]: the step log (stdout, stderr, `log` import, program output);
 //! - [`secrets`]: `secrets` grant, the `secrets` import, secrets for programs;
 //! - [`deploy`]: `targets` and `ssh` grants, the `deploy-targets` import (operations
-//!   in [`crate::targets`]).
+//!   in [`crate::targets`]);
+//! - [`grants`]: the `grants` import, which tells the plugin all of the above.
 
 pub mod confine;
 pub mod denials;
@@ -21,6 +22,7 @@ pub mod egress;
 pub mod env;
 pub mod exec;
 pub mod files;
+pub mod grants;
 pub mod http;
 pub mod logs;
 pub mod secrets;
@@ -65,6 +67,8 @@ pub struct StepSandbox {
     allow_unconfined_exec: bool,
     /// The `targets` grant, when the step has one.
     deploy: Option<Arc<deploy::DeployGrant>>,
+    /// What the `grants` import answers.
+    granted: grants::SharedGrants,
 }
 
 impl StepSandbox {
@@ -149,6 +153,12 @@ impl StepSandbox {
             .map(Arc::new),
             None => None,
         };
+        let secret_access = Arc::new(secrets::SecretAccess::resolve(secret_grants, secrets));
+        let granted = Arc::new(grants::GrantedView::new(
+            &files,
+            &step.grants,
+            secret_access.names(),
+        ));
         Ok(StepSandbox {
             files,
             env: Arc::new(env::EnvAccess::resolve(env, toolchain_env)),
@@ -157,9 +167,10 @@ impl StepSandbox {
             exec,
             workdir,
             programs,
-            secrets: Arc::new(secrets::SecretAccess::resolve(secret_grants, secrets)),
+            secrets: secret_access,
             allow_unconfined_exec,
             deploy,
+            granted,
         })
     }
 
@@ -210,6 +221,7 @@ impl StepSandbox {
                 .deploy
                 .as_ref()
                 .map(|g| Arc::new(deploy::DeployAccess::new(g.clone(), deadline, log.clone()))),
+            grants: self.granted.clone(),
         }
     }
 

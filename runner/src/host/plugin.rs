@@ -48,7 +48,7 @@ pub enum PluginError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(
-        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 or 0.1.1): {reason}"
+        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 to 0.1.5): {reason}"
     )]
     Incompatible { name: String, reason: String },
     /// A component of the other world: a monitor used as a step, or the reverse.
@@ -318,7 +318,7 @@ impl PluginHost {
         // `wasi:*` ones, already linked above by wasmtime's crates.
         {
             use crate::host::bindings::sluice::plugin::{
-                deploy_targets, log, process, secrets, types,
+                deploy_targets, grants, log, process, secrets, types,
             };
             types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
@@ -329,6 +329,8 @@ impl PluginHost {
             secrets::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
             deploy_targets::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+                .map_err(engine_err)?;
+            grants::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
         }
         let cache = cache_root

@@ -44,6 +44,8 @@ pub struct StepState {
     /// The `deploy-targets` capability; absent for `describe` and for steps without a
     /// `targets` grant.
     pub(crate) deploy: Option<Arc<DeployAccess>>,
+    /// What the `grants` import answers (nothing for `describe`).
+    pub(crate) grants: crate::capabilities::grants::SharedGrants,
     /// `wasi:http` settings and our `send_request` (denies everything for `describe`).
     http_ctx: WasiHttpCtx,
     http: StepHttp,
@@ -182,6 +184,7 @@ pub struct AttemptCapabilities {
     pub secrets: Arc<SecretAccess>,
     pub http: StepHttp,
     pub deploy: Option<Arc<DeployAccess>>,
+    pub grants: crate::capabilities::grants::SharedGrants,
 }
 
 /// Limits of one attempt.
@@ -199,13 +202,14 @@ pub(crate) fn new_store(
     limits: AttemptLimits,
     deadline: Instant,
 ) -> Store<StepState> {
-    let (exec, secrets, http, deploy) = match caps {
-        Some(c) => (Some(c.exec), c.secrets, c.http, c.deploy),
+    let (exec, secrets, http, deploy, grants) = match caps {
+        Some(c) => (Some(c.exec), c.secrets, c.http, c.deploy, c.grants),
         None => (
             None,
             Arc::new(SecretAccess::default()),
             StepHttp::new(None, log.clone(), deadline),
             None,
+            Default::default(),
         ),
     };
     let mut table = ResourceTable::new();
@@ -222,6 +226,7 @@ pub(crate) fn new_store(
         exec,
         secrets,
         deploy,
+        grants,
         http_ctx: WasiHttpCtx::new(),
         http,
         deadline,

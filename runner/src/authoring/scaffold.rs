@@ -1,0 +1,277 @@
+//! `sluice plugin new NAME --lang LANG`: write a new plugin project from the templates
+//! embedded in the binary.
+//!
+//! A project is `templates/<lang>/` with its placeholders filled in, the contract
+//! (`wit/`, with the WASI packages it uses) and the language's SDK helper, copied as
+//! `templates/<lang>/template.toml` says. Nothing is overwritten: the target folder
+//! must not exist, or be empty.
+//!
+//! Placeholders, in every text file and in file names:
+//! - `{{name}}`: the plugin's name as given (`todo-scan`);
+//! - `{{name_snake}}`: with `_` for `-` (`todo_scan`), for identifiers;
+//! - `{{name_camel}}`: `TodoScan`;
+//! - `{{sluice_version}}`: this runner's version;
+//! - `{{contract}}`: the contract's package version (`0.1.5`).
+//!
+//! `template.toml` (not copied into the project):
+//! ```toml
+//! summary = "one line shown by `sluice plugin new --list`"
+//! build = "./build.sh"              # shown as the next step
+//! test = "./test.sh"                # shown as the next step
+//! [[copy]]                          # embedded folders copied into the project
+//! from = "sdk/python"               # relative to the workspace root
+//! to = "sluice_plugin"              # relative to the project
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{AuthoringError, embedded};
+
+/// The languages a project can be made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+    Go,
+    C,
+}
+
+impl Lang {
+    /// The template folder's name under `templates/`.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::Go => "go",
+            Lang::C => "c",
+        }
+    }
+}
+
+/// `template.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateManifest {
+    summary: String,
+    build: String,
+    test: String,
+    #[serde(default)]
+    copy: Vec<CopySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopySpec {
+    from: String,
+    to: String,
+}
+
+/// What `new` made, for the command to show.
+#[derive(Debug)]
+pub struct Scaffolded {
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub build: String,
+    pub test: String,
+}
+
+/// The contract's package version, read from the embedded `wit/plugin.wit`.
+pub fn contract_version() -> String {
+    embedded::under("wit")
+        .find(|(p, _)| *p == "plugin.wit")
+        .and_then(|(_, bytes)| {
+            let text = std::str::from_utf8(bytes).ok()?;
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("package sluice:plugin@"))?;
+            Some(
+                line.trim_start_matches("package sluice:plugin@")
+                    .trim_end_matches(';')
+                    .to_string(),
+            )
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Check a plugin name: lowercase ASCII letters, digits and `-`, starting with a
+/// letter, at most 64 characters (it becomes a package, crate and module name).
+pub fn check_name(name: &str) -> Result<(), AuthoringError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthoringError::Usage(format!(
+            "plugin name `{name}` is not allowed: use lowercase letters, digits and single `-`, starting with a letter (e.g. `todo-scan`)"
+        )))
+    }
+}
+
+fn camel(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+fn fill(text: &str, name: &str) -> String {
+    text.replace("{{name}}", name)
+        .replace("{{name_snake}}", &name.replace('-', "_"))
+        .replace("{{name_camel}}", &camel(name))
+        .replace("{{sluice_version}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{contract}}", &contract_version())
+}
+
+/// The languages with a template in this build, and each one's summary.
+pub fn languages() -> Vec<(Lang, String)> {
+    use clap::ValueEnum;
+    Lang::value_variants()
+        .iter()
+        .filter_map(|lang| manifest(*lang).ok().map(|m| (*lang, m.summary)))
+        .collect()
+}
+
+fn manifest(lang: Lang) -> Result<TemplateManifest, AuthoringError> {
+    let prefix = format!("templates/{}", lang.folder());
+    let bytes = embedded::under(&prefix)
+        .find(|(p, _)| *p == "template.toml")
+        .map(|(_, b)| b)
+        .ok_or(AuthoringError::Usage(format!(
+            "this build of sluice has no {} template",
+            lang.folder()
+        )))?;
+    let text = String::from_utf8_lossy(bytes);
+    toml::from_str(&text).map_err(|e| {
+        AuthoringError::Usage(format!(
+            "templates/{}/template.toml is broken (a bug in this build): {e}",
+            lang.folder()
+        ))
+    })
+}
+
+/// Write a new project for plugin `name` in `lang` into `dir`.
+pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, AuthoringError> {
+    check_name(name)?;
+    let manifest = manifest(lang)?;
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            return Err(AuthoringError::Usage(format!(
+                "{} already exists and is not empty; choose another folder with --dir, or remove it",
+                dir.display()
+            )));
+        }
+    }
+    let mut planned: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let template = format!("templates/{}", lang.folder());
+    for (path, bytes) in embedded::under(&template) {
+        if path == "template.toml" {
+            continue;
+        }
+        planned.push((PathBuf::from(fill(path, name)), fill_bytes(bytes, name)));
+    }
+    for (path, bytes) in embedded::under("wit") {
+        planned.push((Path::new("wit").join(path), bytes.to_vec()));
+    }
+    for copy in &manifest.copy {
+        let mut any = false;
+        for (path, bytes) in embedded::under(&copy.from) {
+            any = true;
+            planned.push((Path::new(&copy.to).join(path), bytes.to_vec()));
+        }
+        if !any {
+            return Err(AuthoringError::Usage(format!(
+                "templates/{}/template.toml copies `{}`, which this build did not embed (a bug in this build)",
+                lang.folder(),
+                copy.from
+            )));
+        }
+    }
+    let mut files = Vec::new();
+    for (relative, bytes) in planned {
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| AuthoringError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, &bytes).map_err(|source| AuthoringError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if is_script(&relative, &bytes) {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
+        }
+        files.push(relative);
+    }
+    files.sort();
+    Ok(Scaffolded {
+        dir: dir.to_path_buf(),
+        files,
+        build: manifest.build,
+        test: manifest.test,
+    })
+}
+
+/// Text files get their placeholders filled; anything that is not UTF-8 is copied.
+fn fill_bytes(bytes: &[u8], name: &str) -> Vec<u8> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => fill(text, name).into_bytes(),
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+/// Scripts (a `#!` first line, or `.sh`) are written executable.
+fn is_script(path: &Path, bytes: &[u8]) -> bool {
+    bytes.starts_with(b"#!") || path.extension().is_some_and(|e| e == "sh")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_usable_as_identifiers() {
+        assert!(check_name("todo-scan").is_ok());
+        assert!(check_name("scan2").is_ok());
+        for bad in [
+            "",
+            "Todo",
+            "2scan",
+            "todo_scan",
+            "todo-",
+            "a--b",
+            "todo scan",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        let text = fill("{{name}} {{name_snake}} {{name_camel}}", "todo-scan");
+        assert_eq!(text, "todo-scan todo_scan TodoScan");
+    }
+
+    #[test]
+    fn the_contract_version_is_the_embedded_package_version() {
+        let version = contract_version();
+        assert!(version.starts_with("0.1."), "{version}");
+    }
+}
