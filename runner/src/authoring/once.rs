@@ -235,7 +235,7 @@ impl Outcome {
         match (&self.report, &self.failure) {
             (Some(report), _) => {
                 let _ = writeln!(t, "outcome: {}", status_name(report.status));
-                let _ = writeln!(t, "summary: {}", shown(&report.summary));
+                write_summary(&mut t, &report.summary);
                 if !report.findings.is_empty() {
                     let _ = writeln!(t, "findings ({}):", report.findings.len());
                     for f in &report.findings {
@@ -310,10 +310,22 @@ impl Outcome {
                     "failed"
                 };
                 let _ = writeln!(t, "outcome: {what} ({kind})");
-                let _ = writeln!(t, "summary: {}", shown(&self.summary));
+                write_summary(&mut t, &self.summary);
             }
         }
         t
+    }
+}
+
+/// `summary: first line`, further lines indented under it.
+fn write_summary(t: &mut String, summary: &str) {
+    use std::fmt::Write as _;
+    for (i, line) in summary.lines().enumerate() {
+        let label = if i == 0 { "summary: " } else { "         " };
+        let _ = writeln!(t, "{label}{}", crate::render::shown(line));
+    }
+    if summary.is_empty() {
+        let _ = writeln!(t, "summary:");
     }
 }
 

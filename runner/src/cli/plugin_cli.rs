@@ -294,9 +294,14 @@ pub(super) async fn test(
             Err(e) => {
                 // A case that cannot run (its `with` does not match the schema...)
                 // names the case and stops the command.
+                // Said in terms of case.toml: `with.key`, not the `--with` flag.
+                let text = e
+                    .to_string()
+                    .replace("--with: `", "`with.")
+                    .replace("--with: ", "`with`: ");
                 error = Some(AuthoringError::Usage(format!(
-                    "case {}: {e}",
-                    case.shown.display()
+                    "{}: {text}",
+                    case.shown.join("case.toml").display()
                 )));
                 break;
             }
