@@ -404,10 +404,10 @@ impl Session {
         let isolation = sandbox.isolation();
         let mut private = vec![(runs_path.clone(), "run records")];
         let runs_hidden = isolation.hide(runs.handle(), runs.path()).is_ok();
-        if let Some(cache) = cache {
-            if isolation.hide(cache.handle(), cache.path()).is_err() {
-                private.push((cache.path().to_path_buf(), "compiled-plugin cache"));
-            }
+        if let Some(cache) = cache
+            && isolation.hide(cache.handle(), cache.path()).is_err()
+        {
+            private.push((cache.path().to_path_buf(), "compiled-plugin cache"));
         }
         if runs_hidden {
             private.retain(|(p, _)| p != &runs_path);
