@@ -705,6 +705,111 @@ mod tests {
         );
     }
 
+    fn outcome(report: Option<types::Report>, failure: Option<(&str, &str)>) -> Outcome {
+        Outcome {
+            plugin: "p 1.0.0".into(),
+            status: crate::events::Status::Failed,
+            summary: failure.map_or("ok".into(), |(_, m)| m.to_string()),
+            report,
+            failure: failure.map(|(k, m)| super::super::once::Failure {
+                kind: k.into(),
+                message: m.into(),
+            }),
+            log: vec![],
+            log_bytes: 0,
+            duration_ms: 0,
+        }
+    }
+
+    fn report(findings: Vec<types::Finding>) -> types::Report {
+        types::Report {
+            status: types::Status::Passed,
+            summary: "done".into(),
+            findings,
+            test_cases: vec![],
+            metrics: vec![],
+            data_points: vec![],
+            artifacts: vec![],
+            outputs: vec![],
+        }
+    }
+
+    fn finding(path: &str, fingerprint: &str) -> types::Finding {
+        types::Finding {
+            rule_id: "x/match".into(),
+            severity: types::Severity::Low,
+            message: "m".into(),
+            location: Some(types::Location {
+                path: path.into(),
+                line: Some(1),
+                column: Some(1),
+                end_line: None,
+                end_column: None,
+            }),
+            fingerprint: fingerprint.into(),
+            security_severity: None,
+            help_uri: None,
+            properties: vec![],
+        }
+    }
+
+    #[test]
+    fn a_denial_must_be_a_denied_run_error_naming_a_grant() {
+        let pass = denied_check(&outcome(
+            None,
+            Some(("denied", "no `read` grant covers src")),
+        ));
+        assert_eq!(pass.verdict, Verdict::Pass, "{pass:?}");
+        let vague = denied_check(&outcome(None, Some(("denied", "permission denied"))));
+        assert_eq!(vague.verdict, Verdict::Fail, "{vague:?}");
+        let trap = denied_check(&outcome(None, Some(("trap", "wasm trap: unreachable"))));
+        assert_eq!(trap.verdict, Verdict::Fail, "{trap:?}");
+        assert!(trap.reason.contains("`trap`"), "{trap:?}");
+        let report = denied_check(&outcome(Some(report(vec![])), None));
+        assert_eq!(report.verdict, Verdict::Warn, "{report:?}");
+    }
+
+    #[test]
+    fn absolute_paths_and_shared_fingerprints_make_a_report_ill_formed() {
+        let w = Path::new("/w");
+        let good = outcome(
+            Some(report(vec![
+                finding("src/a", "f:1"),
+                finding("src/a", "f:2"),
+            ])),
+            None,
+        );
+        assert!(report_problems(&good, w).is_empty());
+        let bad = outcome(
+            Some(report(vec![
+                finding("/w/src/a", "f:1"),
+                finding("src/a", "f:1"),
+            ])),
+            None,
+        );
+        let problems = report_problems(&bad, w);
+        assert!(
+            problems.iter().any(|p| p.contains("absolute")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("also another finding's")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn fingerprints_that_change_between_runs_fail_stability() {
+        let a = outcome(Some(report(vec![finding("src/a", "f:1")])), None);
+        let b = outcome(Some(report(vec![finding("src/a", "g:1")])), None);
+        assert_eq!(stability(&a, &a).verdict, Verdict::Pass);
+        assert_eq!(stability(&a, &b).verdict, Verdict::Fail);
+        let empty = outcome(Some(report(vec![finding("src/a", "")])), None);
+        assert_eq!(stability(&empty, &empty).verdict, Verdict::Fail);
+    }
+
     #[test]
     fn a_location_outside_the_working_folder_is_a_problem() {
         let w = Path::new("/w");
