@@ -48,7 +48,7 @@ pub fn create_dir_all(path: impl AsRef<Path>) -> Result<(), Error> {
 /// and matches the result against the preopened folders without resolving `..`, so
 /// `../out/report.json` fails even when `../out` is granted. Resolve it here, lexically,
 /// the way the host resolved the grants. Natively the path is used as it is.
-fn resolve(path: &Path) -> PathBuf {
+pub(crate) fn resolve(path: &Path) -> PathBuf {
     if !cfg!(target_arch = "wasm32") {
         return path.to_path_buf();
     }
