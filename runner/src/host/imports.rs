@@ -153,7 +153,7 @@ pub fn refusal(engine: &wasmtime::Engine, component: &Component) -> Option<Strin
         return Some(format!(
             "it is built for the contract sluice:plugin@{}, and this runner speaks {CONTRACT} \
              (components built for 0.1.0 to 0.1.5 load); rebuild it against this runner's \
-             contract (`sluice plugin wit` writes it)",
+             contract (`sluice plugin wit --out DIR` writes it)",
             other.version.unwrap_or("?")
         ));
     }
@@ -229,6 +229,42 @@ mod tests {
         }
         assert_eq!(CONTRACT, format!("sluice:plugin@{}", "0.1.5"));
         assert!(WIT[7].1.contains(&format!("package {CONTRACT};")));
+    }
+
+    /// The top-level imports of a component binary.
+    fn imports_of(component: &[u8]) -> Vec<String> {
+        let mut depth = 0_u32;
+        let mut names = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(component) {
+            match payload.expect("a valid component") {
+                wasmparser::Payload::ModuleSection { .. }
+                | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+                wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+                wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
+                    for import in reader {
+                        names.push(import.expect("a valid import").name.name.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_import_of_every_builtin_is_provided() {
+        let mut seen = 0;
+        for name in crate::builtins::names() {
+            let component = crate::builtins::find(name).unwrap();
+            for import in imports_of(component) {
+                assert!(
+                    provided(&import),
+                    "builtin:{name} imports {import}, not in PROVIDED"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 20, "only {seen} imports seen");
     }
 
     #[test]

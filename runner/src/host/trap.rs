@@ -19,6 +19,10 @@
 //!   ending in `Error` or `Exception` followed by `:` or the end of the line
 //!   (`Error: boom`, `TypeError: x is not a function`), optionally after `Uncaught `,
 //!   `Error while running ` … — see [`is_error_name_line`];
+//! - componentize-js, whose `run` turns a thrown error into an invalid `run-error`: in
+//!   a line containing ``(received `…`)``, the received text when it is such an error
+//!   line (``invalid variant tag value `undefined` (received `TypeError: boom`)
+//!   specified for `RunError` `` gives `TypeError: boom`);
 //! - C: a line starting with `Assertion failed:` (wasi-libc's `assert`).
 //!
 //! A Rust panic of a language runtime that only reports that the guest's own code
@@ -78,6 +82,8 @@ pub fn guest_error_line(stderr: &str) -> Option<String> {
                 index += offset + 1;
                 consider(start, lines[index - 1].to_owned());
             }
+        } else if let Some(received) = received_error(line) {
+            consider(start, received.to_owned());
         } else if line.starts_with("Assertion failed:") || is_error_name_line(line) {
             consider(start, (*line).to_owned());
         }
@@ -107,6 +113,13 @@ fn rust_panic(head: &str, rest: &[&str]) -> (String, usize) {
     } else {
         (format!("{place}: {}", message.join(" ")), used)
     }
+}
+
+/// The error line inside componentize-js's ``(received `…`)``, if that is one.
+fn received_error(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once("(received `")?;
+    let (received, _) = rest.split_once("`)")?;
+    is_error_name_line(received).then_some(received)
 }
 
 /// Whether `line` names an error the way JavaScript engines and many languages print
@@ -220,6 +233,14 @@ mod tests {
         assert!(!is_error_name_line("    at run (app.js:3:9)"));
         assert!(!is_error_name_line("no Error: here"));
         assert!(!is_error_name_line("Errors: 3"));
+    }
+
+    #[test]
+    fn componentize_js_thrown_error() {
+        assert_eq!(
+            guest_error_line(include_str!("trap/componentize-js.txt")).as_deref(),
+            Some("TypeError: boom")
+        );
     }
 
     #[test]
