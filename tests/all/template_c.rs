@@ -306,3 +306,54 @@ fn the_toolkit_writes_bindings_and_refuses_what_is_not_a_core_module() {
     insta::assert_snapshot!("toolkit_componentize_refusals", refusals);
     assert!(!dir.join("out.wasm").exists(), "a refused module wrote output");
 }
+
+/// A C plugin that cannot go on (`sluice_panic`, a failed `assert`) fails its step with
+/// the line it wrote, not a bare wasm trap.
+#[test]
+fn c_plugin_panics_and_failed_asserts_fail_the_step_with_their_line() {
+    require_c_toolchain();
+    let work = tempfile::Builder::new()
+        .prefix("sluice-template-c-panic-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path().join("todo-scan");
+    sluice_in(
+        work.path(),
+        &[
+            "plugin",
+            "new",
+            "todo-scan",
+            "--lang",
+            "c",
+            "--dir",
+            &dir.display().to_string(),
+        ],
+    )
+    .expect_code(0);
+    let source_path = dir.join("todo_scan.c");
+    let source = std::fs::read_to_string(&source_path).unwrap();
+    let failing = source.replacen(
+        "\n    file_list_t files = {0};\n",
+        "\n    if (strcmp(pattern, \"boom\") == 0) sluice_panic(\"boom: %s\", paths->items[0].string);\n    assert(strcmp(pattern, \"assert\") != 0);\n    file_list_t files = {0};\n",
+        1,
+    );
+    assert_ne!(source, failing, "the template's scan changed: update this test");
+    std::fs::write(&source_path, format!("#include <assert.h>\n{failing}")).unwrap();
+    script(&dir, "build.sh");
+    let pipeline = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
+    for (pattern, line) in [
+        ("boom", "panic: boom: fixtures".to_string()),
+        ("assert", "Assertion failed: strcmp(pattern, \"assert\") != 0".to_string()),
+    ] {
+        let file = format!("{pattern}.toml");
+        std::fs::write(
+            dir.join(&file),
+            pipeline.replace("pattern = \"TODO\"", &format!("pattern = \"{pattern}\"")),
+        )
+        .unwrap();
+        let (out, step) = run_pipeline(&dir, &file, "scan");
+        assert_ne!(out.code, 0, "{}", out.stderr);
+        let summary = step["summary"].as_str().unwrap();
+        assert!(summary.contains(&line), "{pattern}: {summary}");
+    }
+}
