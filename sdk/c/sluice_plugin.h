@@ -562,8 +562,8 @@ SLUICE_API void sluice_json_free(sluice_json_t *v) {
     if (!v) return;
     if (v->kind == SLUICE_JSON_ARRAY || v->kind == SLUICE_JSON_OBJECT) {
         for (size_t i = 0; i < v->len; i++) {
+            free(v->items[i].key); /* before sluice_json_free clears it */
             sluice_json_free(&v->items[i]);
-            free(v->items[i].key);
         }
         free(v->items);
     }
@@ -684,6 +684,7 @@ static bool sluice_json_items(sluice_json_parser_t *p, sluice_json_t *out, bool 
         }
         if (!sluice_json_value(p, &item, depth + 1)) {
             free(item.key);
+            sluice_json_free(&item);
             return false;
         }
         out->items = (sluice_json_t *)sluice_xrealloc(out->items, (out->len + 1) * sizeof item);
@@ -724,7 +725,7 @@ static bool sluice_json_value(sluice_json_parser_t *p, sluice_json_t *out, int d
     if (c == '-' || (c >= '0' && c <= '9')) {
         char buf[64];
         size_t n = 0;
-        while (p->at < p->len && n + 1 < sizeof buf &&
+        while (p->at < p->len && n + 1 < sizeof buf && p->s[p->at] != '\0' &&
                strchr("+-0123456789.eE", p->s[p->at]) != NULL)
             buf[n++] = p->s[p->at++];
         buf[n] = '\0';
