@@ -252,3 +252,53 @@ fn the_exit_codes_are_in_sluice_help() {
         assert!(out.stdout.contains(line), "{line:?} in\n{}", out.stdout);
     }
 }
+
+fn grants_step(path: &str) -> Project {
+    let p = Project::new(&format!(
+        r#"[pipeline]
+name = "contract"
+
+[[stage]]
+name = "check"
+
+[[stage.step]]
+id = "grants"
+uses = "{{adversary}}"
+with = {{ mode = "grants", path = "{path}" }}
+
+[stage.step.grants]
+read = ["src"]
+write = ["out"]
+exec = ["git"]
+env = ["HOME"]
+"#
+    ));
+    p.write("src/main.rs", "fn main() {}\n");
+    p.write("secret/key", "k\n");
+    p
+}
+
+#[test]
+fn the_sdk_sees_its_grants_and_a_path_outside_them_is_denied_naming_the_grant() {
+    let p = grants_step("src/../src/main.rs");
+    p.run(&[]).expect_code(0);
+    let step = p.step("grants");
+    let root = p.path().canonicalize().unwrap();
+    let output = |name| crate::support::output(&step, name);
+    assert_eq!(output("read"), root.join("src").display().to_string());
+    assert_eq!(output("write"), root.join("out").display().to_string());
+    assert_eq!(output("exec"), "git");
+    assert_eq!(output("env"), "HOME");
+    assert_eq!(
+        output("path"),
+        p.path().join("src/main.rs").display().to_string()
+    );
+
+    let p = grants_step("secret/key");
+    p.run(&[]).expect_code(1);
+    assert_eq!(
+        normalize(&summary(&p, "grants"), p.path()),
+        "denied: cannot read [PROJECT]/secret/key: the step has no `read` grant covering it \
+         (add it under [stage.step.grants] read)"
+    );
+}

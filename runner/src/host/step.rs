@@ -406,8 +406,10 @@ pub async fn describe(
         Err(_) => Err(StepFailure::Timeout(limits.timeout)),
         Ok(Err(e)) => {
             let mut f = classify(e, &store, limits);
-            // There is no step log to look in: what `describe` printed comes along.
+            // There is no step log to look in: what `describe` printed, and the frames,
+            // come along below the summary.
             if let StepFailure::Trap(t) = &mut f {
+                *t = t.replace("backtrace in the step log", "backtrace below");
                 for l in log.tail() {
                     t.push('\n');
                     t.push_str(&l);
