@@ -132,29 +132,54 @@ pub(super) struct WitArgs {
 
 /// `sluice plugin bindgen`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The bindings are for the contract embedded in this sluice \
+(`sluice plugin wit` writes it), made with the wit-bindgen-c / wit-bindgen-go 0.61.1 \
+libraries; nothing else to install.\n\n\
+C: writes WORLD.h, WORLD.c and WORLD_component_type.o (link the object file: it carries \
+the world's type information). Implement the `exports_sluice_plugin_*` functions the \
+header declares.\n\n\
+Go: writes a `main` package with its go.mod (or, with --go-package, a library) and \
+go-pkg/, the runtime package the bindings import (go.bytecodealliance.org/pkg), with a \
+`replace` line so that no Go module proxy is needed."
+)]
 pub(super) struct BindgenArgs {
     /// The guest language.
     #[arg(long, value_enum)]
     pub lang: authoring::toolkit::BindgenLang,
     /// The world: `step` (a pipeline step) or `monitor` (a health check).
-    #[arg(long, default_value = "step")]
-    pub world: String,
-    /// Folder to write the bindings into.
+    #[arg(long, value_enum, default_value = "step")]
+    pub world: authoring::toolkit::ContractWorld,
+    /// Folder to write the bindings into (generated files are overwritten).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Go only: generate a library package with this import path (e.g.
+    /// `example.com/todo-scan/bindings`) instead of a `main` package with its own go.mod.
+    #[arg(long, value_name = "IMPORT_PATH")]
+    pub go_package: Option<String>,
 }
 
 /// `sluice plugin componentize`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The module must be a wasm32-wasip1 *reactor* (clang `-mexec-model=reactor`, \
+Go `-buildmode=c-shared`) exporting the world's functions. When it carries no \
+component-type metadata (Go), the world's is embedded from the contract in this sluice. \
+The wasip1 imports are adapted to WASI 0.2 by the preview1 reactor adapter of this \
+runner's wasmtime (wasi-preview1-component-adapter-provider 48.0.8), and the component \
+is validated before it is written.\n\n\
+Exit codes: 0 written; 2 the module is not usable (the message says why); 3 the \
+component could not be written."
+)]
 pub(super) struct ComponentizeArgs {
-    /// A wasm32-wasip1 core module (from clang, `go build`, TinyGo...).
+    /// A wasm32-wasip1 core module (from clang, `go build`...).
     pub module: PathBuf,
     /// Where to write the component.
     #[arg(short, long, value_name = "FILE")]
     pub out: PathBuf,
     /// The world the module implements: `step` or `monitor`.
-    #[arg(long, default_value = "step")]
-    pub world: String,
+    #[arg(long, value_enum, default_value = "step")]
+    pub world: authoring::toolkit::ContractWorld,
 }
 
 /// Output format of the kit's commands.
@@ -402,10 +427,52 @@ pub(super) fn wit(args: WitArgs) -> Result<u8, ExpectedError> {
     Ok(exit::OK)
 }
 
-pub(super) fn bindgen(_args: BindgenArgs) -> Result<u8, ExpectedError> {
-    Err(to_expected(authoring::toolkit::unavailable("bindgen")))
+pub(super) fn bindgen(args: BindgenArgs) -> Result<u8, ExpectedError> {
+    use authoring::toolkit::{BindgenLang, BindgenOptions};
+    if args.go_package.is_some() && args.lang != BindgenLang::Go {
+        return Err(ExpectedError::Config(
+            "--go-package is for `--lang go` only".to_string(),
+        ));
+    }
+    let options = BindgenOptions {
+        go_package: args.go_package.clone(),
+    };
+    let generated = authoring::toolkit::bindgen(args.lang, args.world, &args.out, &options)
+        .map_err(to_expected)?;
+    let mut text = format!(
+        "wrote {} bindings for world `{}` of sluice:plugin@{} ({} files) to {}\n",
+        match args.lang {
+            BindgenLang::C => "C",
+            BindgenLang::Go => "Go",
+        },
+        args.world.name(),
+        authoring::scaffold::contract_version(),
+        generated.files.len(),
+        args.out.display()
+    );
+    if !generated.go_mod_lines.is_empty() {
+        text.push_str("add to your go.mod:\n");
+        for line in &generated.go_mod_lines {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    console::out(&text);
+    Ok(exit::OK)
 }
 
-pub(super) fn componentize(_args: ComponentizeArgs) -> Result<u8, ExpectedError> {
-    Err(to_expected(authoring::toolkit::unavailable("componentize")))
+pub(super) fn componentize(args: ComponentizeArgs) -> Result<u8, ExpectedError> {
+    let (made, _) = authoring::toolkit::componentize(&args.module, &args.out, args.world)
+        .map_err(to_expected)?;
+    console::out_line(&format!(
+        "wrote {} ({}, world `{}`{})",
+        args.out.display(),
+        bytesize::ByteSize(made.size as u64),
+        made.world,
+        if made.embedded_metadata {
+            ", type information embedded"
+        } else {
+            ""
+        }
+    ));
+    Ok(exit::OK)
 }
