@@ -1,3 +1,3 @@
-module sluice.dev/sdk
+module sluice
 
 go 1.24

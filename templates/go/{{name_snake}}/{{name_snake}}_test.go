@@ -41,10 +41,10 @@ func TestMatchesGiveLinesAndCharacterColumns(t *testing.T) {
 
 func TestAFolderIsScannedInNameOrderWithoutHiddenEntries(t *testing.T) {
 	dir := scratch(t, map[string]string{
-		"src/b.txt":          "TODO b\n",
-		"src/a.txt":          "x\n// TODO a\n",
-		"src/.hidden/c.txt":  "TODO hidden\n",
-		"src/.d.txt":         "TODO hidden\n",
+		"src/b.txt":         "TODO b\n",
+		"src/a.txt":         "x\n// TODO a\n",
+		"src/.hidden/c.txt": "TODO hidden\n",
+		"src/.d.txt":        "TODO hidden\n",
 	})
 	report, err := run(t, dir, `{"paths": ["src"], "pattern": "TODO"}`, nil)
 	if err != nil {
