@@ -222,7 +222,7 @@ func (s *Step) readGranted(abs string) ([]byte, error) {
 func (s *Step) accessError(p string, access Access, err error) *AccessError {
 	abs := s.Resolve(p)
 	missing := !s.Covered(abs, access) || isNotPreopened(err)
-	return &AccessError{Path: p, Absolute: abs, Access: access, MissingGrant: missing, Err: err}
+	return &AccessError{Path: p, Shown: s.Relative(p), Absolute: abs, Access: access, MissingGrant: missing, Err: err}
 }
 
 // Access is what a step tried to do with a path; each needs its own kind of grant.
@@ -243,26 +243,36 @@ func (a Access) String() string {
 }
 
 // AccessError is a file operation that failed, saying whether a missing grant is the
-// reason; AsRunError makes it KindDenied then.
+// reason; AsRunError makes it KindDenied then. Its message is the one every Sluice
+// helper gives: "cannot read `src`: the step has no read grant covering it; add
+// `read = ["src"]` to the step's grants".
 type AccessError struct {
-	// Path as the plugin gave it, and Absolute as resolved against the workdir.
-	Path, Absolute string
-	Access         Access
-	MissingGrant   bool
-	Err            error
+	// Path as the plugin gave it, Shown relative to the pipeline's folder (as
+	// messages show it), and Absolute as resolved against it.
+	Path, Shown, Absolute string
+	Access                Access
+	MissingGrant          bool
+	Err                   error
 }
 
 func (e *AccessError) Error() string {
+	shown := e.Shown
+	if shown == "" {
+		shown = e.Path
+	}
 	if e.MissingGrant {
-		return fmt.Sprintf("cannot %s %s: the step has no `%s` grant covering %s (add it under [stage.step.grants] %s)",
-			e.Access, e.Path, e.Access, e.Absolute, e.Access)
+		return fmt.Sprintf("cannot %s `%s`: the step has no %s grant covering it; add `%s = [%q]` to the step's grants",
+			e.Access, shown, e.Access, e.Access, shown)
+	}
+	if errors.Is(e.Err, fs.ErrNotExist) {
+		return fmt.Sprintf("cannot %s `%s`: no such file or folder", e.Access, shown)
 	}
 	reason := e.Err.Error()
 	var pathErr *fs.PathError
 	if errors.As(e.Err, &pathErr) {
 		reason = pathErr.Err.Error()
 	}
-	return fmt.Sprintf("cannot %s %s: %s", e.Access, e.Path, reason)
+	return fmt.Sprintf("cannot %s `%s`: %s", e.Access, shown, reason)
 }
 
 func (e *AccessError) Unwrap() error { return e.Err }

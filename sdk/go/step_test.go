@@ -26,8 +26,8 @@ func TestRunMapsErrorsToRunErrorKinds(t *testing.T) {
 		{InvalidConfig("`pattern` is empty"), KindInvalidConfig, "`pattern` is empty"},
 		{Denied("add read"), KindDenied, "add read"},
 		{errors.New("disk on fire"), KindFailed, "disk on fire"},
-		{&AccessError{Path: "x", Absolute: "/w/x", MissingGrant: true, Err: os.ErrPermission}, KindDenied,
-			"cannot read x: the step has no `read` grant covering /w/x (add it under [stage.step.grants] read)"},
+		{&AccessError{Path: "./x", Shown: "x", Absolute: "/w/x", MissingGrant: true, Err: os.ErrPermission}, KindDenied,
+			"cannot read `x`: the step has no read grant covering it; add `read = [\"x\"]` to the step's grants"},
 	}
 	for _, c := range cases {
 		_, err := Run(Input{}, nil, func(*Step) (*Report, error) { return nil, c.err })
@@ -58,7 +58,7 @@ func TestReadingOutsideTheGrantsIsDeniedNamingTheGrant(t *testing.T) {
 	step := &Step{Input: Input{Workdir: dir}, Grants: &Grants{Read: []string{filepath.Join(dir, "src")}}}
 	_, err := step.ReadFile("secrets/key.txt")
 	run := AsRunError(err)
-	if run == nil || run.Kind != KindDenied || !strings.Contains(run.Message, "no `read` grant covering "+filepath.Join(dir, "secrets/key.txt")) {
+	if run == nil || run.Kind != KindDenied || run.Message != "cannot read `secrets/key.txt`: the step has no read grant covering it; add `read = [\"secrets/key.txt\"]` to the step's grants" {
 		t.Fatalf("got %#v", run)
 	}
 	// A sibling whose name starts like a granted folder is not inside it.
@@ -75,7 +75,7 @@ func TestAMissingFileInsideAGrantFailsWithoutBlamingGrants(t *testing.T) {
 	step := &Step{Input: Input{Workdir: dir}, Grants: &Grants{Read: []string{dir}}}
 	_, err := step.ReadFile("nowhere.txt")
 	run := AsRunError(err)
-	if run.Kind != KindFailed || run.Message != "cannot read nowhere.txt: no such file or directory" {
+	if run.Kind != KindFailed || run.Message != "cannot read `nowhere.txt`: no such file or folder" {
 		t.Fatalf("got %#v", run)
 	}
 }

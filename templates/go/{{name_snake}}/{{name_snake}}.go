@@ -63,18 +63,13 @@ func Run(step *sluice.Step) (*sluice.Report, error) {
 func Scan(step *sluice.Step, config Config) (*sluice.Report, error) {
 	var files []string
 	for _, p := range config.Paths {
-		absolute := step.Resolve(p)
-		info, err := os.Stat(absolute)
-		if err != nil || !step.Covered(absolute, sluice.AccessRead) {
-			switch {
-			case !step.Covered(absolute, sluice.AccessRead):
-				return nil, sluice.Denied("cannot read `%s`: the step has no read grant covering it; add `read = [\"%s\"]` to the step's grants", p, p)
-			case os.IsNotExist(err):
-				return nil, sluice.Fail("cannot read `%s`: no such file or folder", p)
-			default:
-				return nil, sluice.Fail("cannot read `%s`: %v", p, unwrapPathError(err))
-			}
+		// Stat checks p against the grants first: outside them, the error is
+		// run-error denied naming the grant; inside, a missing p is failed.
+		info, err := step.Stat(p)
+		if err != nil {
+			return nil, err
 		}
+		absolute := step.Resolve(p)
 		if info.IsDir() {
 			if err := walk(absolute, &files); err != nil {
 				return nil, err
