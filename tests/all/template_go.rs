@@ -107,25 +107,31 @@ fn go() -> &'static Go {
 }
 
 /// `bash SCRIPT` in `dir`, with the sluice under test and the Go found as `$SLUICE` and
-/// `$GO` (PATH untouched), under a hard time limit.
-fn script(dir: &Path, name: &str) -> Outcome {
-    let out = Outcome::of(
-        Command::new("timeout")
-            .args(["900", "bash"])
-            .arg(dir.join(name))
-            .current_dir(dir)
-            .env("SLUICE", sluice_bin())
-            .env("GO", &go().binary)
-            .env("SLUICE_CACHE_DIR", cache_dir())
-            .env_remove("GOFLAGS")
-            .env_remove("GOOS")
-            .env_remove("GOARCH"),
-    );
+/// `$GO` (PATH untouched), under a hard time limit. Go's build cache is `gocache` when
+/// given (a fresh one measures a first build), else the user's.
+fn script(dir: &Path, name: &str, gocache: Option<&Path>) -> Outcome {
+    let mut command = Command::new("timeout");
+    command
+        .args(["900", "bash"])
+        .arg(dir.join(name))
+        .current_dir(dir)
+        .env("SLUICE", sluice_bin())
+        .env("GO", &go().binary)
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env_remove("GOFLAGS")
+        .env_remove("GOOS")
+        .env_remove("GOARCH");
+    if let Some(gocache) = gocache {
+        command.env("GOCACHE", gocache);
+    }
+    let out = Outcome::of(&mut command);
     assert_eq!(
-        out.code, 0,
+        out.code,
+        0,
         "{name} failed in {}:\nstdout:\n{}\nstderr:\n{}",
         dir.display(),
-        out.stdout, out.stderr
+        out.stdout,
+        out.stderr
     );
     out
 }
@@ -150,8 +156,7 @@ fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value
         .max()
         .expect("a run folder");
     let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     let step = run["steps"]
         .as_array()
         .unwrap()
@@ -180,15 +185,18 @@ fn contract_hash(parts: &[&str]) -> String {
     format!("{hash:016x}")
 }
 
-/// A scaffolded project that was built: its folder, and how long `new` + `./build.sh`
-/// took.
+/// A scaffolded project that was built: its folder, the Go build cache it used, and
+/// how long `new` + `./build.sh` took.
 struct Built {
     _work: tempfile::TempDir,
     dir: PathBuf,
+    gocache: Option<PathBuf>,
     build: Duration,
 }
 
-fn scaffold_and_build() -> Built {
+/// `plugin new` and `./build.sh` in a fresh folder; with `cold`, Go's build cache starts
+/// empty too, as on a fresh machine.
+fn scaffold_and_build(cold: bool) -> Built {
     let work = tempfile::Builder::new()
         .prefix("sluice-template-go-")
         .tempdir()
@@ -208,23 +216,25 @@ fn scaffold_and_build() -> Built {
         ],
     );
     out.expect_code(0);
-    script(&dir, "build.sh");
+    let gocache = cold.then(|| work.path().join("go-build-cache"));
+    script(&dir, "build.sh", gocache.as_deref());
     Built {
         build: started.elapsed(),
         _work: work,
         dir,
+        gocache,
     }
 }
 
-/// The whole path of a new Go author, timed: from nothing (no Go, when the tools cache
-/// is empty) to `./test.sh` passing, then the sample pipeline.
+/// The whole path of a new Go author, timed: from nothing (no Go when the tools cache is
+/// empty, and an empty Go build cache) to `./test.sh` passing, then the sample pipeline.
 #[test]
 fn go_template_builds_and_passes_its_own_test_from_nothing() {
     let started = Instant::now();
     let go = go();
-    let built = scaffold_and_build();
+    let built = scaffold_and_build(true);
     let test_started = Instant::now();
-    let tested = script(&built.dir, "test.sh");
+    let tested = script(&built.dir, "test.sh", built.gocache.as_deref());
     let test = test_started.elapsed();
     let total = started.elapsed();
     let wasm = built.dir.join("todo-scan.wasm");
@@ -291,7 +301,7 @@ fn go_template_builds_and_passes_its_own_test_from_nothing() {
 /// the step with the panic's message (not a bare wasm trap).
 #[test]
 fn go_plugin_denials_and_panics_fail_the_step_with_their_reason() {
-    let built = scaffold_and_build();
+    let built = scaffold_and_build(false);
     let dir = &built.dir;
     std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
     std::fs::write(dir.join("elsewhere/a.txt"), "TODO\n").unwrap();
@@ -326,9 +336,12 @@ read = ["fixtures"]
         "\tif config.Pattern == \"boom\" {\n\t\tpanic(\"boom: \" + config.Paths[0])\n\t}\n\treturn Scan(step, config)\n",
         1,
     );
-    assert_ne!(source, panicking, "the template's Run changed: update this test");
+    assert_ne!(
+        source, panicking,
+        "the template's Run changed: update this test"
+    );
     std::fs::write(&logic, panicking).unwrap();
-    script(dir, "build.sh");
+    script(dir, "build.sh", None);
     let pipeline = std::fs::read_to_string(dir.join("sluice.toml"))
         .unwrap()
         .replace("pattern = \"TODO\"", "pattern = \"boom\"");
