@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -41,6 +42,9 @@ type Step struct {
 	Grants *Grants
 }
 
+// panicLog is where a recovered panic's message and stack go: stderr, the step log.
+var panicLog io.Writer = os.Stderr
+
 // Run runs a step: fn's report, with the fingerprints it left empty computed, or the
 // RunError its error maps to (see AsRunError). A panic in fn is recovered: its message
 // and stack go to stderr (the step log) and the step fails with `panic: <message>`.
@@ -49,7 +53,7 @@ func Run(input Input, grants *Grants, fn func(*Step) (*Report, error)) (report *
 	defer func() {
 		if recovered := recover(); recovered != nil {
 			message := fmt.Sprintf("panic: %v", recovered)
-			fmt.Fprintf(os.Stderr, "%s\n\n%s", message, debug.Stack())
+			fmt.Fprintf(panicLog, "%s\n\n%s", message, debug.Stack())
 			report, runErr = nil, &RunError{KindFailed, message}
 		}
 	}()

@@ -9,11 +9,17 @@ import (
 )
 
 func TestRunMapsAPanicToAFailedStepWithItsMessage(t *testing.T) {
+	var logged strings.Builder
+	panicLog = &logged
+	defer func() { panicLog = os.Stderr }()
 	report, err := Run(Input{Workdir: t.TempDir()}, nil, func(*Step) (*Report, error) {
 		panic("boom")
 	})
 	if report != nil || err == nil || err.Kind != KindFailed || err.Message != "panic: boom" {
 		t.Fatalf("got %v, %#v", report, err)
+	}
+	if !strings.HasPrefix(logged.String(), "panic: boom\n\ngoroutine ") {
+		t.Errorf("the step log got %q", logged.String())
 	}
 }
 
