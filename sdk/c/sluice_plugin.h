@@ -27,8 +27,9 @@
  *
  * Memory: every string and list in a report or descriptor you return is freed by
  * the bindings after the host has read it, so everything the builders store is
- * malloc'ed (they copy what you give them). Allocation failure aborts: a plugin has
- * nothing better to do, and the host turns the trap into a failed step.
+ * malloc'ed (they copy what you give them). Allocation failure is a panic
+ * (sluice_panic): a plugin has nothing better to do, and the host turns the trap into
+ * a failed step whose summary says so.
  */
 #ifndef SLUICE_PLUGIN_H
 #define SLUICE_PLUGIN_H
@@ -57,15 +58,33 @@
 /* Memory and text                                                                  */
 /* ------------------------------------------------------------------------------ */
 
+/*
+ * End the plugin with an error that cannot be handled: writes `panic: MESSAGE` to
+ * stderr, then aborts. The host turns the trap into a failed step whose summary is
+ * that line (it recognizes `panic: ` lines, as Go writes them, and wasi-libc's
+ * `Assertion failed:`), with the wasm frames in the step log. For errors the step's
+ * author can act on, return a run-error instead (sluice_fail_*).
+ */
+SLUICE_PRINTF(1, 2) SLUICE_API _Noreturn void sluice_panic(const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fputs("panic: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+    fflush(stderr);
+    abort();
+}
+
 SLUICE_API void *sluice_xmalloc(size_t size) {
     void *p = malloc(size ? size : 1);
-    if (!p) abort();
+    if (!p) sluice_panic("out of memory (%zu bytes)", size);
     return p;
 }
 
 SLUICE_API void *sluice_xrealloc(void *old, size_t size) {
     void *p = realloc(old, size ? size : 1);
-    if (!p) abort();
+    if (!p) sluice_panic("out of memory (%zu bytes)", size);
     return p;
 }
 
@@ -355,7 +374,7 @@ SLUICE_API void sluice_fingerprints(const sluice_fingerprint_key_t *keys, size_t
                                     const char *workdir, char (*out)[32]) {
     char (*hashes)[17] = (char (*)[17])sluice_xmalloc(n * 17);
     bool *done = (bool *)calloc(n ? n : 1, sizeof(bool));
-    if (!done) abort();
+    if (!done) sluice_panic("out of memory");
     /* Findings with a line: file by file. */
     for (size_t i = 0; i < n; i++) {
         if (done[i] || !keys[i].path || keys[i].line < 1) continue;
@@ -543,8 +562,8 @@ SLUICE_API void sluice_json_free(sluice_json_t *v) {
     if (!v) return;
     if (v->kind == SLUICE_JSON_ARRAY || v->kind == SLUICE_JSON_OBJECT) {
         for (size_t i = 0; i < v->len; i++) {
+            free(v->items[i].key); /* before sluice_json_free clears it */
             sluice_json_free(&v->items[i]);
-            free(v->items[i].key);
         }
         free(v->items);
     }
@@ -665,6 +684,7 @@ static bool sluice_json_items(sluice_json_parser_t *p, sluice_json_t *out, bool 
         }
         if (!sluice_json_value(p, &item, depth + 1)) {
             free(item.key);
+            sluice_json_free(&item);
             return false;
         }
         out->items = (sluice_json_t *)sluice_xrealloc(out->items, (out->len + 1) * sizeof item);
@@ -705,7 +725,7 @@ static bool sluice_json_value(sluice_json_parser_t *p, sluice_json_t *out, int d
     if (c == '-' || (c >= '0' && c <= '9')) {
         char buf[64];
         size_t n = 0;
-        while (p->at < p->len && n + 1 < sizeof buf &&
+        while (p->at < p->len && n + 1 < sizeof buf && p->s[p->at] != '\0' &&
                strchr("+-0123456789.eE", p->s[p->at]) != NULL)
             buf[n++] = p->s[p->at++];
         buf[n] = '\0';

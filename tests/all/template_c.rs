@@ -36,7 +36,10 @@ fn require_c_toolchain() {
     if !sysroot.join("include/wasm32-wasi").is_dir()
         && !sysroot.join("include/wasm32-wasip1").is_dir()
     {
-        missing.push(format!("wasi-libc (no {}/include/wasm32-wasi)", sysroot.display()));
+        missing.push(format!(
+            "wasi-libc (no {}/include/wasm32-wasi)",
+            sysroot.display()
+        ));
     }
     if std::env::var_os("WASI_CC").is_none() {
         if crate::support::which("wasm-ld-19").is_none()
@@ -188,7 +191,10 @@ fn c_template_builds_and_passes_its_own_test_from_nothing() {
     out.expect_code(0);
     insta::assert_snapshot!("c_template_sample_pipeline", normalize(&out.stderr, &dir));
     assert_eq!(step["status"], "warned", "{step:#}");
-    assert_eq!(step["summary"], "2 matches of `TODO` in 2 files", "{step:#}");
+    assert_eq!(
+        step["summary"], "2 matches of `TODO` in 2 files",
+        "{step:#}"
+    );
     let findings = step["report"]["findings"].as_array().unwrap();
     let places: Vec<(String, u64, u64)> = findings
         .iter()
@@ -277,7 +283,9 @@ fn the_toolkit_writes_bindings_and_refuses_what_is_not_a_core_module() {
     let dir = work.path();
     let out = sluice_in(
         dir,
-        &["plugin", "bindgen", "--lang", "c", "--world", "monitor", "--out", "gen"],
+        &[
+            "plugin", "bindgen", "--lang", "c", "--world", "monitor", "--out", "gen",
+        ],
     );
     out.expect_code(0);
     insta::assert_snapshot!("toolkit_bindgen_c_monitor", normalize(&out.stdout, dir));
@@ -285,8 +293,20 @@ fn the_toolkit_writes_bindings_and_refuses_what_is_not_a_core_module() {
         assert!(dir.join("gen").join(file).is_file(), "no gen/{file}");
     }
     assert_eq!(
-        sluice_in(dir, &["plugin", "bindgen", "--lang", "c", "--go-package", "x", "--out", "g"])
-            .code,
+        sluice_in(
+            dir,
+            &[
+                "plugin",
+                "bindgen",
+                "--lang",
+                "c",
+                "--go-package",
+                "x",
+                "--out",
+                "g"
+            ]
+        )
+        .code,
         2
     );
 
@@ -300,9 +320,71 @@ fn the_toolkit_writes_bindings_and_refuses_what_is_not_a_core_module() {
     ] {
         let out = sluice_in(dir, &["plugin", "componentize", module, "-o", "out.wasm"]);
         assert_eq!(out.code, 2, "{why}: {}", out.stderr);
-        refusals.push_str(&format!("$ sluice plugin componentize {module} -o out.wasm\n"));
+        refusals.push_str(&format!(
+            "$ sluice plugin componentize {module} -o out.wasm\n"
+        ));
         refusals.push_str(&normalize(&out.stderr, dir));
     }
     insta::assert_snapshot!("toolkit_componentize_refusals", refusals);
-    assert!(!dir.join("out.wasm").exists(), "a refused module wrote output");
+    assert!(
+        !dir.join("out.wasm").exists(),
+        "a refused module wrote output"
+    );
+}
+
+/// A C plugin that cannot go on (`sluice_panic`, a failed `assert`) fails its step with
+/// the line it wrote, not a bare wasm trap.
+#[test]
+fn c_plugin_panics_and_failed_asserts_fail_the_step_with_their_line() {
+    require_c_toolchain();
+    let work = tempfile::Builder::new()
+        .prefix("sluice-template-c-panic-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path().join("todo-scan");
+    sluice_in(
+        work.path(),
+        &[
+            "plugin",
+            "new",
+            "todo-scan",
+            "--lang",
+            "c",
+            "--dir",
+            &dir.display().to_string(),
+        ],
+    )
+    .expect_code(0);
+    let source_path = dir.join("todo_scan.c");
+    let source = std::fs::read_to_string(&source_path).unwrap();
+    let failing = source.replacen(
+        "\n    file_list_t files = {0};\n",
+        "\n    if (strcmp(pattern, \"boom\") == 0) sluice_panic(\"boom: %s\", paths->items[0].string);\n    assert(strcmp(pattern, \"assert\") != 0);\n    file_list_t files = {0};\n",
+        1,
+    );
+    assert_ne!(
+        source, failing,
+        "the template's scan changed: update this test"
+    );
+    std::fs::write(&source_path, format!("#include <assert.h>\n{failing}")).unwrap();
+    script(&dir, "build.sh");
+    let pipeline = std::fs::read_to_string(dir.join("sluice.toml")).unwrap();
+    for (pattern, line) in [
+        ("boom", "panic: boom: fixtures".to_string()),
+        (
+            "assert",
+            "Assertion failed: strcmp(pattern, \"assert\") != 0".to_string(),
+        ),
+    ] {
+        let file = format!("{pattern}.toml");
+        std::fs::write(
+            dir.join(&file),
+            pipeline.replace("pattern = \"TODO\"", &format!("pattern = \"{pattern}\"")),
+        )
+        .unwrap();
+        let (out, step) = run_pipeline(&dir, &file, "scan");
+        assert_ne!(out.code, 0, "{}", out.stderr);
+        let summary = step["summary"].as_str().unwrap();
+        assert!(summary.contains(&line), "{pattern}: {summary}");
+    }
 }

@@ -194,12 +194,16 @@ const GO_RUNTIME: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Generate the guest bindings of `world` in `lang` (in memory): `(path, bytes)`.
+/// Generated files as `(path relative to the output folder, bytes)`, sorted by path.
+pub type GeneratedFiles = Vec<(String, Vec<u8>)>;
+
+/// Generate the guest bindings of `world` in `lang` (in memory), with the lines the
+/// author's `go.mod` needs (Go library packages only).
 pub fn generate(
     lang: BindgenLang,
     world: ContractWorld,
     options: &BindgenOptions,
-) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), AuthoringError> {
+) -> Result<(GeneratedFiles, Vec<String>), AuthoringError> {
     let mut contract = contract()?;
     let world_id = contract.world(world)?;
     let mut generator = match lang {
@@ -216,7 +220,7 @@ pub fn generate(
     generator
         .generate(&mut contract.resolve, world_id, &mut files)
         .map_err(|e| bug(format!("generating {lang:?} bindings: {e:#}")))?;
-    let mut out: Vec<(String, Vec<u8>)> = files
+    let mut out: GeneratedFiles = files
         .iter()
         .map(|(name, bytes)| (name.to_string(), bytes.to_vec()))
         .collect();
