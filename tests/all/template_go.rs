@@ -328,12 +328,19 @@ read = ["fixtures"]
         "{step:#}"
     );
 
-    // A panic in the plugin's Run: the helper recovers it.
+    // A panic in the plugin's Run: the helper recovers it. One in another goroutine
+    // it cannot see: Go prints it and the instance traps, and the host's summary
+    // quotes Go's `panic:` line.
     let logic = dir.join("todo_scan/todo_scan.go");
     let source = std::fs::read_to_string(&logic).unwrap();
     let panicking = source.replacen(
         "\treturn Scan(step, config)\n",
-        "\tif config.Pattern == \"boom\" {\n\t\tpanic(\"boom: \" + config.Paths[0])\n\t}\n\treturn Scan(step, config)\n",
+        concat!(
+            "\tif config.Pattern == \"boom\" {\n\t\tpanic(\"boom: \" + config.Paths[0])\n\t}\n",
+            "\tif config.Pattern == \"goroutine\" {\n\t\tdone := make(chan bool)\n",
+            "\t\tgo func() { panic(\"boom in a goroutine\") }()\n\t\t<-done\n\t}\n",
+            "\treturn Scan(step, config)\n",
+        ),
         1,
     );
     assert_ne!(
@@ -353,5 +360,17 @@ read = ["fixtures"]
         out.stderr.contains("panic: boom: fixtures"),
         "the step's summary names the panic:\n{}",
         out.stderr
+    );
+
+    let pipeline = std::fs::read_to_string(dir.join("sluice.toml"))
+        .unwrap()
+        .replace("pattern = \"TODO\"", "pattern = \"goroutine\"");
+    std::fs::write(dir.join("goroutine.toml"), pipeline).unwrap();
+    let (out, step) = run_pipeline(dir, "goroutine.toml", "scan");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let summary = step["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("panic: boom in a goroutine"),
+        "the trap's summary names Go's panic line: {step:#}"
     );
 }
