@@ -35,6 +35,7 @@ mod security_scan;
 mod sshd;
 mod support;
 mod template_c;
+mod template_go;
 mod toolchains;
 mod unit_test;
 mod validation;
