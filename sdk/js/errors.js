@@ -3,7 +3,8 @@
 // - `InvalidConfig` → `invalid-config`: the `with` table makes no sense;
 // - `Denied` → `denied`: a path (or other access) the step was not granted; the
 //   message names the grant to add;
-// - anything else → `failed`, with the error's message (`TypeError: x is undefined`).
+// - a `FileError` (files.js) → `failed`, with its message;
+// - anything else → `failed`, with `Name: message` (`TypeError: x is undefined`).
 
 /** The step's `with` table makes no sense, even though it matched the schema. */
 export class InvalidConfig extends Error {
@@ -30,7 +31,17 @@ export class Denied extends Error {
 export function toRunError(error) {
   if (error instanceof InvalidConfig) return { tag: 'invalid-config', val: error.message };
   if (error instanceof Denied) return { tag: 'denied', val: error.message };
+  if (isExpected(error)) return { tag: 'failed', val: error.message };
   return { tag: 'failed', val: describeError(error) };
+}
+
+/**
+ * An error the plugin means, whose message says it all (`FileError`: "cannot read
+ * `x`: no such file or folder"), as opposed to a bug (`TypeError`), which is shown
+ * with its name and stack.
+ */
+export function isExpected(error) {
+  return error instanceof InvalidConfig || error instanceof Denied || error?.name === 'FileError';
 }
 
 /**

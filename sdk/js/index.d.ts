@@ -129,6 +129,8 @@ export type RunError =
   | { tag: 'denied'; val: string }
   | { tag: 'failed'; val: string };
 export function toRunError(error: unknown): RunError;
+/** Whether `error` is one the plugin means (InvalidConfig, Denied, FileError): no stack shown. */
+export function isExpected(error: unknown): boolean;
 /** `Name: message` for an Error. */
 export function describeError(error: unknown): string;
 

@@ -4,7 +4,7 @@
 
 export { definePlugin } from './plugin.js';
 export { artifact, finding, location, metric, report, testCase, worse } from './report.js';
-export { Denied, InvalidConfig, describeError, toRunError } from './errors.js';
+export { Denied, InvalidConfig, describeError, isExpected, toRunError } from './errors.js';
 export { FileError, Files, wasiBackend } from './files.js';
 export { assignFingerprints, fnv1a, lineHash, messageHash, normalizeLine } from './fingerprint.js';
 export { checkGranted, compareNames, isInside, relativeTo, resolvePath } from './paths.js';

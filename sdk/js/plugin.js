@@ -4,14 +4,15 @@
 // - a `Files` for the step (paths resolved against the pipeline's folder, checked
 //   against the `grants` import);
 // - the thrown error mapped to `run-error` (`InvalidConfig` → invalid-config,
-//   `Denied` → denied, anything else → failed with `Name: message`), its line and
-//   stack printed to stderr first so that the step log has them;
+//   `Denied` → denied, `FileError` → failed with its message, anything else → failed
+//   with `Name: message`), its line (and a bug's stack) printed to stderr first so
+//   that the step log has them;
 // - fingerprints filled in with the contract's algorithm.
 //
 // The host's imports are passed in (`host`), never imported here, so that the same
 // code runs natively under `node --test`.
 
-import { InvalidConfig, describeError, toRunError } from './errors.js';
+import { InvalidConfig, describeError, isExpected, toRunError } from './errors.js';
 import { Files, wasiBackend } from './files.js';
 import { assignFingerprints } from './fingerprint.js';
 import { report as buildReport } from './report.js';
@@ -55,6 +56,7 @@ export function definePlugin(spec, host) {
  */
 function printError(error) {
   console.error(describeError(error));
+  if (isExpected(error)) return;
   const stack = error instanceof Error && typeof error.stack === 'string' ? error.stack.trimEnd() : '';
   if (stack) console.error(stack.replace(/^/gm, '    '));
 }

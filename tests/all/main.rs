@@ -32,6 +32,7 @@ mod secrets;
 mod security_scan;
 mod sshd;
 mod support;
+mod template_js;
 mod toolchains;
 mod unit_test;
 mod validation;

@@ -64,6 +64,7 @@ test('errors map to run-error', () => {
   assert.deepEqual(toRunError(new Denied('add read')), { tag: 'denied', val: 'add read' });
   assert.deepEqual(toRunError(new TypeError('x is undefined')), { tag: 'failed', val: 'TypeError: x is undefined' });
   assert.deepEqual(toRunError('a string'), { tag: 'failed', val: 'uncaught value: a string' });
+  assert.deepEqual(toRunError(new FileError('x', 'no-entry')), { tag: 'failed', val: 'cannot read `x`: no such file or folder' });
 });
 
 test('files: denied outside the grants, walked in byte order without dot names', () => {

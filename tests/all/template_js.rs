@@ -1,0 +1,173 @@
+//! `sluice plugin new --lang js` as a new author uses it: scaffold into a temporary
+//! folder, `npm install` (componentize-js from npm, through an npm cache kept under
+//! the test tools folder), `./build.sh`, `./test.sh` (node --test, then `sluice plugin
+//! check` and `sluice plugin test --case cases`), then the sample pipeline. The time
+//! from nothing to a passing test and the component's size are printed
+//! (`cargo test ... template_js -- --nocapture`).
+//!
+//! Node.js 20+ and npm must be on PATH (Debian: `apt-get install nodejs npm`), and the
+//! npm registry reachable on a first run; without them the test fails saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::{cache_dir, sluice_bin, which};
+
+/// Where toolchains and their caches live between runs: `SLUICE_TEST_TOOLS`, or
+/// `target/test-tools/`.
+fn test_tools() -> PathBuf {
+    let dir = std::env::var_os("SLUICE_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("the target folder holds tmp/")
+                .join("test-tools")
+        });
+    std::fs::create_dir_all(&dir).expect("create the test tools folder");
+    dir
+}
+
+/// `program args` in `dir` under a hard time limit (coreutils `timeout`, which kills
+/// the whole command on expiry), with the project's environment.
+fn run_capped(dir: &Path, limit: Duration, program: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("--kill-after=10")
+        .arg(limit.as_secs().to_string())
+        .arg(program)
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE", sluice_bin())
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env("npm_config_cache", test_tools().join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .env_remove("SLUICE_LOG")
+        .output()
+        .unwrap_or_else(|err| panic!("cannot start {program}: {err}"))
+}
+
+#[track_caller]
+fn expect_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Node.js 20 or newer and npm, or a failure saying what to install.
+fn require_node() {
+    let missing: Vec<&str> = ["node", "npm"]
+        .into_iter()
+        .filter(|tool| which(tool).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the JavaScript template needs {} on PATH: install Node.js 20+ and npm (Debian: apt-get install nodejs npm)",
+        missing.join(" and ")
+    );
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .expect("run node --version");
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0);
+    assert!(major >= 20, "componentize-js needs Node.js 20 or newer; PATH has node {version}");
+}
+
+/// A scaffolded, installed and built project.
+struct Built {
+    _dir: tempfile::TempDir,
+    project: PathBuf,
+    wasm: PathBuf,
+    elapsed_to_build: Duration,
+    started: Instant,
+}
+
+fn scaffold_install_build(name: &str) -> Built {
+    require_node();
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-template-js-")
+        .tempdir()
+        .expect("create a temp folder");
+    let project = dir.path().join(name);
+    let out = Command::new(sluice_bin())
+        .args(["plugin", "new", name, "--lang", "js", "--dir"])
+        .arg(&project)
+        .output()
+        .expect("run sluice plugin new");
+    expect_success("sluice plugin new --lang js", &out);
+
+    let out = run_capped(
+        &project,
+        Duration::from_secs(900),
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--prefer-offline"],
+    );
+    assert!(
+        out.status.success(),
+        "npm install failed ({}): is the npm registry (registry.npmjs.org) reachable? The cache is {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        test_tools().join("npm-cache").display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run_capped(&project, Duration::from_secs(900), "./build.sh", &[]);
+    expect_success("./build.sh", &out);
+    let wasm = project.join(format!("{name}.wasm"));
+    assert!(wasm.is_file(), "./build.sh made no {}", wasm.display());
+    Built {
+        _dir: dir,
+        project,
+        wasm,
+        elapsed_to_build: started.elapsed(),
+        started,
+    }
+}
+
+#[test]
+fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
+    let built = scaffold_install_build("todo-scan");
+    let out = run_capped(&built.project, Duration::from_secs(600), "./test.sh", &[]);
+    expect_success("./test.sh", &out);
+    let to_passing = built.started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("# fail 0"), "node --test did not pass:\n{stdout}");
+    let size = std::fs::metadata(&built.wasm).expect("the component").len();
+    println!(
+        "template js: nothing to a passing test in {:.1} s (build done at {:.1} s); component {:.1} MB",
+        to_passing.as_secs_f64(),
+        built.elapsed_to_build.as_secs_f64(),
+        size as f64 / 1e6
+    );
+
+    // The sample pipeline: the plugin on fixtures/, as a step.
+    let out = Command::new(sluice_bin())
+        .args(["run", "--format", "plain"])
+        .current_dir(&built.project)
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env_remove("SLUICE_LOG")
+        .output()
+        .expect("run sluice run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the sample pipeline failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 matches of `TODO` in 2 files"),
+        "the sample pipeline's summary is missing:\n{stdout}"
+    );
+}
