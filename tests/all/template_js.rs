@@ -80,7 +80,10 @@ fn require_node() {
         .next()
         .and_then(|major| major.parse().ok())
         .unwrap_or(0);
-    assert!(major >= 20, "componentize-js needs Node.js 20 or newer; PATH has node {version}");
+    assert!(
+        major >= 20,
+        "componentize-js needs Node.js 20 or newer; PATH has node {version}"
+    );
 }
 
 /// A scaffolded, installed and built project.
@@ -142,7 +145,10 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
     expect_success("./test.sh", &out);
     let to_passing = built.started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("# fail 0"), "node --test did not pass:\n{stdout}");
+    assert!(
+        stdout.contains("# fail 0"),
+        "node --test did not pass:\n{stdout}"
+    );
     let size = std::fs::metadata(&built.wasm).expect("the component").len();
     println!(
         "template js: nothing to a passing test in {:.1} s (build done at {:.1} s); component {:.1} MB",
@@ -169,5 +175,39 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
     assert!(
         stdout.contains("2 matches of `TODO` in 2 files"),
         "the sample pipeline's summary is missing:\n{stdout}"
+    );
+
+    // A bug: the exception ends the step as `failed`, its summary naming the error
+    // (`TypeError: ...`) and its log holding the stack.
+    let scan = built.project.join("src/scan.js");
+    let source = std::fs::read_to_string(&scan).expect("read src/scan.js");
+    let source = source.replacen(
+        "  const scanned = ",
+        "  if (pattern === 'TODO') throw new TypeError(`boom: ${pattern}`);\n  const scanned = ",
+        1,
+    );
+    std::fs::write(&scan, source).expect("write src/scan.js");
+    let out = run_capped(&built.project, Duration::from_secs(900), "./build.sh", &[]);
+    expect_success("./build.sh after the bug", &out);
+    let out = Command::new(sluice_bin())
+        .args(["run", "--format", "plain"])
+        .current_dir(&built.project)
+        .env("SLUICE_CACHE_DIR", cache_dir())
+        .env_remove("SLUICE_LOG")
+        .output()
+        .expect("run sluice run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the step did not fail:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL check/scan") && stdout.contains("TypeError: boom: TODO"),
+        "the failure does not name the exception:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("scan@src/scan.js:"),
+        "the step log has no stack frame of the plugin:\n{stdout}"
     );
 }
