@@ -80,9 +80,10 @@ export function splitLines(bytes) {
  * Give every finding whose `fingerprint` is empty its fingerprint, in place.
  * `readFile(path)` returns a file's bytes (`path` as the finding gives it), or
  * `undefined` when it cannot be read; each file is read at most once.
- * @param {Array<{ruleId: string, message: string, location?: any, fingerprint?: string}>} findings
+ * @template {{ ruleId: string, message: string, location?: any, fingerprint?: string }} F
+ * @param {F[]} findings
  * @param {(path: string) => Uint8Array | undefined} readFile
- * @returns {typeof findings}
+ * @returns {F[]}
  */
 export function assignFingerprints(findings, readFile) {
   const files = new Map();

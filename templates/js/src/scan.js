@@ -29,7 +29,10 @@ export const configSchema = {
   examples: [{ paths: ['.'], pattern: 'TODO' }],
 };
 
-/** The plugin, as `definePlugin` takes it. */
+/**
+ * The plugin, as `definePlugin` takes it.
+ * @type {import('../sluice/index.js').PluginSpec<{ paths?: string[], pattern?: string }>}
+ */
 export const spec = {
   name: '{{name}}',
   version: '0.1.0',
