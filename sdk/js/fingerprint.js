@@ -5,12 +5,15 @@
 // - `<hash>:<occurrence>`, `hash` being 64-bit FNV-1a (16 lowercase hex digits) of
 //   parts joined by one 0xff byte;
 // - parts `line`, rule id, path, the line's text without Unicode whitespace, when the
-//   finding's line (1 or more) of its file can be read; else `message`, rule id, path
+//   finding's line (1 or more) of its file (at most 64 MiB) can be read; else `message`, rule id, path
 //   ("" without a location), message;
 // - `occurrence` counts from 1 among the findings sharing a hash, in (line, column)
 //   order (a missing one is 0), ties in report order.
 
 const UTF8 = new TextEncoder();
+
+/** A longer file is not read for its line: the message fallback (the contract's bound). */
+export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 /**
  * 64-bit FNV-1a of the UTF-8 bytes of `parts`, joined by 0xff, as 16 hex digits.
@@ -79,7 +82,8 @@ export function splitLines(bytes) {
 /**
  * Give every finding whose `fingerprint` is empty its fingerprint, in place.
  * `readFile(path)` returns a file's bytes (`path` as the finding gives it), or
- * `undefined` when it cannot be read; each file is read at most once.
+ * `undefined` when it cannot be read; each file is read at most once, and one over
+ * `MAX_SOURCE_BYTES` counts as unreadable.
  * @template {{ ruleId: string, message: string, location?: any, fingerprint?: string }} F
  * @param {F[]} findings
  * @param {(path: string) => Uint8Array | undefined} readFile
@@ -92,7 +96,7 @@ export function assignFingerprints(findings, readFile) {
       let lines;
       try {
         const bytes = readFile(path);
-        lines = bytes === undefined ? undefined : splitLines(bytes);
+        lines = bytes === undefined || bytes.length > MAX_SOURCE_BYTES ? undefined : splitLines(bytes);
       } catch {
         lines = undefined;
       }

@@ -176,6 +176,7 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
         stdout.contains("2 matches of `TODO` in 2 files"),
         "the sample pipeline's summary is missing:\n{stdout}"
     );
+    same_fingerprints_as_the_reference(&built.project);
 
     // A bug: the exception ends the step as `failed`, its summary naming the error
     // (`TypeError: ...`) and its log holding the stack.
@@ -209,5 +210,83 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
     assert!(
         stdout.contains("scan@src/scan.js:"),
         "the step log has no stack frame of the plugin:\n{stdout}"
+    );
+}
+
+/// The fingerprints the JS component computed (in the guest, with the helper) are those
+/// of the reference implementation (crates/fingerprint) for the same findings: one
+/// finding has one identity in JavaScript, Rust and the host.
+fn same_fingerprints_as_the_reference(project: &Path) {
+    let runs = project.join(".sluice/runs");
+    let run = std::fs::read_dir(&runs)
+        .expect("the sample pipeline's run folder")
+        .map(|entry| entry.expect("list runs").path())
+        .max()
+        .expect("one run");
+    let step: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("steps/scan.json")).expect("the step's record"),
+    )
+    .expect("the step's record is JSON");
+    let findings = step["report"]["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 2, "{step:#}");
+    let keys: Vec<sluice_fingerprint::FindingKey<'_>> = findings
+        .iter()
+        .map(|finding| sluice_fingerprint::FindingKey {
+            rule_id: finding["rule_id"].as_str().expect("rule_id"),
+            message: finding["message"].as_str().expect("message"),
+            path: finding["location"]["path"].as_str(),
+            line: finding["location"]["line"].as_u64().map(|line| line as u32),
+            column: finding["location"]["column"]
+                .as_u64()
+                .map(|column| column as u32),
+        })
+        .collect();
+    let expected =
+        sluice_fingerprint::fingerprints(&keys, |path| std::fs::read(project.join(path)).ok());
+    let actual: Vec<&str> = findings
+        .iter()
+        .map(|finding| finding["fingerprint"].as_str().expect("fingerprint"))
+        .collect();
+    assert_eq!(
+        actual, expected,
+        "the JS helper's fingerprints differ from crates/fingerprint's"
+    );
+    // Hashed from the line's text, not the message fallback.
+    assert_ne!(
+        expected[0].split(':').next(),
+        Some(
+            sluice_fingerprint::message_hash(keys[0].rule_id, keys[0].path, keys[0].message)
+                .as_str()
+        )
+    );
+}
+
+/// The JS helper's copy of the fingerprint test vectors is the reference's, and the
+/// helper passes them natively (`node --test`, no component).
+#[test]
+fn js_helper_passes_the_fingerprint_vectors_of_the_reference() {
+    require_node();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    let reference = std::fs::read(root.join("crates/fingerprint/tests/vectors.json"))
+        .expect("crates/fingerprint/tests/vectors.json");
+    let copy = std::fs::read(root.join("sdk/js/test/fingerprint-vectors.json"))
+        .expect("sdk/js/test/fingerprint-vectors.json");
+    assert!(
+        reference == copy,
+        "sdk/js/test/fingerprint-vectors.json is not crates/fingerprint/tests/vectors.json: copy it again"
+    );
+    let out = run_capped(
+        &root.join("sdk/js"),
+        Duration::from_secs(120),
+        "node",
+        &["--test"],
+    );
+    expect_success("node --test in sdk/js", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("# fail 0") && !stdout.contains("# pass 0"),
+        "{stdout}"
     );
 }

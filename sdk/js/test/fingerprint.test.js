@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { assignFingerprints, fnv1a, normalizeLine } from '../fingerprint.js';
+import { MAX_SOURCE_BYTES, assignFingerprints, fnv1a, messageHash, normalizeLine } from '../fingerprint.js';
 
 const vectors = JSON.parse(readFileSync(new URL('./fingerprint-vectors.json', import.meta.url)));
 
@@ -50,4 +50,11 @@ test('a fingerprint the plugin set is kept', () => {
   const findings = [{ ruleId: 'r', message: 'm', fingerprint: 'mine' }];
   assignFingerprints(findings, () => undefined);
   assert.equal(findings[0].fingerprint, 'mine');
+});
+
+test('a file over the 64 MiB bound takes the message fallback', () => {
+  const big = { length: MAX_SOURCE_BYTES + 1 };
+  const findings = [{ ruleId: 'r', message: 'm', location: { path: 'big.txt', line: 1, column: 1 }, fingerprint: '' }];
+  assignFingerprints(findings, () => /** @type {any} */ (big));
+  assert.equal(findings[0].fingerprint, `${messageHash('r', 'big.txt', 'm')}:1`);
 });
