@@ -165,16 +165,17 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
         .env_remove("SLUICE_LOG")
         .output()
         .expect("run sluice run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // `sluice run` shows its progress on stderr.
+    let shown = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "the sample pipeline failed\n--- stdout\n{stdout}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "the sample pipeline failed\n--- stdout\n{}\n--- stderr\n{shown}",
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(
-        stdout.contains("2 matches of `TODO` in 2 files"),
-        "the sample pipeline's summary is missing:\n{stdout}"
+        shown.contains("2 matches of `TODO` in 2 files"),
+        "the sample pipeline's summary is missing:\n{shown}"
     );
     same_fingerprints_as_the_reference(&built.project);
 
@@ -197,19 +198,19 @@ fn js_template_builds_and_passes_its_own_test_then_runs_in_its_pipeline() {
         .env_remove("SLUICE_LOG")
         .output()
         .expect("run sluice run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
         Some(1),
-        "the step did not fail:\n{stdout}"
+        "the step did not fail:\n{shown}"
     );
     assert!(
-        stdout.contains("FAIL check/scan") && stdout.contains("TypeError: boom: TODO"),
-        "the failure does not name the exception:\n{stdout}"
+        shown.contains("FAIL check/scan") && shown.contains("TypeError: boom: TODO"),
+        "the failure does not name the exception:\n{shown}"
     );
     assert!(
-        stdout.contains("scan@src/scan.js:"),
-        "the step log has no stack frame of the plugin:\n{stdout}"
+        shown.contains("scan@src/scan.js:"),
+        "the step log has no stack frame of the plugin:\n{shown}"
     );
 }
 
