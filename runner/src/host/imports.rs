@@ -1,6 +1,7 @@
 //! What a component imports against what this runner provides, and the refusal a
 //! person can act on when they differ: the interface named, the interfaces the runner
-//! does provide, and how to build without it (for componentize-js: `--disable http`).
+//! does provide, and how to build without it (for componentize-js: the template's world
+//! and `--disable fetch-event`).
 //! A component of another contract version (`sluice:plugin@0.2.0`) is told the version
 //! this runner speaks.
 //!
@@ -175,8 +176,8 @@ pub fn refusal(engine: &wasmtime::Engine, component: &Component) -> Option<Strin
     );
     if missing.iter().any(|name| name.starts_with("wasi:http/")) {
         text.push_str(
-            " (componentize-js: `--disable http`, or `disableFeatures: ['http']` in its API, \
-             and call no `fetch`; a step is called through its `plugin` export, never as an \
+            " (componentize-js: build for the world of `sluice plugin new --lang js` with \
+             `--disable fetch-event`; a step is called through its `plugin` export, never as an \
              HTTP handler; outgoing requests use wasi:http/outgoing-handler)",
         );
     }

@@ -149,11 +149,26 @@ pub enum ThresholdSpec {
         /// The expression.
         threshold: String,
         /// Stop the test as soon as this threshold fails.
-        #[serde(default, rename = "abort-on-fail", alias = "abortOnFail")]
+        #[serde(default, rename = "abort-on-fail")]
         abort_on_fail: bool,
         /// How long into the measured run before an abort is considered (e.g. "10s").
-        #[serde(default, rename = "delay-abort-eval", alias = "delayAbortEval")]
+        #[serde(default, rename = "delay-abort-eval")]
         delay_abort_eval: Option<String>,
+        /// k6's spelling of `abort-on-fail`, so a k6 threshold can be pasted as it is.
+        /// A field of its own rather than a serde alias: the closed schema must list it.
+        #[serde(
+            default,
+            rename = "abortOnFail",
+            skip_serializing_if = "Option::is_none"
+        )]
+        abort_on_fail_k6: Option<bool>,
+        /// k6's spelling of `delay-abort-eval`.
+        #[serde(
+            default,
+            rename = "delayAbortEval",
+            skip_serializing_if = "Option::is_none"
+        )]
+        delay_abort_eval_k6: Option<String>,
     },
 }
 
@@ -407,10 +422,13 @@ impl Thresholds {
                         threshold,
                         abort_on_fail,
                         delay_abort_eval,
+                        abort_on_fail_k6,
+                        delay_abort_eval_k6,
                     } => {
                         let mut t = Threshold::parse(metric, threshold)?;
-                        t.abort_on_fail = *abort_on_fail;
-                        if let Some(d) = delay_abort_eval {
+                        t.abort_on_fail = *abort_on_fail || abort_on_fail_k6.unwrap_or(false);
+                        if let Some(d) = delay_abort_eval.as_ref().or(delay_abort_eval_k6.as_ref())
+                        {
                             t.delay_abort_eval =
                                 parse_duration(&format!("thresholds.{metric}.delay-abort-eval"), d)
                                     .map_err(|e| ThresholdError {
@@ -540,6 +558,33 @@ mod tests {
             e.starts_with("thresholds.http_req_duration{status:200}: \"avg<5\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_closed_threshold_schema_still_takes_k6_spellings() {
+        let schema = serde_json::to_string(&schemars::schema_for!(ThresholdSpec)).unwrap();
+        assert!(
+            schema.contains("\"additionalProperties\":false"),
+            "{schema}"
+        );
+        for key in [
+            "abort-on-fail",
+            "abortOnFail",
+            "delay-abort-eval",
+            "delayAbortEval",
+        ] {
+            assert!(
+                schema.contains(&format!("\"{key}\"")),
+                "{key} missing: {schema}"
+            );
+        }
+        let spec: ThresholdsSpec = serde_json::from_str(
+            r#"{"http_req_failed": [{"threshold": "rate<0.01", "abortOnFail": true, "delayAbortEval": "5s"}]}"#,
+        )
+        .unwrap();
+        let t = Thresholds::parse(&spec).unwrap();
+        assert!(t.0[0].abort_on_fail);
+        assert_eq!(t.0[0].delay_abort_eval, Duration::from_secs(5));
     }
 
     #[test]
