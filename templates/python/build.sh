@@ -28,7 +28,7 @@ if [ -z "${COMPONENTIZE_PY:-}" ] && [ ! -d "$tools/componentize_py" ] \
         exit 1
     fi
     echo "installing componentize-py $version into $tools" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --target "$tools" "componentize-py==$version"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --target "$tools" "componentize-py==$version"
 fi
 
 componentize_py -d wit -w step componentize app -o {{name}}.wasm

@@ -21,9 +21,10 @@ if python3 -m pytest --version >/dev/null 2>&1; then
 else
     if [ ! -d "$pytest_tools/pytest" ]; then
         echo "installing pytest into $pytest_tools" >&2
-        python3 -m pip install --quiet --disable-pip-version-check --target "$pytest_tools" pytest
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --target "$pytest_tools" pytest
     fi
     PYTHONPATH="$pytest_tools" python3 -m pytest -q
 fi
-"$sluice" plugin check ./{{name}}.wasm
+# The example runs scan fixtures/ (the schema's example is `paths = ["."]`).
+"$sluice" plugin check ./{{name}}.wasm --workdir fixtures --grant read=fixtures
 "$sluice" plugin test ./{{name}}.wasm --case cases

@@ -15,5 +15,6 @@ if [ ! -f {{name}}.wasm ]; then
 fi
 
 cargo test --quiet
-"$sluice" plugin check ./{{name}}.wasm
+# The example runs scan fixtures/ (the schema's example is `paths = ["."]`).
+"$sluice" plugin check ./{{name}}.wasm --workdir fixtures --grant read=fixtures
 "$sluice" plugin test ./{{name}}.wasm --case cases
