@@ -27,6 +27,9 @@ pub enum AuthoringError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The runner itself failed (a temporary folder, the engine): exit code 3.
+    #[error("{0}")]
+    Internal(String),
     /// Not built yet (a skeleton waiting for its implementation).
     #[error("`sluice plugin {0}` is not available in this build")]
     Unavailable(&'static str),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{ExpectedError, exit};
+use crate::authoring::once::{Grant, Invocation};
 use crate::authoring::{self, AuthoringError};
 use crate::console;
 use crate::host::cache::CacheRoot;
@@ -25,8 +26,48 @@ pub(super) struct NewArgs {
     pub dir: Option<PathBuf>,
 }
 
+const RUN_HELP: &str = "\
+The plugin runs as the only step of a one-step pipeline (pipeline `plugin-run`, stage
+`plugin`, step `run`), with the sandbox, limits and grant checks of a pipeline step, not
+recorded in the state store; its run folder is temporary. `--with` is checked against
+the plugin's schema first. The step log (the plugin's stdout, stderr and log lines) is
+shown on stderr as it is written; the report goes to stdout.
+
+Exit codes:
+  0  the plugin returned a report whose status is passed, warned or skipped
+  1  the plugin failed: a run-error (denied, invalid-config, failed), a trap, a
+     timeout, or a report whose status is failed
+  2  usage or configuration error: a flag, --with against the schema, the plugin
+     cannot be loaded
+  3  internal error
+
+--format json prints the report as the runner stores it (.sluice/runs/<id>/steps/
+<step>.json, under `report`), or {\"error\": {\"kind\": ..., \"message\": ...}} when the
+plugin returned no report. See docs/plugins/kit.md.";
+
+const TEST_HELP: &str = "\
+A case is a folder with case.toml (with, [grants], workdir, timeout, [expect] ignore and
+outcome), expected.json (what `sluice plugin run --format json` prints) and its fixture
+files. --case DIR is one case, or a folder whose subfolders are cases (in name order).
+Relative grants and workdir are relative to the case folder. `[expect] ignore` lists
+JSON pointers whose values are not compared, `*` standing for any index or key:
+  ignore = [\"/findings/*/fingerprint\", \"/metrics/*/value\"]
+
+Exit codes: 0 every case passed (or was blessed), 1 a case failed, 2 usage error (a
+case.toml error names its file, line and key), 3 internal error. See docs/plugins/kit.md.";
+
+const CHECK_HELP: &str = "\
+Checks: schema-valid, schema-closed, schema-examples, examples-valid, example-runs,
+denied-without-grants, stable-fingerprints, no-output-flood, describe-pure; each passes,
+fails or warns with a reason (a monitor skips the run checks). The example runs get the
+--grant flags, or, with none, read of the work folder.
+
+Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error, 3
+internal error. See docs/plugins/kit.md.";
+
 /// `sluice plugin run`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = RUN_HELP)]
 pub(super) struct RunArgs {
     /// `builtin:<name>` or a path to a .wasm component.
     pub reference: String,
@@ -51,6 +92,7 @@ pub(super) struct RunArgs {
 
 /// `sluice plugin test`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = TEST_HELP)]
 pub(super) struct TestArgs {
     /// `builtin:<name>` or a path to a .wasm component.
     pub reference: String,
@@ -67,6 +109,7 @@ pub(super) struct TestArgs {
 
 /// `sluice plugin check`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = CHECK_HELP)]
 pub(super) struct CheckArgs {
     /// `builtin:<name>` or a path to a .wasm component.
     pub reference: String,
@@ -125,9 +168,9 @@ pub(super) enum KitFormat {
 fn to_expected(e: AuthoringError) -> ExpectedError {
     match e {
         AuthoringError::Usage(_) => ExpectedError::Config(e.to_string()),
-        AuthoringError::Io { .. } | AuthoringError::Unavailable(_) => {
-            ExpectedError::Internal(e.to_string())
-        }
+        AuthoringError::Io { .. }
+        | AuthoringError::Internal(_)
+        | AuthoringError::Unavailable(_) => ExpectedError::Internal(e.to_string()),
     }
 }
 
@@ -142,28 +185,193 @@ pub(super) fn new(args: NewArgs) -> Result<u8, ExpectedError> {
     Ok(exit::OK)
 }
 
+/// A session for `plugin run|test|check`: the plugin host and the hidden scratch
+/// folder. The cache root is hidden from steps as `sluice run` hides it.
+fn start_session(
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
+) -> Result<authoring::once::Session, ExpectedError> {
+    let cache = cache_root.clone();
+    let host = super::start_host(1, cache_root)?;
+    authoring::once::Session::start(host, sandbox, cache.as_ref()).map_err(to_expected)
+}
+
+fn current_dir() -> Result<PathBuf, ExpectedError> {
+    std::env::current_dir().map_err(|e| ExpectedError::Internal(format!("the current folder: {e}")))
+}
+
+/// `--grant` flags, relative folders against the current folder.
+fn parse_grants(flags: &[String], base: &std::path::Path) -> Result<Vec<Grant>, ExpectedError> {
+    flags
+        .iter()
+        .map(|f| Grant::parse(f, base).map_err(to_expected))
+        .collect()
+}
+
+/// `--workdir`, absolute and existing [default: the current folder].
+fn workdir(
+    flag: Option<&std::path::Path>,
+    base: &std::path::Path,
+) -> Result<PathBuf, ExpectedError> {
+    let dir = flag.map_or_else(|| base.to_path_buf(), |d| base.join(d));
+    std::fs::canonicalize(&dir)
+        .map_err(|e| ExpectedError::Config(format!("--workdir {}: {e}", dir.display())))
+}
+
 pub(super) async fn run(
-    _args: RunArgs,
-    _cache_root: Option<CacheRoot>,
-    _sandbox: Arc<Sandbox>,
+    args: RunArgs,
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
 ) -> Result<u8, ExpectedError> {
-    Err(to_expected(authoring::once::unavailable()))
+    let cwd = current_dir()?;
+    let with = match &args.with {
+        None => serde_json::Value::Object(Default::default()),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            ExpectedError::Config(format!(
+                "--with: not JSON: {e} (at line {}, column {}); write e.g. --with '{{\"paths\": [\"src\"]}}'",
+                e.line(),
+                e.column()
+            ))
+        })?,
+    };
+    let invocation = Invocation {
+        reference: args.reference.clone(),
+        with,
+        grants: parse_grants(&args.grants, &cwd)?,
+        workdir: workdir(args.workdir.as_deref(), &cwd)?,
+        timeout: args.timeout.clone(),
+    };
+    let session = start_session(cache_root, sandbox)?;
+    let outcome = session.run(&invocation).await;
+    session.finish().await;
+    let outcome = outcome.map_err(to_expected)?;
+    match args.format {
+        KitFormat::Json => {
+            console::out_line(&super::json_text(&outcome.to_json()));
+        }
+        KitFormat::Text => {
+            console::out(&outcome.to_text());
+        }
+    }
+    Ok(outcome.exit_code())
 }
 
 pub(super) async fn test(
-    _args: TestArgs,
-    _cache_root: Option<CacheRoot>,
-    _sandbox: Arc<Sandbox>,
+    args: TestArgs,
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
 ) -> Result<u8, ExpectedError> {
-    Err(to_expected(authoring::cases::unavailable()))
+    let mut cases = Vec::new();
+    for dir in &args.cases {
+        for found in authoring::cases::discover(dir).map_err(to_expected)? {
+            cases.push(authoring::cases::Case::read(&found, &args.reference).map_err(to_expected)?);
+        }
+    }
+    let mut session = start_session(cache_root, sandbox)?;
+    session.live_log = authoring::once::LiveLog::Quiet;
+    let mut results = Vec::new();
+    let mut error = None;
+    for case in &cases {
+        match authoring::cases::run_case(&session, case, args.bless).await {
+            Ok(r) => {
+                if args.format == KitFormat::Text {
+                    console::out(&authoring::cases::case_text(&r));
+                }
+                results.push(r);
+            }
+            Err(e) => {
+                // A case that cannot run (its `with` does not match the schema...)
+                // names the case and stops the command.
+                error = Some(AuthoringError::Usage(format!(
+                    "case {}: {e}",
+                    case.shown.display()
+                )));
+                break;
+            }
+        }
+    }
+    session.finish().await;
+    if let Some(e) = error {
+        return Err(to_expected(e));
+    }
+    let summary = authoring::cases::summary_line(&results);
+    match args.format {
+        KitFormat::Text => {
+            console::out_line(&summary);
+        }
+        KitFormat::Json => {
+            let failed = results.iter().filter(|r| r.result == "failed").count();
+            console::out_line(&super::json_text(&serde_json::json!({
+                "cases": results,
+                "passed": results.iter().filter(|r| r.result == "passed").count(),
+                "failed": failed,
+                "blessed": results.iter().filter(|r| r.result == "blessed").count(),
+                "summary": summary,
+            })));
+        }
+    }
+    Ok(if results.iter().any(|r| r.result == "failed") {
+        exit::PIPELINE_FAILED
+    } else {
+        exit::OK
+    })
 }
 
 pub(super) async fn check(
-    _args: CheckArgs,
-    _cache_root: Option<CacheRoot>,
-    _sandbox: Arc<Sandbox>,
+    args: CheckArgs,
+    cache_root: Option<CacheRoot>,
+    sandbox: Arc<Sandbox>,
 ) -> Result<u8, ExpectedError> {
-    Err(to_expected(authoring::conformance::unavailable()))
+    let cwd = current_dir()?;
+    // Without --workdir, the example runs work in a fresh empty folder.
+    let empty = match &args.workdir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("sluice-check-")
+                .tempdir()
+                .map_err(|e| {
+                    ExpectedError::Internal(format!("cannot make a temporary folder: {e}"))
+                })?,
+        ),
+    };
+    let workdir = match &empty {
+        Some(dir) => workdir(Some(dir.path()), &cwd)?,
+        None => workdir(args.workdir.as_deref(), &cwd)?,
+    };
+    let mut grants = parse_grants(&args.grants, &cwd)?;
+    if grants.is_empty() {
+        grants.push(Grant {
+            kind: "read".into(),
+            value: workdir.display().to_string(),
+        });
+    }
+    let setup = authoring::conformance::CheckSetup { grants, workdir };
+    let mut session = start_session(cache_root, sandbox)?;
+    session.live_log = authoring::once::LiveLog::Quiet;
+    session.log_limit = authoring::conformance::FLOOD_BOUND + (64 << 10);
+    let result = authoring::conformance::check_plugin(&session, &args.reference, &setup).await;
+    session.finish().await;
+    let result = result.map_err(to_expected)?;
+    match args.format {
+        KitFormat::Text => {
+            console::out(&result.to_text());
+        }
+        KitFormat::Json => {
+            console::out_line(&super::json_text(&serde_json::json!({
+                "plugin": result.plugin,
+                "world": result.world,
+                "checks": result.checks,
+                "passed": result.passed(),
+                "summary": result.summary_line(),
+            })));
+        }
+    }
+    Ok(if result.passed() {
+        exit::OK
+    } else {
+        exit::PIPELINE_FAILED
+    })
 }
 
 pub(super) fn wit(args: WitArgs) -> Result<u8, ExpectedError> {

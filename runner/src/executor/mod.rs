@@ -101,6 +101,10 @@ pub struct StepRecord {
     pub log: Option<String>,
     #[serde(skip)]
     pub log_tail: Vec<String>,
+    /// Why the last attempt returned no report, as classified (a `run-error` of the
+    /// plugin, a trap, a timeout...); `sluice plugin run|test|check` tell these apart.
+    #[serde(skip)]
+    pub failure: Option<StepFailure>,
 }
 
 /// The outcome of a run.
@@ -662,6 +666,7 @@ fn finished_without_plugin(
         artifacts: vec![],
         log: None,
         log_tail: vec![],
+        failure: None,
     };
     ctx.record_finished(&record, None);
     ctx.events.send(Event::StepFinished {
@@ -902,6 +907,7 @@ async fn run_step(
         artifacts: vec![],
         log: log.path().map(|p| p.display().to_string()),
         log_tail: vec![],
+        failure: None,
     };
     // The end of the step's last attempt, recorded with the step's final record.
     let mut last_attempt = None;
@@ -971,6 +977,7 @@ async fn run_step(
             // A failure's text may quote the plugin (a panic message, a program's error).
             record.summary = ctx.redactor.redact(&failure.to_string()).into_owned();
             log.line(Source::Runner, &format!("step failed: {failure}"));
+            record.failure = Some(failure);
         }
     }
     if record.attempts > 0 {
