@@ -26,6 +26,7 @@ const FAILURE_TAIL_LINES: usize = 20;
 /// The step's `with` table.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"program": "echo", "args": ["hello"]}))]
 struct Config {
     /// The program: a bare name looked up on PATH, or an absolute path. It must be listed
     /// in the step's `exec` grant.

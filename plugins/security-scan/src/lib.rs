@@ -65,6 +65,7 @@ pub const LISTED_FINDINGS: usize = 20;
 /// The step's `with` table.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(example = serde_json::json!({"paths": ["."], "secrets": {"paths": ["."]}}))]
 pub struct Config {
     /// Lockfiles to scan, relative to the pipeline's folder. When empty, every known
     /// lockfile under `paths` is scanned (Cargo.lock, package-lock.json,

@@ -409,11 +409,14 @@ fn outcomes_flood(outcomes: &[Outcome], denied: &Outcome, checks: &mut Vec<Check
 /// What is wrong with the outcome of an example run (nothing for a well-formed report).
 fn report_problems(outcome: &Outcome, workdir: &Path) -> Vec<String> {
     let Some(report) = &outcome.report else {
-        let f = outcome.failure.as_ref();
+        let (kind, message) = outcome
+            .failure
+            .as_ref()
+            .map_or(("failed", outcome.summary.as_str()), |f| {
+                (f.kind.as_str(), f.message.as_str())
+            });
         return vec![format!(
-            "no report: {} ({}); give the example runs the grants and folder they need with --grant and --workdir",
-            outcome.summary,
-            f.map_or("failed", |f| f.kind.as_str())
+            "no report but `{kind}`: {message}; give the example runs the grants and folder they need with --grant and --workdir"
         )];
     };
     let mut problems = Vec::new();
@@ -574,7 +577,7 @@ fn stability(first: &Outcome, again: &Outcome) -> Check {
 /// JSON pointers (into the schema) of the object schemas that accept any key.
 pub fn open_objects(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(schema, String::new(), &mut out);
+    walk(schema, String::new(), false, &mut out);
     out
 }
 
@@ -587,6 +590,14 @@ fn is_object_schema(map: &serde_json::Map<String, Value>) -> bool {
     typed || map.contains_key("properties")
 }
 
+fn explicitly_object(map: &serde_json::Map<String, Value>) -> bool {
+    match map.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+        _ => false,
+    }
+}
+
 fn closes(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => !b,
@@ -595,9 +606,19 @@ fn closes(v: Option<&Value>) -> bool {
     }
 }
 
-fn walk(v: &Value, at: String, out: &mut Vec<String>) {
+/// Walk a schema. `in_place`: `v` applies to the same instance as its parent (a
+/// branch of `allOf`/`anyOf`/`oneOf`, `if`/`then`/`else`, `not`, `dependentSchemas`).
+/// Such a branch that only adds `properties` or `required` constrains an object its
+/// parent already closes; only one that says `"type": "object"` describes an object of
+/// its own (an alternative form) and must close it.
+fn walk(v: &Value, at: String, in_place: bool, out: &mut Vec<String>) {
     let Value::Object(map) = v else { return };
-    if is_object_schema(map)
+    let describes_object = if in_place {
+        explicitly_object(map)
+    } else {
+        is_object_schema(map)
+    };
+    if describes_object
         && !closes(map.get("additionalProperties"))
         && !closes(map.get("unevaluatedProperties"))
     {
@@ -610,31 +631,42 @@ fn walk(v: &Value, at: String, out: &mut Vec<String>) {
     let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
     for (key, child) in map {
         match key.as_str() {
-            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
                 if let Value::Object(children) = child {
                     for (name, sub) in children {
-                        walk(sub, format!("{at}/{key}/{}", esc(name)), out);
+                        walk(sub, format!("{at}/{key}/{}", esc(name)), false, out);
                     }
                 }
             }
-            "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+            "dependentSchemas" => {
+                if let Value::Object(children) = child {
+                    for (name, sub) in children {
+                        walk(sub, format!("{at}/{key}/{}", esc(name)), true, out);
+                    }
+                }
+            }
+            "allOf" | "anyOf" | "oneOf" => {
                 if let Value::Array(items) = child {
                     for (i, sub) in items.iter().enumerate() {
-                        walk(sub, format!("{at}/{key}/{i}"), out);
+                        walk(sub, format!("{at}/{key}/{i}"), true, out);
                     }
                 }
             }
+            "prefixItems" => {
+                if let Value::Array(items) = child {
+                    for (i, sub) in items.iter().enumerate() {
+                        walk(sub, format!("{at}/{key}/{i}"), false, out);
+                    }
+                }
+            }
+            "not" | "if" | "then" | "else" => walk(child, format!("{at}/{key}"), true, out),
             "items"
             | "additionalProperties"
             | "unevaluatedProperties"
-            | "not"
-            | "if"
-            | "then"
-            | "else"
             | "contains"
             | "propertyNames"
             | "unevaluatedItems" => {
-                walk(child, format!("{at}/{key}"), out);
+                walk(child, format!("{at}/{key}"), false, out);
             }
             _ => {}
         }
@@ -656,11 +688,20 @@ mod tests {
                 "env": {"type": "object", "additionalProperties": {"type": "string"}},
                 "list": {"type": "array", "items": {"properties": {"a": {}}}},
             },
-            "$defs": {"closed": {"type": "object", "additionalProperties": false}},
+            "$defs": {
+                "closed": {"type": "object", "additionalProperties": false},
+                "either": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"t": {}}}]},
+            },
+            // Conditions on the closed root object: not objects of their own.
+            "allOf": [{"if": {"properties": {"tool": {"const": "npm"}}}, "then": {"required": ["junit"], "properties": {"junit": {"minItems": 1}}}}],
         });
         assert_eq!(
             open_objects(&schema),
-            vec!["/properties/list/items", "/properties/secrets"]
+            vec![
+                "/$defs/either/anyOf/1",
+                "/properties/list/items",
+                "/properties/secrets"
+            ]
         );
     }
 

@@ -140,7 +140,7 @@ pub trait Observe {
 
 /// One threshold entry as the pipeline writes it: a string, or a table with options.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum ThresholdSpec {
     /// `"p(99)<50"`.
     Plain(String),
