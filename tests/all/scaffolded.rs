@@ -26,7 +26,7 @@ pub fn tools_dir() -> PathBuf {
 /// A project written by `sluice plugin new`, in a folder of its own.
 pub struct Scaffolded {
     /// Holds the project; removed on drop.
-    pub temp: tempfile::TempDir,
+    pub _temp: tempfile::TempDir,
     /// The project folder (`<temp>/<name>`).
     pub dir: PathBuf,
     /// What `sluice plugin new` printed.
@@ -53,7 +53,7 @@ impl Scaffolded {
         out.expect_code(0);
         Scaffolded {
             output: out.stdout.replace(&dir_text, "[DIR]"),
-            temp,
+            _temp: temp,
             dir,
             started,
         }

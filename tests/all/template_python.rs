@@ -46,7 +46,7 @@ fn python_template_builds_and_passes_its_own_test() {
 #[test]
 fn python_template_runs_in_its_sample_pipeline_like_the_rust_one() {
     let python = &python_template().scan_step;
-    assert_eq!(python["report"]["status"], "warned", "{python:#}");
+    assert_eq!(python["report"]["status"], "Warned", "{python:#}");
     assert_eq!(
         python["report"]["summary"], "2 matches of `TODO` in 2 files",
         "{python:#}"

@@ -66,7 +66,7 @@ fn rust_template_builds_and_passes_its_own_test_outside_the_workspace() {
 #[test]
 fn rust_template_runs_in_its_sample_pipeline() {
     let step = &rust_template().scan_step;
-    assert_eq!(step["report"]["status"], "warned", "{step:#}");
+    assert_eq!(step["report"]["status"], "Warned", "{step:#}");
     assert_eq!(
         step["report"]["summary"], "2 matches of `TODO` in 2 files",
         "{step:#}"
