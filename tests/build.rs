@@ -13,6 +13,15 @@ const COMPONENTS: &[(&str, &str)] = &[
         "sluice-fixture-contract-0-1-0",
     ),
     ("SLUICE_FIXTURE_FILE_MONITOR", "sluice-fixture-file-monitor"),
+    ("SLUICE_FIXTURE_RAW_FINDINGS", "sluice-fixture-raw-findings"),
+    (
+        "SLUICE_FIXTURE_MISSING_IMPORT",
+        "sluice-fixture-missing-import",
+    ),
+    (
+        "SLUICE_FIXTURE_CONTRACT_0_2_0",
+        "sluice-fixture-contract-0-2-0",
+    ),
 ];
 
 fn main() {

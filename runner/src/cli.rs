@@ -6,7 +6,7 @@
 //! | 0 | success |
 //! | 1 | the pipeline failed (a step failed or a gate stopped it) |
 //! | 2 | usage or configuration error |
-//! | 3 | internal error |
+//! | 3 | internal error: the async runtime or a thread could not start, or a bug in Sluice (a panic, reported as one `error:` line) |
 //! | 4 | waiting: `--no-wait` stopped the run at a gate; it is recorded `waiting`, and `sluice resume RUN` continues it |
 //! | 5 | superseded: a newer run of the pipeline took this run's place in a stage's queue; it never continues |
 //! | 129, 130, 143 | stopped by SIGHUP, SIGINT (Ctrl-C) or SIGTERM; recorded `interrupted`, `sluice resume RUN` continues it |
@@ -18,9 +18,12 @@
 //! nothing); `targets` reads the fleet's records from it.
 //!
 //! Every write to stdout and stderr goes through [`crate::console`], so a closed pipe
-//! never turns into a panic; the cache root is opened and checked, and `run` isolates
-//! itself ([`Sandbox::prepare`]), before the async runtime starts; failing to start
-//! the runtime or a thread is exit code 3.
+//! never turns into a panic: a closed stdout or stderr only stops the output, and the
+//! command ends with the code it would have had. The cache root is opened and checked,
+//! and `run` isolates itself ([`Sandbox::prepare`]), before the async runtime starts;
+//! failing to start the runtime or a thread is exit code 3, and so is a bug that
+//! panics (one `error: internal error` line, never Rust's 101). `sluice --help` shows
+//! this table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,11 +84,25 @@ impl ExpectedError {
     }
 }
 
+/// The exit codes, as `sluice --help` shows them (the module doc's table, in short).
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0              success
+  1              the pipeline failed (a step failed or a gate stopped it)
+  2              usage or configuration error
+  3              internal error: the async runtime or a thread could not start, or a bug
+  4              waiting: --no-wait stopped the run at a gate (`sluice resume RUN` continues)
+  5              superseded by a newer run of the pipeline
+  129, 130, 143  stopped by SIGHUP, SIGINT or SIGTERM (`sluice resume RUN` continues)
+A closed stdout or stderr (`sluice plugins | head -1`) only stops the output: the
+command ends with the code it would have had.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "sluice",
     version,
-    about = "Run release pipelines whose steps are sandboxed WebAssembly components"
+    about = "Run release pipelines whose steps are sandboxed WebAssembly components",
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -316,6 +333,7 @@ enum PluginCommand {
 
 /// Entry point of the binary: parse arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
+    report_panics();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -357,10 +375,33 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(ExpectedError::Internal(e)),
     };
-    match runtime.block_on(dispatch(cli, cache_root, sandbox)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => fail(e),
+    // A bug that panics on the main thread ends the command with code 3 and one
+    // `error:` line (see `report_panics`), never with Rust's 101.
+    let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(dispatch(cli, cache_root, sandbox))
+    }));
+    match dispatched {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => fail(e),
+        Err(_) => ExitCode::from(exit::INTERNAL),
     }
+}
+
+/// Print a panic as one `error:` line through [`console`] (so a closed stderr is no
+/// second panic) instead of Rust's `thread '…' panicked at` text. A panic is a bug in
+/// Sluice: the line says so and where. Where the runner catches one (a step's task
+/// fails only that step; a plugin's load fails only that load), the run goes on.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let why = info.payload_as_str().unwrap_or("unknown failure");
+        let place = info
+            .location()
+            .map(|at| format!(" at {}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        console::err_line(&format!(
+            "error: internal error (a bug in Sluice; please report it): {why}{place}"
+        ));
+    }));
 }
 
 /// Open the cache root: `--cache-dir`, else the default; `None` (with a note) when

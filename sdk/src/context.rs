@@ -53,6 +53,13 @@ impl StepContext {
         self.workdir.join(path)
     }
 
+    /// What the step was granted (its folders, programs, addresses, variables,
+    /// secrets and targets): see [`crate::grants`]. `ctx.grants().check(ctx.resolve(p),
+    /// Access::Read)?` resolves `p` or fails with `Denied` naming the grant to add.
+    pub fn grants(&self) -> crate::grants::Grants {
+        crate::grants::current()
+    }
+
     /// 1 on the first attempt, 2 on the first retry, and so on.
     pub fn attempt(&self) -> u32 {
         self.attempt

@@ -4,7 +4,7 @@
 //! A finding's automatic fingerprint is `<hash>:<occurrence>` (GitHub's
 //! `primaryLocationLineHash` has the same shape), where
 //! - `hash` is 64-bit FNV-1a, as 16 hex digits, of the rule id, the path and the text of
-//!   the finding's first line with all whitespace removed (so re-indenting keeps it);
+//!   the finding's line with all whitespace removed (so re-indenting keeps it);
 //! - `occurrence` counts, from 1 and in file order (line, then column), the findings of
 //!   the report that share that hash: two `needless_return`s on identical lines of one
 //!   file are `…:1` and `…:2`.
@@ -14,133 +14,73 @@
 //! fallback is still unique through the occurrence index, but moves when the message
 //! changes.
 //!
+//! The algorithm is the contract's (the doc comment of `finding.fingerprint` in
+//! `wit/plugin.wit`), implemented once in the `sluice-fingerprint` crate, which the
+//! runner also uses to fill the fingerprints a plugin leaves empty: a Rust plugin and a
+//! plugin in any other language give one finding the same fingerprint.
+//!
 //! [`assign`] computes them once the plugin returns (see [`run_plugin`](crate::run_plugin)),
 //! reading each file once through the step's own grants. A fingerprint the plugin set
 //! itself (with [`Finding::with_fingerprint`]) is kept.
 
-use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
+
+pub use sluice_fingerprint::{line_hash, message_hash, normalize_line};
 
 use crate::Finding;
 
-/// 64-bit FNV-1a of `parts`, with a separator between them that cannot occur in text
-/// (so that `("ab", "c")` and `("a", "bc")` differ), as 16 hex digits.
+/// 64-bit FNV-1a of `parts` joined by a byte that cannot occur in text, as 16 hex digits.
 pub(crate) fn fnv1a(parts: &[&[u8]]) -> String {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET_BASIS;
-    for (index, part) in parts.iter().enumerate() {
-        if index > 0 {
-            hash ^= 0xff;
-            hash = hash.wrapping_mul(PRIME);
-        }
-        for byte in *part {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    format!("{hash:016x}")
-}
-
-/// A source line as it enters the hash: every whitespace character removed.
-pub fn normalize_line(line: &str) -> String {
-    line.chars().filter(|c| !c.is_whitespace()).collect()
-}
-
-/// The hash part of a fingerprint for a finding of `rule_id` in `path` whose first line
-/// reads `line_text`.
-pub fn line_hash(rule_id: &str, path: &str, line_text: &str) -> String {
-    fnv1a(&[
-        b"line",
-        rule_id.as_bytes(),
-        path.as_bytes(),
-        normalize_line(line_text).as_bytes(),
-    ])
-}
-
-/// The hash part of a fingerprint when the finding's line is unknown: rule, path and
-/// message.
-pub fn message_hash(rule_id: &str, path: Option<&str>, message: &str) -> String {
-    fnv1a(&[
-        b"message",
-        rule_id.as_bytes(),
-        path.unwrap_or("").as_bytes(),
-        message.as_bytes(),
-    ])
+    sluice_fingerprint::hash(parts)
 }
 
 /// Give every finding that carries no fingerprint of its own (an empty one, or the
 /// provisional one [`Finding::new`] gives) its automatic fingerprint. Relative paths
 /// are read from `workdir` (the pipeline's folder).
 pub fn assign(findings: &mut [Finding], workdir: &Path) {
-    let mut sources = SourceFiles::new(workdir);
-    // Hash part and file position of each finding to fingerprint.
-    let mut pending: Vec<(usize, String, (u32, u32))> = Vec::new();
-    for (index, finding) in findings.iter().enumerate() {
-        if !finding.fingerprint.is_empty()
-            && finding.fingerprint != finding.provisional_fingerprint()
-        {
-            continue;
-        }
-        let location = finding.location.as_ref();
-        let position = location.map_or((0, 0), |location| {
-            (location.line.unwrap_or(0), location.column.unwrap_or(0))
-        });
-        let line_text = location.and_then(|location| {
-            let line = location.line.filter(|line| *line > 0)?;
-            sources.line(&location.path, line)
-        });
-        let hash = match (location, line_text) {
-            (Some(location), Some(text)) => line_hash(&finding.rule_id, &location.path, text),
-            _ => message_hash(
-                &finding.rule_id,
-                location.map(|location| location.path.as_str()),
-                &finding.message,
-            ),
-        };
-        pending.push((index, hash, position));
-    }
-    // File order, so that the occurrence index does not depend on how the tool sorted
-    // its output (severity, rule, …); the sort is stable for equal positions.
-    pending.sort_by_key(|(_, _, position)| *position);
-    let mut occurrences: HashMap<String, u32> = HashMap::new();
-    for (index, hash, _) in pending {
-        let count = occurrences.entry(hash.clone()).or_insert(0);
-        *count += 1;
-        findings[index].fingerprint = format!("{hash}:{count}");
+    let pending: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, finding)| {
+            finding.fingerprint.is_empty()
+                || finding.fingerprint == finding.provisional_fingerprint()
+        })
+        .map(|(index, _)| index)
+        .collect();
+    let keys: Vec<sluice_fingerprint::FindingKey<'_>> = pending
+        .iter()
+        .map(|&index| {
+            let finding = &findings[index];
+            let location = finding.location.as_ref();
+            sluice_fingerprint::FindingKey {
+                rule_id: &finding.rule_id,
+                message: &finding.message,
+                path: location.map(|location| location.path.as_str()),
+                line: location.and_then(|location| location.line),
+                column: location.and_then(|location| location.column),
+            }
+        })
+        .collect();
+    let prints = sluice_fingerprint::fingerprints(&keys, |path| read_source(workdir, path));
+    for (index, print) in pending.into_iter().zip(prints) {
+        findings[index].fingerprint = print;
     }
 }
 
-/// The files findings point into, each read at most once.
-struct SourceFiles<'a> {
-    workdir: &'a Path,
-    /// Lines of each file by the path the finding gave; `None` when it is unreadable.
-    files: HashMap<String, Option<Vec<String>>>,
-}
-
-impl<'a> SourceFiles<'a> {
-    fn new(workdir: &'a Path) -> Self {
-        SourceFiles {
-            workdir,
-            files: HashMap::new(),
-        }
+/// The bytes of `path` (relative to `workdir` unless absolute), at most one byte past
+/// the algorithm's bound; `None` when the step cannot read it.
+fn read_source(workdir: &Path, path: &str) -> Option<Vec<u8>> {
+    let file = std::fs::File::open(crate::fs::resolve(&workdir.join(path))).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
     }
-
-    /// Line `line` (1-based) of `path`, without its line ending.
-    fn line(&mut self, path: &str, line: u32) -> Option<&str> {
-        let workdir = self.workdir;
-        let lines = self.files.entry(path.to_owned()).or_insert_with(|| {
-            let bytes = crate::fs::read(workdir.join(path)).ok()?;
-            let text = String::from_utf8_lossy(&bytes);
-            Some(
-                text.split('\n')
-                    .map(|line| line.strip_suffix('\r').unwrap_or(line).to_owned())
-                    .collect(),
-            )
-        });
-        let index = usize::try_from(line).ok()?.checked_sub(1)?;
-        lines.as_ref()?.get(index).map(String::as_str)
-    }
+    let limit = u64::try_from(sluice_fingerprint::MAX_SOURCE_BYTES).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 #[cfg(test)]
@@ -251,6 +191,7 @@ mod tests {
         // must come with a new `partialFingerprints` key in the runner's SARIF. The
         // values were computed independently (FNV-1a 64 in Python).
         assert_eq!(fnv1a(&[b"a"]), "af63dc4c8601ec8c");
+        // The same as the crate's: crates/fingerprint/tests/vectors.json holds many more.
         assert_eq!(
             line_hash("rule", "src/lib.rs", "  return 1;"),
             "bd609e49a417b5a3"

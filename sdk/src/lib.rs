@@ -52,10 +52,15 @@
 //! - [`log`] and [`progress`]: structured log lines shown live by the runner;
 //! - [`Command`]: native programs through the host's grant-checked `process` import;
 //! - [`fs`]: file access whose errors name the grant a step is missing;
+//! - [`grants`]: what the step was granted (folders, programs, addresses...), and
+//!   [`grants::Grants::check`], which turns a path outside them into
+//!   [`RunError::Denied`] naming the grant to add ([`StepContext::grants`]);
 //! - [`deploy`]: deploy targets and the operations on them (`builtin:deploy` uses it);
 //! - [`http`]: outgoing HTTP under the step's `net` grant, blocking ([`http::get`],
 //!   [`http::Request`]) or many requests in flight ([`http::Client`]);
-//! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs;
+//! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs
+//!   (the contract's algorithm; the runner computes the same ones for a finding left
+//!   without one);
 //! - [`HumanDuration`]: `"30s"`-style durations for configuration structs.
 //!
 //! A monitor (a health check the runner calls on a schedule: `[[monitor]]`, `sluice
@@ -78,6 +83,7 @@ mod duration;
 pub mod fingerprint;
 pub mod fs;
 pub mod glob;
+pub mod grants;
 pub mod http;
 pub mod log;
 pub mod monitor;

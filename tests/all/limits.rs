@@ -79,7 +79,7 @@ fn trap_fails_the_step() {
     let out = p.run(&[]);
     out.expect_code(1);
     let s = summary(&p, "bad");
-    assert!(s.starts_with("plugin crashed: "), "{s}");
+    assert!(s.starts_with("plugin trapped: "), "{s}");
     assert!(s.contains("unreachable"), "{s}");
     assert_eq!(p.step("bystander")["status"], "passed");
 }

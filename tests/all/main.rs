@@ -24,6 +24,7 @@ mod lint_sarif;
 mod load_test;
 mod monitors;
 mod pipeline;
+mod plugin_contract;
 mod plugin_new;
 mod prometheus;
 mod reports;

@@ -52,6 +52,17 @@ impl GrantedView {
         }
     }
 
+    /// The folders the step may read (its read and write grants), as the host resolved
+    /// them.
+    pub fn readable_folders(&self) -> Vec<std::path::PathBuf> {
+        self.granted
+            .read
+            .iter()
+            .chain(&self.granted.write)
+            .map(std::path::PathBuf::from)
+            .collect()
+    }
+
     /// What the import returns.
     pub fn granted(&self) -> &wit::Granted {
         &self.granted

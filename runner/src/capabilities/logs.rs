@@ -35,6 +35,10 @@ const TAIL_LINES: usize = 40;
 /// Longest line kept as one; longer ones are split.
 const MAX_LINE: usize = 16 << 10;
 
+/// How much of the guest's latest standard error is kept apart (also past the cap),
+/// for a trap's summary to name the guest's last error line (`host::trap`).
+const STDERR_TAIL_BYTES: usize = 8 << 10;
+
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -86,6 +90,9 @@ struct LogInner {
     tail: VecDeque<String>,
     /// Unfinished last line of each raw output stream.
     partial: HashMap<Source, Vec<u8>>,
+    /// The last [`STDERR_TAIL_BYTES`] the guest wrote to its stderr, unredacted (it is
+    /// redacted when read).
+    stderr_tail: VecDeque<u8>,
     events: Option<(EventSink, String, String)>,
     redactor: Arc<Redactor>,
 }
@@ -132,6 +139,7 @@ impl StepLog {
                 truncated: false,
                 tail: VecDeque::with_capacity(TAIL_LINES),
                 partial: HashMap::new(),
+                stderr_tail: VecDeque::new(),
                 events,
                 redactor,
             })),
@@ -152,6 +160,13 @@ impl StepLog {
     /// Write raw output, split into lines; an unfinished last line waits for more.
     pub fn output(&self, source: Source, bytes: &[u8]) {
         let mut inner = self.lock();
+        if source == Source::Stderr {
+            let keep = &bytes[bytes.len().saturating_sub(STDERR_TAIL_BYTES)..];
+            let tail = &mut inner.stderr_tail;
+            tail.extend(keep);
+            let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+            tail.drain(..excess);
+        }
         if inner.truncated {
             return;
         }
@@ -198,6 +213,27 @@ impl StepLog {
     /// The last lines written, oldest first.
     pub fn tail(&self) -> Vec<String> {
         self.lock().tail.iter().cloned().collect()
+    }
+
+    /// The last few KiB the guest wrote to its standard error (kept even once the log
+    /// reached its cap), with the run's secrets masked: where a trapped guest's last
+    /// error line is found.
+    pub fn guest_stderr_tail(&self) -> String {
+        let inner = self.lock();
+        let mut bytes: Vec<u8> = inner.stderr_tail.iter().copied().collect();
+        // A first line cut by the bound could hold part of a secret the redactor no
+        // longer recognizes: it is dropped.
+        if bytes.len() == STDERR_TAIL_BYTES {
+            let first_end = bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |at| at + 1);
+            bytes.drain(..first_end);
+        }
+        inner
+            .redactor
+            .redact(&String::from_utf8_lossy(&bytes))
+            .into_owned()
     }
 
     /// Whether the cap was reached.
@@ -396,6 +432,25 @@ impl wit_log::Host for crate::host::step::StepState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_stderr_tail_outlives_the_cap_and_drops_a_cut_first_line() {
+        let log = StepLog::in_memory(32, Default::default());
+        log.output(Source::Stdout, &[b'x'; 100]);
+        log.output(
+            Source::Stderr,
+            b"Traceback (most recent call last):\nValueError: boom\n",
+        );
+        assert!(log.truncated());
+        assert_eq!(
+            log.guest_stderr_tail(),
+            "Traceback (most recent call last):\nValueError: boom\n"
+        );
+        let mut flood = vec![b'y'; STDERR_TAIL_BYTES];
+        flood.extend_from_slice(b"\npanic: late\n");
+        log.output(Source::Stderr, &flood);
+        assert_eq!(log.guest_stderr_tail(), "panic: late\n");
+    }
 
     #[test]
     fn output_is_split_into_lines_and_capped() {

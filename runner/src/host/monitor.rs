@@ -124,7 +124,8 @@ pub async fn load_monitor(
         .and_then(MonitorPre::new)
         .map_err(|e| PluginError::Incompatible {
             name: name.clone(),
-            reason: format!("{e:#}"),
+            reason: crate::host::imports::refusal(&engine, &component)
+                .unwrap_or_else(|| format!("{e:#}")),
         })?;
     let needs = InstanceNeeds::of(&component, MAX_MEMORIES_PER_COMPONENT);
     let slots = host.shared_slots().clone();

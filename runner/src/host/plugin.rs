@@ -442,7 +442,8 @@ impl PluginHost {
                 } else {
                     PluginError::Incompatible {
                         name: name.clone(),
-                        reason: format!("{e:#}"),
+                        reason: crate::host::imports::refusal(&self.engine, &component)
+                            .unwrap_or_else(|| format!("{e:#}")),
                     }
                 }
             })?;

@@ -153,7 +153,10 @@ pub enum StepFailure {
     Timeout(Duration),
     #[error("exceeded its memory limit of {}", bytesize::ByteSize::b(*.0))]
     MemoryLimit(u64),
-    #[error("plugin crashed: {0}")]
+    /// The guest trapped (a panic, an uncaught exception, `exit`): the text is the
+    /// whole summary, `plugin trapped: <the guest's last error line> (<the trap>;
+    /// backtrace in the step log)`.
+    #[error("{0}")]
     Trap(String),
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -267,27 +270,44 @@ pub(crate) fn classify(
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return StepFailure::Trap(format!(
-            "the plugin called exit({}) instead of returning a report",
+            "plugin exited: it called exit({}) instead of returning a report",
             exit.0
         ));
     }
-    let mut text = match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("{trap}"),
-        None => format!("{err}"),
+    let log = &store.data().log;
+    let trap = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => first_line(&format!("{err}")).to_owned(),
     };
-    // Keep the chain (e.g. the guest backtrace) but only its first lines.
+    let trap = trap
+        .strip_prefix("wasm trap: wasm trap: ")
+        .map_or(trap.clone(), |rest| format!("wasm trap: {rest}"));
+    // The chain (the guest's wasm backtrace) goes to the step log, not the summary.
     let chain = format!("{err:?}");
-    let extra: Vec<&str> = chain
+    let frames: Vec<&str> = chain
         .lines()
         .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .take(12)
+        .filter(|line| !line.trim().is_empty())
         .collect();
-    if !extra.is_empty() {
-        text.push('\n');
-        text.push_str(&extra.join("\n"));
+    for line in &frames {
+        log.line(Source::Runner, line);
     }
-    StepFailure::Trap(text)
+    let where_frames = if frames.is_empty() {
+        ""
+    } else {
+        "; backtrace in the step log"
+    };
+    StepFailure::Trap(
+        match super::trap::guest_error_line(&log.guest_stderr_tail()) {
+            Some(said) => format!("plugin trapped: {said} ({trap}{where_frames})"),
+            None if frames.is_empty() => format!("plugin trapped: {trap}"),
+            None => format!("plugin trapped: {trap} (backtrace in the step log)"),
+        },
+    )
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 /// Run one attempt of a step: take a slot of the engine (waiting for one, with a note
@@ -318,6 +338,7 @@ pub async fn run_attempt(
     }
     let deadline = Instant::now() + limits.timeout;
     let caps = caps(deadline);
+    let granted = caps.grants.readable_folders();
     let mut store = new_store(plugin.engine(), wasi, log, Some(caps), limits, deadline);
     let call = async {
         let instance = plugin.pre().instantiate_async(&mut store).await?;
@@ -338,7 +359,11 @@ pub async fn run_attempt(
     match outcome {
         Err(_elapsed) => Err(StepFailure::Timeout(limits.timeout)),
         Ok(Err(e)) => Err(classify(e, &store, limits)),
-        Ok(Ok(Ok(report))) => Ok(report),
+        Ok(Ok(Ok(mut report))) => {
+            // Before anything records or shows it (contract 0.1.5).
+            super::fingerprints::fill(&mut report, std::path::Path::new(&input.workdir), &granted);
+            Ok(report)
+        }
         Ok(Ok(Err(e))) => Err(match e {
             types::RunError::InvalidConfig(m) => StepFailure::InvalidConfig(m),
             types::RunError::Denied(m) => StepFailure::Denied(m),
@@ -381,7 +406,10 @@ pub async fn describe(
         Err(_) => Err(StepFailure::Timeout(limits.timeout)),
         Ok(Err(e)) => {
             let mut f = classify(e, &store, limits);
+            // There is no step log to look in: what `describe` printed, and the frames,
+            // come along below the summary.
             if let StepFailure::Trap(t) = &mut f {
+                *t = t.replace("backtrace in the step log", "backtrace below");
                 for l in log.tail() {
                     t.push('\n');
                     t.push_str(&l);

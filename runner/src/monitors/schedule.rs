@@ -158,7 +158,13 @@ pub async fn check_once(
         }
         Err(failure) => {
             let mut text = failure.to_string();
-            if let Some(last) = instance.log_tail().last() {
+            // The monitor's own last line: not the runner's (a trap's wasm frames).
+            let tail = instance.log_tail();
+            if let Some(last) = tail
+                .iter()
+                .rev()
+                .find(|line| !line.starts_with("[sluice] "))
+            {
                 text.push_str(&format!(" (its log ends: {last})"));
             }
             (CheckOutcome::Error, redact(&text), Vec::new(), Vec::new())

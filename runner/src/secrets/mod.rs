@@ -146,18 +146,27 @@ fn run(argv: &[String]) -> Result<String, String> {
         .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
+    // A thread the OS refuses is an error of this secret, not a panic.
+    let reader = |what: &str| std::thread::Builder::new().name(format!("secret-{what}"));
+    let out = reader("stdout").spawn(move || {
         let mut v = Vec::new();
         let _ = (&mut stdout)
             .take(MAX_SECRET_LEN as u64 + 1)
             .read_to_end(&mut v);
         v
     });
-    let err = std::thread::spawn(move || {
+    let err = reader("stderr").spawn(move || {
         let mut v = Vec::new();
         let _ = (&mut stderr).take(4096).read_to_end(&mut v);
         v
     });
+    let (Ok(out), Ok(err)) = (out, err) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "cannot read the output of `{shown}`: the system refused a thread (see `ulimit -u`)"
+        ));
+    };
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     let status = loop {
         match child.try_wait() {
