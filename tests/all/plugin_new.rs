@@ -6,7 +6,11 @@ use crate::support::{Outcome, sluice_bin};
 fn new_in(dir: &std::path::Path, args: &[&str]) -> Outcome {
     let mut all = vec!["plugin", "new"];
     all.extend_from_slice(args);
-    Outcome::of(std::process::Command::new(sluice_bin()).args(&all).current_dir(dir))
+    Outcome::of(
+        std::process::Command::new(sluice_bin())
+            .args(&all)
+            .current_dir(dir),
+    )
 }
 
 #[test]
@@ -28,7 +32,9 @@ fn plugin_new_help_lists_the_languages_with_their_summaries() {
     }
     for lang in ["js", "go", "c"] {
         assert!(
-            out.stdout.lines().any(|l| l.trim_start().starts_with(&format!("{lang} "))),
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{lang} "))),
             "{lang} is listed (with its summary, or as missing from this build):\n{}",
             out.stdout
         );

@@ -65,7 +65,8 @@ impl Scaffolded {
     pub fn script(&self, script: &str, env: &[(&str, &str)]) -> Outcome {
         let out = self.script_outcome(script, env);
         assert_eq!(
-            out.code, 0,
+            out.code,
+            0,
             "{script} failed in {}\n--- stdout\n{}\n--- stderr\n{}",
             self.dir.display(),
             out.stdout,

@@ -18,9 +18,7 @@ fn python_template() -> &'static TemplateRun {
         project.script("./build.sh", &[]);
         let tested = project.script("./test.sh", &[]);
         project.report_time("python");
-        project
-            .sluice(&["run", "--format", "plain"])
-            .expect_code(0);
+        project.sluice(&["run", "--format", "plain"]).expect_code(0);
         let scan_step = step_record(&project.dir, "scan");
         let kept = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("templates");
         std::fs::create_dir_all(&kept).unwrap();
@@ -118,7 +116,10 @@ read = ["src"]
         .iter()
         .map(|f| f["fingerprint"].as_str().unwrap())
         .collect();
-    assert!(prints.iter().all(|p| p.len() == 18 && p.contains(':')), "{prints:?}");
+    assert!(
+        prints.iter().all(|p| p.len() == 18 && p.contains(':')),
+        "{prints:?}"
+    );
     let distinct: std::collections::HashSet<_> = prints.iter().collect();
     assert_eq!(distinct.len(), prints.len(), "{prints:?}");
 }

@@ -37,9 +37,7 @@ pub fn rust_template() -> &'static TemplateRun {
         project.script("./build.sh", &env);
         let tested = project.script("./test.sh", &env);
         project.report_time("rust");
-        project
-            .sluice(&["run", "--format", "plain"])
-            .expect_code(0);
+        project.sluice(&["run", "--format", "plain"]).expect_code(0);
         let scan_step = step_record(&project.dir, "scan");
         let kept = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("templates");
         std::fs::create_dir_all(&kept).unwrap();
@@ -59,7 +57,11 @@ fn rust_template_builds_and_passes_its_own_test_outside_the_workspace() {
     let run = rust_template();
     insta::assert_snapshot!(run.new_output);
     // test.sh ran the unit tests natively, then the kit on the component.
-    assert!(run.test_output.contains("test result: ok"), "{}", run.test_output);
+    assert!(
+        run.test_output.contains("test result: ok"),
+        "{}",
+        run.test_output
+    );
     assert!(run.wasm.metadata().unwrap().len() > 0);
 }
 
