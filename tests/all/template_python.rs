@@ -145,3 +145,31 @@ fn python_uncaught_exception_fails_the_step_with_its_line() {
         out.stdout
     );
 }
+
+/// The helper's own tests under CPython, its fingerprints against the host's test
+/// vectors (crates/fingerprint/tests/vectors.json) among them.
+#[test]
+fn python_helper_passes_its_tests_and_the_fingerprint_vectors() {
+    let sdk = std::path::Path::new(sluice_tests::WORKSPACE_ROOT).join("sdk/python");
+    let out = crate::support::Outcome::of(
+        std::process::Command::new("timeout")
+            .args([
+                "300",
+                "python3",
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests",
+            ])
+            .current_dir(&sdk)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+    );
+    assert!(
+        !out.stderr.contains("No module named pytest"),
+        "pytest is missing: python3 -m pip install pytest (.ci/run does)"
+    );
+    out.expect_code(0);
+    assert!(out.stdout.contains(" passed"), "{}", out.stdout);
+}
