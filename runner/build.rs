@@ -46,10 +46,14 @@ fn main() {
 }
 
 /// Folders, relative to the workspace root, whose files `sluice plugin new` can write:
-/// the templates, the contract, and the SDK helpers for languages other than Rust.
+/// the templates, the contract, the Rust SDK's source and the fingerprint crate it uses
+/// (not on crates.io: a Rust project gets its own copy, with the manifests in
+/// `templates/rust/`), and the SDK helpers of the other languages.
 const AUTHORING_FOLDERS: &[&str] = &[
     "templates",
     "wit",
+    "sdk/src",
+    "crates/fingerprint/src",
     "sdk/python",
     "sdk/js",
     "sdk/go",

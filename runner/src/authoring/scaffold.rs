@@ -15,7 +15,7 @@
 //!
 //! `template.toml` (not copied into the project):
 //! ```toml
-//! summary = "one line shown by `sluice plugin new --list`"
+//! summary = "one line shown by `sluice plugin new --help`"
 //! build = "./build.sh"              # shown as the next step
 //! test = "./test.sh"                # shown as the next step
 //! [[copy]]                          # embedded folders copied into the project
@@ -73,10 +73,58 @@ struct CopySpec {
 /// What `new` made, for the command to show.
 #[derive(Debug)]
 pub struct Scaffolded {
+    pub name: String,
+    pub lang: Lang,
     pub dir: PathBuf,
     pub files: Vec<PathBuf>,
     pub build: String,
     pub test: String,
+}
+
+impl Scaffolded {
+    /// What `sluice plugin new` prints: what was made, then exactly the commands that
+    /// take the project to a passing test and a pipeline run.
+    pub fn next_steps(&self) -> String {
+        let shown = self.dir.display().to_string();
+        let width = [self.build.as_str(), self.test.as_str(), "sluice run"]
+            .iter()
+            .map(|command| command.len())
+            .max()
+            .unwrap_or(0);
+        let step = |command: &str, why: &str| format!("  {command:<width$}  # {why}\n");
+        let mut text = format!(
+            "created the {} plugin `{}` in {} ({} files)\n\nnext:\n",
+            self.lang.folder(),
+            self.name,
+            shown,
+            self.files.len()
+        );
+        text.push_str(&format!("  cd {}\n", shell_word(&shown)));
+        text.push_str(&step(&self.build, &format!("build {}.wasm", self.name)));
+        text.push_str(&step(
+            &self.test,
+            "unit tests, `sluice plugin check`, the cases in cases/",
+        ));
+        text.push_str(&step(
+            "sluice run",
+            "the sample pipeline (sluice.toml) on fixtures/",
+        ));
+        text.push_str("\nREADME.md says how to get the toolchain; the scripts run `sluice` from PATH, or $SLUICE.\n");
+        text
+    }
+}
+
+/// `word` as one shell word: as it is when it needs no quoting, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./+,:@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The contract's package version, read from the embedded `wit/plugin.wit`.
@@ -109,12 +157,33 @@ pub fn check_name(name: &str) -> Result<(), AuthoringError> {
         && !name.ends_with('-')
         && !name.contains("--");
     if ok {
-        Ok(())
-    } else {
-        Err(AuthoringError::Usage(format!(
-            "plugin name `{name}` is not allowed: use lowercase letters, digits and single `-`, starting with a letter (e.g. `todo-scan`)"
-        )))
+        return Ok(());
     }
+    let hint = match suggested_name(name) {
+        Some(suggestion) => format!("; did you mean `{suggestion}`?"),
+        None => " (e.g. `todo-scan`)".to_string(),
+    };
+    Err(AuthoringError::Usage(format!(
+        "plugin name `{name}` is not allowed: use lowercase letters, digits and single `-`, starting with a letter, at most 64 characters{hint}"
+    )))
+}
+
+/// The allowed name closest to `name`: lowercase, `_`, spaces and `.` as `-`, other
+/// characters dropped. `None` when nothing usable is left.
+fn suggested_name(name: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if matches!(c, '-' | '_' | ' ' | '.') && !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-');
+    let out: String = out.chars().take(64).collect();
+    let out = out.trim_end_matches('-').to_string();
+    (!out.is_empty() && out != name).then_some(out)
 }
 
 fn camel(name: &str) -> String {
@@ -146,6 +215,26 @@ pub fn languages() -> Vec<(Lang, String)> {
         .collect()
 }
 
+/// The languages for `sluice plugin new --help`: one line each, with its template's
+/// summary, or a note when this build has no template for it.
+pub fn languages_help() -> String {
+    use clap::ValueEnum;
+    let known = languages();
+    let mut text = String::from("Languages:\n");
+    for lang in Lang::value_variants() {
+        let summary = known
+            .iter()
+            .find(|(l, _)| l == lang)
+            .map(|(_, summary)| summary.as_str())
+            .unwrap_or("(no template in this build)");
+        text.push_str(&format!("  {:<8}{summary}\n", lang.folder()));
+    }
+    text.push_str(
+        "\nThe project builds with one command (./build.sh) and tests with another (./test.sh);\nits README.md says how to get the language's toolchain on a fresh machine.",
+    );
+    text
+}
+
 fn manifest(lang: Lang) -> Result<TemplateManifest, AuthoringError> {
     let prefix = format!("templates/{}", lang.folder());
     let bytes = embedded::under(&prefix)
@@ -168,14 +257,7 @@ fn manifest(lang: Lang) -> Result<TemplateManifest, AuthoringError> {
 pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, AuthoringError> {
     check_name(name)?;
     let manifest = manifest(lang)?;
-    if let Ok(mut entries) = std::fs::read_dir(dir) {
-        if entries.next().is_some() {
-            return Err(AuthoringError::Usage(format!(
-                "{} already exists and is not empty; choose another folder with --dir, or remove it",
-                dir.display()
-            )));
-        }
-    }
+    check_target(dir)?;
     let mut planned: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let template = format!("templates/{}", lang.folder());
     for (path, bytes) in embedded::under(&template) {
@@ -222,11 +304,42 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, Aut
     }
     files.sort();
     Ok(Scaffolded {
+        name: name.to_string(),
+        lang,
         dir: dir.to_path_buf(),
         files,
         build: manifest.build,
         test: manifest.test,
     })
+}
+
+/// The project folder must not exist, or be an empty folder: `new` never overwrites.
+fn check_target(dir: &Path) -> Result<(), AuthoringError> {
+    match std::fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(AuthoringError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        Ok(meta) if !meta.is_dir() => Err(AuthoringError::Usage(format!(
+            "{} already exists and is not a folder; choose another place with --dir",
+            dir.display()
+        ))),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).map_err(|source| AuthoringError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            if entries.next().is_some() {
+                Err(AuthoringError::Usage(format!(
+                    "{} already exists and is not empty; choose another folder with --dir, or remove it",
+                    dir.display()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Text files get their placeholders filled; anything that is not UTF-8 is copied.
@@ -261,6 +374,92 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_bad_name_gets_the_closest_allowed_one() {
+        let err = check_name("Todo_Scan").unwrap_err().to_string();
+        assert!(err.contains("did you mean `todo-scan`?"), "{err}");
+        let err = check_name("2").unwrap_err().to_string();
+        assert!(err.contains("(e.g. `todo-scan`)"), "{err}");
+        assert_eq!(
+            suggested_name("my plugin.v2"),
+            Some("my-plugin-v2".to_string())
+        );
+        assert_eq!(suggested_name("--"), None);
+    }
+
+    #[test]
+    fn an_existing_folder_is_used_only_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_target(&dir.path().join("new")).is_ok());
+        assert!(check_target(dir.path()).is_ok());
+        std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+        let err = check_target(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("already exists and is not empty"), "{err}");
+        let err = check_target(&dir.path().join("keep.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already exists and is not a folder"), "{err}");
+    }
+
+    #[test]
+    fn new_refuses_a_non_empty_folder_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
+        let err = new_project("todo-scan", Lang::Rust, dir.path()).unwrap_err();
+        assert!(matches!(err, AuthoringError::Usage(_)), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn next_steps_name_the_exact_commands() {
+        let made = Scaffolded {
+            name: "todo-scan".to_string(),
+            lang: Lang::Python,
+            dir: PathBuf::from("plugins dir/todo-scan"),
+            files: vec![PathBuf::from("app.py"); 12],
+            build: "./build.sh".to_string(),
+            test: "./test.sh".to_string(),
+        };
+        insta::assert_snapshot!(made.next_steps());
+    }
+
+    #[test]
+    fn help_lists_every_language_with_its_summary() {
+        let help = languages_help();
+        for (lang, summary) in languages() {
+            assert!(
+                help.contains(&format!("  {:<8}{summary}", lang.folder())),
+                "{help}"
+            );
+        }
+        assert!(help.contains("rust"), "{help}");
+    }
+
+    #[test]
+    fn the_rust_template_vendors_every_dependency_of_the_sdk() {
+        // The project's copy of the SDK cannot inherit from this workspace: its manifest
+        // (templates/rust/sluice-sdk/Cargo.toml) names each dependency itself.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sdk: toml::Table =
+            toml::from_str(&std::fs::read_to_string(root.join("sdk/Cargo.toml")).unwrap()).unwrap();
+        let vendored: toml::Table = toml::from_str(
+            &std::fs::read_to_string(root.join("templates/rust/sluice-sdk/Cargo.toml")).unwrap(),
+        )
+        .unwrap();
+        let names = |t: &toml::Table| -> Vec<String> {
+            let mut v: Vec<String> = t["dependencies"]
+                .as_table()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&sdk), names(&vendored));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::sandbox::Sandbox;
 
 /// `sluice plugin new`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = authoring::scaffold::languages_help())]
 pub(super) struct NewArgs {
     /// The plugin's name: lowercase letters, digits and `-` (e.g. `todo-scan`).
     pub name: String,
@@ -205,20 +206,7 @@ pub(super) fn new(args: NewArgs) -> Result<u8, ExpectedError> {
         .unwrap_or_else(|| PathBuf::from(&args.name));
     let made =
         authoring::scaffold::new_project(&args.name, args.lang, &dir).map_err(to_expected)?;
-    let mut text = format!(
-        "created {} plugin `{}` in {} ({} files)\n",
-        args.lang.folder(),
-        args.name,
-        made.dir.display(),
-        made.files.len()
-    );
-    text.push_str(&format!(
-        "next:\n  cd {}\n  {}    # build the component\n  {}    # check it and run its test cases\n",
-        made.dir.display(),
-        made.build,
-        made.test
-    ));
-    console::out(&text);
+    console::out(&made.next_steps());
     Ok(exit::OK)
 }
 

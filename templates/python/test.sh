@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Tests the plugin: its unit tests natively (pytest under CPython), then the built
+# component with the runner's conformance checks and the cases under cases/. Run
+# ./build.sh first. pytest is installed into the tools folder when python3 lacks it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+sluice="${SLUICE:-sluice}"
+if ! command -v "$sluice" >/dev/null 2>&1; then
+    echo "sluice not found: put it on PATH or set SLUICE=/path/to/sluice" >&2
+    exit 1
+fi
+if [ ! -f {{name}}.wasm ]; then
+    echo "{{name}}.wasm is missing: run ./build.sh first" >&2
+    exit 1
+fi
+
+pytest_tools="${SLUICE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice-tools}/pytest"
+if python3 -m pytest --version >/dev/null 2>&1; then
+    python3 -m pytest -q
+else
+    if [ ! -d "$pytest_tools/pytest" ]; then
+        echo "installing pytest into $pytest_tools" >&2
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --target "$pytest_tools" pytest
+    fi
+    PYTHONPATH="$pytest_tools" python3 -m pytest -q
+fi
+# The example runs scan fixtures/ (the schema's example is `paths = ["."]`).
+"$sluice" plugin check ./{{name}}.wasm --workdir fixtures --grant read=fixtures
+"$sluice" plugin test ./{{name}}.wasm --case cases

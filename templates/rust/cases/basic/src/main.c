@@ -1,0 +1,4 @@
+// TODO: split this file
+int main(void) {
+    return 0; // TODO return a code
+}
