@@ -153,3 +153,60 @@ pub fn step_record(dir: &Path, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no step {id} in {record:#}"))
         .clone()
 }
+
+/// The contract's fingerprint hash (wit/plugin.wit, `finding.fingerprint`), written
+/// here from the spec so that a language's helper is checked against a second
+/// implementation, independent of `crates/fingerprint`.
+pub fn contract_hash(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            hash ^= 0xff;
+            hash = hash.wrapping_mul(0x100_0000_01b3);
+        }
+        for byte in part.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The findings every template's sample pipeline reports on its `fixtures/` folder (the
+/// plugin named `todo-scan`): the two `TODO`s of `fixtures/src/main.c`, in file order,
+/// with the contract's fingerprints as the language's helper computed them.
+pub fn assert_sample_findings(step: &serde_json::Value) {
+    let findings = step["report"]["findings"].as_array().unwrap();
+    let places: Vec<(String, u64, u64)> = findings
+        .iter()
+        .map(|f| {
+            assert_eq!(f["rule_id"], "todo-scan/match", "{f:#}");
+            assert_eq!(f["message"], "`TODO` found", "{f:#}");
+            let location = &f["location"];
+            (
+                location["path"].as_str().unwrap().to_string(),
+                location["line"].as_u64().unwrap(),
+                location["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            ("fixtures/src/main.c".to_string(), 2, 8),
+            ("fixtures/src/main.c".to_string(), 3, 18),
+        ]
+    );
+    let expected = [
+        "//TODO:parsethearguments",
+        "return0;/*TODOreturnanexitcode*/",
+    ]
+    .map(|text| {
+        format!(
+            "{}:1",
+            contract_hash(&["line", "todo-scan/match", "fixtures/src/main.c", text])
+        )
+    });
+    assert_eq!(findings[0]["fingerprint"], expected[0], "{step:#}");
+    assert_eq!(findings[1]["fingerprint"], expected[1], "{step:#}");
+}

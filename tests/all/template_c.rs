@@ -86,23 +86,6 @@ fn script(dir: &Path, name: &str) -> Outcome {
     out
 }
 
-/// The contract's fingerprint hash (wit/plugin.wit, `finding.fingerprint`), written
-/// here from the spec so that the C helper is checked against a second implementation.
-fn contract_hash(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (index, part) in parts.iter().enumerate() {
-        if index > 0 {
-            hash ^= 0xff;
-            hash = hash.wrapping_mul(0x100_0000_01b3);
-        }
-        for byte in part.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
-}
-
 /// `sluice run FILE` in `dir`; its outcome and the run's record of step `id`.
 fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value) {
     let runs = dir.join(".runs");
@@ -195,40 +178,8 @@ fn c_template_builds_and_passes_its_own_test_from_nothing() {
         step["summary"], "2 matches of `TODO` in 2 files",
         "{step:#}"
     );
-    let findings = step["report"]["findings"].as_array().unwrap();
-    let places: Vec<(String, u64, u64)> = findings
-        .iter()
-        .map(|f| {
-            assert_eq!(f["rule_id"], "todo-scan/match", "{f:#}");
-            assert_eq!(f["message"], "`TODO` found", "{f:#}");
-            let location = &f["location"];
-            (
-                location["path"].as_str().unwrap().to_string(),
-                location["line"].as_u64().unwrap(),
-                location["column"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        places,
-        vec![
-            ("fixtures/src/main.c".to_string(), 2, 8),
-            ("fixtures/src/main.c".to_string(), 3, 18),
-        ]
-    );
-    // The C helper's fingerprints are the contract's.
-    let expected = [
-        "//TODO:parsethearguments",
-        "return0;/*TODOreturnanexitcode*/",
-    ]
-    .map(|text| {
-        format!(
-            "{}:1",
-            contract_hash(&["line", "todo-scan/match", "fixtures/src/main.c", text])
-        )
-    });
-    assert_eq!(findings[0]["fingerprint"], expected[0], "{step:#}");
-    assert_eq!(findings[1]["fingerprint"], expected[1], "{step:#}");
+    // The C helper's findings and fingerprints are the contract's.
+    crate::scaffolded::assert_sample_findings(&step);
 
     // A path outside the grants: run-error::denied naming the grant, not ENOTCAPABLE.
     std::fs::create_dir_all(dir.join("elsewhere")).unwrap();

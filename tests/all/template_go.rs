@@ -168,23 +168,6 @@ fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value
     (out, step)
 }
 
-/// The contract's fingerprint hash (wit/plugin.wit, `finding.fingerprint`), written
-/// here from the spec so that the Go helper is checked against a second implementation.
-fn contract_hash(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (index, part) in parts.iter().enumerate() {
-        if index > 0 {
-            hash ^= 0xff;
-            hash = hash.wrapping_mul(0x100_0000_01b3);
-        }
-        for byte in part.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
-}
-
 /// A scaffolded project that was built: its folder, the Go build cache it used, and
 /// how long `new` + `./build.sh` took.
 struct Built {
@@ -261,39 +244,8 @@ fn go_template_builds_and_passes_its_own_test_from_nothing() {
         normalize(&out.stderr, &built.dir)
     );
     assert_eq!(step["status"], "warned", "{step:#}");
-    let findings = step["report"]["findings"].as_array().unwrap();
-    let places: Vec<(String, u64, u64)> = findings
-        .iter()
-        .map(|f| {
-            assert_eq!(f["rule_id"], "todo-scan/match", "{f:#}");
-            let location = &f["location"];
-            (
-                location["path"].as_str().unwrap().to_string(),
-                location["line"].as_u64().unwrap(),
-                location["column"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        places,
-        vec![
-            ("fixtures/src/main.c".to_string(), 2, 8),
-            ("fixtures/src/main.c".to_string(), 3, 18),
-        ]
-    );
-    // The Go helper's fingerprints are the contract's.
-    let expected = [
-        "//TODO:parsethearguments",
-        "return0;/*TODOreturnanexitcode*/",
-    ]
-    .map(|text| {
-        format!(
-            "{}:1",
-            contract_hash(&["line", "todo-scan/match", "fixtures/src/main.c", text])
-        )
-    });
-    assert_eq!(findings[0]["fingerprint"], expected[0], "{step:#}");
-    assert_eq!(findings[1]["fingerprint"], expected[1], "{step:#}");
+    // The Go helper's findings and fingerprints are the contract's.
+    crate::scaffolded::assert_sample_findings(&step);
 }
 
 /// What goes wrong inside a Go plugin reaches the pipeline author as the contract says:
