@@ -30,9 +30,6 @@ pub enum AuthoringError {
     /// The runner itself failed (a temporary folder, the engine): exit code 3.
     #[error("{0}")]
     Internal(String),
-    /// Not built yet (a skeleton waiting for its implementation).
-    #[error("`sluice plugin {0}` is not available in this build")]
-    Unavailable(&'static str),
 }
 
 /// The files embedded by the build script: `(path relative to the workspace root,

@@ -193,9 +193,9 @@ pub(super) enum KitFormat {
 fn to_expected(e: AuthoringError) -> ExpectedError {
     match e {
         AuthoringError::Usage(_) => ExpectedError::Config(e.to_string()),
-        AuthoringError::Io { .. }
-        | AuthoringError::Internal(_)
-        | AuthoringError::Unavailable(_) => ExpectedError::Internal(e.to_string()),
+        AuthoringError::Io { .. } | AuthoringError::Internal(_) => {
+            ExpectedError::Internal(e.to_string())
+        }
     }
 }
 
