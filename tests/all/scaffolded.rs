@@ -210,3 +210,36 @@ pub fn assert_sample_findings(step: &serde_json::Value) {
     assert_eq!(findings[0]["fingerprint"], expected[0], "{step:#}");
     assert_eq!(findings[1]["fingerprint"], expected[1], "{step:#}");
 }
+
+/// `sluice run FILE` in `dir` with its own runs folder (removed afterwards); its outcome
+/// and the run's record of step `id`.
+pub fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value) {
+    let runs = dir.join(".runs");
+    let out = crate::support::sluice_in(
+        dir,
+        &[
+            "run",
+            file,
+            "--format",
+            "plain",
+            "--runs-dir",
+            &runs.display().to_string(),
+        ],
+    );
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .max()
+        .expect("a run folder");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let step = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
+        .clone();
+    std::fs::remove_dir_all(&runs).unwrap();
+    (out, step)
+}

@@ -86,38 +86,6 @@ fn script(dir: &Path, name: &str) -> Outcome {
     out
 }
 
-/// `sluice run FILE` in `dir`; its outcome and the run's record of step `id`.
-fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value) {
-    let runs = dir.join(".runs");
-    let out = sluice_in(
-        dir,
-        &[
-            "run",
-            file,
-            "--format",
-            "plain",
-            "--runs-dir",
-            &runs.display().to_string(),
-        ],
-    );
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .max()
-        .expect("a run folder");
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
-    let step = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["step"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
-        .clone();
-    std::fs::remove_dir_all(&runs).unwrap();
-    (out, step)
-}
-
 /// The whole path of a new C author, timed: from nothing (a fresh folder; the Debian
 /// toolchain installed) to `./test.sh` passing, then the sample pipeline and a path
 /// outside the grants.
@@ -170,7 +138,7 @@ fn c_template_builds_and_passes_its_own_test_from_nothing() {
     );
 
     // The sample pipeline runs the built component on fixtures/.
-    let (out, step) = run_pipeline(&dir, "sluice.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(&dir, "sluice.toml", "scan");
     out.expect_code(0);
     insta::assert_snapshot!("c_template_sample_pipeline", normalize(&out.stderr, &dir));
     assert_eq!(step["status"], "warned", "{step:#}");
@@ -188,7 +156,7 @@ fn c_template_builds_and_passes_its_own_test_from_nothing() {
         .unwrap()
         .replace("paths = [\"fixtures\"]", "paths = [\"elsewhere\"]");
     std::fs::write(dir.join("denied.toml"), pipeline).unwrap();
-    let (out, step) = run_pipeline(&dir, "denied.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(&dir, "denied.toml", "scan");
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         step["summary"],
@@ -333,7 +301,7 @@ fn c_plugin_panics_and_failed_asserts_fail_the_step_with_their_line() {
             pipeline.replace("pattern = \"TODO\"", &format!("pattern = \"{pattern}\"")),
         )
         .unwrap();
-        let (out, step) = run_pipeline(&dir, &file, "scan");
+        let (out, step) = crate::scaffolded::run_pipeline(&dir, &file, "scan");
         assert_ne!(out.code, 0, "{}", out.stderr);
         let summary = step["summary"].as_str().unwrap();
         assert!(summary.contains(&line), "{pattern}: {summary}");

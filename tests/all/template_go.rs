@@ -136,38 +136,6 @@ fn script(dir: &Path, name: &str, gocache: Option<&Path>) -> Outcome {
     out
 }
 
-/// `sluice run` of a pipeline file in `dir`; the run's record of step `id`.
-fn run_pipeline(dir: &Path, file: &str, id: &str) -> (Outcome, serde_json::Value) {
-    let runs = dir.join(".runs");
-    let out = crate::support::sluice_in(
-        dir,
-        &[
-            "run",
-            file,
-            "--format",
-            "plain",
-            "--runs-dir",
-            &runs.display().to_string(),
-        ],
-    );
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .max()
-        .expect("a run folder");
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
-    let step = run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["step"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {run:#}"))
-        .clone();
-    std::fs::remove_dir_all(&runs).unwrap();
-    (out, step)
-}
-
 /// A scaffolded project that was built: its folder, the Go build cache it used, and
 /// how long `new` + `./build.sh` took.
 struct Built {
@@ -237,7 +205,7 @@ fn go_template_builds_and_passes_its_own_test_from_nothing() {
     assert!(said.contains("ok  \ttodo-scan/todo_scan"), "{said}");
 
     // The sample pipeline runs the built component on fixtures/.
-    let (out, step) = run_pipeline(&built.dir, "sluice.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(&built.dir, "sluice.toml", "scan");
     out.expect_code(0);
     insta::assert_snapshot!(
         "go_template_sample_pipeline",
@@ -272,7 +240,7 @@ read = ["fixtures"]
 "#,
     )
     .unwrap();
-    let (out, step) = run_pipeline(dir, "denied.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(dir, "denied.toml", "scan");
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         step["summary"],
@@ -305,7 +273,7 @@ read = ["fixtures"]
         .unwrap()
         .replace("pattern = \"TODO\"", "pattern = \"boom\"");
     std::fs::write(dir.join("boom.toml"), pipeline).unwrap();
-    let (out, step) = run_pipeline(dir, "boom.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(dir, "boom.toml", "scan");
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert_eq!(step["summary"], "panic: boom: fixtures", "{step:#}");
     assert!(
@@ -318,7 +286,7 @@ read = ["fixtures"]
         .unwrap()
         .replace("pattern = \"TODO\"", "pattern = \"goroutine\"");
     std::fs::write(dir.join("goroutine.toml"), pipeline).unwrap();
-    let (out, step) = run_pipeline(dir, "goroutine.toml", "scan");
+    let (out, step) = crate::scaffolded::run_pipeline(dir, "goroutine.toml", "scan");
     assert_ne!(out.code, 0, "{}", out.stderr);
     let summary = step["summary"].as_str().unwrap();
     assert!(
