@@ -2,28 +2,10 @@
 //! project, `sluice plugin test` with passing, failing and blessed cases, and `sluice
 //! plugin check` on every built-in plugin.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::security_scan::{advisory_db, scan_data};
 use crate::support::{Project, normalize, sluice_in};
-
-fn advisory_db() -> PathBuf {
-    let db = Path::new(sluice_tests::WORKSPACE_ROOT).join("../shared/data/osv/crates.io");
-    assert!(
-        db.is_dir(),
-        "the RustSec OSV data is expected at {}",
-        db.display()
-    );
-    std::fs::canonicalize(db).unwrap()
-}
-
-fn scan_data(rel: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(sluice_tests::WORKSPACE_ROOT)
-            .join("plugins/security-scan/tests/data")
-            .join(rel),
-    )
-    .unwrap()
-}
 
 /// A project with a vulnerable Cargo.lock and a leaked token, and the token.
 fn vulnerable_project() -> (Project, String) {

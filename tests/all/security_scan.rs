@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::support::Project;
 
-fn advisory_db() -> PathBuf {
+/// The RustSec advisories in OSV form (../shared/data), canonical.
+pub fn advisory_db() -> PathBuf {
     let db = Path::new(sluice_tests::WORKSPACE_ROOT).join("../shared/data/osv/crates.io");
     assert!(
         db.is_dir(),
@@ -16,7 +17,8 @@ fn advisory_db() -> PathBuf {
     std::fs::canonicalize(db).unwrap()
 }
 
-fn scan_data(rel: &str) -> String {
+/// A file of the security-scan plugin's test data.
+pub fn scan_data(rel: &str) -> String {
     std::fs::read_to_string(
         Path::new(sluice_tests::WORKSPACE_ROOT)
             .join("plugins/security-scan/tests/data")
