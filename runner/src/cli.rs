@@ -155,6 +155,24 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Pin every plugin the pipeline uses to its digest, in `sluice.lock`.
+    Lock(lock_cli::LockArgs),
+    /// Organisation policy: check pipelines, report on many, publish a policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// `sluice policy ...`.
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Run a policy's organisation checks over pipelines: what warns, what blocks, and when.
+    Check(policy_cli::CheckArgs),
+    /// For many pipelines: failing checks, exemptions, automation level (table, JSON, Markdown).
+    Report(report_cli::ReportArgs),
+    /// Publish a policy file to an OCI registry.
+    Push(registry_cli::PolicyPushArgs),
 }
 
 /// Options of `sluice run`.
@@ -329,6 +347,12 @@ enum PluginCommand {
     Bindgen(plugin_cli::BindgenArgs),
     /// Turn a wasip1 core module (C, Go) into a plugin component.
     Componentize(plugin_cli::ComponentizeArgs),
+    /// Publish a component to an OCI registry, with its describe() data as annotations.
+    Push(registry_cli::PushArgs),
+    /// Make a signing key pair for plugins (minisign format).
+    Keygen(lock_cli::KeygenArgs),
+    /// Sign a component (writes FILE.minisig).
+    Sign(lock_cli::SignArgs),
 }
 
 /// Entry point of the binary: parse arguments, run, and return the exit code.
@@ -491,14 +515,26 @@ async fn dispatch(
         Command::Canary(args) => canary_cli::canary(args, state_flag, cache_root).await,
         Command::Validate { file } => {
             let host = start_host(1, cache_root)?;
-            let (pipeline, _) = load_and_check(&file, &host).await?;
+            let Checked {
+                pipeline,
+                policy,
+                outcome,
+                ..
+            } = load_and_check(&file, &host).await?;
             let steps: usize = pipeline.stages.iter().map(|s| s.steps.len()).sum();
+            let followed = policy
+                .as_ref()
+                .map(|p| format!("; follows policy `{}`", p.name))
+                .unwrap_or_default();
             console::out_line(&format!(
-                "{}: pipeline `{}` is valid ({} stages, {steps} steps)",
+                "{}: pipeline `{}` is valid ({} stages, {steps} steps){followed}",
                 file.display(),
                 pipeline.name,
                 pipeline.stages.len()
             ));
+            for notice in &outcome.warnings {
+                console::err_line(&format!("warning: {}", notice.text));
+            }
             // What each toolchain preset grants on this machine.
             for step in pipeline.stages.iter().flat_map(|s| &s.steps) {
                 for preset in &step.grants.toolchains {
@@ -552,6 +588,15 @@ async fn dispatch(
             PluginCommand::Wit(args) => plugin_cli::wit(args),
             PluginCommand::Bindgen(args) => plugin_cli::bindgen(args),
             PluginCommand::Componentize(args) => plugin_cli::componentize(args),
+            PluginCommand::Push(args) => registry_cli::push_plugin(args, cache_root).await,
+            PluginCommand::Keygen(args) => lock_cli::keygen(args),
+            PluginCommand::Sign(args) => lock_cli::sign(args),
+        },
+        Command::Lock(args) => lock_cli::lock(args, cache_root).await,
+        Command::Policy { command } => match command {
+            PolicyCommand::Check(args) => policy_cli::check(args, cache_root).await,
+            PolicyCommand::Report(args) => report_cli::report(args, cache_root).await,
+            PolicyCommand::Push(args) => registry_cli::push_policy(args).await,
         },
     }
 }
@@ -564,7 +609,8 @@ async fn plugin_info(
 ) -> Result<u8, ExpectedError> {
     let host = start_host(1, cache_root)?;
     let cwd = std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
-    let r = PluginRef::parse(&reference, &cwd);
+    let r = PluginRef::parse(&reference, &cwd)
+        .map_err(|e| ExpectedError::Config(format!("`{reference}`: {e}")))?;
     let p = describe_any(&host, &r)
         .await
         .map_err(|e| ExpectedError::Config(e.to_string()))?;
@@ -704,22 +750,39 @@ fn config_error(errors: &[config::ConfigError]) -> ExpectedError {
     )
 }
 
-/// Read the pipeline file and check it whole, plugins and schemas included. Every
-/// problem found is reported at once.
-async fn load_and_check(
-    file: &Path,
-    host: &PluginHost,
-) -> Result<
-    (
-        config::Pipeline,
-        std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>,
-    ),
-    ExpectedError,
-> {
-    let (pipeline, mut errors) = config::load_lenient(file).map_err(|e| match e {
+/// A pipeline checked whole before it runs: its plugins loaded, its lock and policy
+/// applied.
+struct Checked {
+    pipeline: config::Pipeline,
+    plugins: std::collections::HashMap<PluginRef, std::sync::Arc<LoadedPlugin>>,
+    /// The pipeline's policy, when it references one.
+    policy: Option<std::sync::Arc<crate::policy::Policy>>,
+    /// What the policy said: warnings to show, findings for the `policy` gate.
+    outcome: crate::policy::Outcome,
+}
+
+/// Read the pipeline file and check it whole: plugins (pulled from registries when
+/// `oci://`), schemas, the lock file, the policy. Every problem found is reported at
+/// once.
+async fn load_and_check(file: &Path, host: &PluginHost) -> Result<Checked, ExpectedError> {
+    let (mut pipeline, mut errors) = config::load_lenient(file).map_err(|e| match e {
         PipelineFileError::Unreadable { .. } => ExpectedError::Config(e.to_string()),
         PipelineFileError::Invalid(errors) => config_error(&errors),
     })?;
+    let policy = crate::policy::for_pipeline(&pipeline)
+        .await
+        .map_err(|e| ExpectedError::Config(e.to_string()))?;
+    let lock = match crate::lockfile::read_for(&pipeline, file) {
+        Ok(lock) => lock,
+        Err(more) => {
+            errors.extend(more);
+            None
+        }
+    };
+    if let Err(more) = crate::registry::resolve(&mut pipeline, lock.as_ref()).await {
+        errors.extend(more);
+    }
+    errors.sort_by_key(|e| (e.pos.line, e.pos.column));
     // Monitors load like steps' plugins, and their problems are reported with them.
     if let Err(more) =
         crate::host::monitor::load_all(host, &pipeline.source, &pipeline.monitors).await
@@ -727,19 +790,35 @@ async fn load_and_check(
         errors.extend(more);
         errors.sort_by_key(|e| (e.pos.line, e.pos.column));
     }
-    match validate::validate(&pipeline, host).await {
-        Ok(plugins) if errors.is_empty() => Ok((pipeline, plugins)),
-        Ok(_) => Err(config_error(&errors)),
-        Err(validate::Invalid::Internal(e)) => Err(ExpectedError::Internal(e.to_string())),
+    let plugins = match validate::validate(&pipeline, host).await {
+        Ok(plugins) if errors.is_empty() => plugins,
+        Ok(_) => return Err(config_error(&errors)),
+        Err(validate::Invalid::Internal(e)) => return Err(ExpectedError::Internal(e.to_string())),
         Err(validate::Invalid::Config(more)) => {
             // A step whose `uses` is already reported needs no second error.
             let lines: std::collections::HashSet<usize> =
                 errors.iter().map(|e| e.pos.line).collect();
             errors.extend(more.into_iter().filter(|e| !lines.contains(&e.pos.line)));
             errors.sort_by_key(|e| (e.pos.line, e.pos.column));
-            Err(config_error(&errors))
+            return Err(config_error(&errors));
         }
+    };
+    let mut errors = crate::lockfile::check(&pipeline, &plugins, lock.as_ref());
+    let now = crate::clock::from_env()
+        .map_err(ExpectedError::Config)?
+        .now();
+    let mut outcome = crate::policy::enforce(&pipeline, &plugins, policy.as_ref(), host, now).await;
+    errors.append(&mut outcome.errors);
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| (e.pos.file.clone(), e.pos.line, e.pos.column));
+        return Err(config_error(&errors));
     }
+    Ok(Checked {
+        pipeline,
+        plugins,
+        policy,
+        outcome,
+    })
 }
 
 /// What `run` and `resume` do: run a pipeline, new or recorded.
@@ -787,7 +866,12 @@ async fn execute(
         jobs + crate::monitors::checking_monitors_in(&file),
         cache_root,
     )?;
-    let (pipeline, plugins) = load_and_check(&file, &host).await?;
+    let Checked {
+        pipeline,
+        plugins,
+        policy: _,
+        outcome: _,
+    } = load_and_check(&file, &host).await?;
     let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
         .await
         .map_err(|errors| config_error(&errors))?;
@@ -1039,7 +1123,11 @@ impl RunnerFolders {
 
 mod canary_cli;
 mod durable_cli;
+mod lock_cli;
 mod plugin_cli;
+mod policy_cli;
+mod registry_cli;
+mod report_cli;
 mod targets_cli;
 
 /// Keeping the runner's own folders from the steps.

@@ -144,6 +144,9 @@ pub struct Pipeline {
     pub denylists: Vec<PathBuf>,
     /// The hosts it may deploy to (`[[target]]`), in file order.
     pub targets: Vec<crate::targets::TargetSpec>,
+    /// The organisation policy it follows (`[pipeline] policy`): a file (resolved
+    /// against the pipeline's folder) or an OCI reference. See [`crate::policy`].
+    pub policy: Option<crate::policy::PolicyRef>,
 }
 
 /// A secret declared under `[secrets]`: where its value comes from.
@@ -188,6 +191,12 @@ pub struct Stage {
     /// How long, and on what evidence, a run stays in the stage after its steps pass
     /// (`[stage.bake]`).
     pub bake: Option<crate::gates::bake::BakeSpec>,
+    /// `protected = true`: the stage reaches production. A policy may mark more stages
+    /// protected (by name or by the targets they deploy to); see
+    /// [`crate::policy::Policy::is_protected`].
+    pub protected: bool,
+    /// Where the stage is declared (its `name` key), for policy messages.
+    pub pos: SourcePos,
 }
 
 pub use crate::gates::spec::GateSpec;
@@ -199,14 +208,33 @@ pub enum PluginRef {
     Builtin(String),
     /// A `.wasm` component on disk (absolute, resolved against the pipeline folder).
     File(PathBuf),
+    /// A component in an OCI registry: `oci://HOST[:PORT]/NS/NAME[:TAG][@sha256:HEX]`.
+    /// Before plugins load, [`crate::registry::resolve`] pulls it into the cache and
+    /// fills in its digest; the host loads only an `Oci` reference with a digest.
+    Oci(crate::registry::OciRef),
 }
 
 impl PluginRef {
-    /// Parse a `uses` value; relative paths are resolved against `base`.
-    pub fn parse(uses: &str, base: &Path) -> PluginRef {
-        match uses.strip_prefix("builtin:") {
-            Some(name) => PluginRef::Builtin(name.to_string()),
-            None => PluginRef::File(base.join(expand_home(uses))),
+    /// Parse a `uses` value; relative paths are resolved against `base`. Only an
+    /// `oci://` reference can be malformed; the error says what is wrong with it.
+    pub fn parse(uses: &str, base: &Path) -> Result<PluginRef, String> {
+        if let Some(name) = uses.strip_prefix("builtin:") {
+            return Ok(PluginRef::Builtin(name.to_string()));
+        }
+        if uses.starts_with(crate::registry::OCI_SCHEME) {
+            return crate::registry::OciRef::parse(uses).map(PluginRef::Oci);
+        }
+        Ok(PluginRef::File(base.join(expand_home(uses))))
+    }
+
+    /// The name the policy and the lock file know this plugin by: `builtin:NAME`, the
+    /// file's path relative to `base` when it lies beneath it (else absolute), or the
+    /// OCI repository without tag or digest (`oci://HOST/NS/NAME`).
+    pub fn policy_name(&self, base: &Path) -> String {
+        match self {
+            PluginRef::Builtin(n) => format!("builtin:{n}"),
+            PluginRef::File(p) => p.strip_prefix(base).unwrap_or(p).display().to_string(),
+            PluginRef::Oci(r) => r.repository_url(),
         }
     }
 }
@@ -216,6 +244,7 @@ impl fmt::Display for PluginRef {
         match self {
             PluginRef::Builtin(n) => write!(f, "builtin:{n}"),
             PluginRef::File(p) => write!(f, "{}", p.display()),
+            PluginRef::Oci(r) => write!(f, "{r}"),
         }
     }
 }
@@ -450,6 +479,8 @@ struct RawPipeline {
     state: Option<Spanned<String>>,
     /// Denylist files checked at every promotion.
     denylist: Option<Spanned<toml::Value>>,
+    /// The organisation policy: a path relative to the pipeline file, or `oci://...`.
+    policy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +492,8 @@ struct RawStage {
     #[serde(default)]
     gates: crate::gates::spec::RawGates,
     bake: Option<Spanned<crate::gates::bake::RawBake>>,
+    #[serde(default)]
+    protected: bool,
 }
 
 #[derive(Deserialize)]
@@ -651,10 +684,12 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
             crate::gates::bake::build_bake(source, &stage_name, bake, &monitor_ids, errors)
         });
         stages.push(Stage {
+            pos: source.pos(raw_stage.name.span().start),
             name: stage_name,
             steps,
             gates,
             bake,
+            protected: raw_stage.protected,
         });
     }
     crate::targets::spec::check_grants(source, &targets, &stages, &declared, errors);
@@ -665,7 +700,10 @@ fn build(source: &SourceFile, dir: &Path, raw: RawFile, errors: &mut Vec<ConfigE
         raw.pipeline.get_ref().denylist.as_ref(),
         errors,
     );
+    let policy =
+        crate::policy::policy_ref(source, dir, raw.pipeline.get_ref().policy.as_ref(), errors);
     Pipeline {
+        policy,
         name,
         dir: dir.to_path_buf(),
         source: source.clone(),
@@ -906,7 +944,13 @@ fn build_step(
 ) -> Step {
     let id = raw.id.get_ref().clone();
     let uses_text = raw.uses.get_ref().trim();
-    let uses = PluginRef::parse(uses_text, dir);
+    let uses = PluginRef::parse(uses_text, dir).unwrap_or_else(|reason| {
+        errors.push(source.error(
+            raw.uses.span().start,
+            format!("step `{id}`: `uses` = \"{uses_text}\": {reason}"),
+        ));
+        PluginRef::File(PathBuf::new())
+    });
     match &uses {
         PluginRef::Builtin(name) if name.is_empty() => errors.push(source.error(
             raw.uses.span().start,

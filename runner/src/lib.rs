@@ -14,6 +14,10 @@
 //!   killed runner resumes from the record;
 //! - [`events`] and [`render`] show the run, [`reports`] writes it down for CI systems;
 //! - [`authoring`] is the plugin-author kit (`sluice plugin new|run|test|check`);
+//! - [`policy`] is what a platform team requires of pipelines (approved plugins,
+//!   ceilings, organisation checks); [`lockfile`] pins plugins by digest,
+//!   [`registry`] pulls and pushes them through OCI registries, [`signing`] verifies
+//!   their signatures;
 //! - [`limits`] holds every documented bound, [`console`] every write to stdout/stderr.
 
 pub mod authoring;
@@ -29,11 +33,15 @@ pub mod folders;
 pub mod gates;
 pub mod host;
 pub mod limits;
+pub mod lockfile;
 pub mod monitors;
+pub mod policy;
+pub mod registry;
 pub mod render;
 pub mod reports;
 pub mod sandbox;
 pub mod secrets;
+pub mod signing;
 /// The state store, its own crate (`crates/state`): the only place with SQL.
 pub use sluice_state as state;
 pub mod suggest;

@@ -119,7 +119,13 @@ pub struct DeploymentEventRow {
     pub at: jiff::Timestamp,
 }
 
-const DEPLOYMENT_STATES: [&str; 5] = ["in-progress", "succeeded", "failed", "stopped", "interrupted"];
+const DEPLOYMENT_STATES: [&str; 5] = [
+    "in-progress",
+    "succeeded",
+    "failed",
+    "stopped",
+    "interrupted",
+];
 const EVENT_STATES: [&str; 4] = ["started", "succeeded", "failed", "skipped"];
 
 const DEPLOYMENT_COLUMNS: &str = "id, run_id, stage, step, application, deployment_group, \
@@ -190,7 +196,10 @@ impl Store {
         if !matches!(new.kind.as_str(), "deploy" | "rollback") {
             return Err(StateError::Sql {
                 path: self.path.clone(),
-                message: format!("deployment kind `{}` is neither deploy nor rollback", new.kind),
+                message: format!(
+                    "deployment kind `{}` is neither deploy nor rollback",
+                    new.kind
+                ),
             });
         }
         self.write(|tx| {

@@ -1562,39 +1562,75 @@ fn a_deployment_its_events_and_its_end_are_recorded_and_an_unfinished_one_is_int
     store
         .create_run(&new_run("r1", "release", t(0)), &Holder::current())
         .unwrap();
-    let first = store.begin_deployment(&new_deployment("r1", "deploy"), t(1)).unwrap();
+    let first = store
+        .begin_deployment(&new_deployment("r1", "deploy"), t(1))
+        .unwrap();
     assert_eq!(first, "d-r1-1");
     store
         .record_deployment_event(&first, "box-1", "BeforeInstall", "succeeded", "ok", t(2))
         .unwrap();
     // The runner dies; the resumed step begins again: the first is interrupted.
-    let second = store.begin_deployment(&new_deployment("r1", "deploy"), t(3)).unwrap();
+    let second = store
+        .begin_deployment(&new_deployment("r1", "deploy"), t(3))
+        .unwrap();
     assert_eq!(second, "d-r1-2");
     let d1 = store.deployment(&first).unwrap().unwrap();
     assert_eq!(d1.state, "interrupted");
     assert_eq!(d1.finished_at, Some(t(3)));
     let mut rollback = new_deployment("r1", "rollback");
     rollback.rollback_of = Some(second.clone());
-    store.finish_deployment(&second, "failed", "ValidateService failed on box-1", t(4)).unwrap();
+    store
+        .finish_deployment(&second, "failed", "ValidateService failed on box-1", t(4))
+        .unwrap();
     let third = store.begin_deployment(&rollback, t(5)).unwrap();
-    store.finish_deployment(&third, "succeeded", "rolled back", t(6)).unwrap();
+    store
+        .finish_deployment(&third, "succeeded", "rolled back", t(6))
+        .unwrap();
     // A second end does not replace the first.
-    store.finish_deployment(&third, "failed", "late", t(7)).unwrap();
+    store
+        .finish_deployment(&third, "failed", "late", t(7))
+        .unwrap();
     let all = store.deployments("r1").unwrap();
     assert_eq!(
-        all.iter().map(|d| (d.id.as_str(), d.state.as_str())).collect::<Vec<_>>(),
-        [("d-r1-1", "interrupted"), ("d-r1-2", "failed"), ("d-r1-3", "succeeded")]
+        all.iter()
+            .map(|d| (d.id.as_str(), d.state.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("d-r1-1", "interrupted"),
+            ("d-r1-2", "failed"),
+            ("d-r1-3", "succeeded")
+        ]
     );
     assert_eq!(all[2].rollback_of.as_deref(), Some("d-r1-2"));
     assert_eq!(all[2].targets, ["box-1", "box-2"]);
     let events = store.deployment_events(&first).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "BeforeInstall");
-    assert!(store.record_deployment_event("d-r1-9", "box-1", "Install", "started", "", t(8)).is_err());
-    assert!(store.record_deployment_event(&first, "box-1", "Install", "maybe", "", t(8)).is_err());
-    assert!(store.finish_deployment(&first, "in-progress", "", t(8)).is_err());
-    assert!(store.begin_deployment(&new_deployment("nope", "deploy"), t(8)).is_err());
-    assert!(store.begin_deployment(&new_deployment("r1", "redeploy"), t(8)).is_err());
+    assert!(
+        store
+            .record_deployment_event("d-r1-9", "box-1", "Install", "started", "", t(8))
+            .is_err()
+    );
+    assert!(
+        store
+            .record_deployment_event(&first, "box-1", "Install", "maybe", "", t(8))
+            .is_err()
+    );
+    assert!(
+        store
+            .finish_deployment(&first, "in-progress", "", t(8))
+            .is_err()
+    );
+    assert!(
+        store
+            .begin_deployment(&new_deployment("nope", "deploy"), t(8))
+            .is_err()
+    );
+    assert!(
+        store
+            .begin_deployment(&new_deployment("r1", "redeploy"), t(8))
+            .is_err()
+    );
 }
 
 #[test]

@@ -698,12 +698,9 @@ fn a_rollback_after_resume_also_covers_targets_the_dead_deployment_finished() {
     current.digest = "sha256:2.0.0000000000000000000".into();
     current.label = "2.0.0".into();
     fleet.records.insert("a".into(), a);
-    fleet.exit_codes_in.push((
-        "b".into(),
-        "d-r1-2".into(),
-        "scripts/validate.sh".into(),
-        1,
-    ));
+    fleet
+        .exit_codes_in
+        .push(("b".into(), "d-r1-2".into(), "scripts/validate.sh".into(), 1));
     let report = deploy_version(&mut fleet, "2.0.0", GOOD_APPSPEC, serde_json::json!({}));
     assert!(
         report.summary.ends_with("rolled back 2 targets to 1.0.0"),

@@ -135,7 +135,7 @@ pub async fn check_plugin(
 ) -> Result<Conformance, AuthoringError> {
     let cwd = std::env::current_dir()
         .map_err(|e| AuthoringError::Internal(format!("the current folder: {e}")))?;
-    let plugin_ref = PluginRef::parse(reference, &cwd);
+    let plugin_ref = PluginRef::parse(reference, &cwd).map_err(AuthoringError::Usage)?;
     let mut checks = Vec::new();
     let step_plugin = match session.host().load(&plugin_ref).await {
         Ok(p) => Some(p),

@@ -123,6 +123,7 @@ pub(super) fn stage_gates(
     let env = crate::gates::GateEnv {
         pipeline,
         store: Some(store),
+        policy: None,
     };
     pipeline
         .stages

@@ -816,6 +816,7 @@ mod tests {
         let env = super::super::GateEnv {
             pipeline,
             store: None,
+            policy: None,
         };
         let gates = super::super::build_stage(&pipeline.stages[1], &env);
         assert_eq!(gates.len(), 1);
@@ -835,6 +836,7 @@ mod tests {
         let env = super::super::GateEnv {
             pipeline: &without,
             store: None,
+            policy: None,
         };
         assert!(super::super::build_stage(&without.stages[1], &env).is_empty());
         assert!(super::super::check_override_target(&with, GATE_ID, Some("prod")).is_ok());

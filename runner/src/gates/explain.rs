@@ -782,6 +782,7 @@ mod tests {
         let env = crate::gates::GateEnv {
             pipeline: &pipeline,
             store: None,
+            policy: None,
         };
         let gates = build_stage(&pipeline.stages[1], &env);
         let input = GateInput {

@@ -19,6 +19,7 @@ pub mod approval;
 pub mod bake;
 pub mod blocked;
 pub mod explain;
+pub mod policy;
 pub mod spec;
 pub mod window;
 
@@ -248,6 +249,9 @@ impl Evaluation {
 pub struct GateEnv<'a> {
     pub pipeline: &'a crate::config::Pipeline,
     pub store: Option<&'a std::sync::Arc<crate::state::Store>>,
+    /// The pipeline's policy and check results, for the `policy` gate of protected
+    /// stages (`None`: no policy).
+    pub policy: Option<&'a policy::PolicyGateInput>,
 }
 
 /// The gate a spec from the pipeline file configures.
@@ -398,6 +402,7 @@ mod tests {
         let env = GateEnv {
             pipeline: &pipeline,
             store: None,
+            policy: None,
         };
         let gates = build_stage(&pipeline.stages[1], &env);
         (pipeline, gates)

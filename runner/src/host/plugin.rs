@@ -390,6 +390,29 @@ impl PluginHost {
                     )
                 }
                 PluginRef::File(path) => file_digest(cache.as_ref(), path)?,
+                PluginRef::Oci(r) => {
+                    // `registry::resolve` pulled it and wrote its digest; the cached
+                    // blob must still hash to that digest.
+                    let path = r
+                        .digest
+                        .as_deref()
+                        .and_then(crate::registry::component_path)
+                        .ok_or_else(|| PluginError::Internal {
+                            name: job_name.clone(),
+                            reason: "an OCI plugin reached the host before it was pulled".into(),
+                        })?;
+                    let (digest, wasm) = file_digest(None, &path)?;
+                    if Some(&digest) != r.digest.as_ref() {
+                        return Err(PluginError::Internal {
+                            name: job_name.clone(),
+                            reason: format!(
+                                "the cached blob {} hashes to {digest}; delete it and pull again",
+                                path.display()
+                            ),
+                        });
+                    }
+                    (digest, wasm)
+                }
             };
             let digest_time = started.elapsed();
             let component = match &cache {

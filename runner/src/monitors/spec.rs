@@ -175,7 +175,16 @@ fn build_monitor(
     let what = format!("monitor `{id}`");
     let uses = m.uses.as_ref().and_then(|u| {
         let text = u.get_ref().trim();
-        let r = PluginRef::parse(text, dir);
+        let r = match PluginRef::parse(text, dir) {
+            Ok(r) => r,
+            Err(reason) => {
+                errors.push(source.error(
+                    u.span().start,
+                    format!("{what}: `uses` = \"{text}\": {reason}"),
+                ));
+                return None;
+            }
+        };
         match &r {
             PluginRef::Builtin(name) if name.is_empty() => {
                 errors.push(source.error(
