@@ -111,6 +111,7 @@ fn main() {
     let env = sluice::gates::GateEnv {
         pipeline: &pipeline,
         store: None,
+        policy: None,
     };
     let gates = build_stage(stage, &env);
     let input = GateInput {
