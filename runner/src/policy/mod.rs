@@ -386,7 +386,8 @@ fn apply_status(
     let spec = policy.checks.iter().find(|c| c.id == status.check);
     let found = violations_text(&status.violations);
     let id = &status.check;
-    let message = &status.message;
+    // The check's message is a sentence; what was found follows it after a colon.
+    let message = status.message.trim_end_matches('.');
     let mut notice = |text: String| {
         warnings.push(lifecycle::Notice {
             check: id.clone(),
@@ -474,7 +475,7 @@ fn since(spec: Option<&CheckSpec>) -> String {
         .map_or(String::new(), |d| format!(" since {d}"))
 }
 
-/// "; found: A; B" for the violations, or nothing.
+/// ": A; B" for the violations, or nothing.
 fn violations_text(violations: &[checks::Violation]) -> String {
     if violations.is_empty() {
         return String::new();
@@ -484,7 +485,7 @@ fn violations_text(violations: &[checks::Violation]) -> String {
         .map(|v| v.message.as_str())
         .collect::<Vec<_>>()
         .join("; ");
-    format!(" ({all})")
+    format!(": {all}")
 }
 
 /// Where a violation is: its own place, its stage's, or the pipeline's name.
