@@ -118,3 +118,94 @@ tier = "org"
     // The run goes ahead under the policy.
     p.run(&[]).expect_code(0);
 }
+
+/// A pipeline whose test stage lets a step fail, under a policy whose
+/// `no-allow-failure-in-tests` check warns from 2026-11-01 and is enforced from
+/// 2026-12-01; validated at `now`.
+fn validate_allow_failure_at(now: &str) -> crate::support::Outcome {
+    let p = Project::new(
+        r#"[pipeline]
+name = "web"
+policy = "policy/sluice-policy.toml"
+
+[[stage]]
+name = "test"
+
+[[stage.step]]
+id = "flaky"
+uses = "builtin:command"
+with = { program = "true" }
+allow-failure = true
+"#,
+    );
+    p.write(
+        "policy/sluice-policy.toml",
+        r#"[policy]
+name = "acme-release"
+
+[kinds]
+test = ["test*"]
+
+[[check]]
+id = "strict-tests"
+builtin = "no-allow-failure-in-tests"
+message = "Test stages do not let steps fail."
+warn-from = 2026-11-01
+enforce-from = 2026-12-01
+"#,
+    );
+    p.write("clock", now);
+    let out = crate::support::Outcome::of(
+        p.command(&["validate"])
+            .env("SLUICE_TEST_CLOCK", p.path().join("clock")),
+    );
+    crate::support::Outcome {
+        code: out.code,
+        stdout: normalize(&out.stdout, p.path()),
+        stderr: normalize(&out.stderr, p.path()),
+    }
+}
+
+#[test]
+fn policy_check_warns_before_its_date_and_stops_validate_once_enforced() {
+    let before = validate_allow_failure_at("2026-11-29T12:00:00Z");
+    before.expect_code(0);
+    let after = validate_allow_failure_at("2026-12-01T00:00:00Z");
+    after.expect_code(2);
+    insta::assert_snapshot!(format!(
+        "--- 2026-11-29\n{}{}--- 2026-12-01\n{}",
+        before.stdout, before.stderr, after.stderr
+    ));
+}
+
+#[test]
+fn example_policy_applies_to_a_copy_of_the_quickstart() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let p = Project::new("");
+    crate::support::copy_tree(
+        &repo.join("examples/quickstart"),
+        &p.path().join("examples/quickstart"),
+    );
+    crate::support::copy_tree(
+        &repo.join("examples/policy"),
+        &p.path().join("examples/policy"),
+    );
+    let file = p.path().join("examples/quickstart/sluice.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "name = \"quickstart\"",
+        "name = \"quickstart\"\npolicy = \"../policy/sluice-policy.toml\"",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    p.write("clock", "2026-11-29T12:00:00Z");
+    let out = crate::support::Outcome::of(
+        p.command(&["validate", "examples/quickstart/sluice.toml"])
+            .env("SLUICE_TEST_CLOCK", p.path().join("clock")),
+    );
+    out.expect_code(0);
+    insta::assert_snapshot!(format!(
+        "{}{}",
+        normalize(&out.stdout, p.path()),
+        normalize(&out.stderr, p.path())
+    ));
+}
