@@ -20,6 +20,7 @@ mod examples;
 mod health_prometheus;
 mod http;
 mod limits;
+mod lockfile;
 mod lint_sarif;
 mod load_test;
 mod monitors;
