@@ -38,6 +38,7 @@ mod sbom;
 mod scaffolded;
 mod secrets;
 mod security_scan;
+mod signing;
 mod sshd;
 mod support;
 mod template_c;
