@@ -165,9 +165,12 @@ pub(super) async fn lock(
         for line in diff.lines().into_iter().chain(drift) {
             console::out_line(&line);
         }
-        console::err_line(&format!(
-            "error: {shown} is stale; run `sluice lock` (and commit it)"
-        ));
+        let fix = if diff.is_empty() && old.is_some() {
+            "re-pin the changed components as shown (`sluice lock --update USES`)"
+        } else {
+            "run `sluice lock`"
+        };
+        console::err_line(&format!("error: {shown} is stale; {fix} and commit it"));
         return Ok(super::exit::PIPELINE_FAILED);
     }
     for line in diff.lines() {
