@@ -216,3 +216,60 @@ fn lock_update_names_only_plugins_the_pipeline_uses() {
     );
     assert!(!p.path().join("sluice.lock").exists());
 }
+
+/// `sluice ARGS` in the project with its own OCI cache.
+fn with_cache(p: &Project, cache: &Path, args: &[&str]) -> crate::support::Outcome {
+    crate::support::Outcome::of(p.command(args).env("SLUICE_OCI_CACHE", cache))
+}
+
+#[test]
+fn an_oci_tag_runs_at_its_locked_digest_until_the_lock_is_updated() {
+    use crate::registry::{Registry, sha256_digest};
+    let registry = Registry::start();
+    let reference = format!("oci://{}/acme/adv:1.0", registry.url());
+    let p = Project::new(&format!(
+        "[pipeline]\nname = \"oci-locked\"\n\n[[stage]]\nname = \"build\"\n\n[[stage.step]]\nid = \"a\"\nuses = \"{reference}\"\nwith = {{ mode = \"ok\" }}\n"
+    ));
+    let cache = p.path().join("oci-cache");
+    std::fs::copy(adversary(), p.path().join("v1.wasm")).unwrap();
+    std::fs::copy(adversary(), p.path().join("v2.wasm")).unwrap();
+    change_component(&p.path().join("v2.wasm"), "v2");
+    let v1 = sha256_digest(&std::fs::read(p.path().join("v1.wasm")).unwrap());
+    let v2 = sha256_digest(&std::fs::read(p.path().join("v2.wasm")).unwrap());
+
+    with_cache(&p, &cache, &["plugin", "push", "v1.wasm", &reference]).expect_code(0);
+    let locked = with_cache(&p, &cache, &["lock"]);
+    locked.expect_code(0);
+    assert_eq!(
+        locked.stdout,
+        format!("+ {reference} {v1}\nwrote sluice.lock (1 plugin)\n")
+    );
+
+    // The tag moves to v2; what runs does not change: a fresh cache pulls the
+    // locked component, and the lock is not stale (Cargo's semantics).
+    with_cache(&p, &cache, &["plugin", "push", "v2.wasm", &reference]).expect_code(0);
+    let fresh = p.path().join("fresh-cache");
+    with_cache(&p, &fresh, &["run", "--format", "plain"]).expect_code(0);
+    assert!(
+        fresh
+            .join("blobs/sha256")
+            .join(&v1["sha256:".len()..])
+            .is_file()
+    );
+    assert!(
+        !fresh
+            .join("blobs/sha256")
+            .join(&v2["sha256:".len()..])
+            .exists()
+    );
+    with_cache(&p, &fresh, &["lock", "--check"]).expect_code(0);
+
+    // `--update` re-resolves the tag.
+    let updated = with_cache(&p, &fresh, &["lock", "--update", &reference]);
+    updated.expect_code(0);
+    assert_eq!(
+        updated.stdout,
+        format!("~ {reference} {v1} → {v2}\nwrote sluice.lock (1 plugin)\n")
+    );
+    with_cache(&p, &fresh, &["validate"]).expect_code(0);
+}

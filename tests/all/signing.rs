@@ -256,3 +256,51 @@ fn keygen_never_overwrites_a_key() {
     assert!(bad.stderr.contains("is not a key id"), "{}", bad.stderr);
     assert!(!Path::new(&p.path().join("k2")).exists());
 }
+
+#[test]
+fn a_signature_pushed_with_a_plugin_is_pulled_and_verified() {
+    use crate::registry::Registry;
+    let registry = Registry::start();
+    let signed_ref = format!("oci://{}/acme/adv:1.0", registry.url());
+    let unsigned_ref = format!("oci://{}/acme/adv:2.0", registry.url());
+    let p = Project::new(&PIPELINE.replace("plugins/adv.wasm", &signed_ref));
+    let cache = p.path().join("oci-cache");
+    let with_cache = |cache: &Path, args: &[&str]| {
+        crate::support::Outcome::of(p.command(args).env("SLUICE_OCI_CACHE", cache))
+    };
+    std::fs::copy(adversary(), p.path().join("signed.wasm")).unwrap();
+    std::fs::copy(adversary(), p.path().join("unsigned.wasm")).unwrap();
+    change_component(&p.path().join("unsigned.wasm"), "unsigned");
+    let key = keygen(&p, "release-2026");
+    p.sluice(&["plugin", "sign", "signed.wasm", "--key", &key.file])
+        .expect_code(0);
+    with_cache(&cache, &["plugin", "push", "signed.wasm", &signed_ref]).expect_code(0);
+    with_cache(&cache, &["plugin", "push", "unsigned.wasm", &unsigned_ref]).expect_code(0);
+
+    let policy = format!(
+        "[policy]\nname = \"acme-release\"\n\n[protect]\nrequire-signature = true\n\n[[key]]\nid = \"release-2026\"\npublic-key = \"{}\"\n\n[[plugin]]\nname = \"oci://{}/acme/*\"\ntier = \"org\"\nkeys = [\"release-2026\"]\n",
+        key.public,
+        registry.url()
+    );
+    p.write("policy.toml", &policy);
+    // A fresh cache: the component and its signature both come from the registry.
+    with_cache(&cache, &["lock"]).expect_code(0);
+    let fresh = p.path().join("fresh-cache");
+    with_cache(&fresh, &["run", "--format", "plain"]).expect_code(0);
+    assert_eq!(p.step("publish")["status"], "passed");
+
+    // The same plugin pushed without a signature is refused.
+    p.write(
+        "sluice.toml",
+        &PIPELINE.replace("plugins/adv.wasm", &unsigned_ref),
+    );
+    with_cache(&fresh, &["lock"]).expect_code(0);
+    let out = with_cache(&fresh, &["validate"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("step `publish` in protected stage `release`"),
+        "{}",
+        out.stderr
+    );
+}

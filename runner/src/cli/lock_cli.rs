@@ -116,7 +116,9 @@ pub(super) async fn lock(
                     continue;
                 }
             },
-            PluginRef::Oci(r) => match &r.digest {
+            // The component's digest (what the host loads and `check` compares),
+            // not the manifest's.
+            PluginRef::Oci(r) => match &r.component {
                 Some(d) => d.clone(),
                 None => {
                     errors.push(pipeline.source.error(
@@ -154,8 +156,8 @@ pub(super) async fn lock(
     if args.check {
         if unchanged && drift.is_empty() {
             console::out_line(&format!(
-                "{shown} is up to date ({} plugins)",
-                new.plugins.len()
+                "{shown} is up to date ({})",
+                counted(new.plugins.len())
             ));
             return Ok(super::exit::OK);
         }
@@ -181,15 +183,24 @@ pub(super) async fn lock(
     }
     if unchanged {
         console::out_line(&format!(
-            "{shown} is up to date ({} plugins)",
-            new.plugins.len()
+            "{shown} is up to date ({})",
+            counted(new.plugins.len())
         ));
         return Ok(super::exit::OK);
     }
     lockfile::write(&new)
         .map_err(|e| ExpectedError::Internal(format!("cannot write {shown}: {e}")))?;
-    console::out_line(&format!("wrote {shown} ({} plugins)", new.plugins.len()));
+    console::out_line(&format!("wrote {shown} ({})", counted(new.plugins.len())));
     Ok(super::exit::OK)
+}
+
+/// `1 plugin`, `2 plugins`.
+fn counted(n: usize) -> String {
+    if n == 1 {
+        "1 plugin".to_string()
+    } else {
+        format!("{n} plugins")
+    }
 }
 
 pub(super) fn keygen(args: KeygenArgs) -> Result<u8, ExpectedError> {
