@@ -609,8 +609,11 @@ async fn plugin_info(
 ) -> Result<u8, ExpectedError> {
     let host = start_host(1, cache_root)?;
     let cwd = std::env::current_dir().map_err(|e| ExpectedError::Internal(e.to_string()))?;
-    let r = PluginRef::parse(&reference, &cwd)
+    let mut r = PluginRef::parse(&reference, &cwd)
         .map_err(|e| ExpectedError::Config(format!("`{reference}`: {e}")))?;
+    crate::registry::resolve_plugin(&mut r, None)
+        .await
+        .map_err(|e| ExpectedError::Config(e.to_string()))?;
     let p = describe_any(&host, &r)
         .await
         .map_err(|e| ExpectedError::Config(e.to_string()))?;

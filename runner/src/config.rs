@@ -210,7 +210,8 @@ pub enum PluginRef {
     File(PathBuf),
     /// A component in an OCI registry: `oci://HOST[:PORT]/NS/NAME[:TAG][@sha256:HEX]`.
     /// Before plugins load, [`crate::registry::resolve`] pulls it into the cache and
-    /// fills in its digest; the host loads only an `Oci` reference with a digest.
+    /// fills in its component's digest (`OciRef::component`); the host loads only an
+    /// `Oci` reference with one.
     Oci(crate::registry::OciRef),
 }
 

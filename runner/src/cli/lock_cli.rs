@@ -116,7 +116,9 @@ pub(super) async fn lock(
                     continue;
                 }
             },
-            PluginRef::Oci(r) => match &r.digest {
+            // The component's digest (what the host loads and `check` compares),
+            // not the manifest's.
+            PluginRef::Oci(r) => match &r.component {
                 Some(d) => d.clone(),
                 None => {
                     errors.push(pipeline.source.error(
@@ -154,8 +156,8 @@ pub(super) async fn lock(
     if args.check {
         if unchanged && drift.is_empty() {
             console::out_line(&format!(
-                "{shown} is up to date ({} plugins)",
-                new.plugins.len()
+                "{shown} is up to date ({})",
+                counted(new.plugins.len())
             ));
             return Ok(super::exit::OK);
         }
@@ -165,9 +167,12 @@ pub(super) async fn lock(
         for line in diff.lines().into_iter().chain(drift) {
             console::out_line(&line);
         }
-        console::err_line(&format!(
-            "error: {shown} is stale; run `sluice lock` (and commit it)"
-        ));
+        let fix = if diff.is_empty() && old.is_some() {
+            "re-pin the changed components as shown (`sluice lock --update USES`)"
+        } else {
+            "run `sluice lock`"
+        };
+        console::err_line(&format!("error: {shown} is stale; {fix} and commit it"));
         return Ok(super::exit::PIPELINE_FAILED);
     }
     for line in diff.lines() {
@@ -178,15 +183,24 @@ pub(super) async fn lock(
     }
     if unchanged {
         console::out_line(&format!(
-            "{shown} is up to date ({} plugins)",
-            new.plugins.len()
+            "{shown} is up to date ({})",
+            counted(new.plugins.len())
         ));
         return Ok(super::exit::OK);
     }
     lockfile::write(&new)
         .map_err(|e| ExpectedError::Internal(format!("cannot write {shown}: {e}")))?;
-    console::out_line(&format!("wrote {shown} ({} plugins)", new.plugins.len()));
+    console::out_line(&format!("wrote {shown} ({})", counted(new.plugins.len())));
     Ok(super::exit::OK)
+}
+
+/// `1 plugin`, `2 plugins`.
+fn counted(n: usize) -> String {
+    if n == 1 {
+        "1 plugin".to_string()
+    } else {
+        format!("{n} plugins")
+    }
 }
 
 pub(super) fn keygen(args: KeygenArgs) -> Result<u8, ExpectedError> {

@@ -391,18 +391,19 @@ impl PluginHost {
                 }
                 PluginRef::File(path) => file_digest(cache.as_ref(), path)?,
                 PluginRef::Oci(r) => {
-                    // `registry::resolve` pulled it and wrote its digest; the cached
-                    // blob must still hash to that digest.
+                    // `registry::resolve` pulled it and wrote its component's digest;
+                    // the cached blob must still hash to that digest.
                     let path = r
-                        .digest
+                        .component
                         .as_deref()
                         .and_then(crate::registry::component_path)
-                        .ok_or_else(|| PluginError::Internal {
-                            name: job_name.clone(),
-                            reason: "an OCI plugin reached the host before it was pulled".into(),
+                        .ok_or_else(|| PluginError::Unreadable {
+                            // Reported at its `uses` by `registry::resolve` already.
+                            path: PathBuf::from(&job_name),
+                            source: std::io::Error::other("it was not pulled from its registry"),
                         })?;
                     let (digest, wasm) = file_digest(None, &path)?;
-                    if Some(&digest) != r.digest.as_ref() {
+                    if Some(&digest) != r.component.as_ref() {
                         return Err(PluginError::Internal {
                             name: job_name.clone(),
                             reason: format!(

@@ -6,6 +6,10 @@ use std::fmt;
 pub const OCI_SCHEME: &str = "oci://";
 
 /// `oci://HOST[:PORT]/NS/NAME[:TAG][@sha256:HEX]`.
+///
+/// `registry`, `repository`, `tag` and `digest` are the reference as written (and
+/// [`Display`](fmt::Display) shows it so: it is how `sluice.lock` and messages name
+/// it). [`crate::registry::resolve`] fills in `component` and `manifest`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OciRef {
     /// `HOST[:PORT]`.
@@ -13,8 +17,17 @@ pub struct OciRef {
     /// `NS/NAME` (one or more path components, lowercase).
     pub repository: String,
     pub tag: Option<String>,
-    /// `sha256:HEX`, as written or as resolved.
+    /// `sha256:HEX` as written after `@`: the digest of the artifact's manifest (what
+    /// `sluice plugin push` prints), or of the component itself.
     pub digest: Option<String>,
+    /// After resolution: `sha256:HEX` of the component's bytes (the artifact's one
+    /// `application/wasm` layer). The host loads [`crate::registry::component_path`]
+    /// of it and hashes it again; the lock and the policy pin this digest.
+    pub component: Option<String>,
+    /// After resolution: the digest of the manifest the component was found through,
+    /// when it was pulled or found through one (not when the lock's digest named the
+    /// component directly).
+    pub manifest: Option<String>,
 }
 
 impl OciRef {
@@ -89,7 +102,14 @@ impl OciRef {
             repository: repository.to_string(),
             tag,
             digest,
+            component: None,
+            manifest: None,
         })
+    }
+
+    /// Whether the reference as written pins a digest (`@sha256:...`).
+    pub fn pinned(&self) -> bool {
+        self.digest.is_some()
     }
 
     /// `oci://HOST/NS/NAME`: the repository, without tag or digest (how the policy
