@@ -140,6 +140,12 @@ expires = 2027-03-01
     let out = d.sluice(&["run", "--format", "plain", "--no-wait"]);
     out.expect_code(2);
     assert!(out.stderr.contains("check `prod-window`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("expired on 2027-03-01; the check applies again"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(d.marker("compile"), 1, "no step ran");
     let check = d.sluice(&["policy", "check"]);
     check.expect_code(2);
