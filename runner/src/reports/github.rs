@@ -317,8 +317,60 @@ pub fn append_job_summary(
     mut file: std::fs::File,
     run: &RunResult,
     deployed: &[DeploymentStory],
+    policy: &str,
 ) -> std::io::Result<()> {
-    file.write_all(job_summary(run, deployed).as_bytes())
+    file.write_all(job_summary(run, deployed).as_bytes())?;
+    file.write_all(policy.as_bytes())
+}
+
+/// The "Policy" section of the job summary: every check that warns (with the date it
+/// will be enforced), blocks promotion, is exempt (until when, approved by whom) or
+/// had its exemption expire; empty when the pipeline follows no policy or every
+/// check passes.
+pub fn policy_section(
+    policy: &crate::policy::Policy,
+    notices: &[crate::policy::lifecycle::Notice],
+) -> String {
+    if notices.is_empty() {
+        return String::new();
+    }
+    let mut md = String::new();
+    let version = policy
+        .version
+        .as_deref()
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
+    let _ = writeln!(md, "\n### Policy `{}`{version}\n", policy.name);
+    let _ = writeln!(md, "| check | standing | what it found |");
+    let _ = writeln!(md, "|---|---|---|");
+    let mut shown: Vec<&str> = Vec::new();
+    for notice in notices {
+        // One row per check: its phase already says when an exemption expired.
+        if shown.contains(&notice.check.as_str()) {
+            continue;
+        }
+        shown.push(&notice.check);
+        let phase = policy
+            .checks
+            .iter()
+            .find(|c| c.id == notice.check)
+            .and_then(|c| notice.status.phase(c))
+            .unwrap_or_default();
+        let icon = match notice.status.standing {
+            crate::policy::lifecycle::Standing::Exempt { .. } => "🛡️",
+            crate::policy::lifecycle::Standing::Enforced { .. } => "⛔",
+            _ => "⚠️",
+        };
+        let found = notice.status.violations_text();
+        let _ = writeln!(
+            md,
+            "| `{}` | {icon} {} | {} |",
+            notice.check,
+            cell(&phase),
+            cell(&found)
+        );
+    }
+    md
 }
 
 /// Open `$GITHUB_STEP_SUMMARY` for appending, when it is set, without following a
@@ -342,6 +394,64 @@ pub fn open_job_summary() -> std::io::Result<Option<std::fs::File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_section_lists_warnings_with_their_dates_and_exemptions_with_their_expiry() {
+        use crate::policy::checks::testing::{builtin, date, policy};
+        use crate::policy::checks::{CheckResult, Findings, Violation};
+        use crate::policy::{Exemption, Pattern};
+        let mut bake = builtin(
+            "prod-bake",
+            "production-bake",
+            serde_json::json!({"duration": "1h", "positive": 3}),
+        );
+        bake.warn_from = Some(date("2026-12-01"));
+        bake.enforce_from = Some(date("2027-01-15"));
+        let mut window = builtin("prod-window", "production-window", serde_json::Value::Null);
+        window.enforce_from = Some(date("2026-11-01"));
+        let mut policy = policy(
+            vec![bake, window],
+            vec![Exemption {
+                check: "prod-window".into(),
+                pipeline: Pattern("shop".into()),
+                reason: "the change calendar | lands in Q1".into(),
+                approved_by: "dana@acme.example".into(),
+                ticket: Some("REL-1234".into()),
+                expires: Some(date("2027-03-01")),
+                pos: crate::policy::checks::testing::pos(),
+            }],
+        );
+        policy.version = Some("2026.11".into());
+        let violated = |check: &str, message: &str| CheckResult {
+            check: check.into(),
+            violations: vec![Violation {
+                message: message.into(),
+                stage: Some("prod".into()),
+                step: None,
+                at: Some(crate::policy::checks::SourcePosShown {
+                    file: "sluice.toml".into(),
+                    line: 12,
+                    column: 8,
+                }),
+            }],
+            error: None,
+        };
+        let findings = Findings {
+            pipeline: "shop".into(),
+            results: vec![
+                violated(
+                    "prod-bake",
+                    "stage `prod` bakes 10m with 1 positive data point; the policy asks for at least 1h and 3",
+                ),
+                violated("prod-window", "production stage `prod` has no window gate"),
+            ],
+        };
+        let now = "2026-12-24T12:00:00Z".parse().unwrap();
+        let statuses = crate::policy::lifecycle::status_at(&policy, &findings, now);
+        let notices = crate::policy::lifecycle::notices(&policy, &statuses);
+        insta::assert_snapshot!(policy_section(&policy, &notices));
+        assert_eq!(policy_section(&policy, &[]), "");
+    }
 
     #[test]
     fn escaping_follows_the_actions_toolkit() {
