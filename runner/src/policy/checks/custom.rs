@@ -265,7 +265,7 @@ grants = { exec = ["true"] }
         let dir = tempfile::tempdir().unwrap();
         let (_, _, pipeline) = setup(dir.path(), PluginRef::Builtin("command".into()));
         let stage = place(&pipeline, Some("prod"), None).unwrap().unwrap();
-        assert_eq!((stage.line, stage.column), (6, 1));
+        assert_eq!((stage.line, stage.column), (6, 8));
         let step = place(&pipeline, Some("prod"), Some("ship"))
             .unwrap()
             .unwrap();
