@@ -28,6 +28,7 @@ mod plugin_contract;
 mod plugin_kit;
 mod plugin_new;
 mod policy_checks;
+mod policy_custom;
 mod prometheus;
 mod reports;
 mod sandbox;
