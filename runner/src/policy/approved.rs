@@ -100,7 +100,7 @@ fn monitors_of<'p>(
     pipeline
         .monitors
         .iter()
-        .filter(move |m| ids.iter().any(|id| *id == m.id))
+        .filter(move |m| ids.contains(&m.id))
 }
 
 /// The digest of a monitor's component, which the step plugins' map does not hold.
@@ -113,6 +113,11 @@ fn digest_of(uses: &PluginRef) -> Option<String> {
         PluginRef::Oci(r) => r.digest.clone(),
     }
 }
+
+/// Verifies the plugin's signature against some keys; `None` when its digest is
+/// unknown.
+type Verifier<'a> =
+    dyn Fn(&[super::TrustedKey]) -> Option<Result<String, crate::signing::SignatureError>> + 'a;
 
 struct Checker<'a> {
     policy: &'a Policy,
@@ -222,9 +227,7 @@ impl Checker<'_> {
         uses: &PluginRef,
         digest: Option<&str>,
         uses_at: usize,
-        trusted: &dyn Fn(
-            &[super::TrustedKey],
-        ) -> Option<Result<String, crate::signing::SignatureError>>,
+        trusted: &Verifier<'_>,
     ) -> bool {
         let Some(digest) = digest else { return false };
         if entry.digests.iter().any(|d| d == digest) {
