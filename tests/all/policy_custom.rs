@@ -4,7 +4,8 @@
 //! `[[check]] uses` and run by `sluice policy check` on a pipeline that passes and one
 //! that breaks it; a check that traps, answers `err` or returns garbage is reported as
 //! failed and the runner exits cleanly; a step component used as a check, and the
-//! check used as a step, are refused naming their world.
+//! check used as a step, are refused naming their world. The Rust template builds and
+//! passes its own `./test.sh` too.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -29,7 +30,7 @@ struct BuiltCheck {
 fn built_check() -> &'static BuiltCheck {
     static BUILT: OnceLock<BuiltCheck> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let project = scaffold("approval-gate");
+        let project = scaffold("approval-gate", "python");
         project.script("./build.sh", &[]);
         let tested = project.script("./test.sh", &[]);
         project.report_time("python policy-check");
@@ -65,11 +66,11 @@ fn built_check() -> &'static BuiltCheck {
     })
 }
 
-/// `sluice plugin new NAME --lang python --world policy-check` in a temp folder.
-fn scaffold(name: &str) -> Scaffolded {
+/// `sluice plugin new NAME --lang LANG --world policy-check` in a temp folder.
+fn scaffold(name: &str, lang: &str) -> Scaffolded {
     let started = std::time::Instant::now();
     let temp = tempfile::Builder::new()
-        .prefix("sluice-template-python-check-")
+        .prefix(&format!("sluice-template-{lang}-check-"))
         .tempdir()
         .unwrap();
     let dir = temp.path().join(name);
@@ -81,7 +82,7 @@ fn scaffold(name: &str) -> Scaffolded {
             "new",
             name,
             "--lang",
-            "python",
+            lang,
             "--world",
             "policy-check",
             "--dir",
@@ -321,6 +322,28 @@ uses = "./rule.wasm"
     let text = both(&out);
     assert!(
         text.contains("is an organisation check (world `policy-check`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rust_policy_check_template_builds_and_passes_its_own_test() {
+    let project = scaffold("no-yolo", "rust");
+    // The Rust template tests' Cargo target folder: the SDK's dependencies compile
+    // once per checkout.
+    let target = crate::scaffolded::tools_dir()
+        .join("rust-template-target")
+        .display()
+        .to_string();
+    let env = [("CARGO_TARGET_DIR", target.as_str())];
+    project.script("./build.sh", &env);
+    let tested = project.script("./test.sh", &env);
+    project.report_time("rust policy-check");
+    let text = format!("{}{}", tested.stdout, tested.stderr);
+    // cargo test ran the check's three unit tests natively, then `sluice policy check`.
+    assert!(text.contains("3 passed"), "{text}");
+    assert!(
+        text.contains("the check passes fixtures/passing and reports fixtures/failing"),
         "{text}"
     );
 }

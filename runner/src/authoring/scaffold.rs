@@ -521,6 +521,51 @@ mod tests {
     }
 
     #[test]
+    fn policy_check_projects_come_in_python_and_rust_and_other_languages_are_refused_by_name() {
+        assert_eq!(
+            languages_for(ContractWorld::PolicyCheck),
+            vec![Lang::Rust, Lang::Python]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let made = new_project(
+            "no-yolo",
+            Lang::Python,
+            ContractWorld::PolicyCheck,
+            &dir.path().join("no-yolo"),
+        )
+        .unwrap();
+        assert!(
+            made.files.contains(&PathBuf::from("no_yolo.py")),
+            "{:?}",
+            made.files
+        );
+        assert!(
+            made.files
+                .contains(&PathBuf::from("sluice_plugin/policy_component.py"))
+        );
+        let build = std::fs::read_to_string(dir.path().join("no-yolo/build.sh")).unwrap();
+        assert!(
+            build.contains("-w policy-check componentize app"),
+            "{build}"
+        );
+        assert!(made.next_steps().contains("organisation check"));
+
+        let err = new_project(
+            "no-yolo",
+            Lang::Go,
+            ContractWorld::PolicyCheck,
+            &dir.path().join("go"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no go template for world `policy-check`"),
+            "{text}"
+        );
+        assert!(text.contains("rust, python"), "{text}");
+    }
+
+    #[test]
     fn the_rust_template_vendors_every_dependency_of_the_sdk() {
         // The project's copy of the SDK cannot inherit from this workspace: its manifest
         // (templates/rust/sluice-sdk/Cargo.toml) names each dependency itself.

@@ -113,6 +113,13 @@ pub async fn load_monitor(
                 fix: "a `[[monitor]]` needs a component of the `monitor` world, which exports `health-check` (sluice_sdk's `export_monitor!`); run this one as a `[[stage.step]]`",
             });
         }
+        if crate::host::policy_check::exports_policy_rule(&engine, &component) {
+            return Err(PluginError::WrongWorld {
+                name,
+                is: "an organisation check (world `policy-check`, exports `policy-rule`)",
+                fix: "a `[[monitor]]` needs a component of the `monitor` world, which exports `health-check`; reference this one from a policy file's `[[check]] uses`",
+            });
+        }
         return Err(PluginError::Incompatible {
             name,
             reason: format!("it does not export `{HEALTH_CHECK}`"),
