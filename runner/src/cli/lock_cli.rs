@@ -116,7 +116,7 @@ pub(super) async fn lock(
                     continue;
                 }
             },
-            PluginRef::Oci(r) => match &r.digest {
+            PluginRef::Oci(r) => match &r.component {
                 Some(d) => d.clone(),
                 None => {
                     errors.push(pipeline.source.error(
