@@ -321,3 +321,252 @@ fn pushing_a_file_that_is_not_a_plugin_is_refused() {
     );
     assert_eq!(status, 404, "nothing was pushed");
 }
+
+/// A protected stage running `uses`, under the policy in `policy.toml` (or `policy`).
+fn protected_pipeline(uses: &str, policy: &str) -> Project {
+    let p = Project::new(&format!(
+        r#"[pipeline]
+name = "release"
+policy = "{policy}"
+
+[[stage]]
+name = "prod"
+protected = true
+
+[[stage.step]]
+id = "sizes"
+uses = "{uses}"
+with = {{ files = ["small.txt"], max-bytes = 100 }}
+
+[stage.step.grants]
+read = ["."]
+"#
+    ));
+    p.write("small.txt", "tiny");
+    p
+}
+
+/// A policy requiring signatures by `public_key` (id `release-2026`) in protected
+/// stages, approving any plugin of `oci://REGISTRY/acme/` signed by it.
+fn signature_policy(registry: &Registry, public_key: &str) -> String {
+    format!(
+        r#"[policy]
+name = "acme-release"
+version = "2026.11"
+
+[protect]
+require-signature = true
+
+[[key]]
+id = "release-2026"
+public-key = "{public_key}"
+
+[[plugin]]
+name = "oci://{}/acme/*"
+tier = "org"
+keys = ["release-2026"]
+"#,
+        registry.url()
+    )
+}
+
+#[test]
+fn a_signature_pushed_with_a_plugin_is_pulled_and_verified_and_an_unsigned_push_is_refused() {
+    let registry = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    let keys = Project::new("");
+    std::fs::create_dir_all(keys.path().join("plugins")).unwrap();
+    std::fs::copy(component(), keys.path().join("plugins/budget.wasm")).unwrap();
+    let out = sluice(
+        &keys,
+        cache.path(),
+        &[
+            "plugin",
+            "keygen",
+            "--out",
+            "release.key",
+            "--id",
+            "release-2026",
+        ],
+    );
+    out.expect_code(0);
+    let public_key = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public-key = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no public key in\n{}", out.stdout))
+        .to_string();
+
+    // Pushed before signing: no signature travels with it.
+    let unsigned_ref = format!("oci://{}/acme/unsigned:1.0", registry.url());
+    let out = sluice(
+        &keys,
+        cache.path(),
+        &["plugin", "push", "plugins/budget.wasm", &unsigned_ref],
+    );
+    out.expect_code(0);
+    assert!(!out.stdout.contains("signature:"), "{}", out.stdout);
+    let unsigned_pin = pinned_reference(&out.stdout);
+
+    sluice(
+        &keys,
+        cache.path(),
+        &[
+            "plugin",
+            "sign",
+            "plugins/budget.wasm",
+            "--key",
+            "release.key",
+        ],
+    )
+    .expect_code(0);
+    let signed_ref = format!("oci://{}/acme/signed:1.0", registry.url());
+    let out = sluice(
+        &keys,
+        cache.path(),
+        &["plugin", "push", "plugins/budget.wasm", &signed_ref],
+    );
+    out.expect_code(0);
+    let wasm = std::fs::read(component()).unwrap();
+    let hex = sha256_digest(&wasm)
+        .trim_start_matches("sha256:")
+        .to_string();
+    assert!(
+        out.stdout
+            .contains(&format!("acme/signed:sha256-{hex}.sig")),
+        "{}",
+        out.stdout
+    );
+    let signed_pin = pinned_reference(&out.stdout);
+    let sig_manifest = registry.manifest("acme/signed", &format!("sha256-{hex}.sig"));
+    assert_eq!(
+        sig_manifest["layers"][0]["mediaType"],
+        "application/vnd.sluice.signature.minisign"
+    );
+
+    // Pulled by a pipeline whose policy requires signatures: the signature comes along.
+    let signed = protected_pipeline(&signed_pin, "policy.toml");
+    signed.write("policy.toml", &signature_policy(&registry, &public_key));
+    let run_cache = tempfile::tempdir().unwrap();
+    sluice(&signed, run_cache.path(), &["run", "--format", "plain"]).expect_code(0);
+    assert_eq!(signed.step("sizes")["status"], "passed");
+    assert!(
+        run_cache
+            .path()
+            .join(format!("blobs/sha256/{hex}.minisig"))
+            .is_file(),
+        "the signature is cached beside the component"
+    );
+
+    // The same bytes pushed unsigned: refused in the protected stage.
+    let unsigned = protected_pipeline(&unsigned_pin, "policy.toml");
+    unsigned.write("policy.toml", &signature_policy(&registry, &public_key));
+    let out = sluice(
+        &unsigned,
+        tempfile::tempdir().unwrap().path(),
+        &["validate"],
+    );
+    out.expect_code(2);
+    assert!(out.stderr.contains("sluice.toml:11:8"), "{}", out.stderr);
+}
+
+/// The `pin it with:` reference `plugin push` or `policy push` printed.
+fn pinned_reference(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pin it with: "))
+        .unwrap_or_else(|| panic!("no pin in\n{stdout}"))
+        .to_string()
+}
+
+#[test]
+fn a_policy_pushed_to_the_registry_is_applied_by_reference() {
+    let registry = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    let author = Project::new("");
+    // Approves only builtin plugins: the example plugin is unapproved in `prod`.
+    author.write(
+        "policy.toml",
+        "[policy]\nname = \"acme-release\"\nversion = \"2026.11\"\n\n[[plugin]]\nname = \"builtin:*\"\ntier = \"org\"\n",
+    );
+    let reference = format!("oci://{}/acme/policy:2026.11", registry.url());
+    let out = sluice(
+        &author,
+        cache.path(),
+        &["policy", "push", "policy.toml", &reference],
+    );
+    out.expect_code(0);
+    let pin = pinned_reference(&out.stdout);
+    let manifest = registry.manifest("acme/policy", "2026.11");
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.sluice.policy.v1+toml"
+    );
+    assert_eq!(
+        manifest["annotations"]["dev.sluice.policy.name"],
+        "acme-release"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.version"],
+        "2026.11"
+    );
+
+    let p = protected_pipeline(component(), &reference);
+    let out = sluice(&p, cache.path(), &["validate"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("acme-release"), "{}", out.stderr);
+    // Pinned by digest, the policy comes from the cache when it is there.
+    let pinned = protected_pipeline(component(), &pin);
+    sluice(&pinned, cache.path(), &["validate"]).expect_code(2);
+
+    // A policy file with an error is not pushed.
+    author.write("broken.toml", "[policy]\nnam = \"x\"\n");
+    let broken = format!("oci://{}/acme/policy:broken", registry.url());
+    let out = sluice(
+        &author,
+        cache.path(),
+        &["policy", "push", "broken.toml", &broken],
+    );
+    out.expect_code(2);
+    assert!(out.stderr.contains("broken.toml:2:1"), "{}", out.stderr);
+    let (status, _, _) = registry.get(
+        "/v2/acme/policy/manifests/broken",
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 404, "nothing was pushed");
+}
+
+#[test]
+fn the_lock_pins_a_tag_to_its_component_and_a_moved_tag_is_not_followed() {
+    let registry = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    push(&registry, "acme/budget", "1.0", cache.path());
+    let p = pipeline(&format!("oci://{}/acme/budget:1.0", registry.url()));
+    sluice(&p, cache.path(), &["lock"]).expect_code(0);
+    let lock = std::fs::read_to_string(p.path().join("sluice.lock")).unwrap();
+    let wasm = std::fs::read(component()).unwrap();
+    assert!(lock.contains(&sha256_digest(&wasm)), "{lock}");
+
+    // The tag moves to another component (one whose config does not fit the step).
+    let other = Project::new("");
+    let out = sluice(
+        &other,
+        cache.path(),
+        &[
+            "plugin",
+            "push",
+            crate::support::adversary(),
+            &format!("oci://{}/acme/budget:1.0", registry.url()),
+        ],
+    );
+    out.expect_code(0);
+
+    // Locked, the run pulls the locked component by its digest, into an empty cache.
+    let fresh = tempfile::tempdir().unwrap();
+    sluice(&p, fresh.path(), &["run", "--format", "plain"]).expect_code(0);
+    assert_eq!(p.step("sizes")["status"], "passed");
+    // Unlocked, it follows the tag (and the other component refuses the config).
+    std::fs::remove_file(p.path().join("sluice.lock")).unwrap();
+    sluice(&p, tempfile::tempdir().unwrap().path(), &["validate"]).expect_code(2);
+}

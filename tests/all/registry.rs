@@ -101,7 +101,7 @@ impl Registry {
 
     /// `GET path` (e.g. `/v2/acme/lint/manifests/1.0`) with an `Accept` header: the
     /// status, the response headers (names lowercase) and the body.
-    pub fn get(&self, path: &str, accept: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    pub fn get(&self, path: &str, accept: &str) -> Response {
         http_get(self.port, path, accept)
             .unwrap_or_else(|| panic!("GET {path} on the registry: no answer\n{}", self.log()))
     }
@@ -267,12 +267,12 @@ fn free_port() -> u16 {
 }
 
 /// `GET path` on `127.0.0.1:port`, or `None` when nothing answers.
-fn http_get(port: u16, path: &str, accept: &str) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+fn http_get(port: u16, path: &str, accept: &str) -> Option<Response> {
     http_request(port, "GET", path, &[("Accept", accept)], &[])
 }
 
 /// A response: status, headers (names lowercase), body.
-type Response = (u16, Vec<(String, String)>, Vec<u8>);
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// `METHOD path` on `127.0.0.1:port` over HTTP/1.0 (the body ends at the close), or
 /// `None` when nothing answers.

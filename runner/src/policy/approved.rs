@@ -110,7 +110,7 @@ fn digest_of(uses: &PluginRef) -> Option<String> {
         PluginRef::File(p) => std::fs::read(p)
             .ok()
             .map(|bytes| format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))),
-        PluginRef::Oci(r) => r.digest.clone(),
+        PluginRef::Oci(r) => r.component.clone(),
     }
 }
 
@@ -242,7 +242,7 @@ impl Checker<'_> {
             .and_then(|l| l.pinned(&written))
             .is_some_and(|d| d == digest);
         let by_uses = written.contains("@sha256:")
-            && matches!(uses, PluginRef::Oci(r) if r.digest.as_deref() == Some(digest));
+            && matches!(uses, PluginRef::Oci(r) if r.component.as_deref() == Some(digest));
         if !by_lock && !by_uses {
             return false;
         }

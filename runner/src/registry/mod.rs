@@ -88,8 +88,9 @@ pub async fn resolve(
     if wanted.is_empty() {
         return Ok(());
     }
+    let base = pipeline.dir.clone();
     let results = futures::future::join_all(wanted.iter().map(|r| {
-        let pin = lock.and_then(|l| l.pinned(&r.to_string()));
+        let pin = lock.and_then(|l| l.pinned_ref(&PluginRef::Oci(r.clone()), &base));
         pull::plugin(r, pin)
     }))
     .await;

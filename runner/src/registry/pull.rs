@@ -40,10 +40,10 @@ pub struct Resolved {
 pub async fn plugin(reference: &OciRef, lock_pin: Option<&str>) -> Result<Resolved, RegistryError> {
     let store = Store::open()?;
     let pin = reference.digest.as_deref().or(lock_pin);
-    if let Some(pin) = pin {
-        if let Some(found) = cached(&store, reference, pin)? {
-            return Ok(found);
-        }
+    if let Some(pin) = pin
+        && let Some(found) = cached(&store, reference, pin)?
+    {
+        return Ok(found);
     }
     let conn = Connection::to(reference);
     if reference.digest.is_none()
