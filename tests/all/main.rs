@@ -27,6 +27,7 @@ mod pipeline;
 mod plugin_contract;
 mod plugin_kit;
 mod plugin_new;
+mod policy_report;
 mod prometheus;
 mod reports;
 mod sandbox;

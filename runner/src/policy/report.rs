@@ -651,7 +651,7 @@ fn is_pipeline_file(name: &str, path: &Path) -> bool {
 pub fn shown_path(p: &Path) -> String {
     if p.is_absolute()
         && let Ok(cwd) = std::env::current_dir()
-        && let Ok(rel) = p.strip_prefix(&cwd)
+        && let Ok(rel) = config::normalize(p).strip_prefix(&cwd)
     {
         return rel.display().to_string();
     }
