@@ -507,7 +507,7 @@ async fn dispatch(
         }
         Command::Approve(args) => durable_cli::decide(args, state_flag, "approve"),
         Command::Reject(args) => durable_cli::decide(args, state_flag, "reject"),
-        Command::Override(args) => durable_cli::override_gate(args, state_flag),
+        Command::Override(args) => durable_cli::override_gate(args, state_flag).await,
         Command::Status(args) => durable_cli::status(args, state_flag),
         Command::History(args) => durable_cli::history(args, state_flag),
         Command::Explain(args) => durable_cli::explain(args, state_flag).await,
@@ -869,9 +869,17 @@ async fn execute(
     let Checked {
         pipeline,
         plugins,
-        policy: _,
-        outcome: _,
+        policy,
+        outcome,
     } = load_and_check(&file, &host).await?;
+    // The policy's notices are shown before the first stage; its gate guards the
+    // protected stages; the job summary lists the notices.
+    policy_cli::show_notices(format, policy.as_deref(), &outcome.warnings);
+    let policy_gate = policy_cli::gate_input(policy.as_ref(), &outcome, &pipeline, &host).await;
+    let policy_summary = policy
+        .as_deref()
+        .map(|p| reports::github::policy_section(p, &outcome.warnings))
+        .unwrap_or_default();
     let monitors = crate::host::monitor::load_all(&host, &pipeline.source, &pipeline.monitors)
         .await
         .map_err(|errors| config_error(&errors))?;
@@ -909,9 +917,14 @@ async fn execute(
             &folders,
             state.as_deref(),
             no_wait,
+            policy_gate.as_ref(),
         )?),
         Durability::Resume(target) => Some(durable_cli::start_resume(
-            &pipeline, *target, &folders, no_wait,
+            &pipeline,
+            *target,
+            &folders,
+            no_wait,
+            policy_gate.as_ref(),
         )?),
     };
     let mut durable = durable;
@@ -1033,7 +1046,8 @@ async fn execute(
     if reports::github::in_github_actions() {
         reports::github::print_annotations(&result);
         if let Some(file) = job_summary
-            && let Err(e) = reports::github::append_job_summary(file, &result, &deployed)
+            && let Err(e) =
+                reports::github::append_job_summary(file, &result, &deployed, &policy_summary)
         {
             console::err_line(&format!(
                 "warning: cannot append the job summary to $GITHUB_STEP_SUMMARY: {e}"

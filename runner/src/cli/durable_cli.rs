@@ -115,21 +115,53 @@ fn clock() -> Result<std::sync::Arc<dyn crate::clock::Clock>, ExpectedError> {
     crate::clock::from_env().map_err(ExpectedError::Config)
 }
 
-/// The gates of every stage, built from the pipeline file, reading evidence from `store`.
+/// The gates of every stage, built from the pipeline file, reading evidence from
+/// `store`; with the policy's gate on the protected stages when `policy` is given.
 pub(super) fn stage_gates(
     pipeline: &Pipeline,
     store: &std::sync::Arc<Store>,
+    policy: Option<&crate::gates::policy::PolicyGateInput>,
 ) -> HashMap<String, Vec<Box<dyn Gate>>> {
     let env = crate::gates::GateEnv {
         pipeline,
         store: Some(store),
-        policy: None,
+        policy,
     };
     pipeline
         .stages
         .iter()
         .map(|stage| (stage.name.clone(), crate::gates::build_stage(stage, &env)))
         .collect()
+}
+
+/// The pipeline's policy and its checks' findings, for the `policy` gate and the
+/// policy notices of `explain` and `override` (custom checks run in a plugin host
+/// started only for them). `None` when the pipeline follows no policy; a policy that
+/// cannot be read is a warning here (the run itself refuses it).
+pub(super) async fn policy_gate_input(
+    pipeline: &Pipeline,
+) -> Option<crate::gates::policy::PolicyGateInput> {
+    let policy = match crate::policy::for_pipeline(pipeline).await {
+        Ok(policy) => policy?,
+        Err(e) => {
+            console::err_line(&format!("warning: cannot read the pipeline's policy: {e}"));
+            return None;
+        }
+    };
+    let custom = policy
+        .checks
+        .iter()
+        .any(|c| matches!(c.kind, crate::policy::CheckKind::Custom { .. }));
+    let host = if custom {
+        super::start_host(1, None).ok()
+    } else {
+        None
+    };
+    let findings = crate::policy::checks::evaluate(&policy, pipeline, host.as_ref()).await;
+    Some(crate::gates::policy::PolicyGateInput {
+        policy,
+        findings: std::sync::Arc::new(findings),
+    })
 }
 
 /// Open the store a run writes: through the handle of `.sluice/` when it lies there
@@ -156,13 +188,15 @@ fn open_run_store(
     }
 }
 
-/// The durable options of a new run: its record (trigger, digest), the gates.
+/// The durable options of a new run: its record (trigger, digest), the gates (with
+/// the policy's, when the pipeline follows a policy).
 pub(super) fn start_new(
     pipeline: &Pipeline,
     file: &Path,
     folders: &RunnerFolders,
     flag: Option<&Path>,
     no_wait: bool,
+    policy: Option<&crate::gates::policy::PolicyGateInput>,
 ) -> Result<DurableOptions, ExpectedError> {
     let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
     let clock = clock()?;
@@ -171,7 +205,7 @@ pub(super) fn start_new(
     store.reap_dead_runs(now).map_err(state_error)?;
     let pipeline_file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     Ok(DurableOptions {
-        gates: stage_gates(pipeline, &store),
+        gates: stage_gates(pipeline, &store, policy),
         store,
         new_run: Some(NewRun {
             run_id: folders.run_id.clone(),
@@ -259,6 +293,7 @@ pub(super) fn start_resume(
     target: ResumeTarget,
     folders: &RunnerFolders,
     no_wait: bool,
+    policy: Option<&crate::gates::policy::PolicyGateInput>,
 ) -> Result<DurableOptions, ExpectedError> {
     let flag = Some(target.store_path.as_path());
     let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
@@ -267,7 +302,7 @@ pub(super) fn start_resume(
         .claim_run(&target.run.run_id, &holder)
         .map_err(state_error)?;
     Ok(DurableOptions {
-        gates: stage_gates(pipeline, &store),
+        gates: stage_gates(pipeline, &store, policy),
         store,
         clock: clock()?,
         holder,
@@ -464,7 +499,7 @@ pub(super) fn decide(
 }
 
 /// `sluice override`.
-pub(super) fn override_gate(
+pub(super) async fn override_gate(
     args: OverrideArgs,
     flag: Option<PathBuf>,
 ) -> Result<u8, ExpectedError> {
@@ -475,10 +510,17 @@ pub(super) fn override_gate(
             Some(s) => vec![check_stage(pipeline, s)?],
             None => pipeline.stages.iter().collect(),
         };
+        // The policy's gate guards protected stages; it is read only when the gate
+        // named is not one of the pipeline file's.
+        let policy = if args.gate == crate::gates::policy::GATE_ID {
+            crate::policy::for_pipeline(pipeline).await.ok().flatten()
+        } else {
+            None
+        };
         // A stage's bake is overridden as gate `bake`.
         let ids: Vec<&str> = stages
             .iter()
-            .flat_map(|s| crate::gates::gate_ids(pipeline, s))
+            .flat_map(|s| crate::gates::gate_ids_under(pipeline, s, policy.as_deref()))
             .collect();
         if args.gate != "*" && !ids.contains(&args.gate.as_str()) {
             let hint = crate::suggest::closest(&args.gate, ids.iter().copied())
@@ -921,7 +963,8 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
     let clock = clock()?;
     let now = clock.now();
     let stage_rows = store.stages(&id).map_err(state_error)?;
-    let gates = stage_gates(&pipeline, &store);
+    let policy = policy_gate_input(&pipeline).await;
+    let gates = stage_gates(&pipeline, &store, policy.as_ref());
     let passed = |name: &str| {
         stage_rows.iter().any(|r| {
             r.stage == name
@@ -1015,6 +1058,21 @@ pub(super) async fn explain(args: ExplainArgs, flag: Option<PathBuf>) -> Result<
     }
     explanation
         .with_deployments(crate::reports::deployments::read(&store, &id).map_err(state_error)?);
+    if let Some(input) = &policy {
+        let statuses = crate::policy::lifecycle::status_at(&input.policy, &input.findings, now);
+        explanation.with_policy(crate::gates::explain::PolicyExplanation {
+            name: input.policy.name.clone(),
+            version: input.policy.version.clone(),
+            notices: statuses
+                .iter()
+                .filter_map(|s| {
+                    let check = input.policy.checks.iter().find(|c| c.id == s.check)?;
+                    crate::policy::lifecycle::Notice::for_status(check, s)
+                })
+                .map(|n| n.text)
+                .collect(),
+        });
+    }
     if args.format == OutputFormat::Json {
         console::out_line(&json_text(&crate::gates::explain::to_json(&explanation)));
     } else {

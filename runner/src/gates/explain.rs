@@ -88,6 +88,21 @@ pub struct Explanation {
     /// [`Explanation::with_deployments`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<crate::reports::deployments::DeploymentStory>,
+    /// What the pipeline's policy says now (added by [`Explanation::with_policy`]):
+    /// warnings with their enforcement dates, checks enforced, exemptions in use or
+    /// expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyExplanation>,
+}
+
+/// The policy part of an explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyExplanation {
+    /// The policy's name (and version, when it has one).
+    pub name: String,
+    pub version: Option<String>,
+    /// One line per check that does not simply pass, as run output shows it.
+    pub notices: Vec<String>,
 }
 
 /// One stage of the explanation.
@@ -162,6 +177,7 @@ pub fn explain(input: &ExplainInput<'_>) -> Explanation {
             .collect(),
         resume_command: resumable.then(|| format!("sluice resume {}", run.run_id)),
         deployments: Vec::new(),
+        policy: None,
     }
 }
 
@@ -257,6 +273,11 @@ impl Explanation {
         deployments: Vec<crate::reports::deployments::DeploymentStory>,
     ) {
         self.deployments = deployments;
+    }
+
+    /// Add what the pipeline's policy says at `evaluated_at` (decided by the caller).
+    pub fn with_policy(&mut self, policy: PolicyExplanation) {
+        self.policy = Some(policy);
     }
 
     /// Add the bake of `stage` (read and decided by the caller at `evaluated_at`); a bake
@@ -516,6 +537,25 @@ pub fn render_text(e: &Explanation) -> String {
             "  ",
             stamp,
         ));
+    }
+    if let Some(policy) = &e.policy {
+        let version = policy
+            .version
+            .as_deref()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
+        if policy.notices.is_empty() {
+            let _ = writeln!(
+                out,
+                "\npolicy `{}`{version}: every organisation check passes",
+                policy.name
+            );
+        } else {
+            let _ = writeln!(out, "\npolicy `{}`{version}:", policy.name);
+            for notice in &policy.notices {
+                let _ = writeln!(out, "  {}", shown(notice));
+            }
+        }
     }
     if let Some(cmd) = &e.resume_command {
         let _ = writeln!(out, "\nno process drives this run; once cleared: {cmd}");

@@ -271,11 +271,18 @@ pub fn build(spec: &GateSpec, env: &GateEnv<'_>) -> Box<dyn Gate> {
 }
 
 /// The gates of a stage of the pipeline, built, in file order; then the pipeline's
-/// blocked-content gate, on every stage after the first when it has denylists.
+/// blocked-content gate, on every stage after the first when it has denylists; then
+/// the policy's gate, on every protected stage when the policy has a check that
+/// blocks promotion.
 pub fn build_stage(stage: &crate::config::Stage, env: &GateEnv<'_>) -> Vec<Box<dyn Gate>> {
     let mut gates: Vec<Box<dyn Gate>> = stage.gates.iter().map(|spec| build(spec, env)).collect();
     if blocked::guards(env.pipeline, &stage.name) {
         gates.push(Box::new(blocked::BlockedContentGate::new(env)));
+    }
+    if let Some(input) = env.policy
+        && policy::guards(&input.policy, env.pipeline, stage)
+    {
+        gates.push(Box::new(policy::PolicyGate::new(input)));
     }
     gates
 }
@@ -287,9 +294,22 @@ pub fn gate_ids<'a>(
     pipeline: &'a crate::config::Pipeline,
     stage: &'a crate::config::Stage,
 ) -> Vec<&'a str> {
+    gate_ids_under(pipeline, stage, None)
+}
+
+/// [`gate_ids`] of a pipeline that follows `policy`: with the policy's gate on the
+/// stages it guards (see [`policy::guards`]).
+pub fn gate_ids_under<'a>(
+    pipeline: &'a crate::config::Pipeline,
+    stage: &'a crate::config::Stage,
+    under: Option<&crate::policy::Policy>,
+) -> Vec<&'a str> {
     let mut ids: Vec<&str> = stage.gates.iter().map(|g| g.id.as_str()).collect();
     if blocked::guards(pipeline, &stage.name) {
         ids.push(blocked::GATE_ID);
+    }
+    if under.is_some_and(|p| policy::guards(p, pipeline, stage)) {
+        ids.push(policy::GATE_ID);
     }
     if stage.bake.is_some() {
         ids.push(bake::BAKE_GATE);

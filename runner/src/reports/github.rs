@@ -317,8 +317,54 @@ pub fn append_job_summary(
     mut file: std::fs::File,
     run: &RunResult,
     deployed: &[DeploymentStory],
+    policy: &str,
 ) -> std::io::Result<()> {
-    file.write_all(job_summary(run, deployed).as_bytes())
+    file.write_all(job_summary(run, deployed).as_bytes())?;
+    file.write_all(policy.as_bytes())
+}
+
+/// The "Policy" section of the job summary: every check that warns (with the date it
+/// will be enforced), blocks promotion, is exempt (until when, approved by whom) or
+/// had its exemption expire; empty when the pipeline follows no policy or every
+/// check passes.
+pub fn policy_section(
+    policy: &crate::policy::Policy,
+    notices: &[crate::policy::lifecycle::Notice],
+) -> String {
+    if notices.is_empty() {
+        return String::new();
+    }
+    let mut md = String::new();
+    let version = policy
+        .version
+        .as_deref()
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
+    let _ = writeln!(md, "\n### Policy `{}`{version}\n", policy.name);
+    let _ = writeln!(md, "| check | standing | what it found |");
+    let _ = writeln!(md, "|---|---|---|");
+    for notice in notices {
+        let phase = policy
+            .checks
+            .iter()
+            .find(|c| c.id == notice.check)
+            .and_then(|c| notice.status.phase(c))
+            .unwrap_or_default();
+        let icon = match notice.status.standing {
+            crate::policy::lifecycle::Standing::Exempt { .. } => "🛡️",
+            crate::policy::lifecycle::Standing::Enforced { .. } => "⛔",
+            _ => "⚠️",
+        };
+        let found = notice.status.violations_text();
+        let _ = writeln!(
+            md,
+            "| `{}` | {icon} {} | {} |",
+            notice.check,
+            cell(&phase),
+            cell(&found)
+        );
+    }
+    md
 }
 
 /// Open `$GITHUB_STEP_SUMMARY` for appending, when it is set, without following a

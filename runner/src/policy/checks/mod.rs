@@ -8,7 +8,7 @@ pub mod custom;
 
 use serde::Serialize;
 
-use super::Policy;
+use super::{CheckKind, Policy};
 use crate::config::{Pipeline, SourcePos};
 
 /// One violation of a check, at its place in the pipeline when it has one.
@@ -58,16 +58,114 @@ pub struct Findings {
     pub results: Vec<CheckResult>,
 }
 
-/// Run every check of the policy over the pipeline. Custom checks load through
-/// `host` (`None`: they are reported as not run).
+/// Run every check of the policy over the pipeline, in file order. Custom checks load
+/// through `host` (`None`: they are reported as not run). A check that cannot run
+/// comes back with `error` set; it never stops the others.
 pub async fn evaluate(
     policy: &Policy,
     pipeline: &Pipeline,
     host: Option<&crate::host::plugin::PluginHost>,
 ) -> Findings {
-    let _ = (policy, host);
+    let mut results = Vec::with_capacity(policy.checks.len());
+    for check in &policy.checks {
+        let result = match (&check.kind, host) {
+            (CheckKind::Builtin { name, with }, _) => {
+                match builtin::run(name, with, policy, pipeline) {
+                    Ok(violations) => CheckResult {
+                        check: check.id.clone(),
+                        violations,
+                        error: None,
+                    },
+                    Err(error) => CheckResult {
+                        check: check.id.clone(),
+                        violations: Vec::new(),
+                        error: Some(error),
+                    },
+                }
+            }
+            (CheckKind::Custom { .. }, Some(host)) => {
+                custom::run(check, policy, pipeline, host).await
+            }
+            (CheckKind::Custom { uses, .. }, None) => CheckResult {
+                check: check.id.clone(),
+                violations: Vec::new(),
+                error: Some(format!(
+                    "custom check `{uses}` was not run: no plugin host to load it in"
+                )),
+            },
+        };
+        results.push(result);
+    }
     Findings {
         pipeline: pipeline.name.clone(),
-        results: Vec::new(),
+        results,
+    }
+}
+
+/// A policy built in code, for the unit tests of the checks and the lifecycle.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    use crate::config::{SourceFile, SourcePos};
+    use crate::policy::{
+        Blocks, CheckKind, CheckSpec, Exemption, Pattern, Policy, PolicyRef, Protection,
+    };
+
+    pub(crate) fn pos() -> SourcePos {
+        SourcePos {
+            file: PathBuf::from("policy.toml"),
+            line: 1,
+            column: 1,
+        }
+    }
+
+    /// A policy whose stages named `prod*` are protected, with these checks.
+    pub(crate) fn policy(checks: Vec<CheckSpec>, exemptions: Vec<Exemption>) -> Policy {
+        Policy {
+            name: "acme".into(),
+            version: None,
+            source: SourceFile {
+                path: PathBuf::from("policy.toml"),
+                text: String::new(),
+            },
+            origin: PolicyRef::File(PathBuf::from("policy.toml")),
+            digest: String::new(),
+            tiers: vec!["org".into()],
+            protect: Protection {
+                stages: vec![Pattern("prod*".into())],
+                ..Protection::default()
+            },
+            kinds: Vec::new(),
+            plugins: Vec::new(),
+            keys: Vec::new(),
+            ceilings: Vec::new(),
+            checks,
+            exemptions,
+        }
+    }
+
+    pub(crate) fn date(s: &str) -> jiff::civil::Date {
+        s.parse().expect("a date")
+    }
+
+    pub(crate) fn builtin(id: &str, name: &str, with: serde_json::Value) -> CheckSpec {
+        CheckSpec {
+            id: id.into(),
+            kind: CheckKind::Builtin {
+                name: name.into(),
+                with,
+            },
+            message: format!("the {name} practice"),
+            warn_from: None,
+            enforce_from: None,
+            blocks: Blocks::Run,
+            pos: pos(),
+        }
+    }
+
+    pub(crate) fn pipeline(text: &str) -> crate::config::Pipeline {
+        crate::config::parse(Path::new("sluice.toml"), text.to_string())
+            .unwrap_or_else(|e| panic!("a valid pipeline: {e}"))
     }
 }
