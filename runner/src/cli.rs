@@ -807,7 +807,15 @@ async fn load_and_check(file: &Path, host: &PluginHost) -> Result<Checked, Expec
     let now = crate::clock::from_env()
         .map_err(ExpectedError::Config)?
         .now();
-    let mut outcome = crate::policy::enforce(&pipeline, &plugins, policy.as_ref(), host, now).await;
+    let mut outcome = crate::policy::enforce(
+        &pipeline,
+        &plugins,
+        policy.as_ref(),
+        lock.as_ref(),
+        host,
+        now,
+    )
+    .await;
     errors.append(&mut outcome.errors);
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.pos.file.clone(), e.pos.line, e.pos.column));

@@ -340,19 +340,175 @@ pub struct Outcome {
 }
 
 /// Everything the policy decides before a run: approvals and signatures of the
-/// loaded plugins, ceilings over the grants, organisation checks at `now`.
+/// loaded plugins (pinned by digest in the policy, or by `lock` and a signature),
+/// ceilings over the grants, organisation checks at `now`.
 pub async fn enforce(
     pipeline: &Pipeline,
     plugins: &std::collections::HashMap<PluginRef, Arc<crate::host::plugin::LoadedPlugin>>,
     policy: Option<&Arc<Policy>>,
+    lock: Option<&crate::lockfile::Lock>,
     host: &crate::host::plugin::PluginHost,
     now: jiff::Timestamp,
 ) -> Outcome {
-    let _ = (pipeline, plugins, host, now);
-    match policy {
-        None => Outcome::default(),
-        Some(_) => Outcome::default(),
+    let Some(policy) = policy else {
+        return Outcome::default();
+    };
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let mut errors = approved::check(policy, pipeline, plugins, lock, today);
+    errors.extend(ceilings::check(policy, pipeline));
+    let findings = checks::evaluate(policy, pipeline, Some(host)).await;
+    let statuses = lifecycle::status_at(policy, &findings, now);
+    let mut warnings = Vec::new();
+    for status in statuses {
+        apply_status(policy, pipeline, status, &mut errors, &mut warnings);
     }
+    Outcome {
+        errors,
+        warnings,
+        findings: Some(Arc::new(findings)),
+    }
+}
+
+/// Turn one check's standing into errors (enforced, blocking the run) or notices.
+fn apply_status(
+    policy: &Policy,
+    pipeline: &Pipeline,
+    status: lifecycle::CheckStatus,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<lifecycle::Notice>,
+) {
+    use lifecycle::{BlocksName, Standing};
+    let spec = policy.checks.iter().find(|c| c.id == status.check);
+    let found = violations_text(&status.violations);
+    let id = &status.check;
+    let message = &status.message;
+    let mut notice = |text: String| {
+        warnings.push(lifecycle::Notice {
+            check: id.clone(),
+            text,
+            status: status.clone(),
+        })
+    };
+    if let Some(expired) = status.expired_exemption {
+        notice(format!(
+            "check `{id}`: the exemption of pipeline `{}` expired on {expired}; the check applies again",
+            pipeline.name
+        ));
+    }
+    match &status.standing {
+        Standing::Passes | Standing::Announced { .. } => {}
+        Standing::Warns { enforce_from } => {
+            let when = match enforce_from {
+                Some(d) => format!("will be enforced from {d}"),
+                None => "warns only".to_string(),
+            };
+            notice(format!("check `{id}` ({when}): {message}{found}"));
+        }
+        Standing::Exempt {
+            approved_by,
+            reason,
+            expires,
+        } => {
+            let until = match expires {
+                Some(d) => format!("until {d}"),
+                None => "permanently".to_string(),
+            };
+            notice(format!(
+                "check `{id}`: pipeline `{}` is exempt {until} (approved by {approved_by}: {reason}){found}",
+                pipeline.name
+            ));
+        }
+        Standing::Failed { reason } => {
+            notice(format!("check `{id}` could not run: {reason}"));
+        }
+        Standing::Enforced {
+            blocks: BlocksName::Promotion,
+        } => {
+            let since = since(spec);
+            notice(format!(
+                "check `{id}` (enforced{since}) blocks promotion into protected stages: {message}{found}"
+            ));
+        }
+        Standing::Enforced {
+            blocks: BlocksName::Run,
+        } => {
+            let since = since(spec);
+            let how = format!(
+                "fix the pipeline, or ask the platform team for an `[[exemption]]` with check = \"{id}\", pipeline = \"{}\", a reason, approved-by and expires in {}",
+                pipeline.name,
+                policy.source.path.display()
+            );
+            let mut placed = false;
+            for v in &status.violations {
+                let pos = violation_pos(pipeline, v);
+                errors.push(ConfigError {
+                    pos,
+                    message: format!(
+                        "check `{id}` of policy `{}` (enforced{since}): {message}: {}; {how}",
+                        policy.name, v.message
+                    ),
+                });
+                placed = true;
+            }
+            if !placed {
+                errors.push(ConfigError {
+                    pos: pipeline_pos(pipeline),
+                    message: format!(
+                        "check `{id}` of policy `{}` (enforced{since}): {message}; {how}",
+                        policy.name
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// " since DATE" for a check with an enforcement date.
+fn since(spec: Option<&CheckSpec>) -> String {
+    spec.and_then(|c| c.enforce_from)
+        .map_or(String::new(), |d| format!(" since {d}"))
+}
+
+/// "; found: A; B" for the violations, or nothing.
+fn violations_text(violations: &[checks::Violation]) -> String {
+    if violations.is_empty() {
+        return String::new();
+    }
+    let all = violations
+        .iter()
+        .map(|v| v.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(" ({all})")
+}
+
+/// Where a violation is: its own place, its stage's, or the pipeline's name.
+fn violation_pos(pipeline: &Pipeline, v: &checks::Violation) -> SourcePos {
+    if let Some(at) = &v.at {
+        return SourcePos {
+            file: PathBuf::from(&at.file),
+            line: at.line,
+            column: at.column,
+        };
+    }
+    if let Some(stage) = v
+        .stage
+        .as_ref()
+        .and_then(|name| pipeline.stages.iter().find(|s| &s.name == name))
+    {
+        return stage.pos.clone();
+    }
+    pipeline_pos(pipeline)
+}
+
+/// The place of `[pipeline] name`.
+fn pipeline_pos(pipeline: &Pipeline) -> SourcePos {
+    use crate::config::PathSegment::Key;
+    let at = pipeline
+        .source
+        .span_of(&[Key("pipeline".into()), Key("name".into())])
+        .map_or(0, |s| s.start);
+    pipeline.source.pos(at)
 }
 
 #[cfg(test)]
