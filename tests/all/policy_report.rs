@@ -32,47 +32,62 @@ fn without_digests(text: &str) -> String {
     re.replace_all(text, "sha256:[DIGEST]").into_owned()
 }
 
-const EXAMPLES_POLICY: &str = "examples/policy/sluice-policy.toml";
+/// The policy the examples are reported against: [`POLICY`], in a folder of its own
+/// (shown as `[POLICY]` in the snapshots).
+struct ExamplesPolicy {
+    dir: tempfile::TempDir,
+}
+
+impl ExamplesPolicy {
+    fn new() -> ExamplesPolicy {
+        let dir = tempfile::tempdir().expect("a temp folder");
+        std::fs::write(dir.path().join("sluice-policy.toml"), POLICY).expect("write the policy");
+        ExamplesPolicy { dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir
+            .path()
+            .join("sluice-policy.toml")
+            .display()
+            .to_string()
+    }
+
+    /// `sluice policy report examples --policy POLICY --format FORMAT` from the
+    /// repository's root, its output with the policy's folder and digests replaced.
+    fn report(&self, format: &str) -> String {
+        let path = self.path();
+        let out = report_in(
+            &repo_root(),
+            &["examples", "--policy", &path, "--format", format],
+        );
+        out.expect_code(0);
+        let text = out
+            .stdout
+            .replace(&self.dir.path().display().to_string(), "[POLICY]");
+        without_digests(&text)
+    }
+}
 
 #[test]
 fn policy_report_over_the_examples_as_a_table() {
-    let out = report_in(&repo_root(), &["examples", "--policy", EXAMPLES_POLICY]);
-    out.expect_code(0);
-    insta::assert_snapshot!(out.stdout);
+    insta::assert_snapshot!(ExamplesPolicy::new().report("table"));
 }
 
 #[test]
 fn policy_report_over_the_examples_as_json() {
-    let out = report_in(
-        &repo_root(),
-        &["examples", "--policy", EXAMPLES_POLICY, "--format", "json"],
-    );
-    out.expect_code(0);
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let text = ExamplesPolicy::new().report("json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("one JSON document");
     assert_eq!(doc["report-version"], 1);
     assert_eq!(doc["generated-at"], NOW);
-    insta::assert_snapshot!(without_digests(&out.stdout));
+    insta::assert_snapshot!(text);
 }
 
 #[test]
 fn policy_report_over_the_examples_as_markdown() {
-    let out = report_in(
-        &repo_root(),
-        &[
-            "examples",
-            "--policy",
-            EXAMPLES_POLICY,
-            "--format",
-            "markdown",
-        ],
-    );
-    out.expect_code(0);
-    assert!(
-        out.stdout.starts_with("# Policy report\n"),
-        "{}",
-        out.stdout
-    );
-    insta::assert_snapshot!(out.stdout);
+    let text = ExamplesPolicy::new().report("markdown");
+    assert!(text.starts_with("# Policy report\n"), "{text}");
+    insta::assert_snapshot!(text);
 }
 
 const POLICY: &str = r#"

@@ -196,9 +196,15 @@ fn check_when(c: &CheckRow) -> String {
     when
 }
 
+/// A violation in one line: its message (prefixed with its stage and step unless it
+/// names them already) and its place in the pipeline file.
 fn violation_line(v: &crate::policy::checks::Violation) -> String {
+    fn named<'a>(what: &'a Option<String>, message: &str) -> Option<&'a String> {
+        what.as_ref()
+            .filter(|w| !message.contains(&format!("`{w}`")))
+    }
     let mut line = String::new();
-    match (&v.stage, &v.step) {
+    match (named(&v.stage, &v.message), named(&v.step, &v.message)) {
         (Some(stage), Some(step)) => {
             let _ = write!(line, "stage `{stage}`, step `{step}`: ");
         }
@@ -223,17 +229,14 @@ fn exemption_line(e: &ExemptionRow) -> String {
         .as_ref()
         .map(|t| format!(" ({t})"))
         .unwrap_or_default();
-    let expiry = match (e.state, e.expires) {
+    let state = match (e.state, e.expires) {
         (ExemptionState::Expired, Some(d)) => format!("expired after {d}"),
-        (_, Some(d)) => format!("until {d}"),
-        (_, None) => "permanent".into(),
+        (state, Some(d)) => format!("{} until {d}", state.as_str()),
+        (state, None) => format!("{}, permanent", state.as_str()),
     };
     format!(
-        "{}{ticket}, {}, {expiry}: approved by {}: {}",
-        e.check,
-        e.state.as_str(),
-        e.approved_by,
-        e.reason
+        "{}{ticket}: {state}, approved by {}: {}",
+        e.check, e.approved_by, e.reason
     )
 }
 
@@ -436,12 +439,24 @@ fn table_details(r: &PipelineReport) -> String {
 
 // ---- markdown -------------------------------------------------------------------------
 
-/// Text for a Markdown table cell: one line, pipes escaped, no raw HTML.
+/// Text for a Markdown table cell: one line, pipes escaped, no raw HTML (`<` outside
+/// code spans written as `&lt;`; inside them it is literal already).
 fn md(s: &str) -> String {
-    shown(s)
-        .replace('\n', " ")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
+    let mut out = String::with_capacity(s.len());
+    let mut in_code = false;
+    for c in shown(s).chars() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '\n' => out.push(' '),
+            '|' => out.push_str("\\|"),
+            '<' if !in_code => out.push_str("&lt;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A summary table, then a section per pipeline.
