@@ -178,6 +178,37 @@ mod tests {
         (pipeline, gate)
     }
 
+    #[test]
+    fn protected_stages_get_the_gate_and_override_can_name_it() {
+        let (pipeline, gate) = gate();
+        let input = gate.input;
+        let env = crate::gates::GateEnv {
+            pipeline: &pipeline,
+            store: None,
+            policy: Some(&input),
+        };
+        let kinds = |i: usize| -> Vec<&'static str> {
+            crate::gates::build_stage(&pipeline.stages[i], &env)
+                .iter()
+                .map(|g| g.kind())
+                .collect()
+        };
+        assert_eq!(kinds(0), Vec::<&str>::new());
+        assert_eq!(kinds(1), ["policy"]);
+        let ids = |i: usize| {
+            crate::gates::gate_ids_under(&pipeline, &pipeline.stages[i], Some(&input.policy))
+        };
+        assert!(ids(0).is_empty());
+        assert_eq!(ids(1), [GATE_ID]);
+        // Without a promotion check, no stage has the gate.
+        let mut run_only = (*input.policy).clone();
+        run_only.checks[0].blocks = Blocks::Run;
+        assert!(
+            crate::gates::gate_ids_under(&pipeline, &pipeline.stages[1], Some(&run_only))
+                .is_empty()
+        );
+    }
+
     fn evaluate(gate: &PolicyGate, now: &str) -> Evaluation {
         let input = GateInput {
             pipeline: "shop",

@@ -175,7 +175,7 @@ impl Checker<'_> {
                 .protect
                 .pos
                 .as_ref()
-                .map_or(String::new(), |p| format!(" ({file}:{})", p.line));
+                .map_or(String::new(), |p| format!(" at {file}:{}", p.line));
             return Some(format!(
                 "{where_}: plugin `{name}` is approved in tier `{}` ({entry_at}), but protected stages allow only tier {allowed} (`[protect] tiers`{protect_at}); use a plugin of an allowed tier, or ask the platform team to promote it",
                 entry.tier
@@ -198,7 +198,7 @@ impl Checker<'_> {
                         .protect
                         .pos
                         .as_ref()
-                        .map_or(String::new(), |p| format!(" ({file}:{})", p.line));
+                        .map_or(String::new(), |p| format!(" at {file}:{}", p.line));
                     return Some(format!(
                         "{where_}: plugin `{name}` (digest {shown_digest}) must be signed by a key policy `{}` trusts (`require-signature = true`{protect_at}), but {reason}; sign it with `sluice plugin sign {} --key KEY` using a key the policy lists under `[[key]]`",
                         policy.name,

@@ -273,7 +273,7 @@ impl Bound<'_> {
         self.errors.push(self.pipeline.source.error(
             at,
             format!(
-                "step `{}` in stage `{}`: {what} is above ceiling `{}` of policy `{}` ({}:{}), which allows {selects} {bound}; remove the grant, or ask the platform team to raise the ceiling",
+                "step `{}` in stage `{}`: {what} is above ceiling `{}` of policy `{}` ({}:{}), which bounds {selects}: {bound}; remove the grant, or ask the platform team to raise the ceiling",
                 self.step.id,
                 self.stage.name,
                 ceiling.id,

@@ -297,13 +297,18 @@ pub enum PolicyError {
     Registry(#[from] crate::registry::RegistryError),
 }
 
-/// Read and check a policy file.
+/// Read and check a policy file. Messages name it relative to the current folder
+/// when it lies beneath it.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
     let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Unreadable {
-        path: path.to_path_buf(),
+        path: shown.clone(),
         source,
     })?;
-    spec::parse(path, text, PolicyRef::File(path.to_path_buf()))
+    spec::parse(&shown, text, PolicyRef::File(path.to_path_buf()))
 }
 
 /// The policy the pipeline references, loaded (pulled when it is an OCI reference);

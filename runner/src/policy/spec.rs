@@ -205,6 +205,27 @@ impl Builder<'_> {
         }
     }
 
+    /// Whether `id` is the first of its table kind; a repeat is an error at its `id`.
+    fn unique(
+        &mut self,
+        seen: &mut Vec<String>,
+        id: &str,
+        at: &Option<Spanned<String>>,
+        table: &str,
+        what: &str,
+    ) -> bool {
+        if seen.iter().any(|s| s == id) {
+            let at = at.as_ref().map_or(0, |v| v.span().start);
+            self.error(
+                at,
+                format!("`{table}` id `{id}` is declared twice; {what} ids must be unique"),
+            );
+            return false;
+        }
+        seen.push(id.to_string());
+        true
+    }
+
     /// A list of name patterns; empty entries are errors.
     fn patterns(&mut self, list: &[Spanned<String>], what: &str) -> Vec<Pattern> {
         let mut out = Vec::new();
@@ -331,7 +352,17 @@ impl Builder<'_> {
             .collect();
         let ceilings = self.ceilings(&raw.ceilings, &kind_names);
         let checks = self.checks(&raw.checks, dir);
-        let exemptions = self.exemptions(&raw.exemptions, &checks);
+        let declared: Vec<String> = raw
+            .checks
+            .iter()
+            .filter_map(|c| {
+                c.get_ref()
+                    .id
+                    .as_ref()
+                    .map(|i| i.get_ref().trim().to_string())
+            })
+            .collect();
+        let exemptions = self.exemptions(&raw.exemptions, &declared);
         Policy {
             name,
             version,
@@ -412,10 +443,12 @@ impl Builder<'_> {
 
     fn keys(&mut self, raw: &[Spanned<RawKey>]) -> Vec<TrustedKey> {
         let mut keys: Vec<TrustedKey> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for entry in raw {
             let at = entry.span().start;
             let k = entry.get_ref();
             let id = self.required(&k.id, "[[key]]", "id", at, "\"release-2026\"");
+            let id = id.filter(|id| self.unique(&mut seen, id, &k.id, "[[key]]", "key"));
             let public_key =
                 self.required(&k.public_key, "[[key]]", "public-key", at, "\"RWQ...\"");
             let not_before = self.date(&k.not_before, "not-before");
@@ -436,14 +469,6 @@ impl Builder<'_> {
             let (Some(id), Some(public_key)) = (id, public_key) else {
                 continue;
             };
-            if keys.iter().any(|x| x.id == id) {
-                let at = k.id.as_ref().map_or(at, |v| v.span().start);
-                self.error(
-                    at,
-                    format!("`[[key]]` id `{id}` is declared twice; key ids must be unique"),
-                );
-                continue;
-            }
             keys.push(TrustedKey {
                 id,
                 public_key,
@@ -535,11 +560,13 @@ impl Builder<'_> {
 
     fn ceilings(&mut self, raw: &[Spanned<RawCeiling>], kind_names: &[String]) -> Vec<Ceiling> {
         let mut ceilings: Vec<Ceiling> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for entry in raw {
             let at = entry.span().start;
             let c = entry.get_ref();
             let id = self.required(&c.id, "[[ceiling]]", "id", at, "\"build-net\"");
             let context = format!("`[[ceiling]]` `{}`", id.as_deref().unwrap_or("?"));
+            let id = id.filter(|id| self.unique(&mut seen, id, &c.id, "[[ceiling]]", "ceiling"));
             if c.kinds.is_none() && c.stages.is_none() && c.plugins.is_none() {
                 self.error(at, format!("{context} selects no steps; give `kinds`, `stages` or `plugins` (`stages = [\"*\"]` bounds every step)"));
             }
@@ -594,16 +621,6 @@ impl Builder<'_> {
                 .as_ref()
                 .map(|l| self.patterns(l, &format!("{context} `env`")));
             let Some(id) = id else { continue };
-            if ceilings.iter().any(|x| x.id == id) {
-                let at = c.id.as_ref().map_or(at, |v| v.span().start);
-                self.error(
-                    at,
-                    format!(
-                        "`[[ceiling]]` id `{id}` is declared twice; ceiling ids must be unique"
-                    ),
-                );
-                continue;
-            }
             ceilings.push(Ceiling {
                 id,
                 kinds,
@@ -623,11 +640,13 @@ impl Builder<'_> {
 
     fn checks(&mut self, raw: &[Spanned<RawCheck>], dir: &Path) -> Vec<CheckSpec> {
         let mut checks: Vec<CheckSpec> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for entry in raw {
             let at = entry.span().start;
             let c = entry.get_ref();
             let id = self.required(&c.id, "[[check]]", "id", at, "\"prod-bake\"");
             let context = format!("`[[check]]` `{}`", id.as_deref().unwrap_or("?"));
+            let id = id.filter(|id| self.unique(&mut seen, id, &c.id, "[[check]]", "check"));
             let message = match &c.message {
                 None => {
                     self.error(at, format!("{context} needs `message`: what it asks for and why, as engineers will read it"));
@@ -676,18 +695,24 @@ impl Builder<'_> {
                 }
                 (Some(b), None) => {
                     let name = b.get_ref().trim();
-                    let names = super::checks::builtin::NAMES;
-                    if !names.is_empty() && !names.contains(&name) {
-                        let hint = crate::suggest::closest(name, names.iter().copied())
-                            .map(|m| format!("; did you mean `{m}`?"))
-                            .unwrap_or_default();
-                        self.error(b.span().start, format!("{context}: unknown built-in check `{name}`; built-in checks are {}{hint}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
-                        None
-                    } else {
-                        with.clone().map(|with| CheckKind::Builtin {
+                    let checked = with
+                        .as_ref()
+                        .map(|w| super::checks::builtin::check_with(name, w));
+                    match checked {
+                        Some(Err(reason)) => {
+                            // A bad name is at `builtin`; a bad `with` at `with`.
+                            let at = if super::checks::builtin::NAMES.contains(&name) {
+                                c.with.as_ref().map_or(b.span().start, |w| w.span().start)
+                            } else {
+                                b.span().start
+                            };
+                            self.error(at, format!("{context}: {reason}"));
+                            None
+                        }
+                        _ => with.clone().map(|with| CheckKind::Builtin {
                             name: name.to_string(),
                             with,
-                        })
+                        }),
                     }
                 }
                 (None, Some(u)) => {
@@ -737,14 +762,6 @@ impl Builder<'_> {
             let (Some(id), Some(message), Some(kind)) = (id, message, kind) else {
                 continue;
             };
-            if checks.iter().any(|x| x.id == id) {
-                let at = c.id.as_ref().map_or(at, |v| v.span().start);
-                self.error(
-                    at,
-                    format!("`[[check]]` id `{id}` is declared twice; check ids must be unique"),
-                );
-                continue;
-            }
             checks.push(CheckSpec {
                 id,
                 kind,
@@ -758,21 +775,17 @@ impl Builder<'_> {
         checks
     }
 
-    fn exemptions(
-        &mut self,
-        raw: &[Spanned<RawExemption>],
-        checks: &[CheckSpec],
-    ) -> Vec<Exemption> {
+    fn exemptions(&mut self, raw: &[Spanned<RawExemption>], checks: &[String]) -> Vec<Exemption> {
         let mut out = Vec::new();
         for entry in raw {
             let at = entry.span().start;
             let x = entry.get_ref();
             let check = self.required(&x.check, "[[exemption]]", "check", at, "\"prod-bake\"");
             let check = check.and_then(|id| {
-                if checks.iter().any(|c| c.id == id) {
+                if checks.contains(&id) {
                     return Some(id);
                 }
-                let hint = crate::suggest::closest(&id, checks.iter().map(|c| c.id.as_str()))
+                let hint = crate::suggest::closest(&id, checks.iter().map(String::as_str))
                     .map(|m| format!("; did you mean `{m}`?"))
                     .unwrap_or_default();
                 let at = x.check.as_ref().map_or(at, |v| v.span().start);
@@ -1058,19 +1071,10 @@ reason = ""
     }
 
     #[test]
-    fn unknown_builtin_check_names_are_refused_once_the_names_are_known() {
-        let text = "[policy]\nname = \"p\"\n[[check]]\nid = \"x\"\nbuiltin = \"production-bak\"\nmessage = \"m\"\n";
-        if builtin_names_known() {
-            let e = errors(text);
-            assert!(e.contains("unknown built-in check `production-bak`"), "{e}");
-            assert!(e.contains("did you mean `production-bake`?"), "{e}");
-        } else {
-            assert!(parse_text(text).is_ok());
-        }
-    }
-
-    fn builtin_names_known() -> bool {
-        !crate::policy::checks::builtin::NAMES.is_empty()
+    fn builtin_checks_are_checked_by_name_and_with_keys() {
+        insta::assert_snapshot!(errors(
+            "[policy]\nname = \"p\"\n\n[[check]]\nid = \"x\"\nbuiltin = \"production-bak\"\nmessage = \"m\"\n\n[[check]]\nid = \"y\"\nbuiltin = \"minimum-healthy-hosts\"\nmessage = \"m\"\nwith = { percnt = 80 }\n"
+        ));
     }
 
     #[test]

@@ -343,7 +343,13 @@ pub fn policy_section(
     let _ = writeln!(md, "\n### Policy `{}`{version}\n", policy.name);
     let _ = writeln!(md, "| check | standing | what it found |");
     let _ = writeln!(md, "|---|---|---|");
+    let mut shown: Vec<&str> = Vec::new();
     for notice in notices {
+        // One row per check: its phase already says when an exemption expired.
+        if shown.contains(&notice.check.as_str()) {
+            continue;
+        }
+        shown.push(&notice.check);
         let phase = policy
             .checks
             .iter()
@@ -388,6 +394,64 @@ pub fn open_job_summary() -> std::io::Result<Option<std::fs::File>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_section_lists_warnings_with_their_dates_and_exemptions_with_their_expiry() {
+        use crate::policy::checks::testing::{builtin, date, policy};
+        use crate::policy::checks::{CheckResult, Findings, Violation};
+        use crate::policy::{Exemption, Pattern};
+        let mut bake = builtin(
+            "prod-bake",
+            "production-bake",
+            serde_json::json!({"duration": "1h", "positive": 3}),
+        );
+        bake.warn_from = Some(date("2026-12-01"));
+        bake.enforce_from = Some(date("2027-01-15"));
+        let mut window = builtin("prod-window", "production-window", serde_json::Value::Null);
+        window.enforce_from = Some(date("2026-11-01"));
+        let mut policy = policy(
+            vec![bake, window],
+            vec![Exemption {
+                check: "prod-window".into(),
+                pipeline: Pattern("shop".into()),
+                reason: "the change calendar | lands in Q1".into(),
+                approved_by: "dana@acme.example".into(),
+                ticket: Some("REL-1234".into()),
+                expires: Some(date("2027-03-01")),
+                pos: crate::policy::checks::testing::pos(),
+            }],
+        );
+        policy.version = Some("2026.11".into());
+        let violated = |check: &str, message: &str| CheckResult {
+            check: check.into(),
+            violations: vec![Violation {
+                message: message.into(),
+                stage: Some("prod".into()),
+                step: None,
+                at: Some(crate::policy::checks::SourcePosShown {
+                    file: "sluice.toml".into(),
+                    line: 12,
+                    column: 8,
+                }),
+            }],
+            error: None,
+        };
+        let findings = Findings {
+            pipeline: "shop".into(),
+            results: vec![
+                violated(
+                    "prod-bake",
+                    "stage `prod` bakes 10m with 1 positive data point; the policy asks for at least 1h and 3",
+                ),
+                violated("prod-window", "production stage `prod` has no window gate"),
+            ],
+        };
+        let now = "2026-12-24T12:00:00Z".parse().unwrap();
+        let statuses = crate::policy::lifecycle::status_at(&policy, &findings, now);
+        let notices = crate::policy::lifecycle::notices(&policy, &statuses);
+        insta::assert_snapshot!(policy_section(&policy, &notices));
+        assert_eq!(policy_section(&policy, &[]), "");
+    }
 
     #[test]
     fn escaping_follows_the_actions_toolkit() {
