@@ -819,6 +819,10 @@ async fn load_and_check(file: &Path, host: &PluginHost) -> Result<Checked, Expec
     errors.append(&mut outcome.errors);
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.pos.file.clone(), e.pos.line, e.pos.column));
+        // The policy's notices still say what they know (an exemption that expired).
+        for notice in &outcome.warnings {
+            console::err_line(&format!("warning: {}", notice.text));
+        }
         return Err(config_error(&errors));
     }
     Ok(Checked {

@@ -67,6 +67,10 @@
 //! canary`) is a type that implements [`monitor::Monitor`], exported with
 //! [`export_monitor!`]; it is a component of the contract's second world, `monitor`.
 //!
+//! An organisation check (a rule over the pipeline model that a policy file's
+//! `[[check]] uses`) is a type that implements [`policy_check::PolicyCheck`], exported
+//! with [`export_policy_check!`]; it is a component of the third world, `policy-check`.
+//!
 //! Everything also compiles for the host target, so a plugin's own unit tests run with
 //! plain `cargo test`: [`run_plugin`] drives a plugin without a runner, the log falls
 //! back to stderr, and [`Command::run`] reports that no host is present.
@@ -88,6 +92,7 @@ pub mod http;
 pub mod log;
 pub mod monitor;
 mod one_or_many;
+pub mod policy_check;
 mod process;
 mod report;
 pub mod secrets;
@@ -124,15 +129,31 @@ pub mod monitor_bindings {
         export_macro_name: "__export_monitor",
         default_bindings_module: "sluice_sdk::monitor_bindings",
         with: {
-            "sluice:plugin/types@0.1.5": sluice_sdk::bindings::sluice::plugin::types,
-            "sluice:plugin/log@0.1.5": sluice_sdk::bindings::sluice::plugin::log,
-            "sluice:plugin/secrets@0.1.5": sluice_sdk::bindings::sluice::plugin::secrets,
+            "sluice:plugin/types@0.1.6": sluice_sdk::bindings::sluice::plugin::types,
+            "sluice:plugin/log@0.1.6": sluice_sdk::bindings::sluice::plugin::log,
+            "sluice:plugin/secrets@0.1.6": sluice_sdk::bindings::sluice::plugin::secrets,
             "wasi:http/outgoing-handler@0.2.12": sluice_sdk::bindings::wasi::http::outgoing_handler,
             "wasi:http/types@0.2.12": sluice_sdk::bindings::wasi::http::types,
             "wasi:io/error@0.2.12": sluice_sdk::bindings::wasi::io::error,
             "wasi:io/poll@0.2.12": sluice_sdk::bindings::wasi::io::poll,
             "wasi:io/streams@0.2.12": sluice_sdk::bindings::wasi::io::streams,
             "wasi:clocks/monotonic-clock@0.2.12": sluice_sdk::bindings::wasi::clocks::monotonic_clock,
+        },
+    });
+}
+
+/// Bindings of world `policy-check` (the `policy-rule` export, 0.1.6). Its `log` is
+/// the step bindings' own, so [`log`] serves checks too.
+#[allow(missing_docs)]
+pub mod policy_check_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "policy-check",
+        pub_export_macro: true,
+        export_macro_name: "__export_policy_check",
+        default_bindings_module: "sluice_sdk::policy_check_bindings",
+        with: {
+            "sluice:plugin/log@0.1.6": sluice_sdk::bindings::sluice::plugin::log,
         },
     });
 }
@@ -287,6 +308,56 @@ macro_rules! export_monitor {
 
             $crate::monitor_bindings::__export_monitor!(
                 SluiceExportedMonitor with_types_in $crate::monitor_bindings
+            );
+        };
+    };
+}
+
+/// Export a [`policy_check::PolicyCheck`] as the component's `policy-rule` interface
+/// (world `policy-check`). Use it once, at the crate root of a `cdylib` crate:
+/// `sluice_sdk::export_policy_check!(MyCheck);`.
+#[macro_export]
+macro_rules! export_policy_check {
+    ($check:ty) => {
+        // As for `export_plugin!`: only the component exports anything.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::policy_check_bindings::exports::sluice::plugin::policy_rule as rule;
+
+            struct SluiceExportedPolicyCheck;
+
+            impl rule::Guest for SluiceExportedPolicyCheck {
+                fn describe() -> rule::CheckDescriptor {
+                    let (name, version, summary, config_schema) =
+                        $crate::policy_check::describe_policy_check::<$check>();
+                    rule::CheckDescriptor {
+                        name,
+                        version,
+                        summary,
+                        config_schema,
+                    }
+                }
+
+                fn check(
+                    model: ::std::string::String,
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<::std::vec::Vec<rule::Violation>, ::std::string::String>
+                {
+                    $crate::policy_check::run_policy_check::<$check>(&model, &config).map(|found| {
+                        found
+                            .into_iter()
+                            .map(|v| rule::Violation {
+                                message: v.message,
+                                stage: v.stage,
+                                step: v.step,
+                            })
+                            .collect()
+                    })
+                }
+            }
+
+            $crate::policy_check_bindings::__export_policy_check!(
+                SluiceExportedPolicyCheck with_types_in $crate::policy_check_bindings
             );
         };
     };

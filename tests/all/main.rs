@@ -29,6 +29,8 @@ mod plugin_kit;
 mod plugin_new;
 mod policy_approved;
 mod policy_ceilings;
+mod policy_checks;
+mod policy_custom;
 mod policy_file;
 mod policy_report;
 mod prometheus;

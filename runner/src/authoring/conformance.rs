@@ -139,6 +139,16 @@ pub async fn check_plugin(
     let mut checks = Vec::new();
     let step_plugin = match session.host().load(&plugin_ref).await {
         Ok(p) => Some(p),
+        // An organisation check has no step or monitor to conform as: say how to test it.
+        Err(e @ PluginError::WrongWorld { .. })
+            if e.to_string().contains("world `policy-check`") =>
+        {
+            return Err(AuthoringError::Usage(format!(
+                "{e}. `sluice plugin check` checks steps and monitors; test an organisation check with \
+                 `sluice policy check --policy POLICY PIPELINE` on pipelines that pass and fail it \
+                 (docs/plugins/policy-checks.md)"
+            )));
+        }
         Err(PluginError::WrongWorld { .. }) => None,
         Err(e @ PluginError::Internal { .. }) => {
             return Err(AuthoringError::Internal(e.to_string()));

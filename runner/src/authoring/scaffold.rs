@@ -1,7 +1,9 @@
 //! `sluice plugin new NAME --lang LANG`: write a new plugin project from the templates
 //! embedded in the binary.
 //!
-//! A project is `templates/<lang>/` with its placeholders filled in, the contract
+//! A project is `templates/<lang>/` (a step plugin, world `step`) or
+//! `templates/<lang>-<world>/` (`--world policy-check`: an organisation check) with its
+//! placeholders filled in, the contract
 //! (`wit/`, with the WASI packages it uses) and the language's SDK helper, copied as
 //! `templates/<lang>/template.toml` says. Nothing is overwritten: the target folder
 //! must not exist, or be empty.
@@ -11,7 +13,7 @@
 //! - `{{name_snake}}`: with `_` for `-` (`todo_scan`), for identifiers;
 //! - `{{name_camel}}`: `TodoScan`;
 //! - `{{sluice_version}}`: this runner's version;
-//! - `{{contract}}`: the contract's package version (`0.1.5`).
+//! - `{{contract}}`: the contract's package version (`0.1.6`).
 //!
 //! `template.toml` (not copied into the project):
 //! ```toml
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::toolkit::ContractWorld;
 use super::{AuthoringError, embedded};
 
 /// The languages a project can be made in.
@@ -52,6 +55,32 @@ impl Lang {
     }
 }
 
+/// The template folder under `templates/` of a project of `lang` for `world`:
+/// `python` for a step, `python-policy-check` for an organisation check.
+fn template_folder(lang: Lang, world: ContractWorld) -> String {
+    match world {
+        ContractWorld::Step => lang.folder().to_string(),
+        other => format!("{}-{}", lang.folder(), other.name()),
+    }
+}
+
+/// The languages with a template for `world` (besides the step templates, which
+/// every language has).
+pub fn languages_for(world: ContractWorld) -> Vec<Lang> {
+    use clap::ValueEnum;
+    Lang::value_variants()
+        .iter()
+        .copied()
+        .filter(|lang| has_template(*lang, world))
+        .collect()
+}
+
+/// Whether this build embeds a template of `lang` for `world`.
+fn has_template(lang: Lang, world: ContractWorld) -> bool {
+    let prefix = format!("templates/{}", template_folder(lang, world));
+    embedded::under(&prefix).any(|(p, _)| p == "template.toml")
+}
+
 /// `template.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +104,7 @@ struct CopySpec {
 pub struct Scaffolded {
     pub name: String,
     pub lang: Lang,
+    pub world: ContractWorld,
     pub dir: PathBuf,
     pub files: Vec<PathBuf>,
     pub build: String,
@@ -92,8 +122,13 @@ impl Scaffolded {
             .max()
             .unwrap_or(0);
         let step = |command: &str, why: &str| format!("  {command:<width$}  # {why}\n");
+        let what = match self.world {
+            ContractWorld::Step => "plugin",
+            ContractWorld::Monitor => "monitor",
+            ContractWorld::PolicyCheck => "organisation check",
+        };
         let mut text = format!(
-            "created the {} plugin `{}` in {} ({} files)\n\nnext:\n",
+            "created the {} {what} `{}` in {} ({} files)\n\nnext:\n",
             self.lang.folder(),
             self.name,
             shown,
@@ -101,14 +136,24 @@ impl Scaffolded {
         );
         text.push_str(&format!("  cd {}\n", shell_word(&shown)));
         text.push_str(&step(&self.build, &format!("build {}.wasm", self.name)));
-        text.push_str(&step(
-            &self.test,
-            "unit tests, `sluice plugin check`, the cases in cases/",
-        ));
-        text.push_str(&step(
-            "sluice run",
-            "the sample pipeline (sluice.toml) on fixtures/",
-        ));
+        if self.world == ContractWorld::PolicyCheck {
+            text.push_str(&step(
+                &self.test,
+                "unit tests, then `sluice policy check` on fixtures/",
+            ));
+            text.push_str(
+                "\nfixtures/policy.toml runs the check; copy its [[check]] into your policy file.\n",
+            );
+        } else {
+            text.push_str(&step(
+                &self.test,
+                "unit tests, `sluice plugin check`, the cases in cases/",
+            ));
+            text.push_str(&step(
+                "sluice run",
+                "the sample pipeline (sluice.toml) on fixtures/",
+            ));
+        }
         text.push_str("\nREADME.md says how to get the toolchain; the scripts run `sluice` from PATH, or $SLUICE.\n");
         text
     }
@@ -211,7 +256,11 @@ pub fn languages() -> Vec<(Lang, String)> {
     use clap::ValueEnum;
     Lang::value_variants()
         .iter()
-        .filter_map(|lang| manifest(*lang).ok().map(|m| (*lang, m.summary)))
+        .filter_map(|lang| {
+            manifest(*lang, ContractWorld::Step)
+                .ok()
+                .map(|m| (*lang, m.summary))
+        })
         .collect()
 }
 
@@ -229,37 +278,67 @@ pub fn languages_help() -> String {
             .unwrap_or("(no template in this build)");
         text.push_str(&format!("  {:<8}{summary}\n", lang.folder()));
     }
+    let checks: Vec<&str> = languages_for(ContractWorld::PolicyCheck)
+        .into_iter()
+        .map(Lang::folder)
+        .collect();
+    text.push_str(&format!(
+        "\nWorlds (--world): step (the default: a pipeline step), policy-check (an organisation\ncheck over the pipeline model; templates: {}).",
+        checks.join(", ")
+    ));
     text.push_str(
-        "\nThe project builds with one command (./build.sh) and tests with another (./test.sh);\nits README.md says how to get the language's toolchain on a fresh machine.",
+        "\n\nThe project builds with one command (./build.sh) and tests with another (./test.sh);\nits README.md says how to get the language's toolchain on a fresh machine.",
     );
     text
 }
 
-fn manifest(lang: Lang) -> Result<TemplateManifest, AuthoringError> {
-    let prefix = format!("templates/{}", lang.folder());
+fn manifest(lang: Lang, world: ContractWorld) -> Result<TemplateManifest, AuthoringError> {
+    let folder = template_folder(lang, world);
+    let prefix = format!("templates/{folder}");
     let bytes = embedded::under(&prefix)
         .find(|(p, _)| *p == "template.toml")
         .map(|(_, b)| b)
-        .ok_or(AuthoringError::Usage(format!(
-            "this build of sluice has no {} template",
-            lang.folder()
-        )))?;
+        .ok_or_else(|| {
+            AuthoringError::Usage(match world {
+                ContractWorld::Step => {
+                    format!("this build of sluice has no {} template", lang.folder())
+                }
+                other => {
+                    let have: Vec<&str> =
+                        languages_for(other).into_iter().map(Lang::folder).collect();
+                    format!(
+                        "this build of sluice has no {} template for world `{}`; it has one in: {}",
+                        lang.folder(),
+                        other.name(),
+                        if have.is_empty() {
+                            "no language".to_string()
+                        } else {
+                            have.join(", ")
+                        }
+                    )
+                }
+            })
+        })?;
     let text = String::from_utf8_lossy(bytes);
     toml::from_str(&text).map_err(|e| {
         AuthoringError::Usage(format!(
-            "templates/{}/template.toml is broken (a bug in this build): {e}",
-            lang.folder()
+            "templates/{folder}/template.toml is broken (a bug in this build): {e}"
         ))
     })
 }
 
-/// Write a new project for plugin `name` in `lang` into `dir`.
-pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, AuthoringError> {
+/// Write a new project for plugin `name` in `lang`, of `world`, into `dir`.
+pub fn new_project(
+    name: &str,
+    lang: Lang,
+    world: ContractWorld,
+    dir: &Path,
+) -> Result<Scaffolded, AuthoringError> {
     check_name(name)?;
-    let manifest = manifest(lang)?;
+    let manifest = manifest(lang, world)?;
     check_target(dir)?;
     let mut planned: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let template = format!("templates/{}", lang.folder());
+    let template = format!("templates/{}", template_folder(lang, world));
     for (path, bytes) in embedded::under(&template) {
         if path == "template.toml" {
             continue;
@@ -278,7 +357,7 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, Aut
         if !any {
             return Err(AuthoringError::Usage(format!(
                 "templates/{}/template.toml copies `{}`, which this build did not embed (a bug in this build)",
-                lang.folder(),
+                template_folder(lang, world),
                 copy.from
             )));
         }
@@ -306,6 +385,7 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Scaffolded, Aut
     Ok(Scaffolded {
         name: name.to_string(),
         lang,
+        world,
         dir: dir.to_path_buf(),
         files,
         build: manifest.build,
@@ -407,7 +487,8 @@ mod tests {
     fn new_refuses_a_non_empty_folder_and_leaves_it_alone() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let err = new_project("todo-scan", Lang::Rust, dir.path()).unwrap_err();
+        let err =
+            new_project("todo-scan", Lang::Rust, ContractWorld::Step, dir.path()).unwrap_err();
         assert!(matches!(err, AuthoringError::Usage(_)), "{err}");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1);
@@ -418,6 +499,7 @@ mod tests {
         let made = Scaffolded {
             name: "todo-scan".to_string(),
             lang: Lang::Python,
+            world: ContractWorld::Step,
             dir: PathBuf::from("plugins dir/todo-scan"),
             files: vec![PathBuf::from("app.py"); 12],
             build: "./build.sh".to_string(),

@@ -37,6 +37,8 @@ pub enum ContractWorld {
     Step,
     /// A health check: exports `health-check`.
     Monitor,
+    /// An organisation check over the pipeline model: exports `policy-rule` (0.1.6).
+    PolicyCheck,
 }
 
 impl ContractWorld {
@@ -45,6 +47,7 @@ impl ContractWorld {
         match self {
             ContractWorld::Step => "step",
             ContractWorld::Monitor => "monitor",
+            ContractWorld::PolicyCheck => "policy-check",
         }
     }
 }
@@ -284,7 +287,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), AuthoringError> {
 pub struct Componentized {
     /// The component's size in bytes.
     pub size: usize,
-    /// The world it implements, e.g. `sluice:plugin/step@0.1.5`.
+    /// The world it implements, e.g. `sluice:plugin/step@0.1.6`.
     pub world: String,
     /// The module had no component-type metadata and got the embedded contract's.
     pub embedded_metadata: bool,
@@ -423,7 +426,7 @@ fn core_exports(bytes: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// `sluice:plugin/step@0.1.5`.
+/// `sluice:plugin/step@0.1.6`.
 fn qualified_world_name(resolve: &Resolve, world: WorldId) -> String {
     let world = &resolve.worlds[world];
     match world.package {
@@ -433,7 +436,7 @@ fn qualified_world_name(resolve: &Resolve, world: WorldId) -> String {
 }
 
 /// The contract world whose export the module's bindings carry, as
-/// `sluice:plugin/step@0.1.5`; an error when it is another world than asked, or no
+/// `sluice:plugin/step@0.1.6`; an error when it is another world than asked, or no
 /// world of the contract at all.
 fn bindings_world(
     resolve: &Resolve,
@@ -448,6 +451,7 @@ fn bindings_world(
     let found = [
         (ContractWorld::Step, "sluice:plugin/plugin@"),
         (ContractWorld::Monitor, "sluice:plugin/health-check@"),
+        (ContractWorld::PolicyCheck, "sluice:plugin/policy-rule@"),
     ]
     .into_iter()
     .find_map(|(world, prefix)| {
@@ -547,9 +551,13 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_contract_resolves_both_worlds() {
+    fn the_embedded_contract_resolves_every_world() {
         let contract = contract().unwrap();
-        for world in [ContractWorld::Step, ContractWorld::Monitor] {
+        for world in [
+            ContractWorld::Step,
+            ContractWorld::Monitor,
+            ContractWorld::PolicyCheck,
+        ] {
             let id = contract.world(world).unwrap();
             let name = qualified_world_name(&contract.resolve, id);
             assert_eq!(

@@ -24,6 +24,10 @@ pub(super) struct NewArgs {
     /// Where to write the project [default: ./NAME]; must not exist or be empty.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// What the project is: a pipeline step (`step`), or an organisation check over
+    /// the pipeline model (`policy-check`, for a policy file's `[[check]] uses`).
+    #[arg(long, value_enum, default_value = "step")]
+    pub world: authoring::toolkit::ContractWorld,
 }
 
 const RUN_HELP: &str = "\
@@ -204,8 +208,8 @@ pub(super) fn new(args: NewArgs) -> Result<u8, ExpectedError> {
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
-    let made =
-        authoring::scaffold::new_project(&args.name, args.lang, &dir).map_err(to_expected)?;
+    let made = authoring::scaffold::new_project(&args.name, args.lang, args.world, &dir)
+        .map_err(to_expected)?;
     console::out(&made.next_steps());
     Ok(exit::OK)
 }

@@ -57,3 +57,20 @@ pub mod monitor {
 
     pub use self::exports::sluice::plugin::health_check::Guest as HealthCheckExports;
 }
+
+/// The `policy-check` world (0.1.6): an organisation check over the pipeline model.
+/// Its `log` is the step world's own (mapped with `with:`), so the one host
+/// implementation of `log` serves every world.
+pub mod policy_check {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "policy-check",
+        imports: { default: tracing },
+        exports: { default: async },
+        with: {
+            "sluice:plugin/log": crate::host::bindings::sluice::plugin::log,
+        },
+    });
+
+    pub use self::exports::sluice::plugin::policy_rule::{CheckDescriptor, Violation};
+}

@@ -14,7 +14,7 @@
 use wasmtime::component::Component;
 
 /// The contract version this runner speaks; components built for `0.1.0` up to it load.
-pub const CONTRACT: &str = "sluice:plugin@0.1.5";
+pub const CONTRACT: &str = "sluice:plugin@0.1.6";
 
 /// `(package, version line, interfaces)` of every interface the runner links.
 pub const PROVIDED: &[(&str, &str, &[&str])] = &[
@@ -153,7 +153,7 @@ pub fn refusal(engine: &wasmtime::Engine, component: &Component) -> Option<Strin
     {
         return Some(format!(
             "it is built for the contract sluice:plugin@{}, and this runner speaks {CONTRACT} \
-             (components built for 0.1.0 to 0.1.5 load); rebuild it against this runner's \
+             (components built for 0.1.0 to 0.1.6 load); rebuild it against this runner's \
              contract (`sluice plugin wit --out DIR` writes it)",
             other.version.unwrap_or("?")
         ));
@@ -228,7 +228,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(CONTRACT, format!("sluice:plugin@{}", "0.1.5"));
+        assert_eq!(CONTRACT, format!("sluice:plugin@{}", "0.1.6"));
         assert!(WIT[7].1.contains(&format!("package {CONTRACT};")));
     }
 

@@ -48,7 +48,7 @@ pub enum PluginError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(
-        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 to 0.1.5): {reason}"
+        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 to 0.1.6): {reason}"
     )]
     Incompatible { name: String, reason: String },
     /// A component of the other world: a monitor used as a step, or the reverse.
@@ -294,6 +294,8 @@ pub struct PluginHost {
     loaded: Mutex<HashMap<PluginRef, Arc<LoadedPlugin>>>,
     /// The monitors (world `monitor`) loaded so far.
     monitors: Mutex<HashMap<PluginRef, Arc<crate::host::monitor::LoadedMonitor>>>,
+    /// The organisation checks (world `policy-check`) loaded so far.
+    checks: crate::host::policy_check::LoadedChecks,
 }
 
 impl PluginHost {
@@ -343,6 +345,7 @@ impl PluginHost {
             cache,
             loaded: Mutex::new(HashMap::new()),
             monitors: Mutex::new(HashMap::new()),
+            checks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -441,6 +444,11 @@ impl PluginHost {
         &self.monitors
     }
 
+    /// The organisation checks loaded so far (see [`crate::host::policy_check`]).
+    pub(crate) fn loaded_checks(&self) -> &crate::host::policy_check::LoadedChecks {
+        &self.checks
+    }
+
     /// Load a plugin (once per process; later calls share it).
     pub async fn load(&self, reference: &PluginRef) -> Result<Arc<LoadedPlugin>, PluginError> {
         let mut loaded = self.loaded.lock().await;
@@ -461,6 +469,12 @@ impl PluginHost {
                         name: name.clone(),
                         is: "a monitor (world `monitor`, exports `health-check`)",
                         fix: "declare it in a `[[monitor]]` table, not as a step",
+                    }
+                } else if crate::host::policy_check::exports_policy_rule(&self.engine, &component) {
+                    PluginError::WrongWorld {
+                        name: name.clone(),
+                        is: "an organisation check (world `policy-check`, exports `policy-rule`)",
+                        fix: "reference it from a policy file's `[[check]] uses`, not as a step",
                     }
                 } else {
                     PluginError::Incompatible {

@@ -185,7 +185,7 @@ impl CheckStatus {
     pub fn phase(&self, check: &CheckSpec) -> Option<String> {
         let phase = match &self.standing {
             Standing::Passes => return None,
-            Standing::Announced { warn_from } => format!("announced: warns from {warn_from}"),
+            Standing::Announced { warn_from } => format!("will warn from {warn_from}"),
             Standing::Warns {
                 enforce_from: Some(d),
             } => format!("will be enforced from {d}"),
