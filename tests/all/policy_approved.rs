@@ -165,3 +165,62 @@ fn plugin_of_a_tier_not_allowed_in_protected_stages_is_refused() {
     let p = project(&probe_in("test"), &policy);
     p.sluice(&["validate"]).expect_code(0);
 }
+
+#[test]
+fn plugin_approved_by_key_is_accepted_once_locked_and_signed() {
+    let p = project(&probe_in("prod"), BUILTINS_ONLY);
+    p.sluice(&[
+        "plugin",
+        "keygen",
+        "--out",
+        "release.key",
+        "--id",
+        "release-2026",
+    ])
+    .expect_code(0);
+    let public = std::fs::read_to_string(p.path().join("release.key.pub")).unwrap();
+    let public = public.lines().nth(1).unwrap();
+    let policy = BUILTINS_ONLY.replace(
+        "targets = [\"live*\"]",
+        "targets = [\"live*\"]\nrequire-signature = true",
+    ) + &format!(
+        "\n[[key]]\nid = \"release-2026\"\npublic-key = \"{public}\"\n\n[[plugin]]\nname = \"plugins/probe.wasm\"\ntier = \"org\"\nkeys = [\"release-2026\"]\n"
+    );
+    p.write("policy/sluice-policy.toml", &policy);
+    // Neither locked nor signed: not pinned.
+    let err = refused_at_validate(&p);
+    assert!(
+        err.contains("is approved (policy/sluice-policy.toml:"),
+        "{err}"
+    );
+    assert!(err.contains("not both pinned"), "{err}");
+    // Locked but not signed: still not pinned.
+    p.sluice(&["lock"]).expect_code(0);
+    let err = refused_at_validate(&p);
+    assert!(err.contains("not both pinned"), "{err}");
+    // Locked and signed by the entry's key: pinned, and signed as required.
+    p.sluice(&[
+        "plugin",
+        "sign",
+        "plugins/probe.wasm",
+        "--key",
+        "release.key",
+    ])
+    .expect_code(0);
+    p.sluice(&["validate"]).expect_code(0);
+    p.run(&[]).expect_code(0);
+}
+
+#[test]
+fn unsigned_plugin_pinned_by_digest_is_refused_where_signatures_are_required() {
+    let policy = format!(
+        "{}\n[[key]]\nid = \"release-2026\"\npublic-key = \"RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\"\n\n[[plugin]]\nname = \"plugins/probe.wasm\"\ntier = \"org\"\ndigests = [\"{}\"]\n",
+        BUILTINS_ONLY.replace(
+            "targets = [\"live*\"]",
+            "targets = [\"live*\"]\nrequire-signature = true"
+        ),
+        probe_digest()
+    );
+    let p = project(&probe_in("prod"), &policy);
+    insta::assert_snapshot!(refused_at_validate(&p));
+}

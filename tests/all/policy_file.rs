@@ -62,6 +62,7 @@ digests = ["sha256:1234"]
 [[check]]
 id = "prod-bake"
 builtin = "production-bake"
+with = { duration = "1h" }
 message = "Production stages bake at least 1h."
 warn-from = 2027-02-01
 enforce-from = 2027-01-15
