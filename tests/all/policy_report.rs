@@ -32,51 +32,28 @@ fn without_digests(text: &str) -> String {
     re.replace_all(text, "sha256:[DIGEST]").into_owned()
 }
 
-/// The policy the examples are reported against: [`POLICY`], in a folder of its own
-/// (shown as `[POLICY]` in the snapshots).
-struct ExamplesPolicy {
-    dir: tempfile::TempDir,
-}
+/// The example policy (the `policy` branch's acme-release), from the repository root.
+const EXAMPLES_POLICY: &str = "examples/policy/sluice-policy.toml";
 
-impl ExamplesPolicy {
-    fn new() -> ExamplesPolicy {
-        let dir = tempfile::tempdir().expect("a temp folder");
-        std::fs::write(dir.path().join("sluice-policy.toml"), POLICY).expect("write the policy");
-        ExamplesPolicy { dir }
-    }
-
-    fn path(&self) -> String {
-        self.dir
-            .path()
-            .join("sluice-policy.toml")
-            .display()
-            .to_string()
-    }
-
-    /// `sluice policy report examples --policy POLICY --format FORMAT` from the
-    /// repository's root, its output with the policy's folder and digests replaced.
-    fn report(&self, format: &str) -> String {
-        let path = self.path();
-        let out = report_in(
-            &repo_root(),
-            &["examples", "--policy", &path, "--format", format],
-        );
-        out.expect_code(0);
-        let text = out
-            .stdout
-            .replace(&self.dir.path().display().to_string(), "[POLICY]");
-        without_digests(&text)
-    }
+/// `sluice policy report examples --policy EXAMPLES_POLICY --format FORMAT` from the
+/// repository's root, its digests replaced.
+fn report_examples(format: &str) -> String {
+    let out = report_in(
+        &repo_root(),
+        &["examples", "--policy", EXAMPLES_POLICY, "--format", format],
+    );
+    out.expect_code(0);
+    without_digests(&out.stdout)
 }
 
 #[test]
 fn policy_report_over_the_examples_as_a_table() {
-    insta::assert_snapshot!(ExamplesPolicy::new().report("table"));
+    insta::assert_snapshot!(report_examples("table"));
 }
 
 #[test]
 fn policy_report_over_the_examples_as_json() {
-    let text = ExamplesPolicy::new().report("json");
+    let text = report_examples("json");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("one JSON document");
     assert_eq!(doc["report-version"], 1);
     assert_eq!(doc["generated-at"], NOW);
@@ -85,7 +62,7 @@ fn policy_report_over_the_examples_as_json() {
 
 #[test]
 fn policy_report_over_the_examples_as_markdown() {
-    let text = ExamplesPolicy::new().report("markdown");
+    let text = report_examples("markdown");
     assert!(text.starts_with("# Policy report\n"), "{text}");
     insta::assert_snapshot!(text);
 }
