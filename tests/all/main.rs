@@ -34,6 +34,7 @@ mod policy_ceilings;
 mod policy_checks;
 mod policy_custom;
 mod policy_file;
+mod policy_report;
 mod prometheus;
 mod registry;
 mod reports;
