@@ -13,7 +13,7 @@ use crate::console;
 use crate::host::cache::CacheRoot;
 use crate::host::plugin::PluginHost;
 use crate::policy::lifecycle::{self, CheckStatus, Notice, Standing};
-use crate::policy::{CheckKind, Policy, PolicyRef};
+use crate::policy::{CheckKind, Policy};
 use crate::render::Format;
 
 /// `sluice policy check`.
@@ -91,18 +91,13 @@ pub(super) async fn check(
 
 /// `--policy`: a file, or an `oci://` reference pulled from its registry.
 async fn load_given(given: &str) -> Result<Policy, ExpectedError> {
-    let config = |e: crate::policy::PolicyError| ExpectedError::Config(e.to_string());
-    if given.starts_with(crate::registry::OCI_SCHEME) {
-        let reference = crate::registry::OciRef::parse(given)
-            .map_err(|why| ExpectedError::Config(format!("--policy {given}: {why}")))?;
-        let (text, _digest) = crate::registry::pull_policy(&reference)
-            .await
-            .map_err(|e| ExpectedError::Config(format!("--policy {given}: {e}")))?;
-        crate::policy::spec::parse(Path::new(given), text, PolicyRef::Oci(reference))
-            .map_err(config)
-    } else {
-        crate::policy::load(Path::new(given)).map_err(config)
-    }
+    use crate::policy::PolicyError;
+    crate::policy::load_given(given).await.map_err(|e| match e {
+        PolicyError::Registry(_) | PolicyError::BadReference { .. } => {
+            ExpectedError::Config(format!("--policy {given}: {e}"))
+        }
+        e => ExpectedError::Config(e.to_string()),
+    })
 }
 
 async fn check_file(
@@ -255,8 +250,13 @@ fn render_text(answers: &[Checked], now: jiff::Timestamp) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} checks: {}; {verdict}",
+            "  {} {}: {}; {verdict}",
             a.checks.len(),
+            if a.checks.len() == 1 {
+                "check"
+            } else {
+                "checks"
+            },
             if parts.is_empty() {
                 "none".to_string()
             } else {

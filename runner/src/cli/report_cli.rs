@@ -5,16 +5,16 @@
 //! prints.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{ExpectedError, exit};
 use crate::console;
 use crate::host::cache::CacheRoot;
+use crate::policy::Policy;
 use crate::policy::report::{
     Automation, CheckRow, ExemptionRow, ExemptionState, PipelineReport, Report, StandingName,
 };
-use crate::policy::{Policy, PolicyRef};
 use crate::render::shown;
 
 /// How `sluice policy report` prints.
@@ -83,21 +83,16 @@ pub(super) async fn report(
 
 /// `--policy FILE|oci://...`, read and checked; a problem is a usage error.
 async fn load_policy(text: &str) -> Result<Arc<Policy>, ExpectedError> {
-    let config = |e: crate::policy::PolicyError| ExpectedError::Config(format!("--policy: {e}"));
-    if text.starts_with(crate::registry::OCI_SCHEME) {
-        let reference = crate::registry::OciRef::parse(text)
-            .map_err(|e| ExpectedError::Config(format!("--policy {text}: {e}")))?;
-        let (body, _digest) = crate::registry::pull_policy(&reference)
-            .await
-            .map_err(|e| config(e.into()))?;
-        crate::policy::spec::parse(Path::new(text), body, PolicyRef::Oci(reference))
-            .map(Arc::new)
-            .map_err(config)
-    } else {
-        crate::policy::load(Path::new(text))
-            .map(Arc::new)
-            .map_err(config)
-    }
+    use crate::policy::PolicyError;
+    crate::policy::load_given(text)
+        .await
+        .map(Arc::new)
+        .map_err(|e| match e {
+            PolicyError::BadReference { reason, .. } => {
+                ExpectedError::Config(format!("--policy {text}: {reason}"))
+            }
+            e => ExpectedError::Config(format!("--policy: {e}")),
+        })
 }
 
 // ---- the cells every format shares ----------------------------------------------------

@@ -237,9 +237,11 @@ impl Checker<'_> {
             return false;
         }
         let written = written_value(&self.pipeline.source, uses_at);
+        // The lock keys a plugin as `sluice lock` writes it (`./x.wasm` and `x.wasm`
+        // are one entry), not as this `uses` happens to spell it.
         let by_lock = self
             .lock
-            .and_then(|l| l.pinned(&written))
+            .and_then(|l| l.pinned_ref(uses, &self.pipeline.dir))
             .is_some_and(|d| d == digest);
         let by_uses = written.contains("@sha256:")
             && matches!(uses, PluginRef::Oci(r) if r.component.as_deref() == Some(digest));

@@ -295,6 +295,9 @@ pub enum PolicyError {
     Invalid(Vec<ConfigError>),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// A `--policy oci://...` that is not a valid reference.
+    #[error("`{given}`: {reason}")]
+    BadReference { given: String, reason: String },
 }
 
 /// Read and check a policy file. Messages name it relative to the current folder
@@ -316,17 +319,40 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 pub async fn for_pipeline(pipeline: &Pipeline) -> Result<Option<Arc<Policy>>, PolicyError> {
     match &pipeline.policy {
         None => Ok(None),
-        Some(PolicyRef::File(path)) => load(path).map(|p| Some(Arc::new(p))),
-        Some(PolicyRef::Oci(reference)) => {
-            let (text, _digest) = crate::registry::pull_policy(reference).await?;
+        Some(reference) => load_from(reference).await.map(|p| Some(Arc::new(p))),
+    }
+}
+
+/// Load a policy from where a reference points: read the file, or pull it (verified,
+/// cached by digest) from an OCI registry.
+pub async fn load_from(reference: &PolicyRef) -> Result<Policy, PolicyError> {
+    match reference {
+        PolicyRef::File(path) => load(path),
+        PolicyRef::Oci(oci) => {
+            let (text, _digest) = crate::registry::pull_policy(oci).await?;
             spec::parse(
-                Path::new(&reference.to_string()),
+                Path::new(&oci.to_string()),
                 text,
-                PolicyRef::Oci(reference.clone()),
+                PolicyRef::Oci(oci.clone()),
             )
-            .map(|p| Some(Arc::new(p)))
         }
     }
+}
+
+/// Load the policy a command line names (`--policy FILE|oci://...` of `sluice policy
+/// check` and `report`); a relative path is taken from the current folder.
+pub async fn load_given(given: &str) -> Result<Policy, PolicyError> {
+    let reference = if given.starts_with(crate::registry::OCI_SCHEME) {
+        PolicyRef::Oci(crate::registry::OciRef::parse(given).map_err(|reason| {
+            PolicyError::BadReference {
+                given: given.to_string(),
+                reason,
+            }
+        })?)
+    } else {
+        PolicyRef::File(PathBuf::from(given))
+    };
+    load_from(&reference).await
 }
 
 /// What the policy says about a pipeline before it runs.

@@ -11,7 +11,7 @@
 //! and the plugin: a check that cannot run never crashes the runner.
 
 use super::{CheckResult, SourcePosShown, Violation};
-use crate::config::{PathSegment, Pipeline, PluginRef};
+use crate::config::{PathSegment, Pipeline};
 use crate::host::plugin::PluginHost;
 use crate::policy::{CheckKind, CheckSpec, Policy};
 
@@ -39,17 +39,13 @@ pub async fn run(
     let CheckKind::Custom { uses, with } = &check.kind else {
         return failed(format!("{at}: is a built-in check, not a plugin"));
     };
-    if let PluginRef::Oci(r) = uses
-        && r.digest
-            .as_deref()
-            .and_then(crate::registry::component_path)
-            .is_none_or(|p| !p.is_file())
-    {
-        return failed(format!(
-            "{at}: the check plugin {r} is not in the plugin cache; pin it by digest \
-             (`oci://...@sha256:HEX`) and pull it first (it is pulled like a step's plugin)"
-        ));
+    // An `oci://` check is pulled like a step's plugin: by its `@sha256:` when it
+    // names one (no network on a cache hit), else by its tag now.
+    let mut uses = uses.clone();
+    if let Err(e) = crate::registry::resolve_plugin(&mut uses, None).await {
+        return failed(format!("{at}: {e}"));
     }
+    let uses = &uses;
     let loaded = match crate::host::policy_check::load_check(host, uses).await {
         Ok(loaded) => loaded,
         Err(e) => return failed(format!("{at}: {e}")),
@@ -144,7 +140,7 @@ fn place(
 mod tests {
     use super::*;
     use crate::authoring::toolkit::{ContractWorld, componentize_bytes, contract};
-    use crate::config::SourceFile;
+    use crate::config::{PluginRef, SourceFile};
     use crate::host::engine::EngineProfile;
     use crate::policy::{Blocks, PolicyRef, Protection};
 
