@@ -561,6 +561,25 @@ pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
     }
 }
 
+/// The state database a pipeline file names with `[pipeline] state`, read without
+/// checking the rest of the file (the runner starts the database's checkpoints while
+/// the pipeline loads). `None` when the key is absent or the file cannot be read or
+/// parsed: [`load`] reports those problems.
+pub fn declared_state_path(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let written = table.get("pipeline")?.get("state")?.as_str()?;
+    if written.trim().is_empty() || written.contains('\0') || written.ends_with('/') {
+        return None;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Some(normalize(&dir.join(expand_home(written))))
+}
+
 /// Like [`load`], but a file whose structure is sound comes back as a pipeline along
 /// with the problems in its values, so that later checks (plugins, schemas) can add
 /// theirs and the user sees every problem at once.

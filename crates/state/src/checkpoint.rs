@@ -8,6 +8,16 @@
 //! of its own (opened with the store, before the runner hides `.sluice/`), every
 //! [`INTERVAL`]: `PASSIVE`, so it never blocks a writer or a reader. The recording
 //! connection keeps an automatic checkpoint only as a safety net, at [`SAFETY_NET_PAGES`].
+//!
+//! The log starts over from its beginning only at a write that begins once every page
+//! in it has been copied back. A runner that writes without pause (a hundred quick
+//! steps) never gives a passive checkpoint that moment, and the log of every run was
+//! appended to the previous one's: each new process read the whole history back before
+//! its first statement. So the runner starts this thread before it loads the pipeline
+//! ([`super::Store::checkpoint_ahead`]): the read-back and the copy happen while
+//! plugins load, and the run's first write starts the log over. Should the log still
+//! outgrow [`super::schema::WAL_SIZE_LIMIT`], the next store to open folds it back
+//! once ([`log_outgrew_its_limit`]).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -70,6 +80,14 @@ impl Drop for Checkpointer {
             let _ = thread.join();
         }
     }
+}
+
+/// Whether the `-wal` file next to `db` grew past the size it is cut back to when it
+/// starts over: it then has not started over for a while.
+pub(super) fn log_outgrew_its_limit(db: &std::path::Path) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > super::schema::WAL_SIZE_LIMIT as u64)
 }
 
 /// A passive checkpoint: copies what no reader still needs, never waits. A failure

@@ -42,9 +42,10 @@ pub use deploy::{
 pub use health::{BakeRow, CheckOutcome, CheckRow, DataPointRow, PointCounts};
 pub use schema::SCHEMA_VERSION;
 pub use stages::{StageHolder, StageOccupancy};
+pub use steps::StepTransition;
 
 /// Why the store could not do what was asked. Every message names the database file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     #[error("cannot open the state database {path}: {message}")]
     Open { path: PathBuf, message: String },
@@ -335,6 +336,14 @@ pub struct Store {
     _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
+/// A database's checkpoint thread started before its [`Store`] (see
+/// [`Store::checkpoint_ahead`]); dropping it unused stops the thread.
+#[derive(Debug)]
+pub struct EarlyCheckpoints {
+    file: PathBuf,
+    checkpointer: checkpoint::Checkpointer,
+}
+
 /// Why a closure given to [`Store::read`]/[`Store::write`] failed: SQL, or a refusal
 /// that already is a [`StateError`].
 enum Failure {
@@ -364,15 +373,50 @@ impl Store {
     /// `Store` (and its connection, which keeps the `-wal` and `-shm` files open) for the
     /// whole run.
     pub fn open(path: &Path) -> Result<Store, StateError> {
-        Store::open_with(path, true)
+        Store::open_after(path, None)
     }
 
-    fn open_with(path: &Path, checkpoint_thread: bool) -> Result<Store, StateError> {
+    /// Start the checkpoint thread of the database at `path` now, ahead of the
+    /// [`Store::open_after`] that takes it over: the thread's connection is then the
+    /// first to open the file, so it (not the caller) reads back the write-ahead log the
+    /// previous process left, and its first checkpoint copies that log into the
+    /// database while the caller does other work. When that checkpoint is done before
+    /// the store's first write, the write starts the log over from its beginning, and
+    /// the log never holds more than one run's pages. `None` when the database does not
+    /// exist yet (nothing to read back) or the thread cannot start.
+    pub fn checkpoint_ahead(path: &Path) -> Option<EarlyCheckpoints> {
+        let file = std::fs::canonicalize(path).ok()?;
+        let checkpointer = checkpoint::Checkpointer::start(&file)?;
+        Some(EarlyCheckpoints { file, checkpointer })
+    }
+
+    /// [`Store::open`], taking over the checkpoint thread [`Store::checkpoint_ahead`]
+    /// started for the same file (another file's is stopped and a new one started).
+    pub fn open_after(path: &Path, early: Option<EarlyCheckpoints>) -> Result<Store, StateError> {
+        let early = early.and_then(|e| {
+            let same = std::fs::canonicalize(path).is_ok_and(|p| p == e.file);
+            same.then_some(e.checkpointer)
+        });
+        Store::open_with(path, Some(early))
+    }
+
+    /// Open; `checkpoints`: `None` for no checkpoint thread, `Some(None)` to start one,
+    /// `Some(Some(thread))` to keep one started ahead.
+    fn open_with(
+        path: &Path,
+        checkpoints: Option<Option<checkpoint::Checkpointer>>,
+    ) -> Result<Store, StateError> {
+        let oversized_log = checkpoint::log_outgrew_its_limit(path);
         let conn = schema::open(path)?;
-        let checkpointer = if checkpoint_thread {
-            checkpoint::Checkpointer::start(path)
-        } else {
-            None
+        if oversized_log {
+            // The log kept growing across runs that never let it start over: fold it
+            // back once, here, so reading it back stays bounded.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        let checkpointer = match checkpoints {
+            None => None,
+            Some(Some(started)) => Some(started),
+            Some(None) => checkpoint::Checkpointer::start(path),
         };
         if checkpointer.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::SAFETY_NET_PAGES)
@@ -395,7 +439,7 @@ impl Store {
                 message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
             });
         }
-        Store::open_with(path, false)
+        Store::open_with(path, None)
     }
 
     pub fn path(&self) -> &Path {

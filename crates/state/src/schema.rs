@@ -21,7 +21,7 @@ use super::{StateError, sql_error};
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The size (bytes) the `-wal` file is cut back to when it starts over.
-const WAL_SIZE_LIMIT: i64 = 16 << 20;
+pub(super) const WAL_SIZE_LIMIT: i64 = 16 << 20;
 
 /// Version 1: runs, their passage through stages, step attempts and final step
 /// records: what resume needs.

@@ -21,17 +21,7 @@ impl Store {
         attempt: u32,
         at: jiff::Timestamp,
     ) -> Result<(), StateError> {
-        self.write(|tx| {
-            if !run_exists(tx, run_id)? {
-                return Err(self.no_such_run(run_id));
-            }
-            tx.prepare_cached(
-                "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![run_id, stage, step, attempt, ts(at)])?;
-            Ok(())
-        })
+        self.write(|tx| self.record_attempt_start(tx, run_id, stage, step, attempt, at))
     }
 
     /// Record how an attempt ended: completes the latest unfinished start of that
@@ -56,9 +46,41 @@ impl Store {
         step: &StepRow,
     ) -> Result<(), StateError> {
         self.write(|tx| {
-            self.record_attempt_end(tx, attempt)?;
-            self.record_step_result(tx, step)
+            self.record_step_transition(
+                tx,
+                &StepTransition::LastAttemptAndStepFinished(attempt.clone(), step.clone()),
+            )
         })
+    }
+
+    /// Several step transitions, possibly of different steps, in ONE transaction (one
+    /// commit: group commit). Each is recorded as [`Store::start_attempt`],
+    /// [`Store::finish_attempt`], [`Store::finish_step`] or
+    /// [`Store::finish_attempt_and_step`] would, inside a savepoint of its own, so one
+    /// that is refused (a step finishing twice) is undone alone and the others are
+    /// still recorded. The outcome of each, in order; when the commit itself fails,
+    /// every one fails with its error.
+    pub fn record_step_transitions(
+        &self,
+        transitions: &[StepTransition],
+    ) -> Vec<Result<(), StateError>> {
+        let outcomes = self.write(|tx| {
+            let mut outcomes = Vec::with_capacity(transitions.len());
+            for transition in transitions {
+                tx.execute_batch("SAVEPOINT transition")?;
+                let outcome = self.record_step_transition(tx, transition);
+                if outcome.is_err() {
+                    tx.execute_batch("ROLLBACK TO transition")?;
+                }
+                tx.execute_batch("RELEASE transition")?;
+                outcomes.push(outcome.map_err(|e| self.error(e)));
+            }
+            Ok(outcomes)
+        });
+        match outcomes {
+            Ok(outcomes) => outcomes,
+            Err(e) => transitions.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 
     /// The run's finished steps, in the order they finished.
@@ -117,7 +139,68 @@ impl Store {
     }
 }
 
+/// A transition of a step, for [`Store::record_step_transitions`].
+#[derive(Debug, Clone)]
+pub enum StepTransition {
+    /// [`Store::start_attempt`].
+    AttemptStarted {
+        run_id: String,
+        stage: String,
+        step: String,
+        attempt: u32,
+        at: jiff::Timestamp,
+    },
+    /// [`Store::finish_attempt`].
+    AttemptFinished(AttemptRow),
+    /// [`Store::finish_step`].
+    StepFinished(StepRow),
+    /// [`Store::finish_attempt_and_step`].
+    LastAttemptAndStepFinished(AttemptRow, StepRow),
+}
+
 impl Store {
+    fn record_step_transition(
+        &self,
+        tx: &Connection,
+        transition: &StepTransition,
+    ) -> Result<(), Failure> {
+        match transition {
+            StepTransition::AttemptStarted {
+                run_id,
+                stage,
+                step,
+                attempt,
+                at,
+            } => self.record_attempt_start(tx, run_id, stage, step, *attempt, *at),
+            StepTransition::AttemptFinished(row) => self.record_attempt_end(tx, row),
+            StepTransition::StepFinished(row) => self.record_step_result(tx, row),
+            StepTransition::LastAttemptAndStepFinished(attempt, step) => {
+                self.record_attempt_end(tx, attempt)?;
+                self.record_step_result(tx, step)
+            }
+        }
+    }
+
+    fn record_attempt_start(
+        &self,
+        tx: &Connection,
+        run_id: &str,
+        stage: &str,
+        step: &str,
+        attempt: u32,
+        at: jiff::Timestamp,
+    ) -> Result<(), Failure> {
+        if !run_exists(tx, run_id)? {
+            return Err(self.no_such_run(run_id));
+        }
+        tx.prepare_cached(
+            "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![run_id, stage, step, attempt, ts(at)])?;
+        Ok(())
+    }
+
     fn record_attempt_end(&self, tx: &Connection, row: &AttemptRow) -> Result<(), Failure> {
         let report = row.report.as_ref().map(json_text);
         let open: Option<i64> = tx

@@ -640,6 +640,83 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
     ));
 }
 
+#[test]
+fn transitions_committed_together_are_each_recorded_or_refused_alone() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r", "p", t(0)), &Holder::current())
+        .unwrap();
+    let started = |step: &str| StepTransition::AttemptStarted {
+        run_id: "r".into(),
+        stage: "s".into(),
+        step: step.into(),
+        attempt: 1,
+        at: t(1),
+    };
+    let attempt = |step: &str| AttemptRow {
+        run_id: "r".into(),
+        stage: "s".into(),
+        step: step.into(),
+        attempt: 1,
+        started_at: t(1),
+        finished_at: Some(t(2)),
+        status: Some("passed".into()),
+        summary: Some("ok".into()),
+        report: None,
+        log: None,
+    };
+    let result = |step: &str| StepRow {
+        run_id: "r".into(),
+        stage: "s".into(),
+        step: step.into(),
+        status: "passed".into(),
+        summary: "ok".into(),
+        attempts: 1,
+        record: serde_json::json!({ "step": step }),
+        finished_at: t(2),
+    };
+    let outcomes = store.record_step_transitions(&[
+        started("a"),
+        started("b"),
+        StepTransition::LastAttemptAndStepFinished(attempt("a"), result("a")),
+        // `a` finishing twice is refused, and only its own part is undone.
+        StepTransition::LastAttemptAndStepFinished(attempt("a"), result("a")),
+        StepTransition::AttemptStarted {
+            run_id: "missing".into(),
+            stage: "s".into(),
+            step: "c".into(),
+            attempt: 1,
+            at: t(1),
+        },
+        StepTransition::AttemptFinished(attempt("b")),
+        StepTransition::StepFinished(result("b")),
+    ]);
+    let failed: Vec<usize> = (0..outcomes.len())
+        .filter(|i| outcomes[*i].is_err())
+        .collect();
+    assert_eq!(failed, [3, 4], "{outcomes:?}");
+    assert!(
+        outcomes[3]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("already has a final record")
+    );
+    assert!(matches!(outcomes[4], Err(StateError::NoSuchRun { .. })));
+    let attempts = store.attempts("r").unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.finished_at == Some(t(2))));
+    let finished: Vec<String> = store
+        .finished_steps("r")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(finished, ["a", "b"]);
+    assert!(store.consistency_problems().unwrap().is_empty());
+}
+
 fn evaluation(gate: &str, decision: &str, at: jiff::Timestamp) -> GateEvaluationRow {
     GateEvaluationRow {
         run_id: "r".into(),

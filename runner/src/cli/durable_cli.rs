@@ -166,10 +166,48 @@ pub(super) async fn policy_gate_input(
 
 /// Open the store a run writes: through the handle of `.sluice/` when it lies there
 /// (the runner hides that folder from steps, and from its own later path lookups).
+/// The checkpoint thread of a new run's state database, started on a thread of its own
+/// while the pipeline loads ([`Store::checkpoint_ahead`]); [`start_new`] takes it over.
+#[derive(Default)]
+pub(super) struct EarlyCheckpoints(
+    Option<std::thread::JoinHandle<Option<crate::state::EarlyCheckpoints>>>,
+);
+
+impl EarlyCheckpoints {
+    /// Find the database the same way [`state_path`] will (flag, `[pipeline] state`,
+    /// `.sluice/state.db` next to the file) and start its checkpoints, off this thread.
+    pub(super) fn start(file: &Path, flag: Option<&Path>) -> EarlyCheckpoints {
+        let file = file.to_path_buf();
+        let flag = flag.map(Path::to_path_buf);
+        let thread = std::thread::Builder::new()
+            .name("sluice-state-ahead".into())
+            .spawn(move || {
+                let path = flag
+                    .or_else(|| config::declared_state_path(&file))
+                    .unwrap_or_else(|| {
+                        let dir = match file.parent() {
+                            Some(p) if !p.as_os_str().is_empty() => p,
+                            _ => Path::new("."),
+                        };
+                        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                        default_state_path(&dir)
+                    });
+                Store::checkpoint_ahead(&path)
+            })
+            .ok();
+        EarlyCheckpoints(thread)
+    }
+
+    fn take(self) -> Option<crate::state::EarlyCheckpoints> {
+        self.0.and_then(|t| t.join().ok()).flatten()
+    }
+}
+
 fn open_run_store(
     pipeline: &Pipeline,
     folders: &RunnerFolders,
     flag: Option<&Path>,
+    early: EarlyCheckpoints,
 ) -> Result<Store, ExpectedError> {
     let path = state_path(pipeline, flag);
     let default = default_state_path(&pipeline.dir);
@@ -182,9 +220,13 @@ fn open_run_store(
             .file_name()
             .map_or("state.db".into(), |n| n.to_string_lossy().into_owned());
         let fd = std::os::fd::AsRawFd::as_raw_fd(folders.state.handle());
-        Store::open(Path::new(&format!("/proc/self/fd/{fd}/{name}"))).map_err(state_error)
+        Store::open_after(
+            Path::new(&format!("/proc/self/fd/{fd}/{name}")),
+            early.take(),
+        )
+        .map_err(state_error)
     } else {
-        Store::open(&path).map_err(state_error)
+        Store::open_after(&path, early.take()).map_err(state_error)
     }
 }
 
@@ -197,8 +239,9 @@ pub(super) fn start_new(
     flag: Option<&Path>,
     no_wait: bool,
     policy: Option<&crate::gates::policy::PolicyGateInput>,
+    early: EarlyCheckpoints,
 ) -> Result<DurableOptions, ExpectedError> {
-    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
+    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag, early)?);
     let clock = clock()?;
     let now = clock.now();
     // Runs left `running` by a dead runner are interrupted, not running.
@@ -296,7 +339,12 @@ pub(super) fn start_resume(
     policy: Option<&crate::gates::policy::PolicyGateInput>,
 ) -> Result<DurableOptions, ExpectedError> {
     let flag = Some(target.store_path.as_path());
-    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag)?);
+    let store = std::sync::Arc::new(open_run_store(
+        pipeline,
+        folders,
+        flag,
+        EarlyCheckpoints::default(),
+    )?);
     let holder = Holder::current();
     store
         .claim_run(&target.run.run_id, &holder)

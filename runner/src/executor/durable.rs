@@ -14,7 +14,7 @@ use crate::events::{Event, EventSink, GateShown};
 use crate::gates::{self, Decision, Evaluation, Gate, GateInput};
 use crate::state::{
     AttemptRow, GateEvaluationRow, Holder, NewRun, RunState, StageClaim, StageRow, StateError,
-    StepRow, Store,
+    StepRow, StepTransition, Store,
 };
 
 use super::StepRecord;
@@ -55,8 +55,14 @@ pub enum Stopped {
 
 /// The state store of one run, shared by its steps. A write that fails is kept and
 /// ends the run (nothing is shown that was not recorded).
+///
+/// Steps' transitions (attempts starting and ending, final records) go through the
+/// [`Recorder`]: the step awaits its commit, and transitions of steps that arrive
+/// together share one commit. The run's own transitions (stages, gates, the run's
+/// state) are rarer and are written at once.
 pub struct Journal {
     store: Arc<Store>,
+    recorder: Recorder,
     pub(super) run_id: String,
     pub(super) pipeline: String,
     clock: Arc<dyn Clock>,
@@ -73,6 +79,7 @@ impl Journal {
         holder: Holder,
     ) -> Journal {
         Journal {
+            recorder: Recorder::start(store.clone()),
             store,
             run_id: run_id.to_string(),
             pipeline: pipeline.to_string(),
@@ -120,18 +127,49 @@ impl Journal {
     }
 
     /// A step attempt starts (recorded before it is shown or run).
-    pub(super) fn start_attempt(&self, stage: &str, step: &str, attempt: u32) {
+    pub(super) async fn start_attempt(&self, stage: &str, step: &str, attempt: u32) {
         let at = self.now();
-        self.write(|s| s.start_attempt(&self.run_id, stage, step, attempt, at));
+        self.record(StepTransition::AttemptStarted {
+            run_id: self.run_id.clone(),
+            stage: stage.to_string(),
+            step: step.to_string(),
+            attempt,
+            at,
+        })
+        .await;
     }
 
-    pub(super) fn finish_attempt(&self, row: AttemptRow) {
-        self.write(|s| s.finish_attempt(&row));
+    pub(super) async fn finish_attempt(&self, row: AttemptRow) {
+        self.record(StepTransition::AttemptFinished(row)).await;
     }
 
     /// A step's final record: after this, resume never runs it again. With the step's
     /// last attempt, both are one transaction.
-    pub(super) fn finish_step(&self, record: &StepRecord, last_attempt: Option<AttemptRow>) {
+    pub(super) async fn finish_step(&self, record: &StepRecord, last_attempt: Option<AttemptRow>) {
+        let transition = self.step_finished(record, last_attempt);
+        self.record(transition).await;
+    }
+
+    /// [`Journal::finish_step`] from code that cannot wait (a step skipped, or stopped
+    /// before its plugin ran): committed at once, on the caller's thread. Such a step
+    /// has no transition waiting for the recorder.
+    pub(super) fn finish_step_at_once(
+        &self,
+        record: &StepRecord,
+        last_attempt: Option<AttemptRow>,
+    ) {
+        let transition = self.step_finished(record, last_attempt);
+        if let Err(e) = one_by_one(&self.store, transition) {
+            tracing::error!("cannot record the run: {e}");
+            super::lock(&self.failure).get_or_insert(e.to_string());
+        }
+    }
+
+    fn step_finished(
+        &self,
+        record: &StepRecord,
+        last_attempt: Option<AttemptRow>,
+    ) -> StepTransition {
         let row = StepRow {
             run_id: self.run_id.clone(),
             stage: record.stage.clone(),
@@ -143,10 +181,97 @@ impl Journal {
             finished_at: self.now(),
         };
         match last_attempt {
-            Some(attempt) => self.write(|s| s.finish_attempt_and_step(&attempt, &row)),
-            None => self.write(|s| s.finish_step(&row)),
-        };
+            Some(attempt) => StepTransition::LastAttemptAndStepFinished(attempt, row),
+            None => StepTransition::StepFinished(row),
+        }
     }
+
+    /// Hand a step's transition to the recorder and wait for its commit; a failure is
+    /// kept like [`Journal::write`]'s.
+    async fn record(&self, transition: StepTransition) {
+        if let Err(e) = self.recorder.record(transition).await {
+            tracing::error!("cannot record the run: {e}");
+            super::lock(&self.failure).get_or_insert(e.to_string());
+        }
+    }
+}
+
+/// Group commit of steps' transitions: a thread of the run's own takes every
+/// transition waiting when it is free and records them with one commit
+/// ([`Store::record_step_transitions`]), then tells each step. A thousand steps that
+/// start at once cost a few commits, not a thousand, and no step's task blocks a
+/// worker thread of the runtime on the database.
+struct Recorder {
+    store: Arc<Store>,
+    /// `None` when the thread could not start: transitions are then written one by one.
+    queue: Option<std::sync::mpsc::Sender<Pending>>,
+}
+
+/// A transition waiting for the recorder, and the step waiting for its commit.
+type Pending = (
+    StepTransition,
+    tokio::sync::oneshot::Sender<Result<(), StateError>>,
+);
+
+/// At most this many transitions share one commit.
+const MOST_PER_COMMIT: usize = 1024;
+
+impl Recorder {
+    fn start(store: Arc<Store>) -> Recorder {
+        let (queue, waiting) = std::sync::mpsc::channel::<Pending>();
+        let for_thread = store.clone();
+        let started = std::thread::Builder::new()
+            .name("sluice-recorder".into())
+            .spawn(move || {
+                // Ends when the journal (the only sender) is dropped.
+                while let Ok(first) = waiting.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MOST_PER_COMMIT {
+                        match waiting.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (transitions, steps): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    let outcomes = for_thread.record_step_transitions(&transitions);
+                    for (step, outcome) in steps.into_iter().zip(outcomes) {
+                        let _ = step.send(outcome);
+                    }
+                }
+            });
+        if let Err(e) = &started {
+            tracing::warn!("no recorder thread ({e}): steps' transitions are committed one by one");
+        }
+        Recorder {
+            store,
+            queue: started.ok().map(|_| queue),
+        }
+    }
+
+    async fn record(&self, transition: StepTransition) -> Result<(), StateError> {
+        let Some(queue) = &self.queue else {
+            return one_by_one(&self.store, transition);
+        };
+        let (done, committed) = tokio::sync::oneshot::channel();
+        match queue.send((transition, done)) {
+            Ok(()) => committed.await.unwrap_or_else(|_| {
+                // Only a panic on the recorder thread drops a step's reply.
+                Err(StateError::Sql {
+                    path: self.store.path().to_path_buf(),
+                    message: "the recorder thread stopped before committing this step's transition"
+                        .into(),
+                })
+            }),
+            Err(std::sync::mpsc::SendError((transition, _))) => one_by_one(&self.store, transition),
+        }
+    }
+}
+
+fn one_by_one(store: &Store, transition: StepTransition) -> Result<(), StateError> {
+    store
+        .record_step_transitions(std::slice::from_ref(&transition))
+        .pop()
+        .expect("one outcome per transition")
 }
 
 /// What a resumed run takes back from the record.

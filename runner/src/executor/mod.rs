@@ -598,9 +598,21 @@ impl RunContext {
 
     /// A step's final record (with its last attempt's end, when one is pending), in
     /// the store before its end is shown.
-    fn record_finished(&self, rec: &StepRecord, last_attempt: Option<crate::state::AttemptRow>) {
+    async fn record_finished(
+        &self,
+        rec: &StepRecord,
+        last_attempt: Option<crate::state::AttemptRow>,
+    ) {
         if let Some(journal) = &self.journal {
-            journal.finish_step(rec, last_attempt);
+            journal.finish_step(rec, last_attempt).await;
+        }
+    }
+
+    /// [`RunContext::record_finished`] for a step that never ran its plugin, from code
+    /// that cannot wait.
+    fn record_finished_at_once(&self, rec: &StepRecord) {
+        if let Some(journal) = &self.journal {
+            journal.finish_step_at_once(rec, None);
         }
     }
 }
@@ -668,7 +680,7 @@ fn finished_without_plugin(
         log_tail: vec![],
         failure: None,
     };
-    ctx.record_finished(&record, None);
+    ctx.record_finished_at_once(&record);
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -1009,7 +1021,7 @@ async fn run_step(
     {
         tracing::error!("cannot record step {}: {e}", step.id);
     }
-    ctx.record_finished(&record, last_attempt);
+    ctx.record_finished(&record, last_attempt).await;
     ctx.events.send(Event::StepFinished {
         stage: stage.to_string(),
         step: step.id.clone(),
@@ -1048,10 +1060,13 @@ async fn attempts(
     loop {
         attempt += 1;
         record.attempts = attempt;
-        let attempt_started = ctx.journal.as_ref().map(|j| {
-            j.start_attempt(stage, &step.id, base + attempt);
-            j.now()
-        });
+        let attempt_started = match &ctx.journal {
+            Some(j) => {
+                j.start_attempt(stage, &step.id, base + attempt).await;
+                Some(j.now())
+            }
+            None => None,
+        };
         ctx.events.send(Event::StepStarted {
             stage: stage.to_string(),
             step: step.id.clone(),
@@ -1167,7 +1182,7 @@ async fn attempts(
         match reason {
             Some(reason) if attempt <= step.retries => {
                 if let (Some(journal), Some(row)) = (&ctx.journal, attempt_end) {
-                    journal.finish_attempt(row);
+                    journal.finish_attempt(row).await;
                 }
                 let delay = step.retry_delay.saturating_mul(1 << (attempt - 1).min(16));
                 log.line(
