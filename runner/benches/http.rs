@@ -141,6 +141,7 @@ fn run(
             |d| steps.attempt(&log, d),
             input,
             limits,
+            std::future::ready(()),
         ))
         .unwrap();
     let took = started.elapsed();

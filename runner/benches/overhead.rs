@@ -163,6 +163,7 @@ fn step_overhead(
                     |d| stepsandbox.attempt(&log, d),
                     input.clone(),
                     limits,
+                    std::future::ready(()),
                 )
                 .await;
                 stepsandbox.end_attempt().await;

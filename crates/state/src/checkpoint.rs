@@ -36,6 +36,9 @@ pub(super) const SAFETY_NET_PAGES: u32 = 8000;
 pub(super) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Told once the thread's connection has read the log back (in a mutex: a
+    /// receiver alone is not `Sync`, and a `Store` is shared).
+    read_back: std::sync::Mutex<mpsc::Receiver<()>>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -53,10 +56,17 @@ impl Checkpointer {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .ok()?;
+        super::schema::wait_when_busy(&conn).ok()?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let (read, read_back) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sluice-state-checkpoint".into())
             .spawn(move || {
+                // The first statement of the first connection reads back the log the
+                // previous process left (the store waits for that: see
+                // `wait_until_read_back`).
+                let _ = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
+                let _ = read.send(());
                 // At once: what the previous process left in the WAL (no connection
                 // checkpoints on close). On stop, no last checkpoint: the next store
                 // to open does it.
@@ -69,7 +79,16 @@ impl Checkpointer {
         Some(Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
+            read_back: std::sync::Mutex::new(read_back),
         })
+    }
+
+    /// Wait (at most `limit`) until the thread's connection has read the log back: a
+    /// connection that opened meanwhile would find the log locked and sleep.
+    pub(super) fn wait_until_read_back(&self, limit: Duration) {
+        if let Ok(read_back) = self.read_back.lock() {
+            let _ = read_back.recv_timeout(limit);
+        }
     }
 }
 

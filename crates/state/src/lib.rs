@@ -397,6 +397,9 @@ impl Store {
             let same = std::fs::canonicalize(path).is_ok_and(|p| p == e.file);
             same.then_some(e.checkpointer)
         });
+        if let Some(checkpointer) = &early {
+            checkpointer.wait_until_read_back(std::time::Duration::from_secs(1));
+        }
         Store::open_with(path, Some(early))
     }
 

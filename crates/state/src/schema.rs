@@ -281,10 +281,9 @@ pub(super) fn open_at_version(path: &Path, target: u32) -> Result<Connection, St
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| open_error(e.to_string()))?;
-    // The busy timeout first: reading the header and switching a new file to WAL need
+    // The busy handler first: reading the header and switching a new file to WAL need
     // locks another opener may hold. A newer schema is refused before anything else.
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| open_error(e.to_string()))?;
+    wait_when_busy(&conn).map_err(|e| open_error(e.to_string()))?;
     let found = retry_busy(|| user_version(&conn)).map_err(|e| open_error(e.to_string()))?;
     if found > SCHEMA_VERSION {
         return Err(StateError::TooNew {
@@ -333,6 +332,34 @@ fn configure(conn: &Connection) -> Result<(), String> {
 /// SQLite answers `SQLITE_BUSY` without calling the busy handler: switching the journal
 /// mode (and reading the header meanwhile) while another connection opens the same new
 /// file, where waiting inside SQLite could deadlock.
+/// Wait for a lock another connection holds for up to [`BUSY_TIMEOUT`], in short
+/// sleeps: SQLite's own busy timeout sleeps 1, 2, 5, 10, 15, 20, 25 ms..., so a lock
+/// held for a few hundred microseconds (a commit, reading the log back) cost a run
+/// milliseconds. Here: 50 µs doubling up to 5 ms.
+pub(super) fn wait_when_busy(conn: &Connection) -> rusqlite::Result<()> {
+    fn handler(attempt: i32) -> bool {
+        let attempt = attempt.max(0) as u32;
+        if waited_before(attempt) >= BUSY_TIMEOUT {
+            return false;
+        }
+        std::thread::sleep(busy_sleep(attempt));
+        true
+    }
+    conn.busy_handler(Some(handler))
+}
+
+/// The sleep before retry `attempt` (from 0) of [`wait_when_busy`].
+fn busy_sleep(attempt: u32) -> Duration {
+    Duration::from_micros(50u64 << attempt.min(7)).min(Duration::from_millis(5))
+}
+
+/// The total slept before retry `attempt` of [`wait_when_busy`].
+fn waited_before(attempt: u32) -> Duration {
+    let doubling = attempt.min(7);
+    let before_cap: Duration = (0..doubling).map(busy_sleep).sum();
+    before_cap + busy_sleep(7) * attempt.saturating_sub(doubling)
+}
+
 fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
@@ -343,7 +370,7 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
                     rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
                 ) && Instant::now() < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(Duration::from_micros(250));
             }
             other => return other,
         }
@@ -390,4 +417,19 @@ fn migrate(conn: &mut Connection, path: &Path, target: u32) -> Result<(), StateE
         tx.commit().map_err(sql)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_database_is_retried_in_short_sleeps_for_the_whole_busy_timeout() {
+        assert_eq!(busy_sleep(0), Duration::from_micros(50));
+        assert_eq!(waited_before(3), Duration::from_micros(50 + 100 + 200));
+        assert_eq!(busy_sleep(100), Duration::from_millis(5));
+        let last = (0..).find(|a| waited_before(*a) >= BUSY_TIMEOUT).unwrap();
+        assert!(waited_before(last - 1) < BUSY_TIMEOUT);
+        assert!(waited_before(last) < BUSY_TIMEOUT + Duration::from_millis(6));
+    }
 }

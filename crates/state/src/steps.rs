@@ -64,15 +64,19 @@ impl Store {
         &self,
         transitions: &[StepTransition],
     ) -> Vec<Result<(), StateError>> {
+        if let [transition] = transitions {
+            // Alone, the transaction itself undoes a refused transition.
+            return vec![self.write(|tx| self.record_step_transition(tx, transition))];
+        }
         let outcomes = self.write(|tx| {
             let mut outcomes = Vec::with_capacity(transitions.len());
             for transition in transitions {
-                tx.execute_batch("SAVEPOINT transition")?;
+                tx.prepare_cached("SAVEPOINT transition")?.execute([])?;
                 let outcome = self.record_step_transition(tx, transition);
                 if outcome.is_err() {
-                    tx.execute_batch("ROLLBACK TO transition")?;
+                    tx.prepare_cached("ROLLBACK TO transition")?.execute([])?;
                 }
-                tx.execute_batch("RELEASE transition")?;
+                tx.prepare_cached("RELEASE transition")?.execute([])?;
                 outcomes.push(outcome.map_err(|e| self.error(e)));
             }
             Ok(outcomes)

@@ -67,7 +67,8 @@ pub struct Journal {
     pub(super) pipeline: String,
     clock: Arc<dyn Clock>,
     holder: Holder,
-    failure: Mutex<Option<String>>,
+    /// The first write that failed; shared with the recorder, which keeps its own.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Journal {
@@ -78,14 +79,15 @@ impl Journal {
         clock: Arc<dyn Clock>,
         holder: Holder,
     ) -> Journal {
+        let failure = Arc::new(Mutex::new(None));
         Journal {
-            recorder: Recorder::start(store.clone()),
+            recorder: Recorder::start(store.clone(), failure.clone()),
             store,
             run_id: run_id.to_string(),
             pipeline: pipeline.to_string(),
             clock,
             holder,
-            failure: Mutex::new(None),
+            failure,
         }
     }
 
@@ -126,17 +128,26 @@ impl Journal {
         super::lock(&self.failure).clone()
     }
 
-    /// A step attempt starts (recorded before it is shown or run).
-    pub(super) async fn start_attempt(&self, stage: &str, step: &str, attempt: u32) {
+    /// A step attempt starts: handed to the recorder at once. The returned instant is
+    /// the start recorded; the future ends once it is committed, and the step awaits it
+    /// before the attempt is shown or its plugin runs (instantiating the plugin meanwhile).
+    pub(super) fn start_attempt(
+        &self,
+        stage: &str,
+        step: &str,
+        attempt: u32,
+    ) -> (jiff::Timestamp, impl Future<Output = ()> + Send + 'static) {
         let at = self.now();
-        self.record(StepTransition::AttemptStarted {
+        let committed = self.recorder.submit(StepTransition::AttemptStarted {
             run_id: self.run_id.clone(),
             stage: stage.to_string(),
             step: step.to_string(),
             attempt,
             at,
+        });
+        (at, async move {
+            let _ = committed.await;
         })
-        .await;
     }
 
     pub(super) async fn finish_attempt(&self, row: AttemptRow) {
@@ -160,8 +171,7 @@ impl Journal {
     ) {
         let transition = self.step_finished(record, last_attempt);
         if let Err(e) = one_by_one(&self.store, transition) {
-            tracing::error!("cannot record the run: {e}");
-            super::lock(&self.failure).get_or_insert(e.to_string());
+            keep_failure(&self.failure, &e);
         }
     }
 
@@ -186,13 +196,10 @@ impl Journal {
         }
     }
 
-    /// Hand a step's transition to the recorder and wait for its commit; a failure is
-    /// kept like [`Journal::write`]'s.
+    /// Hand a step's transition to the recorder and wait for its commit (a failure is
+    /// kept by the recorder, like [`Journal::write`]'s).
     async fn record(&self, transition: StepTransition) {
-        if let Err(e) = self.recorder.record(transition).await {
-            tracing::error!("cannot record the run: {e}");
-            super::lock(&self.failure).get_or_insert(e.to_string());
-        }
+        let _ = self.recorder.submit(transition).await;
     }
 }
 
@@ -203,6 +210,8 @@ impl Journal {
 /// worker thread of the runtime on the database.
 struct Recorder {
     store: Arc<Store>,
+    /// The journal's first failed write.
+    failure: Arc<Mutex<Option<String>>>,
     /// `None` when the thread could not start: transitions are then written one by one.
     queue: Option<std::sync::mpsc::Sender<Pending>>,
 }
@@ -217,9 +226,9 @@ type Pending = (
 const MOST_PER_COMMIT: usize = 1024;
 
 impl Recorder {
-    fn start(store: Arc<Store>) -> Recorder {
+    fn start(store: Arc<Store>, failure: Arc<Mutex<Option<String>>>) -> Recorder {
         let (queue, waiting) = std::sync::mpsc::channel::<Pending>();
-        let for_thread = store.clone();
+        let (for_thread, failure_seen) = (store.clone(), failure.clone());
         let started = std::thread::Builder::new()
             .name("sluice-recorder".into())
             .spawn(move || {
@@ -235,6 +244,9 @@ impl Recorder {
                     let (transitions, steps): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                     let outcomes = for_thread.record_step_transitions(&transitions);
                     for (step, outcome) in steps.into_iter().zip(outcomes) {
+                        if let Err(e) = &outcome {
+                            keep_failure(&failure_seen, e);
+                        }
                         let _ = step.send(outcome);
                     }
                 }
@@ -244,34 +256,66 @@ impl Recorder {
         }
         Recorder {
             store,
+            failure,
             queue: started.ok().map(|_| queue),
         }
     }
 
-    async fn record(&self, transition: StepTransition) -> Result<(), StateError> {
-        let Some(queue) = &self.queue else {
-            return one_by_one(&self.store, transition);
+    /// Queue `transition` now; the future ends with its commit.
+    fn submit(
+        &self,
+        transition: StepTransition,
+    ) -> impl Future<Output = Result<(), StateError>> + Send + 'static {
+        let queued = match &self.queue {
+            Some(queue) => {
+                let (done, committed) = tokio::sync::oneshot::channel();
+                queue
+                    .send((transition, done))
+                    .map(|()| committed)
+                    .map_err(|std::sync::mpsc::SendError((transition, _))| transition)
+            }
+            None => Err(transition),
         };
-        let (done, committed) = tokio::sync::oneshot::channel();
-        match queue.send((transition, done)) {
-            Ok(()) => committed.await.unwrap_or_else(|_| {
-                // Only a panic on the recorder thread drops a step's reply.
-                Err(StateError::Sql {
-                    path: self.store.path().to_path_buf(),
-                    message: "the recorder thread stopped before committing this step's transition"
-                        .into(),
-                })
-            }),
-            Err(std::sync::mpsc::SendError((transition, _))) => one_by_one(&self.store, transition),
+        // Without the thread, written at once, on this thread.
+        let submitted = queued.map_err(|transition| {
+            let outcome = one_by_one(&self.store, transition);
+            if let Err(e) = &outcome {
+                keep_failure(&self.failure, e);
+            }
+            outcome
+        });
+        let path = self.store.path().to_path_buf();
+        let failure = self.failure.clone();
+        async move {
+            match submitted {
+                Ok(committed) => committed.await.unwrap_or_else(|_| {
+                    // Only a panic on the recorder thread drops a step's reply.
+                    let e = StateError::Sql {
+                        path,
+                        message:
+                            "the recorder thread stopped before committing this step's transition"
+                                .into(),
+                    };
+                    keep_failure(&failure, &e);
+                    Err(e)
+                }),
+                Err(written) => written,
+            }
         }
     }
 }
 
+/// One transition in a transaction of its own, on the caller's thread.
 fn one_by_one(store: &Store, transition: StepTransition) -> Result<(), StateError> {
     store
         .record_step_transitions(std::slice::from_ref(&transition))
         .pop()
         .expect("one outcome per transition")
+}
+
+fn keep_failure(failure: &Mutex<Option<String>>, e: &StateError) {
+    tracing::error!("cannot record the run: {e}");
+    super::lock(failure).get_or_insert(e.to_string());
 }
 
 /// What a resumed run takes back from the record.

@@ -713,6 +713,10 @@ async fn run_stage(
     let mut started: Vec<bool> = vec![false; stage.steps.len()];
     let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
     let mut running: JoinSet<(usize, StepRecord)> = JoinSet::new();
+    // A step's final record as handed to the recorder, kept until its task returns: a
+    // task stopped by an alarm while that record commits leaves it here (the record
+    // is committed all the same), and the step is not recorded a second time.
+    let ending: Arc<Mutex<HashMap<usize, StepRecord>>> = Arc::default();
     // Steps that finished before a resume are never run again.
     for (i, step) in stage.steps.iter().enumerate() {
         if let Some(rec) = restored.get(&step.id) {
@@ -757,25 +761,31 @@ async fn run_stage(
                 .get(&step.uses)
                 .expect("every plugin was loaded before the run")
                 .clone();
-            let (ctx, step, stage_name, sem, signals) = (
+            let (ctx, step, stage_name, sem, signals, ending) = (
                 ctx.clone(),
                 step.clone(),
                 stage.name.clone(),
                 semaphore.clone(),
                 signals.clone(),
+                ending.clone(),
             );
             let deploys = !step.grants.targets.is_empty();
             let handle = running.spawn(async move {
-                let _permit = sem
+                let permit = sem
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
+                let keep_ending = |record: &StepRecord| {
+                    lock(&ending).insert(i, record.clone());
+                };
                 let run = std::panic::AssertUnwindSafe(run_step(
                     &ctx,
                     &stage_name,
                     &step,
                     &plugin,
                     &signals,
+                    permit,
+                    &keep_ending,
                 ));
                 match futures::FutureExt::catch_unwind(run).await {
                     Ok(record) => (i, record),
@@ -821,6 +831,13 @@ async fn run_stage(
                 }
                 alarmed = Some(reason.clone());
                 for (i, step) in stage.steps.iter().enumerate() {
+                    if records[i].is_none()
+                        && let Some(rec) = lock(&ending).remove(&i)
+                    {
+                        // Stopped while its final record committed: that record stands.
+                        ctx.events.send(step_finished(&stage.name, &rec, Duration::from_millis(rec.duration_ms as u64)));
+                        records[i] = Some(rec);
+                    }
                     if records[i].is_none() {
                         let why = if started[i] {
                             format!("stopped: {reason}")
@@ -868,12 +885,16 @@ fn internal_failure(
     finished_without_plugin(ctx, stage, step, Status::Failed, summary, 1)
 }
 
+/// Run a step, holding `job` (its place among `--jobs`) until its plugin is done: the
+/// next step starts while this one's final record commits.
 async fn run_step(
     ctx: &RunContext,
     stage: &str,
     step: &Step,
     plugin: &LoadedPlugin,
     signals: &Arc<deploy_signals::StageDeploySignals>,
+    job: tokio::sync::OwnedSemaphorePermit,
+    ending: &(dyn Fn(&StepRecord) + Sync),
 ) -> StepRecord {
     let started = Instant::now();
     let events = Some((ctx.events.clone(), stage.to_string(), step.id.clone()));
@@ -1021,18 +1042,26 @@ async fn run_step(
     {
         tracing::error!("cannot record step {}: {e}", step.id);
     }
+    drop(job);
+    ending(&record);
     ctx.record_finished(&record, last_attempt).await;
-    ctx.events.send(Event::StepFinished {
+    ctx.events
+        .send(step_finished(stage, &record, started.elapsed()));
+    record
+}
+
+/// The event that shows a step's end.
+fn step_finished(stage: &str, record: &StepRecord, duration: Duration) -> Event {
+    Event::StepFinished {
         stage: stage.to_string(),
-        step: step.id.clone(),
+        step: record.step.clone(),
         status: record.status,
         summary: record.summary.clone(),
         attempts: record.attempts,
-        duration: started.elapsed(),
+        duration,
         log_tail: record.log_tail.clone(),
         log: record.log.clone(),
-    });
-    record
+    }
 }
 
 /// Run attempts until one passes or the retries are used up. The step's record and
@@ -1060,18 +1089,25 @@ async fn attempts(
     loop {
         attempt += 1;
         record.attempts = attempt;
-        let attempt_started = match &ctx.journal {
+        // The attempt's start is committed while its plugin is instantiated; it is shown,
+        // and the plugin runs, only once committed (`run_attempt` awaits `announced`).
+        let (attempt_started, committed) = match &ctx.journal {
             Some(j) => {
-                j.start_attempt(stage, &step.id, base + attempt).await;
-                Some(j.now())
+                let (at, committed) = j.start_attempt(stage, &step.id, base + attempt);
+                (Some(at), Some(committed))
             }
-            None => None,
+            None => (None, None),
         };
-        ctx.events.send(Event::StepStarted {
-            stage: stage.to_string(),
-            step: step.id.clone(),
-            attempt,
-        });
+        let announced = async {
+            if let Some(committed) = committed {
+                committed.await;
+            }
+            ctx.events.send(Event::StepStarted {
+                stage: stage.to_string(),
+                step: step.id.clone(),
+                attempt,
+            });
+        };
         let input = types::StepInput {
             run_id: ctx.run_id.clone(),
             pipeline: ctx.pipeline.clone(),
@@ -1092,9 +1128,13 @@ async fn attempts(
                 }))
                 .collect(),
         };
-        let wasi = sandbox
-            .wasi(log)
-            .map_err(|e| StepFailure::Setup(e.to_string()))?;
+        let wasi = match sandbox.wasi(log) {
+            Ok(wasi) => wasi,
+            Err(e) => {
+                announced.await;
+                return Err(StepFailure::Setup(e.to_string()));
+            }
+        };
         let deadline = Instant::now() + limits.timeout;
         let attempt_result = run_attempt(
             plugin,
@@ -1103,6 +1143,7 @@ async fn attempts(
             |deadline| sandbox.attempt(log, deadline),
             input,
             limits,
+            announced,
         )
         .await
         .map(|mut report| {

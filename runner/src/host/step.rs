@@ -311,8 +311,9 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Run one attempt of a step: take a slot of the engine (waiting for one, with a note
-/// in the step's log, when all are taken), then instantiate `plugin` in a fresh store
-/// and call `run`. The timeout starts once the slot is held.
+/// in the step's log, when all are taken), then instantiate `plugin` in a fresh store,
+/// await `before_run` (also when instantiating failed) and call `run`. The timeout
+/// starts once the slot is held.
 pub async fn run_attempt(
     plugin: &LoadedPlugin,
     wasi: WasiCtx,
@@ -320,6 +321,7 @@ pub async fn run_attempt(
     caps: impl FnOnce(Instant) -> AttemptCapabilities,
     input: types::StepInput,
     limits: AttemptLimits,
+    before_run: impl Future<Output = ()>,
 ) -> Result<types::Report, StepFailure> {
     // Declared before the store, so dropped after it: the slot is free only once the
     // instance is gone.
@@ -341,8 +343,11 @@ pub async fn run_attempt(
     let granted = caps.grants.readable_folders();
     let mut store = new_store(plugin.engine(), wasi, log, Some(caps), limits, deadline);
     let call = async {
-        let instance = plugin.pre().instantiate_async(&mut store).await?;
-        instance
+        let instance = plugin.pre().instantiate_async(&mut store).await;
+        // Whether or not the instance was made, what the caller does before the
+        // plugin runs (the executor: the attempt's start committed and shown) is done.
+        before_run.await;
+        instance?
             .sluice_plugin_plugin()
             .call_run(&mut store, &input)
             .await
