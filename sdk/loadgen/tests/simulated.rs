@@ -664,7 +664,7 @@ fn the_spectrum_and_the_json_document() {
 #[test]
 fn a_report_read_back_from_its_wire_form_says_the_same() {
     let mut server = |n: u64, _: usize, _: Duration| {
-        let outcome = if n % 10 == 0 {
+        let outcome = if n.is_multiple_of(10) {
             Outcome::Status(500)
         } else {
             Outcome::Status(200)
