@@ -537,7 +537,7 @@ async fn drive(
                     }
                     open += 1;
                 }
-                in_flight.push(exchange(env, id, template, conn));
+                in_flight.push(exchange(env, id, template, conn, now_instant));
             }
             Next::Wait { until } => {
                 let wake = until
@@ -569,13 +569,18 @@ async fn drive(
 
 /// One request on `conn` (or a new connection), retried once on a new connection when
 /// a reused one turns out closed by the server before any byte of the response.
-async fn exchange(env: &Env, id: RequestId, template: usize, conn: Option<Conn>) -> Done {
+async fn exchange(
+    env: &Env,
+    id: RequestId,
+    template: usize,
+    conn: Option<Conn>,
+    sent: Instant,
+) -> Done {
     let target = &env.targets[template];
-    let read = env.settings.read.min(
-        env.settings
-            .deadline
-            .saturating_duration_since(Instant::now()),
-    );
+    let reads = Reads {
+        timeout: env.settings.read,
+        deadline: env.settings.deadline,
+    };
     let reused = conn.is_some();
     let mut conn = match conn {
         Some(conn) => conn,
@@ -584,13 +589,15 @@ async fn exchange(env: &Env, id: RequestId, template: usize, conn: Option<Conn>)
             Err(outcome) => return failed(id, outcome),
         },
     };
-    let mut result = roundtrip(&mut conn, target, read).await;
+    // A new connection's first byte is due a timeout after it connected.
+    let sent = if reused { sent } else { Instant::now() };
+    let mut result = roundtrip(&mut conn, target, reads, sent).await;
     if reused && matches!(result, Err(Failure::Stale)) {
         conn = match connect(env, target.origin).await {
             Ok(conn) => conn,
             Err(outcome) => return failed(id, outcome),
         };
-        result = roundtrip(&mut conn, target, read).await;
+        result = roundtrip(&mut conn, target, reads, Instant::now()).await;
     }
     let at = Instant::now();
     match result {
@@ -699,10 +706,26 @@ impl Failure {
     }
 }
 
-/// Reads more of the response into the buffer; 0 at the end of the stream.
-async fn read_more(conn: &mut Conn, timeout: Duration) -> Result<usize, Failure> {
+/// The first-byte and between-bytes bound of an exchange.
+#[derive(Clone, Copy)]
+struct Reads {
+    timeout: Duration,
+    /// The step's deadline, which no read outlasts.
+    deadline: Instant,
+}
+
+impl Reads {
+    /// When a read that starts waiting at `from` times out.
+    fn until(&self, from: Instant) -> Instant {
+        (from + self.timeout).min(self.deadline)
+    }
+}
+
+/// Reads more of the response into the buffer, failing at `until`; 0 at the end of
+/// the stream.
+async fn read_more(conn: &mut Conn, until: Instant) -> Result<usize, Failure> {
     conn.buf.reserve(4 << 10);
-    match tokio::time::timeout(timeout, conn.stream.read_buf(&mut conn.buf)).await {
+    match tokio::time::timeout_at(until.into(), conn.stream.read_buf(&mut conn.buf)).await {
         Err(_) => Err(Failure::Timeout),
         Ok(Err(e)) if is_reset(&e) => Ok(0),
         Ok(Err(e)) => Err(Failure::Io(e)),
@@ -732,11 +755,14 @@ enum Framing {
 }
 
 /// Writes the request and reads its response to the end: the status and whether the
-/// connection may carry another request.
+/// connection may carry another request. The first byte is due `reads.timeout` after
+/// `sent` (when the driver sent it: no clock read here on the common path), each
+/// further read that long after the one before.
 async fn roundtrip(
     conn: &mut Conn,
     target: &Target,
-    read: Duration,
+    reads: Reads,
+    sent: Instant,
 ) -> Result<(u16, bool), Failure> {
     conn.buf.clear();
     if let Err(e) = conn.stream.write_all(&target.bytes).await {
@@ -747,39 +773,29 @@ async fn roundtrip(
         });
     }
     conn.stream.flush().await.map_err(Failure::Io)?;
+    let mut until = reads.until(sent);
     // The head (after any 1xx interim responses).
     let (status, mut framing, keep) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&conn.buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = response.code.unwrap_or(0);
-                if (100..200).contains(&status) && status != 101 {
-                    conn.buf.drain(..len);
-                    continue;
-                }
-                let (framing, keep) = framing(&response, status, target.head)?;
+        match parse_head(&conn.buf, target.head)? {
+            Head::Interim(len) => {
+                conn.buf.drain(..len);
+                continue;
+            }
+            Head::Final(len, status, framing, keep) => {
                 conn.buf.drain(..len);
                 break (status, framing, keep);
             }
-            Ok(httparse::Status::Partial) => {
-                if conn.buf.len() > MAX_HEAD {
-                    return Err(Failure::Protocol(format!(
-                        "a response head over {} KiB",
-                        MAX_HEAD >> 10
-                    )));
-                }
-            }
-            Err(e) => return Err(Failure::Protocol(e.to_string())),
+            Head::Partial => {}
         }
         let had = conn.buf.len();
-        if read_more(conn, read).await? == 0 {
+        if read_more(conn, until).await? == 0 {
             return Err(if had == 0 {
                 Failure::Stale
             } else {
                 Failure::Closed
             });
         }
+        until = reads.until(Instant::now());
     };
     // The body, consumed as it arrives.
     loop {
@@ -800,12 +816,47 @@ async fn roundtrip(
             return Ok((status, keep && clean));
         }
         conn.buf.drain(..used);
-        if read_more(conn, read).await? == 0 {
+        if read_more(conn, until).await? == 0 {
             return match framing {
                 Framing::Close => Ok((status, false)),
                 _ => Err(Failure::Closed),
             };
         }
+        until = reads.until(Instant::now());
+    }
+}
+
+/// What the buffer holds of a response head.
+enum Head {
+    /// Not all of it yet.
+    Partial,
+    /// A 1xx interim response of this length, to skip.
+    Interim(usize),
+    /// The head's length, the status, the body's framing and whether the connection
+    /// stays open.
+    Final(usize, u16, Framing, bool),
+}
+
+/// Parses a response head in place (kept out of the exchange's future, whose state
+/// would otherwise hold the header array across every await).
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Head, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let status = response.code.unwrap_or(0);
+            if (100..200).contains(&status) && status != 101 {
+                return Ok(Head::Interim(len));
+            }
+            let (framing, keep) = framing(&response, status, head_request)?;
+            Ok(Head::Final(len, status, framing, keep))
+        }
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(Failure::Protocol(format!(
+            "a response head over {} KiB",
+            MAX_HEAD >> 10
+        ))),
+        Ok(httparse::Status::Partial) => Ok(Head::Partial),
+        Err(e) => Err(Failure::Protocol(e.to_string())),
     }
 }
 
