@@ -442,8 +442,9 @@ fn spawn(
                 }
                 Err(e) => Err(format!("cannot start the load generator's runtime: {e}")),
             };
-            let _ = result_tx.send(result);
+            // Done before the report is handed over: a `progress` after `finish` says so.
             snapshot_tx.send_modify(|s| s.done = true);
+            let _ = result_tx.send(result);
         })
         .map_err(|e| format!("cannot start the load generator's thread: {e}"))?;
     Ok(LoadRun {
@@ -1170,6 +1171,55 @@ mod tests {
             "{}",
             report.text()
         );
+    }
+
+    #[test]
+    fn stop_ends_a_long_test_at_once_as_interrupted() {
+        let (addr, _) = server(|_| Some((OK.to_vec(), false)));
+        let spec: TestSpec = serde_json::from_str(&format!(
+            r#"{{"model": "closed", "vus": 2, "duration": "60s", "requests": [{{"url": "http://{addr}/"}}]}}"#
+        ))
+        .unwrap();
+        let run = spec.build(&Default::default()).unwrap();
+        let prepared = Prepared::of(&run.requests()[0], 0).unwrap();
+        let origins = vec![Origin {
+            key: prepared.key.clone(),
+            host: prepared.host.clone(),
+            addrs: vec![addr],
+            tls: None,
+        }];
+        let targets = vec![Target {
+            origin: 0,
+            bytes: prepared.bytes,
+            head: false,
+        }];
+        let settings = Settings {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(2),
+            deadline: Instant::now() + Duration::from_secs(90),
+            connections: 2,
+        };
+        let mut load = spawn(run, origins, targets, settings).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        load.shared.stop.store(true, Ordering::Relaxed);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let wire = rt.block_on(load.result.take().unwrap()).unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let report = Report::from_wire(&wire).unwrap();
+        assert_eq!(
+            report.summary.stopped_by,
+            sluice_loadgen::StopReason::Interrupted
+        );
+        assert!(report.summary.requests > 0, "{}", report.text());
+        assert!(load.snapshots.borrow().done);
     }
 
     #[test]
