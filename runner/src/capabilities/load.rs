@@ -519,9 +519,12 @@ async fn drive(
             while next_publish <= now_instant {
                 next_publish += PUBLISH_EVERY;
             }
-            if shared.stop.load(Ordering::Relaxed) || now_instant >= deadline {
+            if shared.stop.load(Ordering::Relaxed) {
                 break now_instant;
             }
+        }
+        if now_instant >= deadline {
+            break now_instant;
         }
         // 2. What to do.
         match run.next(since(now_instant)) {
@@ -1220,6 +1223,51 @@ mod tests {
         );
         assert!(report.summary.requests > 0, "{}", report.text());
         assert!(load.snapshots.borrow().done);
+    }
+
+    #[test]
+    fn the_step_deadline_ends_a_longer_test_as_interrupted() {
+        let (addr, _) = server(|_| Some((OK.to_vec(), false)));
+        let spec: TestSpec = serde_json::from_str(&format!(
+            r#"{{"model": "closed", "vus": 2, "duration": "60s", "requests": [{{"url": "http://{addr}/"}}]}}"#
+        ))
+        .unwrap();
+        let run = spec.build(&Default::default()).unwrap();
+        let prepared = Prepared::of(&run.requests()[0], 0).unwrap();
+        let origins = vec![Origin {
+            key: prepared.key.clone(),
+            host: prepared.host.clone(),
+            addrs: vec![addr],
+            tls: None,
+        }];
+        let targets = vec![Target {
+            origin: 0,
+            bytes: prepared.bytes,
+            head: false,
+        }];
+        let started = Instant::now();
+        let settings = Settings {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(2),
+            deadline: started + Duration::from_millis(400),
+            connections: 2,
+        };
+        let mut load = spawn(run, origins, targets, settings).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let wire = rt.block_on(load.result.take().unwrap()).unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_millis(900),
+            "{took:?}"
+        );
+        let report = Report::from_wire(&wire).unwrap();
+        assert_eq!(
+            report.summary.stopped_by,
+            sluice_loadgen::StopReason::Interrupted
+        );
     }
 
     #[test]
