@@ -10,8 +10,8 @@
 //!    at least 0.9x wrk's requests per second;
 //! 2. the runner's own overhead on a trivial GET: one connection, one request at a time,
 //!    so the rate is the inverse of the round trip, and the difference of the two mean
-//!    round trips is what Sluice (wasm guest, wasi:http, the host's client) adds to each
-//!    request.
+//!    round trips is what Sluice (the host's load generator driving the engine, see
+//!    docs/design/0036-load-generator-on-the-host.md) adds to each request.
 //!
 //! `SLUICE_BENCH_SECONDS` (default 5) sets each measurement's duration and
 //! `SLUICE_BENCH_ROUNDS` (default 2) how many times each pair runs; the machine is

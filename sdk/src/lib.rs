@@ -58,6 +58,8 @@
 //! - [`deploy`]: deploy targets and the operations on them (`builtin:deploy` uses it);
 //! - [`http`]: outgoing HTTP under the step's `net` grant, blocking ([`http::get`],
 //!   [`http::Request`]) or many requests in flight ([`http::Client`]);
+//! - [`load`]: a whole HTTP load test run by the host's load generator (what
+//!   `builtin:load-test` uses), polled for progress, its report as JSON;
 //! - [`fingerprint`]: automatic finding fingerprints, unique and stable across runs
 //!   (the contract's algorithm; the runner computes the same ones for a finding left
 //!   without one);
@@ -89,6 +91,7 @@ pub mod fs;
 pub mod glob;
 pub mod grants;
 pub mod http;
+pub mod load;
 pub mod log;
 pub mod monitor;
 mod one_or_many;
@@ -129,9 +132,9 @@ pub mod monitor_bindings {
         export_macro_name: "__export_monitor",
         default_bindings_module: "sluice_sdk::monitor_bindings",
         with: {
-            "sluice:plugin/types@0.1.6": sluice_sdk::bindings::sluice::plugin::types,
-            "sluice:plugin/log@0.1.6": sluice_sdk::bindings::sluice::plugin::log,
-            "sluice:plugin/secrets@0.1.6": sluice_sdk::bindings::sluice::plugin::secrets,
+            "sluice:plugin/types@0.1.7": sluice_sdk::bindings::sluice::plugin::types,
+            "sluice:plugin/log@0.1.7": sluice_sdk::bindings::sluice::plugin::log,
+            "sluice:plugin/secrets@0.1.7": sluice_sdk::bindings::sluice::plugin::secrets,
             "wasi:http/outgoing-handler@0.2.12": sluice_sdk::bindings::wasi::http::outgoing_handler,
             "wasi:http/types@0.2.12": sluice_sdk::bindings::wasi::http::types,
             "wasi:io/error@0.2.12": sluice_sdk::bindings::wasi::io::error,
@@ -153,7 +156,7 @@ pub mod policy_check_bindings {
         export_macro_name: "__export_policy_check",
         default_bindings_module: "sluice_sdk::policy_check_bindings",
         with: {
-            "sluice:plugin/log@0.1.6": sluice_sdk::bindings::sluice::plugin::log,
+            "sluice:plugin/log@0.1.7": sluice_sdk::bindings::sluice::plugin::log,
         },
     });
 }

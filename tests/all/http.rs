@@ -309,3 +309,24 @@ fn a_bad_origin_grant_is_reported_with_its_line() {
         out.stderr
     );
 }
+
+#[test]
+fn request_options_are_freed_so_requests_with_a_timeout_outlive_the_resource_slots() {
+    // With a timeout every request carries `request-options`, and wasmtime-wasi-http
+    // 48's `outgoing-handler.handle` never deletes them: our own `handle`
+    // (capabilities/http.rs) must, or the step traps near its 100 000th request
+    // ("resource table has no free keys"; a step holds 100 000 resources at most).
+    let s = Server::start();
+    let p = step(
+        &format!(
+            r#"mode = "http-many", url = "http://127.0.0.1:{}/", count = 101000, concurrency = 16, timeout-ms = 5000"#,
+            s.port
+        ),
+        &format!(r#"net = ["127.0.0.1:{}"]"#, s.port),
+        "120s",
+    );
+    p.run(&[]).expect_code(0);
+    let rec = p.step("call");
+    assert_eq!(output(&rec, "ok"), "101000", "{rec:#}");
+    assert_eq!(output(&rec, "errors"), "0");
+}

@@ -15,23 +15,27 @@
 //!
 //! The load model, requests, thresholds and seed are `sluice-loadgen`'s [`TestSpec`]
 //! (docs/design/0012-load-generator.md); this plugin adds the per-request `timeout` and
-//! the `output` folder, and owns the network: one single-threaded poll loop joins the
-//! engine ([`Run`]) and the SDK's concurrent HTTP client ([`Client`]) on the monotonic
-//! clock. `{{version}}` in a request is the version of the run's artifact under test.
+//! the `output` folder. The test itself runs in the host's load generator
+//! ([`sluice_sdk::load`], contract 0.1.7: the same engine, driven natively over
+//! keep-alive connections; docs/design/0036-load-generator-on-the-host.md): the plugin
+//! checks its configuration, starts the test, logs its progress every second, and turns
+//! the engine's report into the step's. `{{version}}` in a request is the version of
+//! the run's artifact under test.
 //!
 //! The step fails when a threshold fails (the summary names each threshold with the
 //! observed value and by how much it missed; each threshold is a test case), and at the
-//! first request the step's `net` grant refuses (the error names the grant to add).
+//! start when the step's `net` grant refuses a request's origin (the error names the grant to
+//! add; nothing is sent).
 //! It reports the figures as metrics and writes `latency.hgrm` (the percentile spectrum in
 //! HdrHistogram's text format) and `load-test.json` (histograms and per-second series)
 //! into `output`, which must be granted for writing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sluice_loadgen::{ModelKind, Next, Outcome, Run, TestSpec};
-use sluice_sdk::http::{self, Client};
+use sluice_loadgen::TestSpec;
+use sluice_sdk::load::{self, StartError};
 use sluice_sdk::{
     Capability, HumanDuration, Metric, Plugin, Report, RunError, StepContext, TestCase,
 };
@@ -130,116 +134,41 @@ pub fn variables(ctx: &StepContext) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The engine's outcome for a finished request.
-pub fn outcome(result: &Result<http::Response, http::Error>) -> Outcome {
-    match result {
-        Ok(response) => Outcome::Status(response.status),
-        Err(http::Error::Timeout { .. }) => Outcome::Timeout,
-        Err(http::Error::ConnectionRefused { .. }) => Outcome::ConnectRefused,
-        Err(e @ http::Error::Denied { .. }) => Outcome::Denied(e.to_string()),
-        Err(e) => Outcome::Other(e.to_string()),
-    }
-}
-
 fn run(config: &Config, ctx: &StepContext) -> Result<Report, RunError> {
-    let mut run = config
+    let variables = variables(ctx);
+    // Checked here first too, so a configuration error reads as the engine words it.
+    config
         .test
-        .build(&variables(ctx))
+        .build(&variables)
         .map_err(|e| RunError::invalid_config(format!("with: {e}")))?;
-    // Request options only when asked for: they cost four host calls per request, and
-    // without them the host's own timeouts apply, clamped to the step's.
+    let spec =
+        serde_json::to_string(&config.test).map_err(|e| RunError::failed(format!("with: {e}")))?;
+    let variables: Vec<(String, String)> = variables.into_iter().collect();
     let timeout = config.timeout.map(Duration::from);
-    let requests: Vec<http::Request> = run
-        .requests()
-        .iter()
-        .map(|r| http::Request {
-            method: r.method.clone(),
-            url: r.url.clone(),
-            headers: r.headers.clone(),
-            body: r.body.clone().map(String::into_bytes).unwrap_or_default(),
-            timeout,
-        })
-        .collect();
-    let start = Instant::now();
-    let (now, denied) = drive(&mut run, &requests, start);
-    let report = run.finish(now);
-    if let Some(denial) = denied {
-        return Err(RunError::denied(format!(
-            "{denial}\n(the load test stopped at the first refused request)"
-        )));
-    }
-    finish(config, ctx, &report)
-}
-
-/// The poll loop: report what finished, ask the engine, send or wait. Returns the
-/// run's end time and the first refusal by the step's `net` grant, if any.
-fn drive(run: &mut Run, requests: &[http::Request], start: Instant) -> (Duration, Option<String>) {
-    // Only the status and the times count: no headers or body bytes into the plugin.
-    let mut client = Client::status_only();
-    let mut ids = HashMap::with_capacity(1024);
-    let mut next_progress = start + PROGRESS_EVERY;
-    let since = |t: Instant| t.saturating_duration_since(start);
-    // The open model decides at each due iteration whether a slot is free, so every
-    // finished request must be reported first; the closed model never drops, so it
-    // only polls when there is nothing to send (one host poll per request, not two).
-    let drain = run.plan().model == ModelKind::Open;
+    let test = match load::start(&spec, &variables, timeout) {
+        Ok(test) => test,
+        Err(StartError::Denied(why)) => {
+            return Err(RunError::denied(format!(
+                "{why}\n(the load test stopped at the first refused request, before sending any)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     loop {
-        // 1. Every request that already finished.
-        let now_instant = Instant::now();
-        while drain && let Some(done) = client.wait(Some(now_instant)) {
-            let Some(id) = ids.remove(&done.id) else {
-                continue;
-            };
-            let outcome = outcome(&done.result);
-            if let Outcome::Denied(message) = &outcome {
-                return (since(done.finished), Some(message.clone()));
-            }
-            // The ids are the run's own, so this cannot fail.
-            let _ = run.finished(id, since(done.finished), &outcome);
+        let p = test.progress(PROGRESS_EVERY);
+        if p.done {
+            break;
         }
-        let now = since(Instant::now());
-        if Instant::now() >= next_progress {
-            let p = run.progress(now);
-            let total = run.plan().end().map(|end| end.as_secs());
-            sluice_sdk::log::progress(p.elapsed.as_secs(), total, p.to_string());
-            next_progress += PROGRESS_EVERY;
-        }
-        // 2. What to do.
-        match run.next(now) {
-            Next::Send { id, template, .. } => match client.start(&requests[template]) {
-                Ok(http_id) => {
-                    ids.insert(http_id, id);
-                }
-                Err(e) => {
-                    let outcome = outcome(&Err(e));
-                    if let Outcome::Denied(message) = &outcome {
-                        return (now, Some(message.clone()));
-                    }
-                    let _ = run.finished(id, now, &outcome);
-                }
-            },
-            Next::Wait { until } => {
-                let deadline = until
-                    .map(|u| start + u)
-                    .map_or(next_progress, |d| d.min(next_progress));
-                if client.pending() == 0 && until.is_none() {
-                    // Nothing in flight and nothing scheduled: only the progress tick.
-                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                    continue;
-                }
-                if let Some(done) = client.wait(Some(deadline))
-                    && let Some(id) = ids.remove(&done.id)
-                {
-                    let outcome = outcome(&done.result);
-                    if let Outcome::Denied(message) = &outcome {
-                        return (since(done.finished), Some(message.clone()));
-                    }
-                    let _ = run.finished(id, since(done.finished), &outcome);
-                }
-            }
-            Next::Done => return (since(Instant::now()), None),
-        }
+        sluice_sdk::log::progress(
+            p.elapsed.as_secs(),
+            p.total.map(|t| t.as_secs()),
+            p.to_string(),
+        );
     }
+    let wire = test.finish()?;
+    let report = sluice_loadgen::Report::from_wire(&wire)
+        .map_err(|e| RunError::failed(format!("the load generator's report: {e}")))?;
+    finish(config, ctx, &report)
 }
 
 /// The step's report: summary, metrics, one test case per threshold, two artifacts.
@@ -309,23 +238,6 @@ mod tests {
         .expect("an unknown key is refused")
         .to_string();
         assert!(e.contains("rps"), "{e}");
-    }
-
-    #[test]
-    fn errors_map_to_outcomes() {
-        let url = "http://h/".to_string();
-        assert_eq!(
-            outcome(&Err(http::Error::Timeout { url: url.clone() })),
-            Outcome::Timeout
-        );
-        assert_eq!(
-            outcome(&Err(http::Error::ConnectionRefused { url })),
-            Outcome::ConnectRefused
-        );
-        let denied = outcome(&Err(http::Error::Denied {
-            origin: "http://h:80".into(),
-        }));
-        assert!(matches!(denied, Outcome::Denied(m) if m.contains("`net`")));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! - `{{name_snake}}`: with `_` for `-` (`todo_scan`), for identifiers;
 //! - `{{name_camel}}`: `TodoScan`;
 //! - `{{sluice_version}}`: this runner's version;
-//! - `{{contract}}`: the contract's package version (`0.1.6`).
+//! - `{{contract}}`: the contract's package version (`0.1.7`).
 //!
 //! `template.toml` (not copied into the project):
 //! ```toml

@@ -287,7 +287,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), AuthoringError> {
 pub struct Componentized {
     /// The component's size in bytes.
     pub size: usize,
-    /// The world it implements, e.g. `sluice:plugin/step@0.1.6`.
+    /// The world it implements, e.g. `sluice:plugin/step@0.1.7`.
     pub world: String,
     /// The module had no component-type metadata and got the embedded contract's.
     pub embedded_metadata: bool,
@@ -426,7 +426,7 @@ fn core_exports(bytes: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// `sluice:plugin/step@0.1.6`.
+/// `sluice:plugin/step@0.1.7`.
 fn qualified_world_name(resolve: &Resolve, world: WorldId) -> String {
     let world = &resolve.worlds[world];
     match world.package {
@@ -436,7 +436,7 @@ fn qualified_world_name(resolve: &Resolve, world: WorldId) -> String {
 }
 
 /// The contract world whose export the module's bindings carry, as
-/// `sluice:plugin/step@0.1.6`; an error when it is another world than asked, or no
+/// `sluice:plugin/step@0.1.7`; an error when it is another world than asked, or no
 /// world of the contract at all.
 fn bindings_world(
     resolve: &Resolve,

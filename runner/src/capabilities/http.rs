@@ -151,8 +151,8 @@ impl HttpClient {
     }
 
     /// The addresses `uri` may be sent to, or the reason it may not (naming the grant
-    /// to add).
-    async fn check(&self, uri: &Uri) -> Result<Vec<SocketAddr>, String> {
+    /// to add). The load generator ([`super::load`]) checks its origins here too.
+    pub(crate) async fn check(&self, uri: &Uri) -> Result<Vec<SocketAddr>, String> {
         let key = match (uri.scheme_str(), uri.authority()) {
             (Some(scheme), Some(authority)) => Some(format!("{scheme}://{authority}")),
             _ => None,
@@ -237,6 +237,11 @@ impl HttpClient {
 }
 
 impl HttpClient {
+    /// The step's TLS client configuration (the system's roots, read once per step).
+    pub(crate) fn tls_config(&self) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+        self.connector.tls.get()
+    }
+
     /// Sends `request` over an idle pooled connection to its origin, or a new one; the
     /// connection goes back to the pool when the response body has been read to its end.
     async fn request(

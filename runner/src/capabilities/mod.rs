@@ -6,6 +6,8 @@
 //! - [`env`]: `env` grant;
 //! - [`egress`]: `net` grant for TCP sockets;
 //! - [`http`]: `net` grant for outgoing HTTP (`wasi:http/outgoing-handler`);
+//! - [`load`]: the `load-generator` import, a whole HTTP load test run by the host
+//!   under the same `net` grant checks;
 //! - [`exec`]: `exec` grant, the `process` import, run in [`crate::sandbox`];
 //!   [`confine`] is the Landlock layer of that sandbox, [`denials`] names the grant
 //!   a failed program lacked;
@@ -24,6 +26,7 @@ pub mod exec;
 pub mod files;
 pub mod grants;
 pub mod http;
+pub mod load;
 pub mod logs;
 pub mod secrets;
 
@@ -217,6 +220,7 @@ impl StepSandbox {
             },
             secrets: self.secrets.clone(),
             http: http::StepHttp::new(Some(self.http.clone()), log.clone(), deadline),
+            load: load::LoadAccess::new(Some(self.http.clone()), log.clone(), deadline),
             deploy: self
                 .deploy
                 .as_ref()

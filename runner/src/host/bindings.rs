@@ -19,6 +19,12 @@ wasmtime::component::bindgen!({
         "sluice:plugin/deploy-targets.install": async,
         "sluice:plugin/deploy-targets.run-hook": async,
         "sluice:plugin/deploy-targets.bake": async,
+        // A load test is checked (names resolved) at start and waited on while it runs.
+        "sluice:plugin/load-generator.start": async | trappable | tracing,
+        "sluice:plugin/load-generator.[method]load-run.progress": async | trappable | tracing,
+        "sluice:plugin/load-generator.[method]load-run.stop": async | trappable | tracing,
+        "sluice:plugin/load-generator.[method]load-run.finish": async | trappable | tracing,
+        "sluice:plugin/load-generator.[drop]load-run": async | trappable | tracing,
         default: tracing,
     },
     exports: { default: async },
@@ -27,6 +33,7 @@ wasmtime::component::bindgen!({
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "sluice:plugin/load-generator.load-run": crate::capabilities::load::LoadRun,
     },
     // Reports are stored in the run's folder and the state store as JSON, and read back
     // when a run resumes.

@@ -14,7 +14,7 @@
 use wasmtime::component::Component;
 
 /// The contract version this runner speaks; components built for `0.1.0` up to it load.
-pub const CONTRACT: &str = "sluice:plugin@0.1.6";
+pub const CONTRACT: &str = "sluice:plugin@0.1.7";
 
 /// `(package, version line, interfaces)` of every interface the runner links.
 pub const PROVIDED: &[(&str, &str, &[&str])] = &[
@@ -66,6 +66,7 @@ pub const PROVIDED: &[(&str, &str, &[&str])] = &[
             "secrets",
             "deploy-targets",
             "grants",
+            "load-generator",
         ],
     ),
 ];
@@ -123,8 +124,8 @@ pub fn provided_summary() -> String {
         .collect();
     format!(
         "{} (0.2.x, as wasmtime 48 ships them), wasi:http/outgoing-handler and wasi:http/types \
-         (0.2.x), and sluice:plugin's types, log, process, secrets, deploy-targets and grants \
-         (0.1.x)",
+         (0.2.x), and sluice:plugin's types, log, process, secrets, deploy-targets, grants \
+         and load-generator (0.1.x)",
         wasi.join(", ")
     )
 }
@@ -153,7 +154,7 @@ pub fn refusal(engine: &wasmtime::Engine, component: &Component) -> Option<Strin
     {
         return Some(format!(
             "it is built for the contract sluice:plugin@{}, and this runner speaks {CONTRACT} \
-             (components built for 0.1.0 to 0.1.6 load); rebuild it against this runner's \
+             (components built for 0.1.0 to 0.1.7 load); rebuild it against this runner's \
              contract (`sluice plugin wit --out DIR` writes it)",
             other.version.unwrap_or("?")
         ));
@@ -228,7 +229,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(CONTRACT, format!("sluice:plugin@{}", "0.1.6"));
+        assert_eq!(CONTRACT, format!("sluice:plugin@{}", "0.1.7"));
         assert!(WIT[7].1.contains(&format!("package {CONTRACT};")));
     }
 

@@ -31,7 +31,7 @@ use crate::host::plugin::{PluginError, PluginHost};
 use crate::host::step::{AttemptLimits, StepFailure, StepState, classify, new_store};
 
 /// The interface a monitor exports.
-const HEALTH_CHECK: &str = "sluice:plugin/health-check@0.1.6";
+const HEALTH_CHECK: &str = "sluice:plugin/health-check@0.1.7";
 /// The interface a step exports (any 0.1.x).
 const STEP_PLUGIN: &str = "sluice:plugin/plugin@";
 

@@ -48,7 +48,7 @@ pub enum PluginError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(
-        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 to 0.1.6): {reason}"
+        "plugin {name} does not fit the sluice:plugin@0.1 `step` world (0.1.0 to 0.1.7): {reason}"
     )]
     Incompatible { name: String, reason: String },
     /// A component of the other world: a monitor used as a step, or the reverse.
@@ -320,7 +320,7 @@ impl PluginHost {
         // `wasi:*` ones, already linked above by wasmtime's crates.
         {
             use crate::host::bindings::sluice::plugin::{
-                deploy_targets, grants, log, process, secrets, types,
+                deploy_targets, grants, load_generator, log, process, secrets, types,
             };
             types::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
@@ -334,6 +334,12 @@ impl PluginHost {
                 .map_err(engine_err)?;
             grants::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
                 .map_err(engine_err)?;
+            // The load generator owns its state: the store lends it that part only.
+            load_generator::add_to_linker::<
+                StepState,
+                HasSelf<crate::capabilities::load::LoadAccess>,
+            >(&mut linker, |s| &mut s.load)
+            .map_err(engine_err)?;
         }
         let cache = cache_root
             .map(|root| ComponentCache::open(&root, &engine))

@@ -15,6 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::capabilities::deploy::DeployAccess;
 use crate::capabilities::exec::ExecAccess;
 use crate::capabilities::http::StepHttp;
+use crate::capabilities::load::LoadAccess;
 use crate::capabilities::logs::{Source, StepLog};
 use crate::capabilities::secrets::SecretAccess;
 use crate::host::bindings::types;
@@ -49,6 +50,8 @@ pub struct StepState {
     /// `wasi:http` settings and our `send_request` (denies everything for `describe`).
     http_ctx: WasiHttpCtx,
     http: StepHttp,
+    /// The `load-generator` import (denies every test for `describe`).
+    pub(crate) load: LoadAccess,
     deadline: Instant,
 }
 
@@ -126,6 +129,7 @@ impl StepState {
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = deadline;
         self.http.set_deadline(deadline);
+        self.load.set_deadline(deadline);
     }
 
     /// Give a monitor's store its capabilities: secrets and outgoing HTTP, never
@@ -186,6 +190,7 @@ pub struct AttemptCapabilities {
     pub exec: ExecAccess,
     pub secrets: Arc<SecretAccess>,
     pub http: StepHttp,
+    pub load: LoadAccess,
     pub deploy: Option<Arc<DeployAccess>>,
     pub grants: crate::capabilities::grants::SharedGrants,
 }
@@ -205,12 +210,13 @@ pub(crate) fn new_store(
     limits: AttemptLimits,
     deadline: Instant,
 ) -> Store<StepState> {
-    let (exec, secrets, http, deploy, grants) = match caps {
-        Some(c) => (Some(c.exec), c.secrets, c.http, c.deploy, c.grants),
+    let (exec, secrets, http, load, deploy, grants) = match caps {
+        Some(c) => (Some(c.exec), c.secrets, c.http, c.load, c.deploy, c.grants),
         None => (
             None,
             Arc::new(SecretAccess::default()),
             StepHttp::new(None, log.clone(), deadline),
+            LoadAccess::new(None, log.clone(), deadline),
             None,
             Default::default(),
         ),
@@ -232,6 +238,7 @@ pub(crate) fn new_store(
         grants,
         http_ctx: WasiHttpCtx::new(),
         http,
+        load,
         deadline,
     };
     let mut store = Store::new(engine, state);

@@ -68,7 +68,7 @@ pub mod threshold;
 
 pub use duration::{DurationError, parse_duration};
 pub use plan::{Arrivals, LoadSpec, ModelKind, Plan, PlanError, StageSpec};
-pub use report::{Latency, Report, Summary, TemplateSummary};
+pub use report::{Latency, Report, Summary, TemplateSummary, WireError};
 pub use request::{Class, Outcome, Request, RequestSpec, TemplateError, Templates};
 pub use run::{Next, Progress, RequestId, Run, StopReason, UnknownRequest};
 pub use spec::{SpecError, TestSpec};

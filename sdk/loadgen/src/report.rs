@@ -16,7 +16,7 @@ use crate::stats::{Second, Stats, ms};
 use crate::threshold::ThresholdResult;
 
 /// Latency figures, ms.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Latency {
     /// Minimum.
     pub min: f64,
@@ -56,7 +56,7 @@ impl Latency {
 }
 
 /// One template's share of the run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TemplateSummary {
     /// Its name.
     pub name: String,
@@ -69,7 +69,7 @@ pub struct TemplateSummary {
 }
 
 /// The figures of a finished run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// `open` or `closed`.
     pub model: ModelKind,
@@ -323,6 +323,66 @@ impl Report {
                 "uncorrected": histogram_json(&self.uncorrected),
             },
             "series": self.summary.series,
+        })
+    }
+}
+
+/// How a [`Report`] crosses a boundary as JSON (the host's load generator hands it to a
+/// plugin): the summary, its series and each histogram's recorded values with counts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireReport {
+    summary: Summary,
+    series: Vec<Second>,
+    corrected: Vec<(u64, u64)>,
+    uncorrected: Vec<(u64, u64)>,
+}
+
+/// A report whose JSON could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Not a report's JSON.
+    #[error("not a load-test report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A histogram value outside 1 µs to 1 h.
+    #[error("not a load-test report: histogram value {0} µs is out of range")]
+    Value(u64),
+}
+
+impl Report {
+    /// The whole report as JSON text, read back by [`Report::from_wire`] with the same
+    /// summary, series and histograms (so the same text, metrics and spectrum).
+    pub fn to_wire(&self) -> String {
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        let wire = WireReport {
+            summary: self.summary.clone(),
+            series: self.summary.series.clone(),
+            corrected: recorded(&self.corrected),
+            uncorrected: recorded(&self.uncorrected),
+        };
+        serde_json::to_string(&wire).expect("a report always serialises")
+    }
+
+    /// A report from [`Report::to_wire`]'s text.
+    pub fn from_wire(text: &str) -> Result<Report, WireError> {
+        let wire: WireReport = serde_json::from_str(text)?;
+        let histogram = |values: &[(u64, u64)]| -> Result<Histogram<u64>, WireError> {
+            let mut h = crate::stats::new_histogram();
+            for &(value, count) in values {
+                h.record_n(value, count)
+                    .map_err(|_| WireError::Value(value))?;
+            }
+            Ok(h)
+        };
+        let mut summary = wire.summary;
+        summary.series = wire.series;
+        Ok(Report {
+            summary,
+            corrected: histogram(&wire.corrected)?,
+            uncorrected: histogram(&wire.uncorrected)?,
         })
     }
 }

@@ -50,7 +50,7 @@ pub enum Next {
 }
 
 /// Why the schedule stopped.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
     /// The measured duration ran out.
@@ -77,7 +77,7 @@ struct InFlight {
 pub struct UnknownRequest(pub RequestId);
 
 /// A progress snapshot for live display.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     /// Time since the run began.
     pub elapsed: Duration,

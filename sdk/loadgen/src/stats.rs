@@ -29,7 +29,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// One second of the measured run (second 0 starts when the warm-up ends).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Second {
     /// Seconds since the measured run began.
     pub second: u64,

@@ -248,6 +248,48 @@ impl ThresholdResult {
     }
 }
 
+/// The units a [`ThresholdResult`] can carry.
+const UNITS: [&str; 5] = ["ms", "share", "/s", "requests", "iterations"];
+
+/// [`ThresholdResult`] as JSON has it (its static names as text).
+#[derive(serde::Deserialize)]
+struct ThresholdResultText {
+    name: String,
+    metric: String,
+    expression: String,
+    observed: Option<f64>,
+    unit: String,
+    passed: bool,
+    miss: Option<f64>,
+    aborted_run: bool,
+}
+
+/// Read back from JSON (a report that crossed a boundary): the metric and unit must be
+/// ones this crate names.
+impl<'de> serde::Deserialize<'de> for ThresholdResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ThresholdResult, D::Error> {
+        use serde::de::Error;
+        let t = ThresholdResultText::deserialize(d)?;
+        let metric = Metric::parse(&t.metric)
+            .map(Metric::name)
+            .ok_or_else(|| D::Error::custom(format!("unknown metric {:?}", t.metric)))?;
+        let unit = UNITS
+            .into_iter()
+            .find(|u| *u == t.unit)
+            .ok_or_else(|| D::Error::custom(format!("unknown unit {:?}", t.unit)))?;
+        Ok(ThresholdResult {
+            name: t.name,
+            metric,
+            expression: t.expression,
+            observed: t.observed,
+            unit,
+            passed: t.passed,
+            miss: t.miss,
+            aborted_run: t.aborted_run,
+        })
+    }
+}
+
 fn fmt_num(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e15 {
         format!("{v:.0}")

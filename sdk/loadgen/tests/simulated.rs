@@ -660,3 +660,36 @@ fn the_spectrum_and_the_json_document() {
     );
     assert!(get("latency_uncorrected.p99.9") > 10.0);
 }
+
+#[test]
+fn a_report_read_back_from_its_wire_form_says_the_same() {
+    let mut server = |n: u64, _: usize, _: Duration| {
+        let outcome = if n.is_multiple_of(10) {
+            Outcome::Status(500)
+        } else {
+            Outcome::Status(200)
+        };
+        (Duration::from_micros(1500 + 37 * (n % 50)), outcome)
+    };
+    let run = run_of(
+        open(200.0, "3s", 50),
+        &[get("http://h/", 1)],
+        r#"{"http_req_failed": ["rate<0.01"], "http_req_duration": ["p(99)<50"]}"#,
+    );
+    let (report, _) = simulate(run, &mut server, &[]);
+    let back = Report::from_wire(&report.to_wire()).unwrap();
+    assert_eq!(back.text(), report.text());
+    assert_eq!(
+        back.percentile_spectrum(true),
+        report.percentile_spectrum(true)
+    );
+    assert_eq!(
+        back.percentile_spectrum(false),
+        report.percentile_spectrum(false)
+    );
+    assert_eq!(back.summary.series, report.summary.series);
+    assert_eq!(back.summary.thresholds, report.summary.thresholds);
+    assert_eq!(back.metrics().len(), report.metrics().len());
+    assert!(!back.summary.passed);
+    assert!(Report::from_wire("{}").is_err());
+}

@@ -46,4 +46,4 @@ __all__ = [
     "run_plugin",
 ]
 
-__version__ = "0.1.6"
+__version__ = "0.1.7"
