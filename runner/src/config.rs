@@ -567,6 +567,10 @@ pub fn parse(path: &Path, text: String) -> Result<Pipeline, PipelineFileError> {
 /// parsed: [`load`] reports those problems.
 pub fn declared_state_path(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(path).ok()?;
+    if !text.contains("state") {
+        // No key of that name anywhere: not worth parsing the whole file.
+        return None;
+    }
     let table: toml::Table = toml::from_str(&text).ok()?;
     let written = table.get("pipeline")?.get("state")?.as_str()?;
     if written.trim().is_empty() || written.contains('\0') || written.ends_with('/') {
