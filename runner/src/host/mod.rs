@@ -20,3 +20,4 @@ pub mod policy_check;
 pub mod step;
 pub mod trap;
 pub mod watchdog;
+pub mod worlds;

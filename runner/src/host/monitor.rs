@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::Component;
 
 use crate::capabilities::egress::NetAccess;
 use crate::capabilities::files::FileAccess;
@@ -29,11 +28,10 @@ use crate::host::capacity::{InstanceNeeds, InstanceSlots};
 use crate::host::engine::MAX_MEMORIES_PER_COMPONENT;
 use crate::host::plugin::{PluginError, PluginHost};
 use crate::host::step::{AttemptLimits, StepFailure, StepState, classify, new_store};
+use crate::host::worlds::{self, World};
 
 /// The interface a monitor exports.
 const HEALTH_CHECK: &str = "sluice:plugin/health-check@0.1.7";
-/// The interface a step exports (any 0.1.x).
-const STEP_PLUGIN: &str = "sluice:plugin/plugin@";
 
 /// Memory a monitor's instance may use, all linear memories together.
 pub const MONITOR_MEMORY: u64 = 256 << 20;
@@ -41,18 +39,6 @@ pub const MONITOR_MEMORY: u64 = 256 << 20;
 const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// Most bytes of log a monitor keeps (its tail explains a failed check).
 const MONITOR_LOG_BYTES: u64 = 64 << 10;
-
-fn exports_matching(engine: &wasmtime::Engine, component: &Component, prefix: &str) -> bool {
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.starts_with(prefix))
-}
-
-/// Whether a component exports `health-check` (is a monitor).
-pub fn exports_health_check(engine: &wasmtime::Engine, component: &Component) -> bool {
-    exports_matching(engine, component, "sluice:plugin/health-check@")
-}
 
 /// A monitor ready to check.
 pub struct LoadedMonitor {
@@ -105,20 +91,11 @@ pub async fn load_monitor(
     let name = reference.to_string();
     let (digest, component, _) = host.component(reference).await?;
     let engine = host.engine().clone();
-    if !exports_health_check(&engine, &component) {
-        if exports_matching(&engine, &component, STEP_PLUGIN) {
-            return Err(PluginError::WrongWorld {
-                name,
-                is: "a step plugin (world `step`, exports `plugin`)",
-                fix: "a `[[monitor]]` needs a component of the `monitor` world, which exports `health-check` (sluice_sdk's `export_monitor!`); run this one as a `[[stage.step]]`",
-            });
-        }
-        if crate::host::policy_check::exports_policy_rule(&engine, &component) {
-            return Err(PluginError::WrongWorld {
-                name,
-                is: "an organisation check (world `policy-check`, exports `policy-rule`)",
-                fix: "a `[[monitor]]` needs a component of the `monitor` world, which exports `health-check`; reference this one from a policy file's `[[check]] uses`",
-            });
+    if !World::Monitor.exported_by(&engine, &component) {
+        if let Some(refusal) = World::of(&engine, &component)
+            .and_then(|found| worlds::wrong_world(&name, found, World::Monitor))
+        {
+            return Err(refusal);
         }
         return Err(PluginError::Incompatible {
             name,

@@ -27,6 +27,7 @@ use crate::host::engine::{
     EngineProfile, MAX_MEMORIES_PER_COMPONENT, build_engine, spawn_epoch_ticker,
 };
 use crate::host::step::{StepFailure, StepState, describe};
+use crate::host::worlds::World;
 use crate::limits;
 
 /// Why a plugin cannot be used.
@@ -471,18 +472,10 @@ impl PluginHost {
             .instantiate_pre(&component)
             .and_then(StepPre::new)
             .map_err(|e| {
-                if crate::host::monitor::exports_health_check(&self.engine, &component) {
-                    PluginError::WrongWorld {
-                        name: name.clone(),
-                        is: "a monitor (world `monitor`, exports `health-check`)",
-                        fix: "declare it in a `[[monitor]]` table, not as a step",
-                    }
-                } else if crate::host::policy_check::exports_policy_rule(&self.engine, &component) {
-                    PluginError::WrongWorld {
-                        name: name.clone(),
-                        is: "an organisation check (world `policy-check`, exports `policy-rule`)",
-                        fix: "reference it from a policy file's `[[check]] uses`, not as a step",
-                    }
+                if let Some(refusal) = World::of(&self.engine, &component)
+                    .and_then(|found| crate::host::worlds::wrong_world(&name, found, World::Step))
+                {
+                    refusal
                 } else {
                     PluginError::Incompatible {
                         name: name.clone(),

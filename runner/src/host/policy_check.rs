@@ -33,11 +33,7 @@ use crate::host::capacity::{InstanceNeeds, InstanceSlots};
 use crate::host::engine::MAX_MEMORIES_PER_COMPONENT;
 use crate::host::plugin::{PluginError, PluginHost};
 use crate::host::step::{AttemptLimits, StepFailure, StepState, classify, new_store};
-
-/// The interface a check exports (any 0.1.x from 0.1.6 on).
-pub const POLICY_RULE: &str = "sluice:plugin/policy-rule@";
-/// The interface a step exports (any 0.1.x).
-const STEP_PLUGIN: &str = "sluice:plugin/plugin@";
+use crate::host::worlds::{self, World};
 
 /// Memory a check's instance may use, all linear memories together: a step's default.
 pub const CHECK_MEMORY: u64 = 256 << 20;
@@ -270,18 +266,6 @@ pub(crate) fn check_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker
     Ok(linker)
 }
 
-/// Whether a component exports `policy-rule` (is an organisation check).
-pub fn exports_policy_rule(engine: &wasmtime::Engine, component: &Component) -> bool {
-    exports_matching(engine, component, POLICY_RULE)
-}
-
-fn exports_matching(engine: &wasmtime::Engine, component: &Component, prefix: &str) -> bool {
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.starts_with(prefix))
-}
-
 /// The checks loaded so far, by reference (a field of [`PluginHost`]).
 pub type LoadedChecks = Mutex<HashMap<PluginRef, Arc<LoadedCheck>>>;
 
@@ -299,20 +283,11 @@ pub async fn load_check(
     let name = reference.to_string();
     let (digest, component, _) = host.component(reference).await?;
     let engine = host.engine().clone();
-    if !exports_policy_rule(&engine, &component) {
-        if exports_matching(&engine, &component, STEP_PLUGIN) {
-            return Err(PluginError::WrongWorld {
-                name,
-                is: "a step plugin (world `step`, exports `plugin`)",
-                fix: "a `[[check]] uses` needs a component of the `policy-check` world, which exports `policy-rule` (`sluice plugin new NAME --world policy-check`); use this one as a `[[stage.step]]`",
-            });
-        }
-        if crate::host::monitor::exports_health_check(&engine, &component) {
-            return Err(PluginError::WrongWorld {
-                name,
-                is: "a monitor (world `monitor`, exports `health-check`)",
-                fix: "a `[[check]] uses` needs a component of the `policy-check` world, which exports `policy-rule` (`sluice plugin new NAME --world policy-check`); declare this one in a `[[monitor]]` table",
-            });
+    if !World::PolicyCheck.exported_by(&engine, &component) {
+        if let Some(refusal) = World::of(&engine, &component)
+            .and_then(|found| worlds::wrong_world(&name, found, World::PolicyCheck))
+        {
+            return Err(refusal);
         }
         return Err(PluginError::Incompatible {
             name,
