@@ -163,6 +163,18 @@ pub enum StepTransition {
 }
 
 impl Store {
+    /// An insert refused by the foreign key to `runs` is a run not recorded here.
+    fn unknown_run_or(&self, e: rusqlite::Error, run_id: &str) -> Failure {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                self.no_such_run(run_id)
+            }
+            _ => Failure::Sql(e),
+        }
+    }
+
     fn record_step_transition(
         &self,
         tx: &Connection,
@@ -194,14 +206,14 @@ impl Store {
         attempt: u32,
         at: jiff::Timestamp,
     ) -> Result<(), Failure> {
-        if !run_exists(tx, run_id)? {
-            return Err(self.no_such_run(run_id));
-        }
+        // The foreign key refuses an unknown run (no lookup of our own: this is the
+        // hot path of every step).
         tx.prepare_cached(
             "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![run_id, stage, step, attempt, ts(at)])?;
+        .execute(params![run_id, stage, step, attempt, ts(at)])
+        .map_err(|e| self.unknown_run_or(e, run_id))?;
         Ok(())
     }
 
@@ -260,9 +272,6 @@ impl Store {
 
     fn record_step_result(&self, tx: &Connection, row: &StepRow) -> Result<(), Failure> {
         let record = json_text(&row.record);
-        if !run_exists(tx, &row.run_id)? {
-            return Err(self.no_such_run(&row.run_id));
-        }
         let inserted = tx
             .prepare_cached(
                 "INSERT INTO step_results (run_id, stage, step, status, summary, attempts, \
@@ -278,7 +287,8 @@ impl Store {
                 row.attempts,
                 record,
                 ts(row.finished_at)
-            ])?;
+            ])
+            .map_err(|e| self.unknown_run_or(e, &row.run_id))?;
         if inserted == 0 {
             return Err(self.refusal(format!(
                 "step `{}` of stage `{}` of run `{}` already has a final record; a finished step is never run again",
