@@ -1014,8 +1014,8 @@ mod tests {
         (addr, connections)
     }
 
-    /// Runs `spec` (its `url` is `{{url}}`) against `addr` and returns the report.
-    fn run(addr: SocketAddr, spec: &str, read: Duration) -> Report {
+    /// Starts `spec` (its `url` is `{{url}}`) against `addr`, as the host runs a test.
+    fn start(addr: SocketAddr, spec: &str, read: Duration, deadline: Instant) -> LoadRun {
         let spec: TestSpec =
             serde_json::from_str(&spec.replace("{{url}}", &format!("http://{addr}/"))).unwrap();
         let run = spec.build(&Default::default()).unwrap();
@@ -1034,10 +1034,14 @@ mod tests {
         let settings = Settings {
             connect: Duration::from_secs(2),
             read,
-            deadline: Instant::now() + Duration::from_secs(30),
+            deadline,
             connections: slots(&run),
         };
-        let mut load = spawn(run, origins, targets, settings).unwrap();
+        spawn(run, origins, targets, settings).unwrap()
+    }
+
+    /// Waits for a started test's end and returns its report.
+    fn report_of(load: &mut LoadRun) -> Report {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1045,6 +1049,16 @@ mod tests {
         let wire = rt.block_on(load.result.take().unwrap()).unwrap().unwrap();
         Report::from_wire(&wire).unwrap()
     }
+
+    /// Runs `spec` (its `url` is `{{url}}`) against `addr` and returns the report.
+    fn run(addr: SocketAddr, spec: &str, read: Duration) -> Report {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        report_of(&mut start(addr, spec, read, deadline))
+    }
+
+    /// A closed-model test far longer than any test here waits for.
+    const LONG_TEST: &str =
+        r#"{"model": "closed", "vus": 2, "duration": "60s", "requests": [{"url": "{{url}}"}]}"#;
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nhello\n";
 
@@ -1179,44 +1193,17 @@ mod tests {
     #[test]
     fn stop_ends_a_long_test_at_once_as_interrupted() {
         let (addr, _) = server(|_| Some((OK.to_vec(), false)));
-        let spec: TestSpec = serde_json::from_str(&format!(
-            r#"{{"model": "closed", "vus": 2, "duration": "60s", "requests": [{{"url": "http://{addr}/"}}]}}"#
-        ))
-        .unwrap();
-        let run = spec.build(&Default::default()).unwrap();
-        let prepared = Prepared::of(&run.requests()[0], 0).unwrap();
-        let origins = vec![Origin {
-            key: prepared.key.clone(),
-            host: prepared.host.clone(),
-            addrs: vec![addr],
-            tls: None,
-        }];
-        let targets = vec![Target {
-            origin: 0,
-            bytes: prepared.bytes,
-            head: false,
-        }];
-        let settings = Settings {
-            connect: Duration::from_secs(2),
-            read: Duration::from_secs(2),
-            deadline: Instant::now() + Duration::from_secs(90),
-            connections: 2,
-        };
-        let mut load = spawn(run, origins, targets, settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut load = start(addr, LONG_TEST, Duration::from_secs(2), deadline);
         std::thread::sleep(Duration::from_millis(300));
         let started = Instant::now();
         load.shared.stop.store(true, Ordering::Relaxed);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let wire = rt.block_on(load.result.take().unwrap()).unwrap().unwrap();
+        let report = report_of(&mut load);
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "{:?}",
             started.elapsed()
         );
-        let report = Report::from_wire(&wire).unwrap();
         assert_eq!(
             report.summary.stopped_by,
             sluice_loadgen::StopReason::Interrupted
@@ -1228,42 +1215,19 @@ mod tests {
     #[test]
     fn the_step_deadline_ends_a_longer_test_as_interrupted() {
         let (addr, _) = server(|_| Some((OK.to_vec(), false)));
-        let spec: TestSpec = serde_json::from_str(&format!(
-            r#"{{"model": "closed", "vus": 2, "duration": "60s", "requests": [{{"url": "http://{addr}/"}}]}}"#
-        ))
-        .unwrap();
-        let run = spec.build(&Default::default()).unwrap();
-        let prepared = Prepared::of(&run.requests()[0], 0).unwrap();
-        let origins = vec![Origin {
-            key: prepared.key.clone(),
-            host: prepared.host.clone(),
-            addrs: vec![addr],
-            tls: None,
-        }];
-        let targets = vec![Target {
-            origin: 0,
-            bytes: prepared.bytes,
-            head: false,
-        }];
         let started = Instant::now();
-        let settings = Settings {
-            connect: Duration::from_secs(2),
-            read: Duration::from_secs(2),
-            deadline: started + Duration::from_millis(400),
-            connections: 2,
-        };
-        let mut load = spawn(run, origins, targets, settings).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let wire = rt.block_on(load.result.take().unwrap()).unwrap().unwrap();
+        let deadline = started + Duration::from_millis(400);
+        let report = report_of(&mut start(
+            addr,
+            LONG_TEST,
+            Duration::from_secs(2),
+            deadline,
+        ));
         let took = started.elapsed();
         assert!(
             took >= Duration::from_millis(400) && took < Duration::from_millis(900),
             "{took:?}"
         );
-        let report = Report::from_wire(&wire).unwrap();
         assert_eq!(
             report.summary.stopped_by,
             sluice_loadgen::StopReason::Interrupted
