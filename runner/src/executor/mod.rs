@@ -681,16 +681,8 @@ fn finished_without_plugin(
         failure: None,
     };
     ctx.record_finished_at_once(&record);
-    ctx.events.send(Event::StepFinished {
-        stage: stage.to_string(),
-        step: step.id.clone(),
-        status,
-        summary,
-        attempts,
-        duration: Duration::ZERO,
-        log_tail: vec![],
-        log: None,
-    });
+    ctx.events
+        .send(step_finished(stage, &record, Duration::ZERO));
     record
 }
 
@@ -835,7 +827,8 @@ async fn run_stage(
                         && let Some(rec) = lock(&ending).remove(&i)
                     {
                         // Stopped while its final record committed: that record stands.
-                        ctx.events.send(step_finished(&stage.name, &rec, Duration::from_millis(rec.duration_ms as u64)));
+                        let took = Duration::from_millis(rec.duration_ms as u64);
+                        ctx.events.send(step_finished(&stage.name, &rec, took));
                         records[i] = Some(rec);
                     }
                     if records[i].is_none() {
