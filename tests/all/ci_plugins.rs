@@ -317,7 +317,7 @@ fn a_test_failing_once_is_flaky_not_passed() {
     let project = flaky_project();
     let dir = project.path();
     let out = sluice_in(
-        &dir,
+        dir,
         &["run", "--format", "plain", "--report-dir", "reports"],
     );
     out.expect_code(0);
@@ -346,5 +346,5 @@ fn a_test_failing_once_is_flaky_not_passed() {
     let summary = read_json(&dir.join("reports/summary.json"));
     assert_eq!(summary["tests"]["flaky"], 1);
     assert_eq!(summary["tests"]["passed"], 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
