@@ -105,7 +105,9 @@ fn record_step_with(store: &Store, run: &str, stage: &str, step: &str, t: i64, c
         finished_at: Some(at(t + 5)),
         status: Some("passed".into()),
         summary: Some("42 tests passed".into()),
-        report: Some(serde_json::json!({"tests": {"passed": 42, "failed": 0}})),
+        report: Some(raw(
+            serde_json::json!({"tests": {"passed": 42, "failed": 0}}),
+        )),
         log: Some(format!("logs/{stage}.{step}.log")),
     };
     let result = StepRow {
@@ -115,7 +117,7 @@ fn record_step_with(store: &Store, run: &str, stage: &str, step: &str, t: i64, c
         status: "passed".into(),
         summary: "42 tests passed".into(),
         attempts: 1,
-        record: serde_json::json!({"id": step, "status": "passed", "duration_ms": 5000}),
+        record: raw(serde_json::json!({"id": step, "status": "passed", "duration_ms": 5000})),
         finished_at: at(t + 5),
     };
     if combined {
@@ -508,4 +510,9 @@ fn explain_binary(bin: &Path, dir: &Path, db: &Path) {
             "MISSED"
         }
     );
+}
+
+/// A JSON value as the text a row stores.
+fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&value).expect("a JSON value serialises")
 }

@@ -873,12 +873,9 @@ async fn execute(
         runs_dir,
         durable,
     } = exec;
-    // A new run's state database starts its checkpoints now, while plugins load.
-    let early_checkpoints = match &durable {
-        Durability::New { state } => Some(durable_cli::EarlyCheckpoints::start(
-            &file,
-            state.as_deref(),
-        )),
+    // A new run's state database is opened now, while plugins load.
+    let store_ahead = match &durable {
+        Durability::New { state } => Some(durable_cli::StoreAhead::start(&file, state.as_deref())),
         _ => None,
     };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -941,7 +938,7 @@ async fn execute(
             state.as_deref(),
             no_wait,
             policy_gate.as_ref(),
-            early_checkpoints.unwrap_or_default(),
+            store_ahead.unwrap_or_default(),
         )?),
         Durability::Resume(target) => Some(durable_cli::start_resume(
             &pipeline,

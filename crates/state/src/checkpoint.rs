@@ -14,7 +14,7 @@
 //! steps) never gives a passive checkpoint that moment, and the log of every run was
 //! appended to the previous one's: each new process read the whole history back before
 //! its first statement. So the runner starts this thread before it loads the pipeline
-//! ([`super::Store::checkpoint_ahead`]): the read-back and the copy happen while
+//! ([`super::Store::open_ahead`]): the read-back and the copy happen while
 //! plugins load, and the run's first write starts the log over. Should the log still
 //! outgrow [`super::schema::WAL_SIZE_LIMIT`], the next store to open folds it back
 //! once ([`log_outgrew_its_limit`]).

@@ -209,8 +209,8 @@ pub struct AttemptRow {
     /// `passed`, `warned`, `failed`, `skipped` (the executor's `Status`, kebab-case).
     pub status: Option<String>,
     pub summary: Option<String>,
-    /// The plugin's report as JSON.
-    pub report: Option<serde_json::Value>,
+    /// The plugin's report as JSON text (written as it came, shown as JSON).
+    pub report: Option<Box<serde_json::value::RawValue>>,
     /// The step's log, relative to the run folder.
     pub log: Option<String>,
 }
@@ -224,8 +224,9 @@ pub struct StepRow {
     pub status: String,
     pub summary: String,
     pub attempts: u32,
-    /// The executor's whole `StepRecord` as JSON, so a resumed run reports it unchanged.
-    pub record: serde_json::Value,
+    /// The executor's whole `StepRecord` as JSON text, so a resumed run reports it
+    /// unchanged. Text, not a parsed value: serialised once, on the step's task.
+    pub record: Box<serde_json::value::RawValue>,
     pub finished_at: jiff::Timestamp,
 }
 
@@ -336,12 +337,16 @@ pub struct Store {
     _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
-/// A database's checkpoint thread started before its [`Store`] (see
-/// [`Store::checkpoint_ahead`]); dropping it unused stops the thread.
+/// A database opened before its [`Store`] (see [`Store::open_ahead`]): its checkpoint
+/// thread and, when opening it there worked, the store's own connection. Dropping it
+/// unused stops the thread and closes the connection.
 #[derive(Debug)]
-pub struct EarlyCheckpoints {
+pub struct OpenedAhead {
     file: PathBuf,
     checkpointer: checkpoint::Checkpointer,
+    /// `None` when it could not be opened ahead ([`Store::open_after`] then opens it,
+    /// and reports why it cannot).
+    conn: Option<Connection>,
 }
 
 /// Why a closure given to [`Store::read`]/[`Store::write`] failed: SQL, or a refusal
@@ -376,51 +381,63 @@ impl Store {
         Store::open_after(path, None)
     }
 
-    /// Start the checkpoint thread of the database at `path` now, ahead of the
-    /// [`Store::open_after`] that takes it over: the thread's connection is then the
-    /// first to open the file, so it (not the caller) reads back the write-ahead log the
-    /// previous process left, and its first checkpoint copies that log into the
-    /// database while the caller does other work. When that checkpoint is done before
-    /// the store's first write, the write starts the log over from its beginning, and
-    /// the log never holds more than one run's pages. `None` when the database does not
-    /// exist yet (nothing to read back) or the thread cannot start.
-    pub fn checkpoint_ahead(path: &Path) -> Option<EarlyCheckpoints> {
+    /// Open the existing database at `path` now, on the caller's thread, ahead of the
+    /// [`Store::open_after`] that takes it over (a runner calls it on a thread of its
+    /// own while the pipeline loads). First its checkpoint thread: that connection is
+    /// the first to open the file, so it reads back the write-ahead log the previous
+    /// process left, and its first checkpoint copies that log into the database. When
+    /// that checkpoint is done before the store's first write, the write starts the log
+    /// over from its beginning, and the log never holds more than one run's pages. Then,
+    /// once the log is read back, the store's own connection: pragmas, migrations and
+    /// the schema read, none of it left for the run's first statement. `None` when the
+    /// database does not exist yet (nothing to read back or migrate) or the thread
+    /// cannot start.
+    pub fn open_ahead(path: &Path) -> Option<OpenedAhead> {
         let file = std::fs::canonicalize(path).ok()?;
         let checkpointer = checkpoint::Checkpointer::start(&file)?;
-        Some(EarlyCheckpoints { file, checkpointer })
+        // A connection that opens during the read-back finds the log locked.
+        checkpointer.wait_until_read_back(std::time::Duration::from_secs(1));
+        let conn = connect(&file).ok();
+        Some(OpenedAhead {
+            file,
+            checkpointer,
+            conn,
+        })
     }
 
-    /// [`Store::open`], taking over the checkpoint thread [`Store::checkpoint_ahead`]
-    /// started for the same file (another file's is stopped and a new one started).
-    pub fn open_after(path: &Path, early: Option<EarlyCheckpoints>) -> Result<Store, StateError> {
-        let early = early.and_then(|e| {
-            let same = std::fs::canonicalize(path).is_ok_and(|p| p == e.file);
-            same.then_some(e.checkpointer)
-        });
-        if let Some(checkpointer) = &early {
-            checkpointer.wait_until_read_back(std::time::Duration::from_secs(1));
+    /// [`Store::open`], taking over what [`Store::open_ahead`] opened for the same file
+    /// (another file's is closed, and this one opened here).
+    pub fn open_after(path: &Path, ahead: Option<OpenedAhead>) -> Result<Store, StateError> {
+        let ahead = ahead.filter(|a| std::fs::canonicalize(path).is_ok_and(|p| p == a.file));
+        match ahead {
+            Some(OpenedAhead {
+                checkpointer,
+                conn: Some(conn),
+                ..
+            }) => Store::with_connection(path, conn, Some(checkpointer)),
+            Some(OpenedAhead { checkpointer, .. }) => {
+                Store::with_connection(path, connect(path)?, Some(checkpointer))
+            }
+            None => Store::open_with(path, true),
         }
-        Store::open_with(path, Some(early))
     }
 
-    /// Open; `checkpoints`: `None` for no checkpoint thread, `Some(None)` to start one,
-    /// `Some(Some(thread))` to keep one started ahead.
-    fn open_with(
+    /// Open, with a checkpoint thread of its own or none.
+    fn open_with(path: &Path, checkpoints: bool) -> Result<Store, StateError> {
+        let conn = connect(path)?;
+        let checkpointer = checkpoints
+            .then(|| checkpoint::Checkpointer::start(path))
+            .flatten();
+        Store::with_connection(path, conn, checkpointer)
+    }
+
+    /// The store of an open connection, and the checkpoint thread that keeps its log
+    /// short (if any).
+    fn with_connection(
         path: &Path,
-        checkpoints: Option<Option<checkpoint::Checkpointer>>,
+        conn: Connection,
+        checkpointer: Option<checkpoint::Checkpointer>,
     ) -> Result<Store, StateError> {
-        let oversized_log = checkpoint::log_outgrew_its_limit(path);
-        let conn = schema::open(path)?;
-        if oversized_log {
-            // The log kept growing across runs that never let it start over: fold it
-            // back once, here, so reading it back stays bounded.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
-        let checkpointer = match checkpoints {
-            None => None,
-            Some(Some(started)) => Some(started),
-            Some(None) => checkpoint::Checkpointer::start(path),
-        };
         if checkpointer.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", checkpoint::SAFETY_NET_PAGES)
                 .map_err(|e| sql_error(path, e))?;
@@ -442,7 +459,7 @@ impl Store {
                 message: "no such file: no run was recorded here yet (start one with `sluice run`, or point --state at the database)".into(),
             });
         }
-        Store::open_with(path, None)
+        Store::open_with(path, false)
     }
 
     pub fn path(&self) -> &Path {
@@ -496,7 +513,23 @@ impl Store {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
     ) -> Result<T, StateError> {
-        let mut conn = self.lock();
+        self.write_on(&mut self.lock(), f)
+    }
+
+    /// The connection, if no other thread of this process is using it at this moment.
+    fn lock_if_free(&self) -> Option<MutexGuard<'_, Connection>> {
+        match self.conn.try_lock() {
+            Ok(conn) => Some(conn),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    fn write_on<T>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
+    ) -> Result<T, StateError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| sql_error(&self.path, e))?;
@@ -583,6 +616,28 @@ fn from_ts_opt(n: Option<i64>) -> Option<jiff::Timestamp> {
 
 fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
+}
+
+/// The store's connection to `path`: opened, configured, migrated, its schema read.
+fn connect(path: &Path) -> Result<Connection, StateError> {
+    let oversized_log = checkpoint::log_outgrew_its_limit(path);
+    let conn = schema::open(path)?;
+    if oversized_log {
+        // The log kept growing across runs that never let it start over: fold it
+        // back once, here, so reading it back stays bounded.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+    // SQLite reads the schema at a connection's first statement that needs it.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        .map_err(|e| sql_error(path, e))?;
+    Ok(conn)
+}
+
+/// JSON text as stored; text that is not JSON (written by hand) reads as `null`.
+fn json_raw(text: String) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| {
+        serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
+    })
 }
 
 fn json_value(text: Option<String>) -> serde_json::Value {

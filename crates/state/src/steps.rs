@@ -6,10 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::runs::run_exists;
-use super::{
-    AttemptRow, Failure, StateError, StepRow, Store, from_ts, from_ts_opt, json_text, json_value,
-    ts,
-};
+use super::{AttemptRow, Failure, StateError, StepRow, Store, from_ts, from_ts_opt, json_raw, ts};
 
 impl Store {
     /// Record that an attempt of a step starts.
@@ -64,11 +61,31 @@ impl Store {
         &self,
         transitions: &[StepTransition],
     ) -> Vec<Result<(), StateError>> {
+        let mut conn = self.lock();
+        self.record_step_transitions_on(&mut conn, transitions)
+    }
+
+    /// [`Store::record_step_transitions`], but only if no other thread of this process
+    /// is using the store at this moment: `None` (nothing recorded) when one is, for
+    /// the caller to queue them instead.
+    pub fn record_step_transitions_if_free(
+        &self,
+        transitions: &[StepTransition],
+    ) -> Option<Vec<Result<(), StateError>>> {
+        let mut conn = self.lock_if_free()?;
+        Some(self.record_step_transitions_on(&mut conn, transitions))
+    }
+
+    fn record_step_transitions_on(
+        &self,
+        conn: &mut Connection,
+        transitions: &[StepTransition],
+    ) -> Vec<Result<(), StateError>> {
         if let [transition] = transitions {
             // Alone, the transaction itself undoes a refused transition.
-            return vec![self.write(|tx| self.record_step_transition(tx, transition))];
+            return vec![self.write_on(conn, |tx| self.record_step_transition(tx, transition))];
         }
-        let outcomes = self.write(|tx| {
+        let outcomes = self.write_on(conn, |tx| {
             let mut outcomes = Vec::with_capacity(transitions.len());
             for transition in transitions {
                 tx.prepare_cached("SAVEPOINT transition")?.execute([])?;
@@ -103,7 +120,7 @@ impl Store {
                         status: row.get(3)?,
                         summary: row.get(4)?,
                         attempts: row.get(5)?,
-                        record: json_value(row.get(6)?),
+                        record: json_raw(row.get(6)?),
                         finished_at: from_ts(row.get(7)?),
                     })
                 })?
@@ -131,9 +148,7 @@ impl Store {
                         finished_at: from_ts_opt(row.get(5)?),
                         status: row.get(6)?,
                         summary: row.get(7)?,
-                        report: row
-                            .get::<_, Option<String>>(8)?
-                            .map(|t| json_value(Some(t))),
+                        report: row.get::<_, Option<String>>(8)?.map(json_raw),
                         log: row.get(9)?,
                     })
                 })?
@@ -218,7 +233,7 @@ impl Store {
     }
 
     fn record_attempt_end(&self, tx: &Connection, row: &AttemptRow) -> Result<(), Failure> {
-        let report = row.report.as_ref().map(json_text);
+        let report = row.report.as_ref().map(|r| r.get());
         let open: Option<i64> = tx
             .prepare_cached(
                 "SELECT id FROM step_attempts WHERE run_id = ?1 AND stage = ?2 AND step = ?3 \
@@ -271,7 +286,7 @@ impl Store {
     }
 
     fn record_step_result(&self, tx: &Connection, row: &StepRow) -> Result<(), Failure> {
-        let record = json_text(&row.record);
+        let record = row.record.get();
         let inserted = tx
             .prepare_cached(
                 "INSERT INTO step_results (run_id, stage, step, status, summary, attempts, \

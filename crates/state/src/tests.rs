@@ -158,7 +158,7 @@ fn a_schema_1_database_is_migrated_with_its_data_intact() {
     let attempts = store.attempts(FIXTURE_PASSED_RUN).unwrap();
     assert_eq!(attempts.len(), 3);
     assert_eq!(
-        attempts[0].report,
+        attempts[0].report.as_deref().map(parsed),
         Some(serde_json::json!({"artifact": "app"}))
     );
     assert_eq!(attempts[2].attempt, 2);
@@ -166,7 +166,7 @@ fn a_schema_1_database_is_migrated_with_its_data_intact() {
     assert_eq!(steps.len(), 2);
     assert_eq!(steps[1].attempts, 2);
     assert_eq!(
-        steps[1].record,
+        parsed(&steps[1].record),
         serde_json::json!({"id": "unit", "status": "passed"})
     );
 
@@ -230,6 +230,90 @@ fn a_database_from_a_newer_sluice_is_refused_and_left_untouched() {
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("newer Sluice"), "{message}");
     assert_eq!(count(&path, "PRAGMA user_version"), i64::from(newer));
+}
+
+#[test]
+fn a_database_opened_ahead_is_taken_over_and_a_newer_one_still_refused() {
+    let (dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r1", "release", t(0)), &Holder::current())
+        .unwrap();
+    drop(store);
+    // Opened ahead, then taken over through another spelling of the same file.
+    let ahead = Store::open_ahead(&path).expect("an existing database opens ahead");
+    assert!(ahead.conn.is_some());
+    let spelled = path
+        .parent()
+        .unwrap()
+        .join(".")
+        .join(path.file_name().unwrap());
+    let store = Store::open_after(&spelled, Some(ahead)).unwrap();
+    assert_eq!(store.run("r1").unwrap().pipeline, "release");
+    drop(store);
+    // What was opened ahead for another file is not used for this one.
+    let (_other_dir, other) = temp_db();
+    drop(Store::open(&other).unwrap());
+    let store = Store::open_after(&path, Store::open_ahead(&other)).unwrap();
+    assert_eq!(store.run("r1").unwrap().pipeline, "release");
+    drop(store);
+    // A missing database is not opened ahead (nor created).
+    let missing = dir.path().join("missing.db");
+    assert!(Store::open_ahead(&missing).is_none());
+    assert!(!missing.exists());
+    // A newer database cannot be opened ahead; opening it after says why.
+    let newer = SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let ahead = Store::open_ahead(&path).expect("its checkpoints still start");
+    assert!(ahead.conn.is_none());
+    let err = Store::open_after(&path, Some(ahead)).unwrap_err();
+    assert!(matches!(err, StateError::TooNew { .. }), "{err:?}");
+}
+
+#[test]
+fn a_transition_offered_while_the_store_is_in_use_is_handed_back_unrecorded() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    store
+        .create_run(&new_run("r", "p", t(0)), &Holder::current())
+        .unwrap();
+    let started = StepTransition::AttemptStarted {
+        run_id: "r".into(),
+        stage: "s".into(),
+        step: "a".into(),
+        attempt: 1,
+        at: t(1),
+    };
+    let in_use = store.lock();
+    assert!(
+        store
+            .record_step_transitions_if_free(std::slice::from_ref(&started))
+            .is_none()
+    );
+    drop(in_use);
+    assert_eq!(store.attempts("r").unwrap().len(), 0);
+    assert!(matches!(
+        store
+            .record_step_transitions_if_free(std::slice::from_ref(&started))
+            .as_deref(),
+        Some([Ok(())])
+    ));
+    assert_eq!(store.attempts("r").unwrap().len(), 1);
+    // Refusals come back like any write's.
+    let unknown = StepTransition::AttemptStarted {
+        run_id: "missing".into(),
+        stage: "s".into(),
+        step: "a".into(),
+        attempt: 1,
+        at: t(1),
+    };
+    assert!(matches!(
+        store.record_step_transitions_if_free(&[unknown]).as_deref(),
+        Some([Err(StateError::NoSuchRun { .. })])
+    ));
 }
 
 #[test]
@@ -298,7 +382,7 @@ fn two_stores_on_one_file_write_concurrently_without_losing_a_record() {
                             status: "passed".into(),
                             summary: String::new(),
                             attempts: 1,
-                            record: serde_json::json!({}),
+                            record: raw(serde_json::json!({})),
                             finished_at: t(i),
                         })
                         .unwrap();
@@ -577,7 +661,7 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
             finished_at: Some(t(9)),
             status: Some("passed".into()),
             summary: Some("ok".into()),
-            report: Some(serde_json::json!({"tests": 3})),
+            report: Some(raw(serde_json::json!({"tests": 3}))),
             log: Some("logs/compile.log".into()),
         })
         .unwrap();
@@ -586,7 +670,10 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
     assert_eq!(attempts[0].finished_at, None, "the interrupted attempt");
     assert_eq!(attempts[1].started_at, t(5));
     assert_eq!(attempts[1].finished_at, Some(t(9)));
-    assert_eq!(attempts[1].report, Some(serde_json::json!({"tests": 3})));
+    assert_eq!(
+        attempts[1].report.as_deref().map(parsed),
+        Some(serde_json::json!({"tests": 3}))
+    );
 
     let step = StepRow {
         run_id: "r".into(),
@@ -595,7 +682,7 @@ fn a_finished_step_is_recorded_once_and_an_interrupted_attempt_stays_visible() {
         status: "passed".into(),
         summary: "ok".into(),
         attempts: 1,
-        record: serde_json::json!({"id": "compile"}),
+        record: raw(serde_json::json!({"id": "compile"})),
         finished_at: t(9),
     };
     store.finish_step(&step).unwrap();
@@ -673,7 +760,7 @@ fn transitions_committed_together_are_each_recorded_or_refused_alone() {
         status: "passed".into(),
         summary: "ok".into(),
         attempts: 1,
-        record: serde_json::json!({ "step": step }),
+        record: raw(serde_json::json!({ "step": step })),
         finished_at: t(2),
     };
     let outcomes = store.record_step_transitions(&[
@@ -1220,7 +1307,7 @@ fn the_record_of_killed_and_finished_runs_is_consistent_and_a_broken_one_is_name
                 status: status.into(),
                 summary: String::new(),
                 attempts: 1,
-                record: serde_json::json!({}),
+                record: raw(serde_json::json!({})),
                 finished_at: t(2),
             })
             .unwrap();
@@ -1316,7 +1403,7 @@ fn record_steps_until_killed(store: &Store, run: &str) {
                     finished_at: Some(t(2)),
                     status: Some("passed".into()),
                     summary: None,
-                    report: Some(serde_json::json!({"n": next})),
+                    report: Some(raw(serde_json::json!({"n": next}))),
                     log: None,
                 },
                 &StepRow {
@@ -1326,7 +1413,7 @@ fn record_steps_until_killed(store: &Store, run: &str) {
                     status: "passed".into(),
                     summary: String::new(),
                     attempts: attempt,
-                    record: serde_json::json!({"n": next}),
+                    record: raw(serde_json::json!({"n": next})),
                     finished_at: t(2),
                 },
             )
@@ -1376,7 +1463,7 @@ fn a_runner_killed_at_twenty_random_moments_leaves_every_finished_step_recorded_
     // Exactly once each, in order, with the record its own attempt wrote.
     for (n, step) in steps.iter().enumerate() {
         assert_eq!(step.step, format!("step-{n:05}"));
-        assert_eq!(step.record, serde_json::json!({"n": n}));
+        assert_eq!(parsed(&step.record), serde_json::json!({"n": n}));
     }
     let attempts = store.attempts("chaos").unwrap();
     let finished = attempts.iter().filter(|a| a.finished_at.is_some()).count();
@@ -1471,7 +1558,7 @@ fn the_write_ahead_log_is_copied_back_off_the_recording_path() {
                 status: "passed".into(),
                 summary: "x".repeat(4000),
                 attempts: 1,
-                record: serde_json::json!({}),
+                record: raw(serde_json::json!({})),
                 finished_at: t(i),
             })
             .unwrap();
@@ -1744,4 +1831,14 @@ fn a_target_record_keeps_its_last_good_revision_across_stores() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].last_good.as_ref().unwrap().label, "1.3.0");
     assert!(store.target_records("other").unwrap().is_empty());
+}
+
+/// A JSON value as the text a row stores.
+fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&value).expect("a JSON value serialises")
+}
+
+/// Stored JSON text, parsed back.
+fn parsed(text: &serde_json::value::RawValue) -> serde_json::Value {
+    serde_json::from_str(text.get()).expect("stored JSON parses")
 }

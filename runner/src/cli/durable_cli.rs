@@ -164,19 +164,16 @@ pub(super) async fn policy_gate_input(
     })
 }
 
-/// Open the store a run writes: through the handle of `.sluice/` when it lies there
-/// (the runner hides that folder from steps, and from its own later path lookups).
-/// The checkpoint thread of a new run's state database, started on a thread of its own
-/// while the pipeline loads ([`Store::checkpoint_ahead`]); [`start_new`] takes it over.
+/// A new run's state database, opened on a thread of its own while the pipeline loads
+/// ([`Store::open_ahead`]: its checkpoint thread and the store's connection);
+/// [`start_new`] takes it over.
 #[derive(Default)]
-pub(super) struct EarlyCheckpoints(
-    Option<std::thread::JoinHandle<Option<crate::state::EarlyCheckpoints>>>,
-);
+pub(super) struct StoreAhead(Option<std::thread::JoinHandle<Option<crate::state::OpenedAhead>>>);
 
-impl EarlyCheckpoints {
+impl StoreAhead {
     /// Find the database the same way [`state_path`] will (flag, `[pipeline] state`,
-    /// `.sluice/state.db` next to the file) and start its checkpoints, off this thread.
-    pub(super) fn start(file: &Path, flag: Option<&Path>) -> EarlyCheckpoints {
+    /// `.sluice/state.db` next to the file) and open it, off this thread.
+    pub(super) fn start(file: &Path, flag: Option<&Path>) -> StoreAhead {
         let file = file.to_path_buf();
         let flag = flag.map(Path::to_path_buf);
         let thread = std::thread::Builder::new()
@@ -192,22 +189,24 @@ impl EarlyCheckpoints {
                         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
                         default_state_path(&dir)
                     });
-                Store::checkpoint_ahead(&path)
+                Store::open_ahead(&path)
             })
             .ok();
-        EarlyCheckpoints(thread)
+        StoreAhead(thread)
     }
 
-    fn take(self) -> Option<crate::state::EarlyCheckpoints> {
+    fn take(self) -> Option<crate::state::OpenedAhead> {
         self.0.and_then(|t| t.join().ok()).flatten()
     }
 }
 
+/// Open the store a run writes: through the handle of `.sluice/` when it lies there
+/// (the runner hides that folder from steps, and from its own later path lookups).
 fn open_run_store(
     pipeline: &Pipeline,
     folders: &RunnerFolders,
     flag: Option<&Path>,
-    early: EarlyCheckpoints,
+    ahead: StoreAhead,
 ) -> Result<Store, ExpectedError> {
     let path = state_path(pipeline, flag);
     let default = default_state_path(&pipeline.dir);
@@ -222,11 +221,11 @@ fn open_run_store(
         let fd = std::os::fd::AsRawFd::as_raw_fd(folders.state.handle());
         Store::open_after(
             Path::new(&format!("/proc/self/fd/{fd}/{name}")),
-            early.take(),
+            ahead.take(),
         )
         .map_err(state_error)
     } else {
-        Store::open_after(&path, early.take()).map_err(state_error)
+        Store::open_after(&path, ahead.take()).map_err(state_error)
     }
 }
 
@@ -239,9 +238,9 @@ pub(super) fn start_new(
     flag: Option<&Path>,
     no_wait: bool,
     policy: Option<&crate::gates::policy::PolicyGateInput>,
-    early: EarlyCheckpoints,
+    ahead: StoreAhead,
 ) -> Result<DurableOptions, ExpectedError> {
-    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag, early)?);
+    let store = std::sync::Arc::new(open_run_store(pipeline, folders, flag, ahead)?);
     let clock = clock()?;
     let now = clock.now();
     // Runs left `running` by a dead runner are interrupted, not running.
@@ -343,7 +342,7 @@ pub(super) fn start_resume(
         pipeline,
         folders,
         flag,
-        EarlyCheckpoints::default(),
+        StoreAhead::default(),
     )?);
     let holder = Holder::current();
     store

@@ -128,9 +128,12 @@ impl Journal {
         super::lock(&self.failure).clone()
     }
 
-    /// A step attempt starts: handed to the recorder at once. The returned instant is
-    /// the start recorded; the future ends once it is committed, and the step awaits it
-    /// before the attempt is shown or its plugin runs (instantiating the plugin meanwhile).
+    /// A step attempt starts. The returned instant is the start recorded; the future
+    /// ends once it is committed, and the step awaits it before the attempt is shown or
+    /// its plugin runs. The start is committed at once, on the caller's thread, when no
+    /// other commit is under way (a hand-off to the recorder and back costs a step more
+    /// than the commit itself); otherwise it joins the recorder's next commit while the
+    /// plugin is instantiated.
     pub(super) fn start_attempt(
         &self,
         stage: &str,
@@ -138,13 +141,15 @@ impl Journal {
         attempt: u32,
     ) -> (jiff::Timestamp, impl Future<Output = ()> + Send + 'static) {
         let at = self.now();
-        let committed = self.recorder.submit(StepTransition::AttemptStarted {
-            run_id: self.run_id.clone(),
-            stage: stage.to_string(),
-            step: step.to_string(),
-            attempt,
-            at,
-        });
+        let committed = self
+            .recorder
+            .commit_here_or_submit(StepTransition::AttemptStarted {
+                run_id: self.run_id.clone(),
+                stage: stage.to_string(),
+                step: step.to_string(),
+                attempt,
+                at,
+            });
         (at, async move {
             let _ = committed.await;
         })
@@ -155,10 +160,27 @@ impl Journal {
     }
 
     /// A step's final record: after this, resume never runs it again. With the step's
-    /// last attempt, both are one transaction.
-    pub(super) async fn finish_step(&self, record: &StepRecord, last_attempt: Option<AttemptRow>) {
+    /// last attempt, both are one transaction. `start_follows`: the step gave its place
+    /// among `--jobs` to a waiting step, whose attempt start is about to commit; the
+    /// record then joins that commit.
+    pub(super) async fn finish_step(
+        &self,
+        record: &StepRecord,
+        last_attempt: Option<AttemptRow>,
+        start_follows: bool,
+    ) {
         let transition = self.step_finished(record, last_attempt);
-        self.record(transition).await;
+        if start_follows {
+            let _ = self.recorder.commit_with_next_start(transition).await;
+        } else {
+            let _ = self.recorder.commit_here_or_submit(transition).await;
+        }
+    }
+
+    /// Commit at once the final records waiting for a next attempt start (a stage
+    /// stopped by an alarm starts none).
+    pub(super) fn commit_waiting_records(&self) {
+        self.recorder.commit_parked();
     }
 
     /// [`Journal::finish_step`] from code that cannot wait (a step skipped, or stopped
@@ -187,7 +209,7 @@ impl Journal {
             status: record.status.as_str().to_string(),
             summary: record.summary.clone(),
             attempts: record.attempts,
-            record: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
+            record: json_text_of(record),
             finished_at: self.now(),
         };
         match last_attempt {
@@ -206,15 +228,33 @@ impl Journal {
 /// Group commit of steps' transitions: a thread of the run's own takes every
 /// transition waiting when it is free and records them with one commit
 /// ([`Store::record_step_transitions`]), then tells each step. A thousand steps that
-/// start at once cost a few commits, not a thousand, and no step's task blocks a
-/// worker thread of the runtime on the database.
+/// start at once cost a few commits, not a thousand, and no step's task waits on a
+/// worker thread of the runtime for another's commit. An attempt's start that finds
+/// the store free is committed where it is ([`Recorder::commit_here_or_submit`]).
 struct Recorder {
     store: Arc<Store>,
     /// The journal's first failed write.
     failure: Arc<Mutex<Option<String>>>,
     /// `None` when the thread could not start: transitions are then written one by one.
     queue: Option<std::sync::mpsc::Sender<Pending>>,
+    /// Final records waiting for the next attempt start to commit with it
+    /// ([`Recorder::commit_with_next_start`]).
+    parked: Mutex<Vec<Parked>>,
+    next_parked: std::sync::atomic::AtomicU64,
 }
+
+/// A step's final record waiting for the next attempt start, and the step waiting for
+/// its commit.
+struct Parked {
+    id: u64,
+    transition: StepTransition,
+    done: tokio::sync::oneshot::Sender<Result<(), StateError>>,
+}
+
+/// How long a final record waits for the next attempt start before it commits alone.
+/// The start normally comes within a fraction of a millisecond (the next step only
+/// opens its log and sandbox first); this bounds a start that never comes.
+const PARKED_AT_MOST: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A transition waiting for the recorder, and the step waiting for its commit.
 type Pending = (
@@ -258,6 +298,110 @@ impl Recorder {
             store,
             failure,
             queue: started.ok().map(|_| queue),
+            parked: Mutex::new(Vec::new()),
+            next_parked: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Commit `transition` (a step's final record) with the next attempt start, in one
+    /// commit ([`Recorder::commit_here_or_submit`] takes it along), or alone after
+    /// [`PARKED_AT_MOST`]. The future ends with its commit.
+    async fn commit_with_next_start(&self, transition: StepTransition) -> Result<(), StateError> {
+        let (done, mut committed) = tokio::sync::oneshot::channel();
+        let id = self
+            .next_parked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        super::lock(&self.parked).push(Parked {
+            id,
+            transition,
+            done,
+        });
+        if let Ok(outcome) = tokio::time::timeout(PARKED_AT_MOST, &mut committed).await {
+            return self.replied(outcome);
+        }
+        let still_parked = {
+            let mut parked = super::lock(&self.parked);
+            parked
+                .iter()
+                .position(|p| p.id == id)
+                .map(|i| parked.swap_remove(i))
+        };
+        match still_parked {
+            Some(parked) => self.commit_here_or_submit(parked.transition).await,
+            // Taken by a start at the last moment: its commit answers.
+            None => self.replied(committed.await),
+        }
+    }
+
+    /// Commit every parked final record now, on this thread.
+    fn commit_parked(&self) {
+        let parked = std::mem::take(&mut *super::lock(&self.parked));
+        if parked.is_empty() {
+            return;
+        }
+        let (transitions, steps): (Vec<_>, Vec<_>) =
+            parked.into_iter().map(|p| (p.transition, p.done)).unzip();
+        let outcomes = self.store.record_step_transitions(&transitions);
+        self.answer(steps, outcomes);
+    }
+
+    /// Tell each step how its transition's commit went.
+    fn answer(
+        &self,
+        steps: Vec<tokio::sync::oneshot::Sender<Result<(), StateError>>>,
+        outcomes: Vec<Result<(), StateError>>,
+    ) {
+        for (step, outcome) in steps.into_iter().zip(outcomes) {
+            if let Err(e) = &outcome {
+                keep_failure(&self.failure, e);
+            }
+            let _ = step.send(outcome);
+        }
+    }
+
+    fn replied(
+        &self,
+        answer: Result<Result<(), StateError>, tokio::sync::oneshot::error::RecvError>,
+    ) -> Result<(), StateError> {
+        replied(answer, self.store.path(), &self.failure)
+    }
+
+    /// Commit `transition` at once, on this thread, if no other commit of this process
+    /// is under way (the store's connection is free); else [`Recorder::submit`]. The
+    /// future ends with its commit. With a few steps at once (`--jobs` near the number
+    /// of cores) the store is mostly free, and a step saves two thread hand-offs; with
+    /// many, the recorder is mostly busy and they share its commits.
+    fn commit_here_or_submit(
+        &self,
+        transition: StepTransition,
+    ) -> impl Future<Output = Result<(), StateError>> + Send + 'static {
+        // Final records waiting for this start commit with it.
+        let parked = std::mem::take(&mut *super::lock(&self.parked));
+        let (mut transitions, steps): (Vec<_>, Vec<_>) =
+            parked.into_iter().map(|p| (p.transition, p.done)).unzip();
+        transitions.push(transition);
+        let committed_here = match self.store.record_step_transitions_if_free(&transitions) {
+            Some(mut outcomes) => {
+                let outcome = outcomes.pop().expect("one outcome per transition");
+                if let Err(e) = &outcome {
+                    keep_failure(&self.failure, e);
+                }
+                self.answer(steps, outcomes);
+                Ok(outcome)
+            }
+            None => {
+                let transition = transitions.pop().expect("this transition");
+                for (parked, step) in transitions.into_iter().zip(steps) {
+                    self.queue(parked, step);
+                }
+                Err(self.submit(transition))
+            }
+        };
+        async move {
+            match committed_here {
+                Ok(outcome) => outcome,
+                Err(queued) => queued.await,
+            }
         }
     }
 
@@ -266,43 +410,56 @@ impl Recorder {
         &self,
         transition: StepTransition,
     ) -> impl Future<Output = Result<(), StateError>> + Send + 'static {
-        let queued = match &self.queue {
-            Some(queue) => {
-                let (done, committed) = tokio::sync::oneshot::channel();
-                queue
-                    .send((transition, done))
-                    .map(|()| committed)
-                    .map_err(|std::sync::mpsc::SendError((transition, _))| transition)
-            }
-            None => Err(transition),
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.queue(transition, done);
+        let (path, failure) = (self.store.path().to_path_buf(), self.failure.clone());
+        async move { replied(committed.await, &path, &failure) }
+    }
+
+    /// Hand `transition` to the recorder thread; `step` hears of its commit. Without
+    /// the thread, it is committed at once, on this thread.
+    fn queue(
+        &self,
+        transition: StepTransition,
+        step: tokio::sync::oneshot::Sender<Result<(), StateError>>,
+    ) {
+        let unsent = match &self.queue {
+            Some(queue) => queue
+                .send((transition, step))
+                .err()
+                .map(|std::sync::mpsc::SendError(pending)| pending),
+            None => Some((transition, step)),
         };
-        // Without the thread, written at once, on this thread.
-        let submitted = queued.map_err(|transition| {
+        if let Some((transition, step)) = unsent {
             let outcome = one_by_one(&self.store, transition);
-            if let Err(e) = &outcome {
-                keep_failure(&self.failure, e);
-            }
-            outcome
-        });
-        let path = self.store.path().to_path_buf();
-        let failure = self.failure.clone();
-        async move {
-            match submitted {
-                Ok(committed) => committed.await.unwrap_or_else(|_| {
-                    // Only a panic on the recorder thread drops a step's reply.
-                    let e = StateError::Sql {
-                        path,
-                        message:
-                            "the recorder thread stopped before committing this step's transition"
-                                .into(),
-                    };
-                    keep_failure(&failure, &e);
-                    Err(e)
-                }),
-                Err(written) => written,
-            }
+            self.answer(vec![step], vec![outcome]);
         }
     }
+}
+
+impl Drop for Recorder {
+    /// A step stopped while its final record was parked leaves it here: committed all
+    /// the same (the stage already counts on it, see `ending` in `run_stage`).
+    fn drop(&mut self) {
+        self.commit_parked();
+    }
+}
+
+/// A commit's answer as received; none (the committing side is gone: only a panic on
+/// the recorder thread drops a step's reply) is a failure, kept.
+fn replied(
+    answer: Result<Result<(), StateError>, tokio::sync::oneshot::error::RecvError>,
+    path: &std::path::Path,
+    failure: &Mutex<Option<String>>,
+) -> Result<(), StateError> {
+    answer.unwrap_or_else(|_| {
+        let e = StateError::Sql {
+            path: path.to_path_buf(),
+            message: "the recorder thread stopped before committing this step's transition".into(),
+        };
+        keep_failure(failure, &e);
+        Err(e)
+    })
 }
 
 /// One transition in a transaction of its own, on the caller's thread.
@@ -311,6 +468,14 @@ fn one_by_one(store: &Store, transition: StepTransition) -> Result<(), StateErro
         .record_step_transitions(std::slice::from_ref(&transition))
         .pop()
         .expect("one outcome per transition")
+}
+
+/// `value` as JSON text, serialised once (records and reports are stored as text);
+/// `null` should serialising fail, which only a map with non-string keys would do.
+pub(super) fn json_text_of(value: &impl serde::Serialize) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
+        serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
+    })
 }
 
 fn keep_failure(failure: &Mutex<Option<String>>, e: &StateError) {
@@ -345,7 +510,7 @@ impl Restored {
             ..Restored::default()
         };
         for row in steps {
-            match serde_json::from_value::<StepRecord>(row.record.clone()) {
+            match serde_json::from_str::<StepRecord>(row.record.get()) {
                 Ok(rec) => {
                     restored.steps.insert((row.stage, row.step), rec);
                 }
@@ -685,4 +850,125 @@ fn show_gates(
         clear: clear_commands(run_id, stage, &verdict.evaluations),
         gates,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{NewRun, Trigger};
+
+    fn store_with_run(dir: &std::path::Path) -> Arc<Store> {
+        let store = Arc::new(Store::open(&dir.join("state.db")).unwrap());
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        store
+            .create_run(
+                &NewRun {
+                    run_id: "r".into(),
+                    pipeline: "p".into(),
+                    pipeline_file: dir.join("sluice.toml"),
+                    pipeline_digest: "d".into(),
+                    run_dir: dir.join("runs/r"),
+                    trigger: Trigger {
+                        actor: "tester".into(),
+                        ci: vec![],
+                        git_commit: None,
+                    },
+                    started_at: at,
+                },
+                &Holder::current(),
+            )
+            .unwrap();
+        store
+    }
+
+    fn started(step: &str) -> StepTransition {
+        StepTransition::AttemptStarted {
+            run_id: "r".into(),
+            stage: "s".into(),
+            step: step.into(),
+            attempt: 1,
+            at: jiff::Timestamp::from_second(1_800_000_001).unwrap(),
+        }
+    }
+
+    fn finished(step: &str) -> StepTransition {
+        let attempt = AttemptRow {
+            run_id: "r".into(),
+            stage: "s".into(),
+            step: step.into(),
+            attempt: 1,
+            started_at: jiff::Timestamp::from_second(1_800_000_001).unwrap(),
+            finished_at: Some(jiff::Timestamp::from_second(1_800_000_002).unwrap()),
+            status: Some("passed".into()),
+            summary: Some("ok".into()),
+            report: None,
+            log: None,
+        };
+        StepTransition::LastAttemptAndStepFinished(
+            attempt,
+            StepRow {
+                run_id: "r".into(),
+                stage: "s".into(),
+                step: step.into(),
+                status: "passed".into(),
+                summary: "ok".into(),
+                attempts: 1,
+                record: json_text_of(&serde_json::json!({ "step": step })),
+                finished_at: jiff::Timestamp::from_second(1_800_000_002).unwrap(),
+            },
+        )
+    }
+
+    fn finished_steps(store: &Store) -> Vec<String> {
+        let mut steps: Vec<String> = store
+            .finished_steps("r")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.step)
+            .collect();
+        steps.sort();
+        steps
+    }
+
+    #[tokio::test]
+    async fn a_final_record_waiting_for_the_next_start_commits_with_it_or_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_run(dir.path());
+        let recorder = Arc::new(Recorder::start(store.clone(), Arc::default()));
+        recorder.commit_here_or_submit(started("a")).await.unwrap();
+        // Parked: not in the store until a start comes.
+        let waiting = tokio::spawn({
+            let recorder = recorder.clone();
+            async move { recorder.commit_with_next_start(finished("a")).await }
+        });
+        while super::super::lock(&recorder.parked).is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert!(finished_steps(&store).is_empty());
+        // The next start takes it along: both are committed when the start is.
+        recorder.commit_here_or_submit(started("b")).await.unwrap();
+        assert_eq!(finished_steps(&store), ["a"]);
+        assert_eq!(store.attempts("r").unwrap().len(), 2);
+        waiting.await.unwrap().unwrap();
+        // No start comes: committed alone once the wait is over.
+        recorder
+            .commit_with_next_start(finished("b"))
+            .await
+            .unwrap();
+        assert_eq!(finished_steps(&store), ["a", "b"]);
+        // A stage stopped by an alarm starts none: what waits is committed at once.
+        recorder.commit_here_or_submit(started("c")).await.unwrap();
+        let stopped = tokio::spawn({
+            let recorder = recorder.clone();
+            async move { recorder.commit_with_next_start(finished("c")).await }
+        });
+        while super::super::lock(&recorder.parked).is_empty() {
+            tokio::task::yield_now().await;
+        }
+        stopped.abort();
+        recorder.commit_parked();
+        assert_eq!(finished_steps(&store), ["a", "b", "c"]);
+        let problems = store.consistency_problems().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
 }

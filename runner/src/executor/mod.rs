@@ -597,14 +597,16 @@ impl RunContext {
     }
 
     /// A step's final record (with its last attempt's end, when one is pending), in
-    /// the store before its end is shown.
+    /// the store before its end is shown. `start_follows`: a waiting step took this
+    /// one's place among `--jobs` (the record commits with its start).
     async fn record_finished(
         &self,
         rec: &StepRecord,
         last_attempt: Option<crate::state::AttemptRow>,
+        start_follows: bool,
     ) {
         if let Some(journal) = &self.journal {
-            journal.finish_step(rec, last_attempt).await;
+            journal.finish_step(rec, last_attempt, start_follows).await;
         }
     }
 
@@ -821,6 +823,10 @@ async fn run_stage(
                         records[i] = Some(rec);
                     }
                 }
+                // No step starts now: final records waiting for a start commit alone.
+                if let Some(journal) = &ctx.journal {
+                    journal.commit_waiting_records();
+                }
                 alarmed = Some(reason.clone());
                 for (i, step) in stage.steps.iter().enumerate() {
                     if records[i].is_none()
@@ -1035,9 +1041,14 @@ async fn run_step(
     {
         tracing::error!("cannot record step {}: {e}", step.id);
     }
+    // The semaphore hands a freed place straight to the first step waiting for one:
+    // none is left free then, and that step is about to record its attempt's start.
+    let jobs = job.semaphore().clone();
     drop(job);
+    let start_follows = jobs.available_permits() == 0;
     ending(&record);
-    ctx.record_finished(&record, last_attempt).await;
+    ctx.record_finished(&record, last_attempt, start_follows)
+        .await;
     ctx.events
         .send(step_finished(stage, &record, started.elapsed()));
     record
@@ -1181,7 +1192,7 @@ async fn attempts(
                         types::Status::Failed => Status::Failed,
                     },
                     report.summary.clone(),
-                    serde_json::to_value(report).ok(),
+                    Some(durable::json_text_of(report)),
                 ),
                 Err(f) => (
                     Status::Failed,

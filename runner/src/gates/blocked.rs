@@ -388,7 +388,7 @@ impl Inspection {
             }
         };
         for step in &steps {
-            let record: StepRecordView = match serde_json::from_value(step.record.clone()) {
+            let record: StepRecordView = match serde_json::from_str(step.record.get()) {
                 Ok(r) => r,
                 Err(e) => {
                     found.unverifiable.push(format!(
