@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use serde::Serialize;
 
 mod check;
@@ -497,23 +497,14 @@ impl Store {
     /// Run queries outside any write transaction (each statement sees a consistent
     /// snapshot; a multi-statement read takes a deferred transaction).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, StateError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(|e| sql_error(&self.path, e))?;
-        let value = f(&tx).map_err(|e| self.error(e))?;
-        tx.commit().map_err(|e| sql_error(&self.path, e))?;
-        Ok(value)
+        self.transaction(&self.lock(), "BEGIN DEFERRED", f)
     }
 
     /// One write transaction, committed before this returns. `IMMEDIATE`: the write
     /// lock is taken at the start, so two processes never both read and then both fail
     /// to upgrade; a busy database is waited on (busy timeout), not failed.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
-    ) -> Result<T, StateError> {
-        self.write_on(&mut self.lock(), f)
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Failure>) -> Result<T, StateError> {
+        self.write_on(&self.lock(), f)
     }
 
     /// The connection, if no other thread of this process is using it at this moment.
@@ -527,14 +518,42 @@ impl Store {
 
     fn write_on<T>(
         &self,
-        conn: &mut Connection,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure>,
+        conn: &Connection,
+        f: impl FnOnce(&Connection) -> Result<T, Failure>,
     ) -> Result<T, StateError> {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| sql_error(&self.path, e))?;
-        let value = f(&tx).map_err(|e| self.error(e))?;
-        tx.commit().map_err(|e| sql_error(&self.path, e))?;
+        self.transaction(conn, "BEGIN IMMEDIATE", f)
+    }
+
+    /// `f` in a transaction begun with `begin`, committed, or rolled back when it fails.
+    /// `BEGIN`, `COMMIT` and `ROLLBACK` are prepared once per connection (cached), not
+    /// parsed again for every transaction as `rusqlite::Transaction` does: a run makes
+    /// one or two transactions per step.
+    fn transaction<T>(
+        &self,
+        conn: &Connection,
+        begin: &str,
+        f: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, StateError> {
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        let roll_back = || {
+            if !conn.is_autocommit() {
+                let _ = run("ROLLBACK");
+            }
+        };
+        // A transaction left open (a panic in `f` under an earlier call) is undone.
+        roll_back();
+        run(begin).map_err(|e| sql_error(&self.path, e))?;
+        let value = match f(conn) {
+            Ok(value) => value,
+            Err(e) => {
+                roll_back();
+                return Err(self.error(e));
+            }
+        };
+        if let Err(e) = run("COMMIT") {
+            roll_back();
+            return Err(sql_error(&self.path, e));
+        }
         Ok(value)
     }
 
@@ -618,6 +637,9 @@ fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }
 
+/// How many prepared statements a connection keeps.
+const STATEMENTS_KEPT: usize = 64;
+
 /// The store's connection to `path`: opened, configured, migrated, its schema read.
 fn connect(path: &Path) -> Result<Connection, StateError> {
     let oversized_log = checkpoint::log_outgrew_its_limit(path);
@@ -627,6 +649,9 @@ fn connect(path: &Path) -> Result<Connection, StateError> {
         // back once, here, so reading it back stays bounded.
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
+    // Every statement a run makes stays prepared (rusqlite keeps 16 by default; a run
+    // uses about 20, and one evicted is parsed again at its next use).
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     // SQLite reads the schema at a connection's first statement that needs it.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(|e| sql_error(path, e))?;

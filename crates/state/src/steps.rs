@@ -61,8 +61,7 @@ impl Store {
         &self,
         transitions: &[StepTransition],
     ) -> Vec<Result<(), StateError>> {
-        let mut conn = self.lock();
-        self.record_step_transitions_on(&mut conn, transitions)
+        self.record_step_transitions_on(&self.lock(), transitions)
     }
 
     /// [`Store::record_step_transitions`], but only if no other thread of this process
@@ -72,13 +71,13 @@ impl Store {
         &self,
         transitions: &[StepTransition],
     ) -> Option<Vec<Result<(), StateError>>> {
-        let mut conn = self.lock_if_free()?;
-        Some(self.record_step_transitions_on(&mut conn, transitions))
+        let conn = self.lock_if_free()?;
+        Some(self.record_step_transitions_on(&conn, transitions))
     }
 
     fn record_step_transitions_on(
         &self,
-        conn: &mut Connection,
+        conn: &Connection,
         transitions: &[StepTransition],
     ) -> Vec<Result<(), StateError>> {
         if let [transition] = transitions {

@@ -274,6 +274,30 @@ fn a_database_opened_ahead_is_taken_over_and_a_newer_one_still_refused() {
 }
 
 #[test]
+fn a_write_that_panicked_leaves_no_transaction_open_for_the_next() {
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.write(|_| -> Result<(), Failure> { panic!("a bug inside a store call") });
+    }));
+    assert!(panicked.is_err());
+    store
+        .create_run(&new_run("r", "p", t(0)), &Holder::current())
+        .unwrap();
+    assert_eq!(store.run("r").unwrap().pipeline, "p");
+    // And a write that fails is undone: nothing of it stays.
+    let failed = store.write(|tx| -> Result<(), Failure> {
+        tx.execute(
+            "UPDATE runs SET pipeline = 'changed' WHERE run_id = 'r'",
+            [],
+        )?;
+        Err(Failure::Sql(rusqlite::Error::InvalidQuery))
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.run("r").unwrap().pipeline, "p");
+}
+
+#[test]
 fn a_transition_offered_while_the_store_is_in_use_is_handed_back_unrecorded() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
