@@ -375,7 +375,7 @@ impl Recorder {
         &self,
         transition: StepTransition,
     ) -> impl Future<Output = Result<(), StateError>> + Send + 'static {
-        // Final records waiting for this start commit with it.
+        // Final records parked for the next start commit with this transition.
         let parked = std::mem::take(&mut *super::lock(&self.parked));
         let (mut transitions, steps): (Vec<_>, Vec<_>) =
             parked.into_iter().map(|p| (p.transition, p.done)).unzip();
