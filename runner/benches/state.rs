@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use sluice::state::{
     ApprovalRow, ArtifactRow, AttemptRow, GateEvaluationRow, HistoryFilter, Holder, NewRun,
-    OverrideRow, RunState, StepRow, Store, Trigger,
+    OverrideRow, RunState, StepRow, Store, Trigger, stored_json,
 };
 
 const PIPELINE: &str = "release";
@@ -514,5 +514,5 @@ fn explain_binary(bin: &Path, dir: &Path, db: &Path) {
 
 /// A JSON value as the text a row stores.
 fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
-    serde_json::value::to_raw_value(&value).expect("a JSON value serialises")
+    stored_json(&value)
 }

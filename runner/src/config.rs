@@ -576,12 +576,17 @@ pub fn declared_state_path(path: &Path) -> Option<PathBuf> {
     if written.trim().is_empty() || written.contains('\0') || written.ends_with('/') {
         return None;
     }
+    Some(normalize(&pipeline_dir(path).join(expand_home(written))))
+}
+
+/// The folder of the pipeline file at `path` (`.` for a bare file name), made absolute
+/// when it exists: [`Pipeline::dir`], which relative paths in the file start from.
+pub fn pipeline_dir(path: &Path) -> PathBuf {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    Some(normalize(&dir.join(expand_home(written))))
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Like [`load`], but a file whose structure is sound comes back as a pipeline along
@@ -600,17 +605,7 @@ pub fn parse_lenient(
     path: &Path,
     text: String,
 ) -> Result<(Pipeline, Vec<ConfigError>), PipelineFileError> {
-    let dir = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = pipeline_dir(path);
     let display_path = path.to_path_buf();
     let source = SourceFile {
         path: display_path,

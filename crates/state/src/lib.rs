@@ -658,11 +658,20 @@ fn connect(path: &Path) -> Result<Connection, StateError> {
     Ok(conn)
 }
 
+/// `value` as the JSON text a row stores ([`StepRow::record`], [`AttemptRow::report`]):
+/// serialised once, straight to text. `null` should serialising fail, which only a map
+/// with non-string keys would do.
+pub fn stored_json(value: &impl Serialize) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| json_null())
+}
+
 /// JSON text as stored; text that is not JSON (written by hand) reads as `null`.
 fn json_raw(text: String) -> Box<serde_json::value::RawValue> {
-    serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| {
-        serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
-    })
+    serde_json::value::RawValue::from_string(text).unwrap_or_else(|_| json_null())
+}
+
+fn json_null() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
 }
 
 fn json_value(text: Option<String>) -> serde_json::Value {

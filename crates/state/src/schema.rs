@@ -328,10 +328,6 @@ fn configure(conn: &Connection) -> Result<(), String> {
     Ok(())
 }
 
-/// Retry `f` while the database is busy, up to [`BUSY_TIMEOUT`]. For the statements
-/// SQLite answers `SQLITE_BUSY` without calling the busy handler: switching the journal
-/// mode (and reading the header meanwhile) while another connection opens the same new
-/// file, where waiting inside SQLite could deadlock.
 /// Wait for a lock another connection holds for up to [`BUSY_TIMEOUT`], in short
 /// sleeps: SQLite's own busy timeout sleeps 1, 2, 5, 10, 15, 20, 25 ms..., so a lock
 /// held for a few hundred microseconds (a commit, reading the log back) cost a run
@@ -360,6 +356,10 @@ fn waited_before(attempt: u32) -> Duration {
     before_cap + busy_sleep(7) * attempt.saturating_sub(doubling)
 }
 
+/// Retry `f` while the database is busy, up to [`BUSY_TIMEOUT`]. For the statements
+/// SQLite answers `SQLITE_BUSY` without calling the busy handler: switching the journal
+/// mode (and reading the header meanwhile) while another connection opens the same new
+/// file, where waiting inside SQLite could deadlock.
 fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {

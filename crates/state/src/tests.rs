@@ -1859,7 +1859,7 @@ fn a_target_record_keeps_its_last_good_revision_across_stores() {
 
 /// A JSON value as the text a row stores.
 fn raw(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
-    serde_json::value::to_raw_value(&value).expect("a JSON value serialises")
+    stored_json(&value)
 }
 
 /// Stored JSON text, parsed back.

@@ -181,14 +181,7 @@ impl StoreAhead {
             .spawn(move || {
                 let path = flag
                     .or_else(|| config::declared_state_path(&file))
-                    .unwrap_or_else(|| {
-                        let dir = match file.parent() {
-                            Some(p) if !p.as_os_str().is_empty() => p,
-                            _ => Path::new("."),
-                        };
-                        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-                        default_state_path(&dir)
-                    });
+                    .unwrap_or_else(|| default_state_path(&config::pipeline_dir(&file)));
                 Store::open_ahead(&path)
             })
             .ok();

@@ -209,7 +209,7 @@ impl Journal {
             status: record.status.as_str().to_string(),
             summary: record.summary.clone(),
             attempts: record.attempts,
-            record: json_text_of(record),
+            record: crate::state::stored_json(record),
             finished_at: self.now(),
         };
         match last_attempt {
@@ -468,14 +468,6 @@ fn one_by_one(store: &Store, transition: StepTransition) -> Result<(), StateErro
         .record_step_transitions(std::slice::from_ref(&transition))
         .pop()
         .expect("one outcome per transition")
-}
-
-/// `value` as JSON text, serialised once (records and reports are stored as text);
-/// `null` should serialising fail, which only a map with non-string keys would do.
-pub(super) fn json_text_of(value: &impl serde::Serialize) -> Box<serde_json::value::RawValue> {
-    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
-        serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
-    })
 }
 
 fn keep_failure(failure: &Mutex<Option<String>>, e: &StateError) {
@@ -913,10 +905,26 @@ mod tests {
                 status: "passed".into(),
                 summary: "ok".into(),
                 attempts: 1,
-                record: json_text_of(&serde_json::json!({ "step": step })),
+                record: crate::state::stored_json(&serde_json::json!({ "step": step })),
                 finished_at: jiff::Timestamp::from_second(1_800_000_002).unwrap(),
             },
         )
+    }
+
+    /// `step`'s final record parked (on a task of its own, which waits for its commit),
+    /// once it is.
+    async fn parked_on_a_task(
+        recorder: &Arc<Recorder>,
+        step: &str,
+    ) -> tokio::task::JoinHandle<Result<(), StateError>> {
+        let waiting = tokio::spawn({
+            let (recorder, finished) = (recorder.clone(), finished(step));
+            async move { recorder.commit_with_next_start(finished).await }
+        });
+        while super::super::lock(&recorder.parked).is_empty() {
+            tokio::task::yield_now().await;
+        }
+        waiting
     }
 
     fn finished_steps(store: &Store) -> Vec<String> {
@@ -937,13 +945,7 @@ mod tests {
         let recorder = Arc::new(Recorder::start(store.clone(), Arc::default()));
         recorder.commit_here_or_submit(started("a")).await.unwrap();
         // Parked: not in the store until a start comes.
-        let waiting = tokio::spawn({
-            let recorder = recorder.clone();
-            async move { recorder.commit_with_next_start(finished("a")).await }
-        });
-        while super::super::lock(&recorder.parked).is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let waiting = parked_on_a_task(&recorder, "a").await;
         assert!(finished_steps(&store).is_empty());
         // The next start takes it along: both are committed when the start is.
         recorder.commit_here_or_submit(started("b")).await.unwrap();
@@ -958,13 +960,7 @@ mod tests {
         assert_eq!(finished_steps(&store), ["a", "b"]);
         // A stage stopped by an alarm starts none: what waits is committed at once.
         recorder.commit_here_or_submit(started("c")).await.unwrap();
-        let stopped = tokio::spawn({
-            let recorder = recorder.clone();
-            async move { recorder.commit_with_next_start(finished("c")).await }
-        });
-        while super::super::lock(&recorder.parked).is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let stopped = parked_on_a_task(&recorder, "c").await;
         stopped.abort();
         recorder.commit_parked();
         assert_eq!(finished_steps(&store), ["a", "b", "c"]);

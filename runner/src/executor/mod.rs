@@ -707,9 +707,10 @@ async fn run_stage(
     let mut started: Vec<bool> = vec![false; stage.steps.len()];
     let mut records: Vec<Option<StepRecord>> = vec![None; stage.steps.len()];
     let mut running: JoinSet<(usize, StepRecord)> = JoinSet::new();
-    // A step's final record as handed to the recorder, kept until its task returns: a
-    // task stopped by an alarm while that record commits leaves it here (the record
-    // is committed all the same), and the step is not recorded a second time.
+    // A step's final record as handed to the journal, kept until its task returns: a
+    // task stopped by an alarm while that record commits (or waits for the next start
+    // to commit with it) leaves it here (the record is committed all the same), and
+    // the step is not recorded a second time.
     let ending: Arc<Mutex<HashMap<usize, StepRecord>>> = Arc::default();
     // Steps that finished before a resume are never run again.
     for (i, step) in stage.steps.iter().enumerate() {
@@ -1192,7 +1193,7 @@ async fn attempts(
                         types::Status::Failed => Status::Failed,
                     },
                     report.summary.clone(),
-                    Some(durable::json_text_of(report)),
+                    Some(crate::state::stored_json(report)),
                 ),
                 Err(f) => (
                     Status::Failed,
