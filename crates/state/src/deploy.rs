@@ -128,8 +128,24 @@ const DEPLOYMENT_STATES: [&str; 5] = [
 ];
 const EVENT_STATES: [&str; 4] = ["started", "succeeded", "failed", "skipped"];
 
-const DEPLOYMENT_COLUMNS: &str = "id, run_id, stage, step, application, deployment_group, \
-     label, digest, kind, rollback_of, config, targets, state, reason, started_at, finished_at";
+/// The columns [`deployment_from_row`] reads, in its order (a macro: `concat!` takes
+/// literals only).
+macro_rules! deployment_columns {
+    () => {
+        "id, run_id, stage, step, application, deployment_group, label, digest, kind, \
+         rollback_of, config, targets, state, reason, started_at, finished_at"
+    };
+}
+const DEPLOYMENT_COLUMNS: &str = deployment_columns!();
+const RUN_DEPLOYMENTS: &str = concat!(
+    "SELECT ",
+    deployment_columns!(),
+    " FROM deployments WHERE run_id = ?1 ORDER BY started_at, rowid"
+);
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[RUN_DEPLOYMENTS];
 
 fn deployment_from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
     let targets: String = row.get(11)?;
@@ -308,10 +324,7 @@ impl Store {
     pub fn deployments(&self, run_id: &str) -> Result<Vec<DeploymentRow>, StateError> {
         self.read(|conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE run_id = ?1 \
-                     ORDER BY started_at, rowid"
-                ))?
+                .prepare_cached(RUN_DEPLOYMENTS)?
                 .query_map([run_id], deployment_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })

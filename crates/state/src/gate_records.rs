@@ -27,8 +27,23 @@ fn evaluation_from_row(row: &Row<'_>) -> rusqlite::Result<GateEvaluationRow> {
     })
 }
 
-const OVERRIDE_COLUMNS: &str =
-    "id, run_id, gate, stage, actor, reason, created_at, expires_at, used_at";
+/// The columns [`override_from_row`] reads, in its order (a macro: `concat!` takes
+/// literals only).
+macro_rules! override_columns {
+    () => {
+        "id, run_id, gate, stage, actor, reason, created_at, expires_at, used_at"
+    };
+}
+const OVERRIDE_COLUMNS: &str = override_columns!();
+const RUN_OVERRIDES: &str = concat!(
+    "SELECT ",
+    override_columns!(),
+    " FROM overrides WHERE run_id = ?1 ORDER BY id"
+);
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[RUN_OVERRIDES];
 
 fn override_from_row(row: &Row<'_>) -> rusqlite::Result<OverrideRow> {
     Ok(OverrideRow {
@@ -267,9 +282,7 @@ impl Store {
     pub fn overrides(&self, run_id: &str) -> Result<Vec<OverrideRow>, StateError> {
         self.read(|conn| {
             let rows = conn
-                .prepare_cached(&format!(
-                    "SELECT {OVERRIDE_COLUMNS} FROM overrides WHERE run_id = ?1 ORDER BY id"
-                ))?
+                .prepare_cached(RUN_OVERRIDES)?
                 .query_map([run_id], override_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)

@@ -9,11 +9,48 @@ use super::{
     Trigger, from_ts, from_ts_opt, ts,
 };
 
-/// The columns [`run_from_row`] reads, in its order.
-pub(super) const RUN_COLUMNS: &str = "run_id, pipeline, pipeline_file, pipeline_digest, \
-     run_dir, actor, ci, git_commit, state, reason, started_at, finished_at, current_stage, \
-     artifact_name, artifact_version, artifact_digest, superseded_by, holder_pid, \
-     holder_start_ticks, holder_boot_id, holder_hostname";
+const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE run_id = ?1";
+const CREATE_RUN: &str = "INSERT INTO runs (run_id, pipeline, pipeline_file, \
+     pipeline_digest, run_dir, actor, ci, git_commit, state, started_at, holder_pid, \
+     holder_start_ticks, holder_boot_id, holder_hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+     ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13)";
+const SET_RUN_STATE: &str = "UPDATE runs SET state = ?2, reason = ?3, finished_at = ?4, \
+     current_stage = CASE WHEN ?5 THEN NULL ELSE current_stage END WHERE run_id = ?1";
+/// A run that ended is driven by no process.
+const RELEASE_RUN_HOLDER: &str = "UPDATE runs SET holder_pid = NULL, holder_start_ticks = \
+     NULL, holder_boot_id = NULL, holder_hostname = NULL WHERE run_id = ?1";
+/// A run that ended holds no stage.
+const RELEASE_RUN_STAGES: &str = "DELETE FROM stage_claims WHERE run_id = ?1";
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[
+    LOAD_RUN,
+    RUNNING_RUNS,
+    RUN_EXISTS,
+    CREATE_RUN,
+    SET_RUN_STATE,
+    RELEASE_RUN_HOLDER,
+    RELEASE_RUN_STAGES,
+];
+
+/// The columns [`run_from_row`] reads, in its order (a macro, for the statements that
+/// are constants: `concat!` takes literals only).
+macro_rules! run_columns {
+    () => {
+        "run_id, pipeline, pipeline_file, pipeline_digest, run_dir, actor, ci, git_commit, \
+         state, reason, started_at, finished_at, current_stage, artifact_name, \
+         artifact_version, artifact_digest, superseded_by, holder_pid, holder_start_ticks, \
+         holder_boot_id, holder_hostname"
+    };
+}
+const RUN_COLUMNS: &str = run_columns!();
+const LOAD_RUN: &str = concat!("SELECT ", run_columns!(), " FROM runs WHERE run_id = ?1");
+const RUNNING_RUNS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE state = 'running' ORDER BY id"
+);
 
 pub(super) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
     let state_word: String = row.get(8)?;
@@ -66,14 +103,14 @@ pub(super) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 pub(super) fn load_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRow>> {
-    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"))?
+    conn.prepare_cached(LOAD_RUN)?
         .query_row([run_id], run_from_row)
         .optional()
 }
 
 pub(super) fn run_exists(conn: &Connection, run_id: &str) -> rusqlite::Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")?
+        .prepare_cached(RUN_EXISTS)?
         .query_row([run_id], |_| Ok(()))
         .optional()?
         .is_some())
@@ -105,13 +142,7 @@ impl Store {
                     run.run_id
                 )));
             }
-            tx.prepare_cached(
-                "INSERT INTO runs (run_id, pipeline, pipeline_file, pipeline_digest, run_dir, \
-                 actor, ci, git_commit, state, started_at, holder_pid, holder_start_ticks, \
-                 holder_boot_id, holder_hostname) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
+            tx.prepare_cached(CREATE_RUN)?.execute(params![
                 run.run_id,
                 run.pipeline,
                 run.pipeline_file.to_string_lossy(),
@@ -188,12 +219,7 @@ impl Store {
                 return Err(self.no_such_run(run_id));
             }
             let finished_at = state.is_final().then(|| ts(at));
-            tx.prepare_cached(
-                "UPDATE runs SET state = ?2, reason = ?3, finished_at = ?4, \
-                 current_stage = CASE WHEN ?5 THEN NULL ELSE current_stage END \
-                 WHERE run_id = ?1",
-            )?
-            .execute(params![
+            tx.prepare_cached(SET_RUN_STATE)?.execute(params![
                 run_id,
                 state.as_str(),
                 reason,
@@ -201,15 +227,10 @@ impl Store {
                 state.is_final()
             ])?;
             if state.is_final() {
-                tx.prepare_cached(
-                    "UPDATE runs SET holder_pid = NULL, holder_start_ticks = NULL, \
-                     holder_boot_id = NULL, holder_hostname = NULL WHERE run_id = ?1",
-                )?
-                .execute([run_id])?;
+                tx.prepare_cached(RELEASE_RUN_HOLDER)?.execute([run_id])?;
             }
             if state.is_final() {
-                tx.prepare_cached("DELETE FROM stage_claims WHERE run_id = ?1")?
-                    .execute([run_id])?;
+                tx.prepare_cached(RELEASE_RUN_STAGES)?.execute([run_id])?;
             }
             Ok(())
         })
@@ -297,9 +318,7 @@ impl Store {
     pub fn reap_dead_runs(&self, at: jiff::Timestamp) -> Result<Vec<String>, StateError> {
         self.write(|tx| {
             let running = tx
-                .prepare_cached(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs WHERE state = 'running' ORDER BY id"
-                ))?
+                .prepare_cached(RUNNING_RUNS)?
                 .query_map([], run_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut reaped = Vec::new();

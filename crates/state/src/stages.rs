@@ -18,6 +18,52 @@ use super::{
     from_ts_opt, ts,
 };
 
+const RUN_SEQ: &str = "SELECT id FROM runs WHERE run_id = ?1";
+const NEWER_QUEUED: &str = "SELECT r.run_id FROM runs r WHERE r.pipeline = ?2 AND r.id > \
+     ?3 AND r.state <> 'superseded' AND EXISTS (SELECT 1 FROM run_stages s WHERE s.run_id \
+     = r.run_id AND s.stage = ?1) ORDER BY r.id DESC LIMIT 1";
+const ENTERED: &str = "SELECT entered_at IS NOT NULL FROM run_stages WHERE run_id = ?1 \
+     AND stage = ?2";
+const STAGE_CLAIM: &str = "SELECT run_id, claimed_at, holder_pid, holder_start_ticks, \
+     holder_boot_id, holder_hostname FROM stage_claims WHERE pipeline = ?1 AND stage = ?2";
+const QUEUE: &str = "INSERT INTO run_stages (run_id, stage, queued_at) VALUES (?1, ?2, \
+     ?3) ON CONFLICT (run_id, stage) DO NOTHING";
+const SET_CURRENT_STAGE: &str = "UPDATE runs SET current_stage = ?2 WHERE run_id = ?1";
+const OLDER_WAITING: &str = "SELECT r.run_id FROM run_stages s CROSS JOIN runs r ON \
+     r.run_id = s.run_id WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id < ?3 AND \
+     s.entered_at IS NULL AND s.status IS NULL AND r.state IN ('running', 'waiting', \
+     'interrupted') ORDER BY r.id";
+const CLAIM: &str = "INSERT INTO stage_claims (pipeline, stage, run_id, claimed_at, \
+     holder_pid, holder_start_ticks, holder_boot_id, holder_hostname) VALUES (?1, ?2, ?3, \
+     ?4, ?5, ?6, ?7, ?8) ON CONFLICT (pipeline, stage) DO UPDATE SET holder_pid = \
+     excluded.holder_pid, holder_start_ticks = excluded.holder_start_ticks, \
+     holder_boot_id = excluded.holder_boot_id, holder_hostname = excluded.holder_hostname";
+const ENTER: &str = "INSERT INTO run_stages (run_id, stage, queued_at, entered_at) VALUES \
+     (?1, ?2, ?3, ?3) ON CONFLICT (run_id, stage) DO UPDATE SET entered_at = \
+     COALESCE(entered_at, excluded.entered_at)";
+const EXIT: &str = "UPDATE run_stages SET exited_at = ?3, status = ?4 WHERE run_id = ?1 \
+     AND stage = ?2";
+const RELEASE_STAGE: &str = "DELETE FROM stage_claims WHERE run_id = ?1 AND stage = ?2";
+const LEAVE_CURRENT_STAGE: &str = "UPDATE runs SET current_stage = NULL WHERE run_id = ?1 \
+     AND current_stage = ?2";
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[
+    RUN_SEQ,
+    NEWER_QUEUED,
+    ENTERED,
+    STAGE_CLAIM,
+    QUEUE,
+    SET_CURRENT_STAGE,
+    OLDER_WAITING,
+    CLAIM,
+    ENTER,
+    EXIT,
+    RELEASE_STAGE,
+    LEAVE_CURRENT_STAGE,
+];
+
 /// Who holds a stage, and who waits for it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StageOccupancy {
@@ -46,7 +92,7 @@ pub struct StageHolder {
 
 /// The row id of a run (its creation order).
 fn run_seq(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT id FROM runs WHERE run_id = ?1")?
+    conn.prepare_cached(RUN_SEQ)?
         .query_row([run_id], |row| row.get(0))
         .optional()
 }
@@ -59,13 +105,9 @@ fn newer_queued(
     stage: &str,
     seq: i64,
 ) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT r.run_id FROM runs r WHERE r.pipeline = ?2 AND r.id > ?3 \
-         AND r.state <> 'superseded' AND EXISTS (SELECT 1 FROM run_stages s \
-         WHERE s.run_id = r.run_id AND s.stage = ?1) ORDER BY r.id DESC LIMIT 1",
-    )?
-    .query_row(params![stage, pipeline, seq], |row| row.get(0))
-    .optional()
+    conn.prepare_cached(NEWER_QUEUED)?
+        .query_row(params![stage, pipeline, seq], |row| row.get(0))
+        .optional()
 }
 
 /// End `run_id` as superseded by `by` while it waited for `stage`.
@@ -95,9 +137,7 @@ fn supersede(
 
 fn entered(conn: &Connection, run_id: &str, stage: &str) -> rusqlite::Result<bool> {
     Ok(conn
-        .prepare_cached(
-            "SELECT entered_at IS NOT NULL FROM run_stages WHERE run_id = ?1 AND stage = ?2",
-        )?
+        .prepare_cached(ENTERED)?
         .query_row([run_id, stage], |row| row.get::<_, bool>(0))
         .optional()?
         .unwrap_or(false))
@@ -108,25 +148,22 @@ fn stage_holder(
     pipeline: &str,
     stage: &str,
 ) -> rusqlite::Result<Option<StageHolder>> {
-    conn.prepare_cached(
-        "SELECT run_id, claimed_at, holder_pid, holder_start_ticks, holder_boot_id, \
-         holder_hostname FROM stage_claims WHERE pipeline = ?1 AND stage = ?2",
-    )?
-    .query_row([pipeline, stage], |row| {
-        let process = Holder {
-            pid: row.get::<_, i64>(2)? as u32,
-            start_ticks: row.get::<_, i64>(3)? as u64,
-            boot_id: row.get(4)?,
-            hostname: row.get(5)?,
-        };
-        Ok(StageHolder {
-            run_id: row.get(0)?,
-            claimed_at: from_ts(row.get(1)?),
-            alive: false,
-            process,
+    conn.prepare_cached(STAGE_CLAIM)?
+        .query_row([pipeline, stage], |row| {
+            let process = Holder {
+                pid: row.get::<_, i64>(2)? as u32,
+                start_ticks: row.get::<_, i64>(3)? as u64,
+                boot_id: row.get(4)?,
+                hostname: row.get(5)?,
+            };
+            Ok(StageHolder {
+                run_id: row.get(0)?,
+                claimed_at: from_ts(row.get(1)?),
+                alive: false,
+                process,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 impl Store {
@@ -163,12 +200,9 @@ impl Store {
             if run.state.is_final() {
                 return Err(self.ended(&run));
             }
-            tx.prepare_cached(
-                "INSERT INTO run_stages (run_id, stage, queued_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (run_id, stage) DO NOTHING",
-            )?
-            .execute(params![run_id, stage, ts(at)])?;
-            tx.prepare_cached("UPDATE runs SET current_stage = ?2 WHERE run_id = ?1")?
+            tx.prepare_cached(QUEUE)?
+                .execute(params![run_id, stage, ts(at)])?;
+            tx.prepare_cached(SET_CURRENT_STAGE)?
                 .execute([run_id, stage])?;
             if entered(tx, run_id, stage)? {
                 return Ok(Vec::new());
@@ -178,12 +212,7 @@ impl Store {
                 return Ok(vec![run_id.to_string()]);
             }
             let older = tx
-                .prepare_cached(
-                    "SELECT r.run_id FROM run_stages s CROSS JOIN runs r ON r.run_id = s.run_id \
-                     WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id < ?3 \
-                     AND s.entered_at IS NULL AND s.status IS NULL \
-                     AND r.state IN ('running', 'waiting', 'interrupted') ORDER BY r.id",
-                )?
+                .prepare_cached(OLDER_WAITING)?
                 .query_map(params![stage, run.pipeline, seq], |row| {
                     row.get::<_, String>(0)
                 })?
@@ -261,13 +290,7 @@ impl Store {
                 None => {}
             }
             tx.prepare_cached(
-                "INSERT INTO stage_claims (pipeline, stage, run_id, claimed_at, holder_pid, \
-                 holder_start_ticks, holder_boot_id, holder_hostname) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (pipeline, stage) DO UPDATE SET holder_pid = excluded.holder_pid, \
-                 holder_start_ticks = excluded.holder_start_ticks, \
-                 holder_boot_id = excluded.holder_boot_id, \
-                 holder_hostname = excluded.holder_hostname",
+                CLAIM,
             )?
             .execute(params![
                 run.pipeline,
@@ -280,13 +303,10 @@ impl Store {
                 holder.hostname
             ])?;
             tx.prepare_cached(
-                "INSERT INTO run_stages (run_id, stage, queued_at, entered_at) \
-                 VALUES (?1, ?2, ?3, ?3) \
-                 ON CONFLICT (run_id, stage) DO UPDATE \
-                 SET entered_at = COALESCE(entered_at, excluded.entered_at)",
+                ENTER,
             )?
             .execute(params![run_id, stage, ts(at)])?;
-            tx.prepare_cached("UPDATE runs SET current_stage = ?2 WHERE run_id = ?1")?
+            tx.prepare_cached(SET_CURRENT_STAGE)?
                 .execute([run_id, stage])?;
             Ok(StageClaim::Held)
         })
@@ -303,8 +323,7 @@ impl Store {
         self.write(|tx| {
             let changed = tx
                 .prepare_cached(
-                    "UPDATE run_stages SET exited_at = ?3, status = ?4 \
-                     WHERE run_id = ?1 AND stage = ?2",
+                    EXIT,
                 )?
                 .execute(params![run_id, stage, ts(at), status])?;
             if changed == 0 {
@@ -315,10 +334,10 @@ impl Store {
                     "run `{run_id}` cannot leave stage `{stage}`: it never queued for it nor entered it"
                 )));
             }
-            tx.prepare_cached("DELETE FROM stage_claims WHERE run_id = ?1 AND stage = ?2")?
+            tx.prepare_cached(RELEASE_STAGE)?
                 .execute([run_id, stage])?;
             tx.prepare_cached(
-                "UPDATE runs SET current_stage = NULL WHERE run_id = ?1 AND current_stage = ?2",
+                LEAVE_CURRENT_STAGE,
             )?
             .execute([run_id, stage])?;
             Ok(())

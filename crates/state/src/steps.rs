@@ -8,6 +8,37 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::runs::run_exists;
 use super::{AttemptRow, Failure, StateError, StepRow, Store, from_ts, from_ts_opt, json_raw, ts};
 
+/// An attempt starts.
+const START_ATTEMPT: &str = "INSERT INTO step_attempts (run_id, stage, step, attempt, \
+     started_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// The latest unfinished start of an attempt.
+const OPEN_ATTEMPT: &str = "SELECT id FROM step_attempts WHERE run_id = ?1 AND stage = ?2 \
+     AND step = ?3 AND attempt = ?4 AND finished_at IS NULL ORDER BY id DESC LIMIT 1";
+/// How an attempt whose start is recorded ended.
+const FINISH_ATTEMPT: &str = "UPDATE step_attempts SET finished_at = ?2, status = ?3, \
+     summary = ?4, report = ?5, log = ?6 WHERE id = ?1";
+/// A step's final record; a second for the same step changes nothing.
+const FINISH_STEP: &str = "INSERT INTO step_results (run_id, stage, step, status, \
+     summary, attempts, record, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON \
+     CONFLICT (run_id, stage, step) DO NOTHING";
+/// Each transition of a group commit begins a savepoint of its own...
+const SAVEPOINT: &str = "SAVEPOINT transition";
+/// ...and releases it when it is done.
+const RELEASE: &str = "RELEASE transition";
+/// A refused transition of a group commit undone.
+const ROLL_BACK_TO_SAVEPOINT: &str = "ROLLBACK TO transition";
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[
+    START_ATTEMPT,
+    OPEN_ATTEMPT,
+    FINISH_ATTEMPT,
+    FINISH_STEP,
+    SAVEPOINT,
+    RELEASE,
+];
+
 impl Store {
     /// Record that an attempt of a step starts.
     pub fn start_attempt(
@@ -87,12 +118,12 @@ impl Store {
         let outcomes = self.write_on(conn, |tx| {
             let mut outcomes = Vec::with_capacity(transitions.len());
             for transition in transitions {
-                tx.prepare_cached("SAVEPOINT transition")?.execute([])?;
+                tx.prepare_cached(SAVEPOINT)?.execute([])?;
                 let outcome = self.record_step_transition(tx, transition);
                 if outcome.is_err() {
-                    tx.prepare_cached("ROLLBACK TO transition")?.execute([])?;
+                    tx.prepare_cached(ROLL_BACK_TO_SAVEPOINT)?.execute([])?;
                 }
-                tx.prepare_cached("RELEASE transition")?.execute([])?;
+                tx.prepare_cached(RELEASE)?.execute([])?;
                 outcomes.push(outcome.map_err(|e| self.error(e)));
             }
             Ok(outcomes)
@@ -222,22 +253,16 @@ impl Store {
     ) -> Result<(), Failure> {
         // The foreign key refuses an unknown run (no lookup of our own: this is the
         // hot path of every step).
-        tx.prepare_cached(
-            "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![run_id, stage, step, attempt, ts(at)])
-        .map_err(|e| self.unknown_run_or(e, run_id))?;
+        tx.prepare_cached(START_ATTEMPT)?
+            .execute(params![run_id, stage, step, attempt, ts(at)])
+            .map_err(|e| self.unknown_run_or(e, run_id))?;
         Ok(())
     }
 
     fn record_attempt_end(&self, tx: &Connection, row: &AttemptRow) -> Result<(), Failure> {
         let report = row.report.as_ref().map(|r| r.get());
         let open: Option<i64> = tx
-            .prepare_cached(
-                "SELECT id FROM step_attempts WHERE run_id = ?1 AND stage = ?2 AND step = ?3 \
-                 AND attempt = ?4 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
-            )?
+            .prepare_cached(OPEN_ATTEMPT)?
             .query_row(params![row.run_id, row.stage, row.step, row.attempt], |r| {
                 r.get(0)
             })
@@ -245,11 +270,7 @@ impl Store {
         let finished_at = row.finished_at.map(ts);
         match open {
             Some(id) => {
-                tx.prepare_cached(
-                    "UPDATE step_attempts SET finished_at = ?2, status = ?3, summary = ?4, \
-                     report = ?5, log = ?6 WHERE id = ?1",
-                )?
-                .execute(params![
+                tx.prepare_cached(FINISH_ATTEMPT)?.execute(params![
                     id,
                     finished_at,
                     row.status,
@@ -287,11 +308,7 @@ impl Store {
     fn record_step_result(&self, tx: &Connection, row: &StepRow) -> Result<(), Failure> {
         let record = row.record.get();
         let inserted = tx
-            .prepare_cached(
-                "INSERT INTO step_results (run_id, stage, step, status, summary, attempts, \
-                 record, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (run_id, stage, step) DO NOTHING",
-            )?
+            .prepare_cached(FINISH_STEP)?
             .execute(params![
                 row.run_id,
                 row.stage,

@@ -274,6 +274,20 @@ fn a_database_opened_ahead_is_taken_over_and_a_newer_one_still_refused() {
 }
 
 #[test]
+fn every_statement_prepared_ahead_compiles_and_stays_in_the_cache() {
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).unwrap());
+    let conn = connect(&path).unwrap();
+    prepare_run_statements(&conn).expect("every statement of a run compiles");
+    // All of them are kept: none is compiled again on the run's path.
+    let prepared = run_statements().count();
+    assert!(
+        prepared <= STATEMENTS_KEPT / 2,
+        "{prepared} statements: keep more"
+    );
+}
+
+#[test]
 fn a_write_that_panicked_leaves_no_transaction_open_for_the_next() {
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
