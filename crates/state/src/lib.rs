@@ -684,7 +684,7 @@ fn connect(path: &Path) -> Result<Connection, StateError> {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
     // Every statement a run makes stays prepared (rusqlite keeps 16 by default; a run
-    // uses about 20, and one evicted is parsed again at its next use).
+    // uses about 30, and one evicted is parsed again at its next use).
     conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     // SQLite reads the schema at a connection's first statement that needs it.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))

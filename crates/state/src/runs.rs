@@ -10,29 +10,18 @@ use super::{
 };
 
 const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE run_id = ?1";
-const CREATE_RUN: &str = "INSERT INTO runs (run_id, pipeline, pipeline_file, \
-     pipeline_digest, run_dir, actor, ci, git_commit, state, started_at, holder_pid, \
-     holder_start_ticks, holder_boot_id, holder_hostname) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-     ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13)";
+const CREATE_RUN: &str = "INSERT INTO runs (run_id, pipeline, pipeline_file, pipeline_digest, \
+     run_dir, actor, ci, git_commit, state, started_at, holder_pid, holder_start_ticks, \
+     holder_boot_id, holder_hostname) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13)";
 const SET_RUN_STATE: &str = "UPDATE runs SET state = ?2, reason = ?3, finished_at = ?4, \
      current_stage = CASE WHEN ?5 THEN NULL ELSE current_stage END WHERE run_id = ?1";
 /// A run that ended is driven by no process.
-const RELEASE_RUN_HOLDER: &str = "UPDATE runs SET holder_pid = NULL, holder_start_ticks = \
-     NULL, holder_boot_id = NULL, holder_hostname = NULL WHERE run_id = ?1";
+const RELEASE_RUN_HOLDER: &str = "UPDATE runs SET holder_pid = NULL, \
+     holder_start_ticks = NULL, holder_boot_id = NULL, holder_hostname = NULL \
+     WHERE run_id = ?1";
 /// A run that ended holds no stage.
 const RELEASE_RUN_STAGES: &str = "DELETE FROM stage_claims WHERE run_id = ?1";
-
-/// The statements of this module every run makes: prepared before the run starts
-/// ([`super::Store::open_ahead`]).
-pub(super) const RUN_STATEMENTS: &[&str] = &[
-    LOAD_RUN,
-    RUNNING_RUNS,
-    RUN_EXISTS,
-    CREATE_RUN,
-    SET_RUN_STATE,
-    RELEASE_RUN_HOLDER,
-    RELEASE_RUN_STAGES,
-];
 
 /// The columns [`run_from_row`] reads, in its order (a macro, for the statements that
 /// are constants: `concat!` takes literals only).
@@ -51,6 +40,18 @@ const RUNNING_RUNS: &str = concat!(
     run_columns!(),
     " FROM runs WHERE state = 'running' ORDER BY id"
 );
+
+/// The statements of this module every run makes: prepared before the run starts
+/// ([`super::Store::open_ahead`]).
+pub(super) const RUN_STATEMENTS: &[&str] = &[
+    LOAD_RUN,
+    RUNNING_RUNS,
+    RUN_EXISTS,
+    CREATE_RUN,
+    SET_RUN_STATE,
+    RELEASE_RUN_HOLDER,
+    RELEASE_RUN_STAGES,
+];
 
 pub(super) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
     let state_word: String = row.get(8)?;

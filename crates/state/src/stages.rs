@@ -19,33 +19,36 @@ use super::{
 };
 
 const RUN_SEQ: &str = "SELECT id FROM runs WHERE run_id = ?1";
-const NEWER_QUEUED: &str = "SELECT r.run_id FROM runs r WHERE r.pipeline = ?2 AND r.id > \
-     ?3 AND r.state <> 'superseded' AND EXISTS (SELECT 1 FROM run_stages s WHERE s.run_id \
-     = r.run_id AND s.stage = ?1) ORDER BY r.id DESC LIMIT 1";
-const ENTERED: &str = "SELECT entered_at IS NOT NULL FROM run_stages WHERE run_id = ?1 \
-     AND stage = ?2";
+const NEWER_QUEUED: &str = "SELECT r.run_id FROM runs r WHERE r.pipeline = ?2 \
+     AND r.id > ?3 AND r.state <> 'superseded' AND EXISTS (SELECT 1 FROM run_stages s \
+     WHERE s.run_id = r.run_id AND s.stage = ?1) ORDER BY r.id DESC LIMIT 1";
+const ENTERED: &str = "SELECT entered_at IS NOT NULL FROM run_stages \
+     WHERE run_id = ?1 AND stage = ?2";
 const STAGE_CLAIM: &str = "SELECT run_id, claimed_at, holder_pid, holder_start_ticks, \
      holder_boot_id, holder_hostname FROM stage_claims WHERE pipeline = ?1 AND stage = ?2";
-const QUEUE: &str = "INSERT INTO run_stages (run_id, stage, queued_at) VALUES (?1, ?2, \
-     ?3) ON CONFLICT (run_id, stage) DO NOTHING";
+const QUEUE: &str = "INSERT INTO run_stages (run_id, stage, queued_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (run_id, stage) DO NOTHING";
 const SET_CURRENT_STAGE: &str = "UPDATE runs SET current_stage = ?2 WHERE run_id = ?1";
-const OLDER_WAITING: &str = "SELECT r.run_id FROM run_stages s CROSS JOIN runs r ON \
-     r.run_id = s.run_id WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id < ?3 AND \
-     s.entered_at IS NULL AND s.status IS NULL AND r.state IN ('running', 'waiting', \
-     'interrupted') ORDER BY r.id";
-const CLAIM: &str = "INSERT INTO stage_claims (pipeline, stage, run_id, claimed_at, \
-     holder_pid, holder_start_ticks, holder_boot_id, holder_hostname) VALUES (?1, ?2, ?3, \
-     ?4, ?5, ?6, ?7, ?8) ON CONFLICT (pipeline, stage) DO UPDATE SET holder_pid = \
-     excluded.holder_pid, holder_start_ticks = excluded.holder_start_ticks, \
+const OLDER_WAITING: &str = "SELECT r.run_id FROM run_stages s \
+     CROSS JOIN runs r ON r.run_id = s.run_id \
+     WHERE s.stage = ?1 AND r.pipeline = ?2 AND r.id < ?3 \
+     AND s.entered_at IS NULL AND s.status IS NULL \
+     AND r.state IN ('running', 'waiting', 'interrupted') ORDER BY r.id";
+const CLAIM: &str = "INSERT INTO stage_claims (pipeline, stage, run_id, claimed_at, holder_pid, \
+     holder_start_ticks, holder_boot_id, holder_hostname) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (pipeline, stage) DO UPDATE SET holder_pid = excluded.holder_pid, \
+     holder_start_ticks = excluded.holder_start_ticks, \
      holder_boot_id = excluded.holder_boot_id, holder_hostname = excluded.holder_hostname";
-const ENTER: &str = "INSERT INTO run_stages (run_id, stage, queued_at, entered_at) VALUES \
-     (?1, ?2, ?3, ?3) ON CONFLICT (run_id, stage) DO UPDATE SET entered_at = \
-     COALESCE(entered_at, excluded.entered_at)";
-const EXIT: &str = "UPDATE run_stages SET exited_at = ?3, status = ?4 WHERE run_id = ?1 \
-     AND stage = ?2";
+const ENTER: &str = "INSERT INTO run_stages (run_id, stage, queued_at, entered_at) \
+     VALUES (?1, ?2, ?3, ?3) \
+     ON CONFLICT (run_id, stage) \
+     DO UPDATE SET entered_at = COALESCE(entered_at, excluded.entered_at)";
+const EXIT: &str = "UPDATE run_stages SET exited_at = ?3, status = ?4 \
+     WHERE run_id = ?1 AND stage = ?2";
 const RELEASE_STAGE: &str = "DELETE FROM stage_claims WHERE run_id = ?1 AND stage = ?2";
-const LEAVE_CURRENT_STAGE: &str = "UPDATE runs SET current_stage = NULL WHERE run_id = ?1 \
-     AND current_stage = ?2";
+const LEAVE_CURRENT_STAGE: &str = "UPDATE runs SET current_stage = NULL \
+     WHERE run_id = ?1 AND current_stage = ?2";
 
 /// The statements of this module every run makes: prepared before the run starts
 /// ([`super::Store::open_ahead`]).

@@ -9,18 +9,19 @@ use super::runs::run_exists;
 use super::{AttemptRow, Failure, StateError, StepRow, Store, from_ts, from_ts_opt, json_raw, ts};
 
 /// An attempt starts.
-const START_ATTEMPT: &str = "INSERT INTO step_attempts (run_id, stage, step, attempt, \
-     started_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+const START_ATTEMPT: &str = "INSERT INTO step_attempts (run_id, stage, step, attempt, started_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
 /// The latest unfinished start of an attempt.
-const OPEN_ATTEMPT: &str = "SELECT id FROM step_attempts WHERE run_id = ?1 AND stage = ?2 \
-     AND step = ?3 AND attempt = ?4 AND finished_at IS NULL ORDER BY id DESC LIMIT 1";
+const OPEN_ATTEMPT: &str = "SELECT id FROM step_attempts \
+     WHERE run_id = ?1 AND stage = ?2 AND step = ?3 AND attempt = ?4 AND finished_at IS NULL \
+     ORDER BY id DESC LIMIT 1";
 /// How an attempt whose start is recorded ended.
 const FINISH_ATTEMPT: &str = "UPDATE step_attempts SET finished_at = ?2, status = ?3, \
      summary = ?4, report = ?5, log = ?6 WHERE id = ?1";
 /// A step's final record; a second for the same step changes nothing.
-const FINISH_STEP: &str = "INSERT INTO step_results (run_id, stage, step, status, \
-     summary, attempts, record, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON \
-     CONFLICT (run_id, stage, step) DO NOTHING";
+const FINISH_STEP: &str = "INSERT INTO step_results (run_id, stage, step, status, summary, \
+     attempts, record, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (run_id, stage, step) DO NOTHING";
 /// Each transition of a group commit begins a savepoint of its own...
 const SAVEPOINT: &str = "SAVEPOINT transition";
 /// ...and releases it when it is done.

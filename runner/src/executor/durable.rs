@@ -335,14 +335,26 @@ impl Recorder {
 
     /// Commit every parked final record now, on this thread.
     fn commit_parked(&self) {
-        let parked = std::mem::take(&mut *super::lock(&self.parked));
-        if parked.is_empty() {
+        let (transitions, steps) = self.take_parked();
+        if transitions.is_empty() {
             return;
         }
-        let (transitions, steps): (Vec<_>, Vec<_>) =
-            parked.into_iter().map(|p| (p.transition, p.done)).unzip();
         let outcomes = self.store.record_step_transitions(&transitions);
         self.answer(steps, outcomes);
+    }
+
+    /// Every parked final record, taken out of the parking: the transitions, and in the
+    /// same order the steps waiting for their commit.
+    fn take_parked(
+        &self,
+    ) -> (
+        Vec<StepTransition>,
+        Vec<tokio::sync::oneshot::Sender<Result<(), StateError>>>,
+    ) {
+        std::mem::take(&mut *super::lock(&self.parked))
+            .into_iter()
+            .map(|p| (p.transition, p.done))
+            .unzip()
     }
 
     /// Tell each step how its transition's commit went.
@@ -376,9 +388,7 @@ impl Recorder {
         transition: StepTransition,
     ) -> impl Future<Output = Result<(), StateError>> + Send + 'static {
         // Final records parked for the next start commit with this transition.
-        let parked = std::mem::take(&mut *super::lock(&self.parked));
-        let (mut transitions, steps): (Vec<_>, Vec<_>) =
-            parked.into_iter().map(|p| (p.transition, p.done)).unzip();
+        let (mut transitions, steps) = self.take_parked();
         transitions.push(transition);
         let committed_here = match self.store.record_step_transitions_if_free(&transitions) {
             Some(mut outcomes) => {
